@@ -1,0 +1,58 @@
+"""Acknowledgements to checkpoints: a contiguous watermark per file.
+
+Bulk requests finish out of order (several in flight, retries of single items), but a
+checkpoint may only move over a run of input that is acknowledged to its end. Batches
+of one file are registered in read order, so the watermark is a queue whose head
+advances while its first entries are done: O(1) per batch, never per event.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+
+class Pending:
+    """One parsed chunk of one file awaiting its acknowledgement."""
+
+    __slots__ = ("done", "end_offset", "generation")
+
+    def __init__(self, end_offset: int, generation: int) -> None:
+        self.end_offset = end_offset
+        self.generation = generation
+        self.done = False
+
+
+class Watermark:
+    """Advances `acked` over the contiguous prefix of finished chunks of one file."""
+
+    def __init__(self, acked: int, on_advance: Callable[[int, int], None]) -> None:
+        self.acked = acked
+        self._queue: deque[Pending] = deque()
+        self._on_advance = on_advance
+
+    def add(self, end_offset: int, generation: int) -> Pending:
+        p = Pending(end_offset, generation)
+        self._queue.append(p)
+        return p
+
+    def done(self, p: Pending) -> None:
+        p.done = True
+        q = self._queue
+        moved = False
+        while q and q[0].done:
+            head = q.popleft()
+            self.acked = head.end_offset
+            moved = True
+            gen = head.generation
+        if moved:
+            self._on_advance(self.acked, gen)
+
+    def reset(self, acked: int) -> None:
+        """A new generation starts at `acked` (0); nothing of the old one may be pending."""
+        assert not self._queue, "reset with chunks still in flight"
+        self.acked = acked
+
+    @property
+    def outstanding(self) -> int:
+        return len(self._queue)

@@ -1,0 +1,161 @@
+"""Wires the agent together and owns the event loop, the signals and the shutdown.
+
+Shutdown order is what makes a restart lose and double nothing: stop reading, let
+what is in flight be acknowledged (bounded by `shutdown_timeout`), write the
+checkpoint, close. Whatever was not acknowledged by then is simply read again
+next time, and its deterministic `_id`s turn any copy already indexed into a 409.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from .config import Config
+from .dlq import DeadLetterQueue
+from .httpserver import HttpServer
+from .metrics import Metrics
+from .pipeline import Pipeline
+from .registry import Registry
+from .sinks.elasticsearch import ElasticsearchSink
+from .tail.input import InputTailer
+from .tail.notify import Notifier
+
+log = logging.getLogger("shipper")
+
+
+class Agent:
+    def __init__(self, cfg: Config, *, once: bool = False) -> None:
+        self.cfg = cfg
+        self.once = once
+        self.metrics = Metrics()
+        self.registry = Registry(cfg.data_dir)
+        es = cfg.elasticsearch
+        self.pipeline = Pipeline(
+            max_inflight_bytes=cfg.max_inflight_bytes,
+            max_bytes=es.bulk_max_bytes,
+            max_events=es.bulk_max_events,
+            flush_interval=es.flush_interval,
+            senders=es.max_inflight_requests,
+            metrics=self.metrics,
+        )
+        self.dlq = DeadLetterQueue(cfg.data_dir / "dlq")
+        self.sink = ElasticsearchSink(es, self.pipeline, self.dlq, self.metrics)
+        first_start = not self.registry.files
+        self.inputs = [
+            InputTailer(
+                i,
+                registry=self.registry,
+                pipeline=self.pipeline,
+                metrics=self.metrics,
+                host_name=cfg.host_name,
+                first_start=first_start,
+                once=once,
+            )
+            for i in cfg.inputs
+        ]
+        self.metrics.open_files.set_function(lambda: sum(len(t.readers) for t in self.inputs))
+        self.http = HttpServer(cfg.http_listen, self.metrics, self.readiness) if cfg.http_listen else None
+        self.notifier: Notifier | None = None
+        self._stop = asyncio.Event()
+        self.exit_code = 0
+
+    def readiness(self) -> dict[str, Any]:
+        writable = self.registry.writable()
+        state = self.sink.state
+        return {
+            "ready": state == "ok" and writable,
+            "outputs": {"elasticsearch": state},
+            "registry": "writable" if writable else f"error: {self.registry.last_error}",
+            "error": self.sink.last_error if state != "ok" else None,
+        }
+
+    def request_stop(self, signame: str) -> None:
+        if not self._stop.is_set():
+            log.info("received %s: stopping (flushing in-flight events, then checkpoint)", signame)
+        self._stop.set()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop, sig.name)
+        if self.http:
+            try:
+                await self.http.start()
+            except OSError as e:
+                log.error("cannot listen on %s: %s", self.cfg.http_listen, e.strerror)
+                return 1
+        await self.sink.setup()
+        self.pipeline.start(self.sink.deliver)
+        notifier = None
+        if not self.once:
+            notifier = self.notifier = Notifier(loop, self._hint)
+            for t in self.inputs:
+                for root, recursive in t.matcher.watch_roots():
+                    notifier.watch(root, recursive)
+            notifier.start()
+        checkpoints = asyncio.create_task(self._checkpoint_loop(), name="checkpoint")
+        tails = [asyncio.create_task(t.run(), name=f"input:{t.cfg.id}") for t in self.inputs]
+        log.info("shipping %d input(s) to %s", len(self.inputs), ", ".join(self.cfg.elasticsearch.hosts))
+        try:
+            if self.once:
+                done = asyncio.gather(*tails)
+                stop = asyncio.create_task(self._stop.wait())
+                await asyncio.wait([done, stop], return_when=asyncio.FIRST_COMPLETED)
+                if not self._stop.is_set():
+                    # everything read: wait (without a deadline) until all of it is acknowledged
+                    await self.pipeline.capacity.wait_empty()
+                stop.cancel()
+            else:
+                await self._stop.wait()
+        finally:
+            await self._shutdown(tails, checkpoints, notifier)
+        return self.exit_code
+
+    def _hint(self, path: str, structural: bool) -> None:
+        for t in self.inputs:
+            t.hint(path, structural)
+        if structural and self.notifier is not None:
+            for t in self.inputs:  # a watched root may have just been created
+                for root, recursive in t.matcher.watch_roots():
+                    self.notifier.watch(root, recursive)
+
+    async def _checkpoint_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.registry_flush_interval)
+            if self.registry.dirty:
+                try:
+                    self.registry.save()
+                except OSError as e:
+                    log.error("cannot write the registry: %s (will retry)", e)
+
+    async def _shutdown(
+        self, tails: list[asyncio.Task[None]], checkpoints: asyncio.Task[None], notifier: Notifier | None
+    ) -> None:
+        for t in self.inputs:
+            t.stop()
+        if notifier:
+            notifier.stop()
+        await asyncio.gather(*tails, return_exceptions=True)
+        for t in self.inputs:
+            await asyncio.gather(*t.tasks, return_exceptions=True)
+        if not await self.pipeline.drain(self.cfg.shutdown_timeout):
+            log.warning(
+                "shutdown_timeout: %d bytes were not acknowledged; they will be sent again at the next start",
+                self.pipeline.capacity.used,
+            )
+        await self.pipeline.stop()
+        checkpoints.cancel()
+        try:
+            self.registry.save()
+        except OSError as e:
+            log.error("cannot write the final checkpoint: %s", e)
+            self.exit_code = 1
+        await self.sink.close()
+        self.dlq.close()
+        if self.http:
+            await self.http.stop()
+        self.registry.close()
+        log.info("stopped; checkpoint written to %s", self.registry.path)

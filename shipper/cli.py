@@ -1,0 +1,111 @@
+"""The `shipper` command: run, check, parse, config-reference."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+from . import __version__
+from .config import ConfigError, load, reference
+from .registry import RegistryError
+from .tail.paths import PathMatcher
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="shipper", description="Ship model logs into Elasticsearch, exactly once.")
+    ap.add_argument("--version", action="version", version=f"shipper {__version__}")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run", help="tail the configured files and ship them")
+    run.add_argument("-c", "--config", required=True)
+    run.add_argument("--once", action="store_true", help="ship what the files hold now, exit when all is acknowledged")
+    chk = sub.add_parser("check", help="validate the config and list the files each input matches")
+    chk.add_argument("-c", "--config", required=True)
+    prs = sub.add_parser("parse", help="print the documents that lines would become")
+    prs.add_argument("--format", default="plain")
+    prs.add_argument("--input-id", default="cli")
+    prs.add_argument("files", nargs="*")
+    sub.add_parser("config-reference", help="print the reference of every config key")
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "run":
+            return _run(args.config, args.once)
+        if args.cmd == "check":
+            return _check(args.config)
+        if args.cmd == "parse":
+            return _parse(args.format, args.input_id, args.files)
+        sys.stdout.write(reference())
+        return 0
+    except ConfigError as e:
+        print(f"shipper: config error: {e}", file=sys.stderr)
+        return 2
+    except RegistryError as e:
+        print(f"shipper: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(path: str, once: bool) -> int:
+    cfg = load(path)
+    logging.basicConfig(
+        level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("elastic_transport").setLevel(logging.WARNING)  # one line per request otherwise
+    from .app import Agent  # the heavy imports only when running
+
+    async def go() -> int:
+        agent = Agent(cfg, once=once)
+        return await agent.run()
+
+    return asyncio.run(go())
+
+
+def _check(path: str) -> int:
+    cfg = load(path)
+    print(f"config {path}: ok")
+    print(f"data_dir: {cfg.data_dir}")
+    print(f"output: elasticsearch {', '.join(cfg.elasticsearch.hosts)}")
+    for inp in cfg.inputs:
+        files = PathMatcher(inp.paths, inp.exclude).scan()
+        print(f"input {inp.id} ({inp.format}) -> index {inp.index}: {len(files)} file(s)")
+        for f, st in sorted(files.items()):
+            print(f"  {f} ({st.st_size} bytes)")
+    return 0
+
+
+def _parse(fmt: str, input_id: str, files: list[str]) -> int:
+    from _fastparse import Parser
+
+    if fmt != "plain":
+        raise ConfigError("--format", f"unknown format {fmt!r}; known: plain")
+    out = sys.stdout.buffer
+    sources = files or ["-"]
+    for src in sources:
+        name = "<stdin>" if src == "-" else os.path.abspath(src)
+        p = Parser(
+            input_id=input_id,
+            path=name,
+            host_name=os.uname().nodename,
+            id_prefix="parse",
+            index_pattern=f"shipper-logs-{input_id}-%Y.%m.%d",
+            start_offset=0,
+        )
+        f = sys.stdin.buffer if src == "-" else open(src, "rb")  # noqa: SIM115
+        try:
+            while chunk := f.read(1 << 16):
+                _print_docs(p.feed(chunk, int(time.time() * 1000)).body, out)
+            _print_docs(p.flush(int(time.time() * 1000)).body, out)
+        finally:
+            if f is not sys.stdin.buffer:
+                f.close()
+    out.flush()
+    return 0
+
+
+def _print_docs(body: bytes, out: object) -> None:
+    lines = body.split(b"\n")
+    for doc in lines[1::2]:
+        out.write(doc + b"\n")  # type: ignore[attr-defined]

@@ -1,0 +1,476 @@
+"""Load, expand and validate the agent's YAML config.
+
+Every error names the key path (`inputs[0].paths`) and the reason, and an unknown key
+suggests the nearest known one: a typo in a config must never be silently ignored,
+because an ignored `exclude` ships what the user meant to keep private. The schema is
+data, so the config reference in the docs is generated from the same table
+(`shipper config-reference`) and cannot drift from what the code accepts.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .units import parse_duration, parse_size
+
+FORMATS = ("plain",)
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_INPUT_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
+
+
+class ConfigError(ValueError):
+    """A config problem, with the key path it concerns."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}" if path else reason)
+        self.path = path
+        self.reason = reason
+
+
+# --- the schema -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Key:
+    """One config key: how to convert it, its default, and what it is for (the docs)."""
+
+    convert: Callable[[Any, str], Any]
+    default: Any = None
+    doc: str = ""
+    required: bool = False
+
+
+def _str(v: Any, path: str) -> str:
+    if not isinstance(v, str) or not v:
+        raise ConfigError(path, f"expected a non-empty string, got {v!r}")
+    return v
+
+
+def _opt_str(v: Any, path: str) -> str | None:
+    return None if v is None else _str(v, path)
+
+
+def _bool(v: Any, path: str) -> bool:
+    if not isinstance(v, bool):
+        raise ConfigError(path, f"expected true or false, got {v!r}")
+    return v
+
+
+def _str_list(v: Any, path: str) -> list[str]:
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list):
+        raise ConfigError(path, f"expected a list of strings, got {v!r}")
+    return [_str(item, f"{path}[{i}]") for i, item in enumerate(v)]
+
+
+def _nonempty_str_list(v: Any, path: str) -> list[str]:
+    out = _str_list(v, path)
+    if not out:
+        raise ConfigError(path, "expected at least one entry")
+    return out
+
+
+def _duration(v: Any, path: str) -> float:
+    try:
+        return parse_duration(v)
+    except ValueError as e:
+        raise ConfigError(path, str(e)) from None
+
+
+def _size(v: Any, path: str) -> int:
+    try:
+        return parse_size(v)
+    except ValueError as e:
+        raise ConfigError(path, str(e)) from None
+
+
+def _pos_int(v: Any, path: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ConfigError(path, f"expected a positive integer, got {v!r}")
+    return v
+
+
+def _choice(*choices: str) -> Callable[[Any, str], str]:
+    def convert(v: Any, path: str) -> str:
+        if v not in choices:
+            raise ConfigError(path, f"expected one of {', '.join(choices)}, got {v!r}")
+        return str(v)
+
+    return convert
+
+
+def _input_id(v: Any, path: str) -> str:
+    s = _str(v, path)
+    if not _INPUT_ID.match(s):
+        raise ConfigError(
+            path,
+            f"{s!r} is not a valid input id: use lower-case letters, digits, '_', '-', '.' "
+            "(it becomes part of an Elasticsearch index name)",
+        )
+    return s
+
+
+def _index_pattern(v: Any, path: str) -> str:
+    s = _str(v, path)
+    literal = re.sub(r"%[YmdHjU]|\{input\}", "", s)
+    bad = set(literal) & set('\\/*?"<>| ,#:')
+    if bad or literal != literal.lower() or s.startswith(("-", "_", "+")):
+        raise ConfigError(
+            path,
+            f"{s!r} is not a valid index pattern: lower case, no {' '.join(sorted(bad)) or 'upper case'}; "
+            "use {input} and strftime codes %Y %m %d %H",
+        )
+    if s.startswith(("logs-", ".ds-")):
+        raise ConfigError(
+            path,
+            f"{s!r} matches Elasticsearch's built-in data-stream template (logs-*-*); rollover "
+            "would break the one-index-per-_id guarantee exactly-once relies on. Use a name "
+            "like shipper-logs-{input}-%Y.%m.%d",
+        )
+    return s
+
+
+def _listen(v: Any, path: str) -> str | None:
+    if v is None or v is False or v == "":
+        return None
+    s = _str(v, path)
+    host, sep, port = s.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(path, f"expected host:port like 127.0.0.1:9108, got {s!r}")
+    return s
+
+
+def _section(schema: Mapping[str, Key]) -> Callable[[Any, str], dict[str, Any]]:
+    def convert(v: Any, path: str) -> dict[str, Any]:
+        return _validate(v, schema, path)
+
+    return convert
+
+
+def _list_of(schema: Mapping[str, Key]) -> Callable[[Any, str], list[dict[str, Any]]]:
+    def convert(v: Any, path: str) -> list[dict[str, Any]]:
+        if not isinstance(v, list) or not v:
+            raise ConfigError(path, "expected a non-empty list")
+        return [_validate(item, schema, f"{path}[{i}]") for i, item in enumerate(v)]
+
+    return convert
+
+
+INPUT_SCHEMA: dict[str, Key] = {
+    "id": Key(_input_id, required=True, doc="Name of the input: `event.dataset` and part of the index name."),
+    "paths": Key(_nonempty_str_list, required=True, doc="Globs of the files to tail; `**` matches any depth."),
+    "exclude": Key(_str_list, [], "Globs of paths to skip (a pattern without `/` matches the file name)."),
+    "format": Key(_choice(*FORMATS), "plain", "How lines are parsed: `plain` (the line is the message)."),
+    "index": Key(_index_pattern, None, "Index pattern for this input only (default: the output's)."),
+    "max_line_bytes": Key(_size, "1MiB", "Longer lines are truncated, tagged `truncated`, their length kept."),
+    "start_at": Key(_choice("beginning", "end"), "beginning", "Where to start in files found at the first start."),
+    "scan_interval": Key(_duration, "10s", "Rescan of the globs; covers events the kernel dropped."),
+    "fingerprint_bytes": Key(_size, "1KiB", "How many first bytes of a file identify it beside device and inode."),
+}
+
+TLS_SCHEMA: dict[str, Key] = {
+    "ca_file": Key(_opt_str, None, "CA certificate (PEM) that signed the cluster's certificate."),
+    "verify": Key(_bool, True, "Verify the server certificate; false only by explicit choice."),
+    "cert_file": Key(_opt_str, None, "Client certificate for mutual TLS."),
+    "key_file": Key(_opt_str, None, "Client key for mutual TLS."),
+}
+
+ES_SCHEMA: dict[str, Key] = {
+    "hosts": Key(_nonempty_str_list, ["http://127.0.0.1:9200"], "Elasticsearch nodes (round robin, failover)."),
+    "index": Key(
+        _index_pattern, "shipper-logs-{input}-%Y.%m.%d", "Index name pattern: {input} and the event's UTC date."
+    ),
+    "username": Key(_opt_str, None, "Basic auth user."),
+    "password": Key(_opt_str, None, "Basic auth password (use ${ENV_VAR})."),
+    "password_file": Key(_opt_str, None, "File holding the basic auth password."),
+    "api_key": Key(_opt_str, None, "API key (the base64 'encoded' value)."),
+    "bearer_token": Key(_opt_str, None, "Bearer (service) token."),
+    "tls": Key(_section(TLS_SCHEMA), None, "TLS settings."),
+    "request_timeout": Key(_duration, "60s", "Timeout of one bulk request."),
+    "bulk_max_bytes": Key(_size, "4MiB", "A bulk request is sent when its body reaches this size."),
+    "bulk_max_events": Key(_pos_int, 20000, "... or this many events."),
+    "flush_interval": Key(_duration, "250ms", "... or when its oldest event waited this long."),
+    "max_inflight_requests": Key(_pos_int, 2, "Bulk requests in flight at once."),
+    "backoff_initial": Key(_duration, "100ms", "First retry delay (doubles, with jitter)."),
+    "backoff_max": Key(_duration, "30s", "Longest retry delay; retries never give up."),
+    "template": Key(_bool, True, "Install the index template for shipper-logs-* at startup."),
+}
+
+OUTPUT_SCHEMA: dict[str, Key] = {
+    "elasticsearch": Key(_section(ES_SCHEMA), None, "The Elasticsearch output."),
+}
+
+HTTP_SCHEMA: dict[str, Key] = {
+    "listen": Key(_listen, "127.0.0.1:9108", "Address of /health, /ready, /metrics (null disables)."),
+}
+
+ROOT_SCHEMA: dict[str, Key] = {
+    "data_dir": Key(_str, "./data", "Registry, host id, lock and dead-letter queue live here."),
+    "host_name": Key(_opt_str, None, "`host.name` on every event (default: the machine's name)."),
+    "inputs": Key(_list_of(INPUT_SCHEMA), required=True, doc="The files to tail."),
+    "output": Key(_section(OUTPUT_SCHEMA), None, "Where events go."),
+    "http": Key(_section(HTTP_SCHEMA), None, "The agent's own HTTP listener."),
+    "max_inflight_bytes": Key(_size, "64MiB", "Bulk bytes read but not yet acknowledged; readers wait above it."),
+    "registry_flush_interval": Key(_duration, "1s", "How often acknowledged offsets are persisted."),
+    "shutdown_timeout": Key(_duration, "30s", "How long SIGTERM waits for in-flight events to be acknowledged."),
+    "log_level": Key(_choice("debug", "info", "warning", "error"), "info", "The agent's own log level."),
+}
+
+
+def _validate(raw: Any, schema: Mapping[str, Key], path: str) -> dict[str, Any]:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(path, f"expected a mapping, got {type(raw).__name__}")
+    for k in raw:
+        if k not in schema:
+            near = difflib.get_close_matches(str(k), list(schema), n=1, cutoff=0.6)
+            hint = f"; did you mean {near[0]!r}?" if near else f"; known keys: {', '.join(schema)}"
+            raise ConfigError(_join(path, str(k)), f"unknown key{hint}")
+    out: dict[str, Any] = {}
+    for k, key in schema.items():
+        p = _join(path, k)
+        if k in raw and raw[k] is not None:
+            out[k] = key.convert(raw[k], p)
+        elif key.required:
+            raise ConfigError(p, "is required")
+        elif _is_section(key):
+            out[k] = key.convert({}, p)
+        elif key.default is None:
+            out[k] = None
+        else:
+            out[k] = key.convert(key.default, p)
+    return out
+
+
+def _is_section(key: Key) -> bool:
+    return key.convert.__qualname__.startswith("_section")
+
+
+def _join(path: str, k: str) -> str:
+    return f"{path}.{k}" if path else k
+
+
+# --- expansion --------------------------------------------------------------------------
+
+
+def expand_env(value: Any, env: Mapping[str, str], path: str = "") -> Any:
+    """Expand `${VAR}` and `${VAR:-default}` in every string (secrets stay out of the file)."""
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigError(path, f"environment variable {name} is not set")
+
+        return _VAR.sub(sub, value)
+    if isinstance(value, list):
+        return [expand_env(v, env, f"{path}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: expand_env(v, env, _join(path, str(k))) for k, v in value.items()}
+    return value
+
+
+# --- the typed result ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    id: str
+    paths: list[str]
+    exclude: list[str]
+    format: str
+    index: str
+    max_line_bytes: int
+    start_at: str
+    scan_interval: float
+    fingerprint_bytes: int
+
+
+@dataclass(frozen=True)
+class ElasticsearchConfig:
+    hosts: list[str]
+    index: str
+    username: str | None
+    password: str | None = field(repr=False)
+    api_key: str | None = field(repr=False)
+    bearer_token: str | None = field(repr=False)
+    ca_file: str | None
+    verify: bool
+    cert_file: str | None
+    key_file: str | None
+    request_timeout: float
+    bulk_max_bytes: int
+    bulk_max_events: int
+    flush_interval: float
+    max_inflight_requests: int
+    backoff_initial: float
+    backoff_max: float
+    template: bool
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path
+    host_name: str
+    inputs: list[InputConfig]
+    elasticsearch: ElasticsearchConfig
+    http_listen: str | None
+    max_inflight_bytes: int
+    registry_flush_interval: float
+    shutdown_timeout: float
+    log_level: str
+    source: Path | None = None
+
+
+def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a config file; raises ConfigError naming the key on any problem."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise ConfigError("", f"cannot read config file {p}: {e.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError("", f"{p} is not valid YAML: {e}") from None
+    cfg = from_dict(raw, env if env is not None else os.environ, base=p.parent)
+    return Config(**{**cfg.__dict__, "source": p})
+
+
+def from_dict(raw: Any, env: Mapping[str, str] | None = None, base: Path | None = None) -> Config:
+    """Validate an already-parsed config mapping (relative paths resolve against `base`)."""
+    raw = expand_env(raw, env if env is not None else os.environ)
+    v = _validate(raw, ROOT_SCHEMA, "")
+    es = v["output"]["elasticsearch"]
+    tls = es["tls"]
+    password = es["password"]
+    if es["password_file"]:
+        try:
+            password = Path(es["password_file"]).read_text().strip()
+        except OSError as e:
+            raise ConfigError("output.elasticsearch.password_file", f"cannot read: {e.strerror}") from None
+    if password and not es["username"]:
+        raise ConfigError("output.elasticsearch.username", "is required when a password is given")
+    if es["username"] and not password:
+        raise ConfigError("output.elasticsearch.password", "is required when a username is given")
+    methods = [k for k in ("username", "api_key", "bearer_token") if es[k]]
+    if len(methods) > 1:
+        raise ConfigError(
+            f"output.elasticsearch.{methods[1]}", f"choose one authentication method, not {' and '.join(methods)}"
+        )
+    for i, h in enumerate(es["hosts"]):
+        if not re.match(r"^https?://[^/\s]+(/.*)?$", h):
+            raise ConfigError(
+                f"output.elasticsearch.hosts[{i}]", f"expected a URL like http://127.0.0.1:9200, got {h!r}"
+            )
+    ids = [inp["id"] for inp in v["inputs"]]
+    for i, inp_id in enumerate(ids):
+        if ids.index(inp_id) != i:
+            raise ConfigError(f"inputs[{i}].id", f"duplicate input id {inp_id!r}")
+    base = base or Path.cwd()
+    data_dir = Path(v["data_dir"])
+    if not data_dir.is_absolute():
+        data_dir = (base / data_dir).resolve()
+    inputs = [
+        InputConfig(
+            id=inp["id"],
+            paths=[_abs_glob(g, base) for g in inp["paths"]],
+            exclude=inp["exclude"],
+            format=inp["format"],
+            index=(inp["index"] or es["index"]).replace("{input}", inp["id"]),
+            max_line_bytes=inp["max_line_bytes"],
+            start_at=inp["start_at"],
+            scan_interval=inp["scan_interval"],
+            fingerprint_bytes=inp["fingerprint_bytes"],
+        )
+        for inp in v["inputs"]
+    ]
+    return Config(
+        data_dir=data_dir,
+        host_name=v["host_name"] or socket.gethostname(),
+        inputs=inputs,
+        elasticsearch=ElasticsearchConfig(
+            hosts=es["hosts"],
+            index=es["index"],
+            username=es["username"],
+            password=password,
+            api_key=es["api_key"],
+            bearer_token=es["bearer_token"],
+            ca_file=tls["ca_file"],
+            verify=tls["verify"],
+            cert_file=tls["cert_file"],
+            key_file=tls["key_file"],
+            request_timeout=es["request_timeout"],
+            bulk_max_bytes=es["bulk_max_bytes"],
+            bulk_max_events=es["bulk_max_events"],
+            flush_interval=es["flush_interval"],
+            max_inflight_requests=es["max_inflight_requests"],
+            backoff_initial=es["backoff_initial"],
+            backoff_max=es["backoff_max"],
+            template=es["template"],
+        ),
+        http_listen=v["http"]["listen"],
+        max_inflight_bytes=v["max_inflight_bytes"],
+        registry_flush_interval=v["registry_flush_interval"],
+        shutdown_timeout=v["shutdown_timeout"],
+        log_level=v["log_level"],
+    )
+
+
+def _abs_glob(g: str, base: Path) -> str:
+    g = os.path.expanduser(g)
+    return g if os.path.isabs(g) else str(base / g)
+
+
+def reference() -> str:
+    """The config reference in Markdown, generated from the schema."""
+    lines = [
+        "# Config reference",
+        "",
+        "Generated by `shipper config-reference` from the schema in `shipper/config.py`.",
+        "Durations are `<n>ms|s|m|h`; sizes `<n>KiB|MiB|GiB`; `${VAR}` and `${VAR:-default}` expand from the environment.",
+        "",
+    ]
+
+    def walk(schema: Mapping[str, Key], prefix: str) -> None:
+        for k, key in schema.items():
+            name = f"{prefix}{k}"
+            if _is_section(key):
+                sub = key.convert.__closure__[0].cell_contents  # type: ignore[union-attr]
+                lines.append(f"| `{name}` | section | {key.doc} |")
+                walk(sub, name + ".")
+            elif key.convert.__qualname__.startswith("_list_of"):
+                sub = key.convert.__closure__[0].cell_contents  # type: ignore[union-attr]
+                lines.append(f"| `{name}` | list, required | {key.doc} |")
+                walk(sub, name + "[].")
+            else:
+                default = (
+                    "required" if key.required else f"`{_show(key.default)}`" if key.default is not None else "unset"
+                )
+                lines.append(f"| `{name}` | {default} | {key.doc} |")
+
+    lines += ["| key | default | meaning |", "| --- | --- | --- |"]
+    walk(ROOT_SCHEMA, "")
+    return "\n".join(lines) + "\n"
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, list):
+        return "[" + ", ".join(f'"{x}"' for x in v) + "]"
+    return str(v)

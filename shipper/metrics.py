@@ -1,0 +1,43 @@
+"""The agent's own Prometheus series, in one place, with names kept stable.
+
+No label per file: files come and go, and a label per file would grow the series set
+without bound on a host that rotates logs every hour.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.input_lines = Counter("shipper_input_lines_total", "Lines read, per input.", ["input"], registry=r)
+        self.input_bytes = Counter("shipper_input_bytes_total", "Bytes read, per input.", ["input"], registry=r)
+        self.input_bytes_behind = Gauge(
+            "shipper_input_bytes_behind", "Bytes in matched files not yet read, per input.", ["input"], registry=r
+        )
+        self.events_acked = Counter(
+            "shipper_output_events_acked_total",
+            "Events Elasticsearch acknowledged (including 409 replays).",
+            registry=r,
+        )
+        self.bulk_duration = Histogram(
+            "shipper_output_bulk_duration_seconds",
+            "Duration of bulk requests.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.retries = Counter(
+            "shipper_output_retries_total", "Retried requests or items, by reason.", ["reason"], registry=r
+        )
+        self.dlq_events = Counter(
+            "shipper_dlq_events_total", "Events written to the dead-letter queue, by reason.", ["reason"], registry=r
+        )
+        self.inflight_bytes = Gauge("shipper_inflight_bytes", "Bulk bytes read and not yet acknowledged.", registry=r)
+        self.open_files = Gauge("shipper_open_files", "Files held open by readers.", registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,150 @@
+"""From parsed chunks to bulk requests: bounded bytes in flight, batching by size and time.
+
+Readers hand over whole parsed chunks (one `_bulk` body and its item arrays per chunk);
+nothing here looks at single events unless Elasticsearch refused some of them. The
+in-flight bound is what makes the log files the buffer: when the output is slow or
+down, `submit` waits and the readers stop reading, so memory stays flat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .acks import Pending, Watermark
+from .metrics import Metrics
+
+
+class Capacity:
+    """A byte budget that readers wait on; one chunk may always pass when nothing is in flight."""
+
+    def __init__(self, limit: int, metrics: Metrics) -> None:
+        self.limit = limit
+        self.used = 0
+        self._cond = asyncio.Condition()
+        self._metrics = metrics
+
+    async def acquire(self, n: int) -> None:
+        async with self._cond:
+            await self._cond.wait_for(lambda: self.used == 0 or self.used + n <= self.limit)
+            self.used += n
+            self._metrics.inflight_bytes.set(self.used)
+
+    async def release(self, n: int) -> None:
+        async with self._cond:
+            self.used -= n
+            self._metrics.inflight_bytes.set(self.used)
+            self._cond.notify_all()
+
+    async def wait_empty(self) -> None:
+        async with self._cond:
+            await self._cond.wait_for(lambda: self.used == 0)
+
+
+class Segment:
+    """One parsed chunk on its way: the items still unsettled and whom to tell when done."""
+
+    __slots__ = ("batch", "ends", "input_id", "nbytes", "pending", "remaining", "watermark")
+
+    def __init__(self, batch: Any, watermark: Watermark, pending: Pending, input_id: str) -> None:
+        self.batch = batch
+        self.watermark = watermark
+        self.pending = pending
+        self.input_id = input_id
+        self.nbytes = len(batch.body)
+        self.remaining = batch.count
+        self.ends = memoryview(batch.item_ends).cast("q") if batch.count else None
+
+    def item(self, i: int) -> memoryview:
+        assert self.ends is not None
+        start = self.ends[i - 1] if i else 0
+        return memoryview(self.batch.body)[start : self.ends[i]]
+
+
+# A part of a bulk request: a segment and which of its items (None: all of them).
+Part = tuple[Segment, "list[int] | None"]
+Deliver = Callable[[list[Part]], Awaitable[None]]
+
+
+class Pipeline:
+    """Queues segments, cuts them into bulk requests, and settles them when acknowledged."""
+
+    def __init__(
+        self,
+        *,
+        max_inflight_bytes: int,
+        max_bytes: int,
+        max_events: int,
+        flush_interval: float,
+        senders: int,
+        metrics: Metrics,
+    ) -> None:
+        self.capacity = Capacity(max_inflight_bytes, metrics)
+        self._queue: asyncio.Queue[Segment] = asyncio.Queue()
+        self._max_bytes = max_bytes
+        self._max_events = max_events
+        self._flush_interval = flush_interval
+        self._senders = senders
+        self._tasks: list[asyncio.Task[None]] = []
+        self._metrics = metrics
+        self._deliver: Deliver | None = None
+
+    def start(self, deliver: Deliver) -> None:
+        self._deliver = deliver
+        self._tasks = [asyncio.create_task(self._sender(), name=f"sender-{i}") for i in range(self._senders)]
+
+    async def submit(self, batch: Any, watermark: Watermark, generation: int, input_id: str) -> None:
+        """Hand over one parsed chunk; waits while too many bytes are in flight."""
+        pending = watermark.add(batch.end_offset, generation)
+        seg = Segment(batch, watermark, pending, input_id)
+        if seg.remaining == 0:
+            watermark.done(pending)
+            return
+        await self.capacity.acquire(seg.nbytes)
+        self._queue.put_nowait(seg)
+
+    async def settle(self, seg: Segment, n: int = 1) -> None:
+        """`n` items of `seg` are done (indexed, replayed or dead-lettered)."""
+        seg.remaining -= n
+        if seg.remaining == 0:
+            self._metrics.events_acked.inc(seg.batch.count)
+            seg.watermark.done(seg.pending)
+            await self.capacity.release(seg.nbytes)
+
+    async def _sender(self) -> None:
+        assert self._deliver is not None
+        while True:
+            first = await self._queue.get()
+            parts: list[Part] = [(first, None)]
+            size, events = first.nbytes, first.remaining
+            deadline = time.monotonic() + self._flush_interval
+            while size < self._max_bytes and events < self._max_events:
+                try:
+                    seg = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    try:
+                        seg = await asyncio.wait_for(self._queue.get(), left)
+                    except asyncio.TimeoutError:
+                        break
+                parts.append((seg, None))
+                size += seg.nbytes
+                events += seg.remaining
+            await self._deliver(parts)
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait until everything submitted is acknowledged; False on timeout."""
+        try:
+            await asyncio.wait_for(self.capacity.wait_empty(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,207 @@
+"""The registry: per file identity, the offset Elasticsearch has acknowledged.
+
+Persisted atomically (temporary file, fsync, rename, fsync of the directory) so that a
+crash leaves either the old or the new registry, never half of one; a checksum makes
+a registry damaged by other means (disk, a hand edit) an error that names the file
+instead of a silent restart from zero that would re-ship everything. A lock on
+`data_dir` refuses a second agent: two writers of one registry would each checkpoint
+the other's unacknowledged work.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import hashlib
+import logging
+import os
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+log = logging.getLogger(__name__)
+
+FORMAT = "shipper-registry"
+VERSION = 1
+ID_SCHEME = b"shipper-id/1"
+
+
+class RegistryError(RuntimeError):
+    """The registry cannot be used as it is; the message says what to do."""
+
+
+@dataclass
+class FileState:
+    """What the registry remembers of one file.
+
+    `key` names the file's events for ever (it is part of every `_id`), so it is made
+    once, at first sight, and persisted before the first event is sent. Device, inode
+    and fingerprint only match a file found on disk to its key.
+    """
+
+    key: str
+    input: str
+    path: str
+    dev: int
+    ino: int
+    fingerprint: str
+    fp_len: int
+    generation: int = 0
+    offset: int = 0
+    updated: float = 0.0
+
+
+def id_prefix(host_id: str, key: str, generation: int) -> str:
+    """The fixed 22-character prefix of every `_id` of one file generation.
+
+    Contract v1: `_id = prefix + "." + hex(start offset)`, where prefix is BLAKE2b-128
+    (base64url, unpadded) of the scheme tag, host id, file key and generation. The prefix
+    is collision-free across hosts, files and truncations like a per-event hash would
+    be, and the offset suffix is injective within a generation; it costs no hash per
+    event, and ids that share a prefix and grow in order are cheaper for Lucene to look
+    up on `create` than random ones.
+    """
+    h = hashlib.blake2b(digest_size=16)
+    h.update(ID_SCHEME + b"\0" + host_id.encode() + b"\0" + key.encode() + b"\0" + str(generation).encode())
+    return base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode()
+
+
+class Registry:
+    """Owns `data_dir`: the lock, the host id and the file states."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RegistryError(f"cannot create data_dir {data_dir}: {e.strerror}") from None
+        self._lock_fd = self._lock()
+        self.host_id = self._host_id()
+        self.path = data_dir / "registry.json"
+        self.files: dict[str, FileState] = {}
+        self.dirty = False
+        self.last_error: str | None = None
+        self._load()
+
+    # -- lock and host id --------------------------------------------------------------
+
+    def _lock(self) -> int:
+        path = self.data_dir / "lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise RegistryError(
+                f"another shipper (pid {other}) is running with data_dir {self.data_dir}; "
+                "two agents on one data_dir would corrupt each other's checkpoints"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return fd
+
+    def _host_id(self) -> str:
+        path = self.data_dir / "host_id"
+        try:
+            value = path.read_text().strip()
+        except FileNotFoundError:
+            value = secrets.token_hex(16)
+            _atomic_write(path, (value + "\n").encode())
+            return value
+        if len(value) != 32 or any(c not in "0123456789abcdef" for c in value):
+            raise RegistryError(f"{path} is damaged ({value[:40]!r}); it names this host's events, restore it")
+        return value
+
+    # -- load and save -----------------------------------------------------------------
+
+    def _load(self) -> None:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return
+        header, _, body = raw.partition(b"\n")
+        try:
+            meta = orjson.loads(header)
+            if meta.get("format") != FORMAT:
+                raise ValueError("not a shipper registry")
+            if meta.get("version") != VERSION:
+                raise ValueError(f"version {meta.get('version')} is not supported (this agent knows {VERSION})")
+            if hashlib.sha256(body).hexdigest() != meta.get("sha256"):
+                raise ValueError("checksum mismatch: the file was changed or damaged")
+            data = orjson.loads(body)
+            if data["host_id"] != self.host_id:
+                raise ValueError("it belongs to another host_id")
+            self.files = {f["key"]: FileState(**f) for f in data["files"]}
+        except (ValueError, KeyError, TypeError) as e:
+            raise RegistryError(
+                f"registry {self.path} is corrupt: {e}. Refusing to start rather than re-ship "
+                "every file from the beginning; move it away to start from scratch"
+            ) from None
+
+    def save(self) -> None:
+        """Persist every state now (atomic); called per interval and before first sends."""
+        body = orjson.dumps({"host_id": self.host_id, "files": [asdict(f) for f in self.files.values()]})
+        header = orjson.dumps({"format": FORMAT, "version": VERSION, "sha256": hashlib.sha256(body).hexdigest()})
+        try:
+            _atomic_write(self.path, header + b"\n" + body)
+        except OSError as e:
+            self.last_error = f"cannot write {self.path}: {e.strerror}"
+            raise
+        self.last_error = None
+        self.dirty = False
+
+    def writable(self) -> bool:
+        return self.last_error is None and os.access(self.data_dir, os.W_OK)
+
+    # -- states --------------------------------------------------------------------------
+
+    def new_file(
+        self, input_id: str, path: str, st: os.stat_result, fingerprint: str, fp_len: int, offset: int
+    ) -> FileState:
+        """A state for a file never seen before; the caller saves before sending from it."""
+        key = secrets.token_hex(8)
+        while key in self.files:
+            key = secrets.token_hex(8)
+        state = FileState(key, input_id, path, st.st_dev, st.st_ino, fingerprint, fp_len, 0, offset, time.time())
+        self.files[key] = state
+        self.dirty = True
+        return state
+
+    def by_inode(self) -> dict[tuple[int, int], FileState]:
+        return {(f.dev, f.ino): f for f in self.files.values()}
+
+    def id_prefix(self, state: FileState) -> str:
+        return id_prefix(self.host_id, state.key, state.generation)
+
+    def forget(self, key: str) -> None:
+        if self.files.pop(key, None) is not None:
+            self.dirty = True
+
+    def close(self) -> None:
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def stats(self) -> dict[str, Any]:
+        return {"files": len(self.files), "path": str(self.path)}
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)

@@ -1,0 +1,1 @@
+"""Outputs. Each takes bulk parts and settles every item: delivered, or dead-lettered."""

@@ -1,0 +1,309 @@
+"""The Elasticsearch output: `_bulk` with per-item outcomes and shipper's own retries.
+
+The client (AsyncElasticsearch on aiohttp) owns connections, the node pool, auth and
+TLS; retries are ours: elastic-transport retries 429/502/503/504 three times at once
+with no backoff and then gives up, while a log shipper must back off and never give
+up, and must resend only the items that failed. Outcomes per item:
+2xx and 409 (a replayed `create`) are delivered; 429, 5xx and rejected executions are
+retried; other 4xx are document errors and go to the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from typing import Any
+
+import orjson
+from elasticsearch import (
+    ApiError,
+    AsyncElasticsearch,
+    AuthenticationException,
+    AuthorizationException,
+    ConnectionError,
+    TransportError,
+    UnsupportedProductError,
+)
+
+from ..config import ElasticsearchConfig
+from ..dlq import DeadLetterQueue
+from ..metrics import Metrics
+from ..pipeline import Part, Pipeline, Segment
+
+log = logging.getLogger(__name__)
+
+FILTER_PATH = "errors,items.*.status,items.*.error.type,items.*.error.reason"
+RETRY_TYPES = frozenset(
+    {
+        "es_rejected_execution_exception",
+        "circuit_breaking_exception",
+        "unavailable_shards_exception",
+        "cluster_block_exception",
+    }
+)
+
+TEMPLATE: dict[str, Any] = {
+    "index_patterns": ["shipper-logs-*"],
+    "priority": 200,
+    "template": {
+        "mappings": {
+            "dynamic_templates": [
+                {
+                    "strings_as_keyword": {
+                        "match_mapping_type": "string",
+                        "mapping": {"type": "keyword", "ignore_above": 1024},
+                    }
+                }
+            ],
+            "properties": {
+                "@timestamp": {"type": "date"},
+                "message": {"type": "text"},
+                "tags": {"type": "keyword"},
+                "log": {
+                    "properties": {
+                        "file": {"properties": {"path": {"type": "keyword"}}},
+                        "offset": {"type": "long"},
+                        "level": {"type": "keyword"},
+                        "original_length": {"type": "long"},
+                    }
+                },
+                "host": {"properties": {"name": {"type": "keyword"}}},
+                "event": {"properties": {"dataset": {"type": "keyword"}}},
+                "error": {
+                    "properties": {
+                        "type": {"type": "keyword"},
+                        "class": {"type": "keyword"},
+                        "message": {"type": "text"},
+                        "stack_trace": {"type": "text"},
+                    }
+                },
+            },
+        }
+    },
+    "_meta": {"managed_by": "shipper"},
+}
+
+
+def make_client(cfg: ElasticsearchConfig) -> AsyncElasticsearch:
+    kwargs: dict[str, Any] = {
+        "hosts": cfg.hosts,
+        "max_retries": 0,  # ours, with backoff; see the module docstring
+        "retry_on_status": (),
+        "retry_on_timeout": False,
+        "request_timeout": cfg.request_timeout,
+    }
+    if cfg.username:
+        kwargs["basic_auth"] = (cfg.username, cfg.password or "")
+    if cfg.api_key:
+        kwargs["api_key"] = cfg.api_key
+    if cfg.bearer_token:
+        kwargs["bearer_auth"] = cfg.bearer_token
+    if any(h.startswith("https") for h in cfg.hosts):
+        if cfg.ca_file:
+            kwargs["ca_certs"] = cfg.ca_file
+        kwargs["verify_certs"] = cfg.verify
+        if not cfg.verify:
+            kwargs["ssl_show_warn"] = False
+            kwargs["ssl_assert_hostname"] = False
+        if cfg.cert_file:
+            kwargs["client_cert"] = cfg.cert_file
+            kwargs["client_key"] = cfg.key_file
+    return AsyncElasticsearch(**kwargs)
+
+
+class ElasticsearchSink:
+    """Delivers bulk parts until every item is settled; reports its state for /ready."""
+
+    def __init__(self, cfg: ElasticsearchConfig, pipeline: Pipeline, dlq: DeadLetterQueue, metrics: Metrics) -> None:
+        self.cfg = cfg
+        self.client = make_client(cfg)
+        self.pipeline = pipeline
+        self.dlq = dlq
+        self.metrics = metrics
+        self.state = "starting"
+        self.last_error = ""
+
+    async def setup(self) -> None:
+        """Health and template: failures here are warnings; shipping retries on its own."""
+        try:
+            await self.client.cluster.health(request_timeout=10)
+            self.state = "ok"
+        except (AuthenticationException, AuthorizationException) as e:
+            if isinstance(e, AuthenticationException):
+                self._set("auth_failed", f"authentication failed: {_reason(e)}")
+            else:
+                log.warning("no permission to read cluster health (%s); continuing", _reason(e))
+        except UnsupportedProductError as e:
+            self._set("unreachable", f"the server at {self.cfg.hosts} is not Elasticsearch: {e}")
+        except (ConnectionError, TransportError, ApiError) as e:
+            self._set("unreachable", f"Elasticsearch not reachable yet: {_reason(e)}")
+        if self.cfg.template and self.state == "ok":
+            try:
+                await self.client.indices.put_index_template(name="shipper-logs", **TEMPLATE)
+            except AuthorizationException as e:
+                log.warning("cannot install index template shipper-logs (%s); documents are still written", _reason(e))
+            except (ConnectionError, TransportError, ApiError) as e:
+                log.warning("cannot install index template shipper-logs: %s", _reason(e))
+
+    def _set(self, state: str, message: str) -> None:
+        if state != self.state or message != self.last_error:
+            log.error("%s", message) if state != "ok" else log.info("%s", message)
+        self.state, self.last_error = state, message
+
+    async def deliver(self, parts: list[Part]) -> None:
+        attempt = 0
+        while parts:
+            body = _build(parts)
+            t0 = time.perf_counter()
+            try:
+                resp = await self.client.bulk(operations=body, filter_path=FILTER_PATH)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # every failure of the whole request: retry with backoff
+                reason = self._request_failed(e)
+                self.metrics.retries.labels(reason).inc()
+                if reason == "too_large" and _items_in(parts) > 1:
+                    for half in _halves(parts):  # smaller requests, one after the other
+                        await self.deliver(half)
+                    return
+                attempt += 1
+                await asyncio.sleep(self._backoff(attempt, reason))
+                continue
+            self.metrics.bulk_duration.observe(time.perf_counter() - t0)
+            if self.state != "ok":
+                self._set("ok", "Elasticsearch output is delivering again")
+            parts = await self._items(resp.body, parts)
+            if parts:
+                attempt += 1
+                self.metrics.retries.labels("item").inc()
+                await asyncio.sleep(self._backoff(attempt, "item"))
+            else:
+                attempt = 0
+
+    def _request_failed(self, e: Exception) -> str:
+        status = getattr(e, "status_code", None) or getattr(getattr(e, "meta", None), "status", None)
+        if isinstance(e, AuthenticationException) or status == 401:
+            self._set("auth_failed", f"Elasticsearch refused the credentials (401): {_reason(e)}; shipping paused")
+            return "auth"
+        if isinstance(e, AuthorizationException) or status == 403:
+            self._set("auth_failed", f"Elasticsearch forbids _bulk for this user (403): {_reason(e)}; shipping paused")
+            return "auth"
+        if isinstance(e, UnsupportedProductError):
+            self._set("unreachable", f"the server at {self.cfg.hosts} is not Elasticsearch: {e}")
+            return "not_elasticsearch"
+        if status == 413:
+            return "too_large"
+        if isinstance(e, ConnectionError):
+            self._set("unreachable", f"cannot reach Elasticsearch: {_reason(e)}")
+            return "connection"
+        self._set("unreachable", f"bulk request failed: {_reason(e)}")
+        return f"http_{status}" if status else type(e).__name__.lower()
+
+    def _backoff(self, attempt: int, reason: str) -> float:
+        base = self.cfg.backoff_max if reason == "auth" else self.cfg.backoff_initial * (2 ** min(attempt - 1, 30))
+        cap = min(base, self.cfg.backoff_max)
+        return cap / 2 + random.random() * cap / 2
+
+    async def _items(self, resp: Any, parts: list[Part]) -> list[Part]:
+        if not resp.get("errors"):  # the common case: settle whole parts, no per-item work
+            for seg, items in parts:
+                await self.pipeline.settle(seg, seg.batch.count if items is None else len(items))
+            return []
+        items = resp["items"]
+        index = [(seg, i) for seg, its in parts for i in (range(seg.batch.count) if its is None else its)]
+        retry: dict[int, tuple[Segment, list[int]]] = {}
+        dead: list[dict[str, Any]] = []
+        settled: dict[int, tuple[Segment, int]] = {}
+        for (seg, i), item in zip(index, items, strict=False):
+            (result,) = item.values()
+            status = result.get("status", 0)
+            if status < 300 or status == 409:
+                _count(settled, seg)
+                continue
+            err = result.get("error") or {}
+            etype = err.get("type", "") if isinstance(err, dict) else ""
+            if status == 429 or status >= 500 or etype in RETRY_TYPES or status in (403, 404):
+                retry.setdefault(id(seg), (seg, []))[1].append(i)
+                if status in (403, 404):
+                    self._set(
+                        "index_forbidden",
+                        f"Elasticsearch refused writes to an index ({status}): {err.get('reason', '')}",
+                    )
+                continue
+            raw = bytes(seg.item(i))
+            action, _, doc = raw.partition(b"\n")
+            meta = orjson.loads(action)["create"]
+            dead.append(
+                {
+                    "index": meta["_index"],
+                    "_id": meta["_id"],
+                    "status": status,
+                    "reason": {"type": etype, "reason": err.get("reason", "") if isinstance(err, dict) else str(err)},
+                    "document": doc.decode("utf-8", "replace").rstrip("\n"),
+                }
+            )
+            self.metrics.dlq_events.labels(etype or f"http_{status}").inc()
+            _count(settled, seg)
+        if dead:
+            self.dlq.write(dead)
+            log.warning(
+                "%d documents refused by Elasticsearch were written to %s (first: %s)",
+                len(dead),
+                self.dlq.path,
+                dead[0]["reason"],
+            )
+        for seg, n in settled.values():
+            await self.pipeline.settle(seg, n)
+        return [(seg, idx) for seg, idx in retry.values()]
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+def _count(acc: dict[int, tuple[Segment, int]], seg: Segment) -> None:
+    prev = acc.get(id(seg))
+    acc[id(seg)] = (seg, prev[1] + 1 if prev else 1)
+
+
+def _build(parts: list[Part]) -> bytes:
+    """One body for the request: whole chunk bodies, or the retried items' slices."""
+    chunks: list[bytes | memoryview] = []
+    for seg, items in parts:
+        if items is None:
+            chunks.append(seg.batch.body)
+        else:
+            chunks.extend(seg.item(i) for i in items)
+    return b"".join(chunks)
+
+
+def _items_in(parts: list[Part]) -> int:
+    return sum(seg.batch.count if items is None else len(items) for seg, items in parts)
+
+
+def _halves(parts: list[Part]) -> list[list[Part]]:
+    """After a 413 (body too large): the same items in two requests of half the size."""
+    flat = [(seg, i) for seg, items in parts for i in (range(seg.batch.count) if items is None else items)]
+    mid = len(flat) // 2
+    out: list[list[Part]] = []
+    for half in (flat[:mid], flat[mid:]):
+        grouped: dict[int, tuple[Segment, list[int]]] = {}
+        for seg, i in half:
+            grouped.setdefault(id(seg), (seg, []))[1].append(i)
+        out.append([(seg, idx) for seg, idx in grouped.values()])
+    return out
+
+
+def _reason(e: Exception) -> str:
+    if isinstance(e, ApiError):
+        try:
+            err = e.body["error"]
+            return (
+                f"{e.meta.status} {err.get('type')}: {err.get('reason')}"
+                if isinstance(err, dict)
+                else f"{e.meta.status} {err}"
+            )
+        except (TypeError, KeyError, AttributeError):
+            return f"{getattr(e.meta, 'status', '?')} {e.message}"
+    return str(e) or type(e).__name__

@@ -1,0 +1,167 @@
+"""One input: scan its globs, match files to registry states, run a reader per file.
+
+A scan is what decides (notifications only wake it): every matched path is stat'ed,
+matched to a known file by device and inode and checked against its fingerprint, or
+registered as a new file; new states are saved before their readers start, so every
+file key is durable before the first event that carries it is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+
+from ..config import InputConfig
+from ..metrics import Metrics
+from ..pipeline import Pipeline
+from ..registry import FileState, Registry
+from . import identity
+from .paths import PathMatcher
+from .reader import FileReader
+
+log = logging.getLogger(__name__)
+
+
+class InputTailer:
+    def __init__(
+        self,
+        cfg: InputConfig,
+        *,
+        registry: Registry,
+        pipeline: Pipeline,
+        metrics: Metrics,
+        host_name: str,
+        first_start: bool,
+        once: bool = False,
+    ) -> None:
+        self.cfg = cfg
+        self.registry = registry
+        self.pipeline = pipeline
+        self.metrics = metrics
+        self.host_name = host_name
+        self.matcher = PathMatcher(cfg.paths, cfg.exclude)
+        self.readers: dict[tuple[int, int], FileReader] = {}
+        self.by_path: dict[str, FileReader] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.rescan = asyncio.Event()
+        self.first_start = first_start
+        self.once = once
+        self.stopping = False
+        metrics.input_bytes_behind.labels(cfg.id).set_function(self._behind)
+
+    def _behind(self) -> float:
+        return float(sum(r.behind for r in self.readers.values()))
+
+    def hint(self, path: str, structural: bool) -> None:
+        """A watchdog hint: wake the file's reader, or rescan when files came or went."""
+        reader = self.by_path.get(path)
+        if reader is not None:
+            reader.wake.set()
+        if structural or (reader is None and self.matcher.included(path)):
+            self.rescan.set()
+
+    async def run(self) -> None:
+        """Scan on hints and on the timer until stopped (or, with --once, until all is read)."""
+        self.scan()
+        self.first_start = False
+        if self.once:
+            for r in self.readers.values():
+                r.once = True
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+            return
+        while not self.stopping:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.rescan.wait(), self.cfg.scan_interval)
+            await asyncio.sleep(0.05)  # coalesce a burst of hints into one scan
+            self.rescan.clear()
+            if not self.stopping:
+                self.scan()
+
+    def scan(self) -> None:
+        found = self.matcher.scan()
+        known = self.registry.by_inode()
+        seen: set[tuple[int, int]] = set()
+        starts: list[FileReader] = []
+        for path, st in found.items():
+            ident = (st.st_dev, st.st_ino)
+            if ident in seen:
+                continue  # a symlink or hard link to a file already matched
+            seen.add(ident)
+            reader = self.readers.get(ident)
+            if reader is not None:
+                if reader.state.path != path:
+                    self._moved(reader, path)
+                reader.orphaned = False
+                reader.wake.set()
+                continue
+            r = self._open(path, st, known.get(ident))
+            if r is not None:
+                starts.append(r)
+        for ident, reader in self.readers.items():
+            if ident not in seen:
+                reader.orphaned = True
+                reader.wake.set()
+        if starts:
+            self.registry.save()  # new keys and generations are durable before any send
+            for r in starts:
+                t = asyncio.create_task(r.run(), name=f"reader:{r.state.path}")
+                self.tasks.add(t)
+                t.add_done_callback(self._reader_done)
+
+    def _open(self, path: str, st: os.stat_result, state: FileState | None) -> FileReader | None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            log.warning("cannot open %s: %s", path, e.strerror)
+            return None
+        st = os.fstat(fd)
+        fp_len = min(st.st_size, self.cfg.fingerprint_bytes)
+        if state is not None and state.input == self.cfg.id and identity.matches(state, fd, st.st_size):
+            if state.path != path:
+                log.info("%s is %s renamed; continuing at offset %d", path, state.path, state.offset)
+                state.path = path
+        else:
+            if state is not None:  # same inode, other bytes: a reused inode is a new file
+                self.registry.forget(state.key)
+            start = st.st_size if (self.cfg.start_at == "end" and self.first_start) else 0
+            state = self.registry.new_file(self.cfg.id, path, st, identity.fingerprint(fd, fp_len), fp_len, start)
+            log.info("new file %s (key %s) from offset %d", path, state.key, start)
+        reader = FileReader(
+            state=state,
+            fd=fd,
+            cfg=self.cfg,
+            registry=self.registry,
+            pipeline=self.pipeline,
+            metrics=self.metrics,
+            host_name=self.host_name,
+            on_close=self._closed,
+        )
+        reader.once = self.once
+        self.readers[(st.st_dev, st.st_ino)] = reader
+        self.by_path[path] = reader
+        return reader
+
+    def _moved(self, reader: FileReader, path: str) -> None:
+        self.by_path.pop(reader.state.path, None)
+        reader.state.path = path
+        self.by_path[path] = reader
+        self.registry.dirty = True
+
+    def _closed(self, reader: FileReader) -> None:
+        self.readers.pop((reader.state.dev, reader.state.ino), None)
+        if self.by_path.get(reader.state.path) is reader:
+            del self.by_path[reader.state.path]
+
+    def _reader_done(self, t: asyncio.Task[None]) -> None:
+        self.tasks.discard(t)
+        if not t.cancelled() and t.exception() is not None:
+            log.error("reader failed: %r", t.exception(), exc_info=t.exception())
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.rescan.set()
+        for r in self.readers.values():
+            r.stopping = True
+            r.wake.set()

@@ -1,0 +1,78 @@
+"""Change hints from watchdog (inotify on Linux), delivered into the event loop.
+
+The only module that touches threads. Hints only: after an inotify queue overflow
+watchdog rebuilds its watches but reports nothing of what was lost, a truncation
+arrives as a plain modification, and a directory that does not exist yet cannot be
+watched at all. So every hint just wakes the agent to look (stat decides), and the
+periodic rescan covers whatever no hint announced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+log = logging.getLogger(__name__)
+
+Hint = Callable[[str, bool], None]  # (path, structural): structural = created/moved/deleted
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, loop: asyncio.AbstractEventLoop, hint: Hint) -> None:
+        self._loop = loop
+        self._hint = hint
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write"):
+            return
+        structural = event.event_type != "modified" or event.is_directory
+        paths = [event.src_path]
+        dest = getattr(event, "dest_path", "")
+        if dest:
+            paths.append(dest)
+        for p in paths:
+            path = os.fsdecode(p)
+            try:
+                self._loop.call_soon_threadsafe(self._hint, path, structural)
+            except RuntimeError:  # the loop closed while the observer was stopping
+                return
+
+
+class Notifier:
+    """Watches directories; falls back to the rescan timer for what it cannot watch."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, hint: Hint) -> None:
+        self._observer = Observer()
+        self._observer.daemon = True
+        self._handler = _Handler(loop, hint)
+        self._watched: dict[str, bool] = {}
+        self.failed: dict[str, str] = {}
+
+    def start(self) -> None:
+        self._observer.start()
+
+    def watch(self, root: str, recursive: bool) -> None:
+        """Watch the nearest existing ancestor of root (the root may not exist yet)."""
+        path = root
+        while not os.path.isdir(path) and path not in ("", "/"):
+            path, recursive = os.path.dirname(path), False
+        if self._watched.get(path) is recursive or self._watched.get(path):
+            return
+        try:
+            self._observer.schedule(self._handler, path, recursive=recursive)
+        except OSError as e:
+            if path not in self.failed:
+                log.warning("cannot watch %s (%s); relying on the rescan timer for it", path, e)
+            self.failed[path] = str(e)
+            return
+        self._watched[path] = recursive
+        self.failed.pop(path, None)
+
+    def stop(self) -> None:
+        self._observer.stop()
+        self._observer.join(timeout=5)

@@ -1,0 +1,155 @@
+"""Reading one file: appended bytes in chunks, parsed per chunk, handed to the pipeline.
+
+A reader owns one open descriptor and one parser (which carries a partial last line
+across chunks). It reads from where its parser stopped, not from the checkpoint: the
+checkpoint trails behind by what is in flight. On a truncation it waits until all it
+sent is acknowledged, then starts a new generation at offset 0, persisted before the
+first event of it is sent, so `_id`s of the new bytes never meet the old ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+
+from _fastparse import Parser
+
+from ..acks import Watermark
+from ..config import InputConfig
+from ..metrics import Metrics
+from ..pipeline import Pipeline
+from ..registry import FileState, Registry
+from . import identity
+
+log = logging.getLogger(__name__)
+
+CHUNK = 256 * 1024
+IDLE_CHECK = 2.0  # seconds between checks of an idle file when no hint arrives
+ORPHAN_GRACE = 5.0  # a file no longer matched is read this long after its last growth
+
+
+class FileReader:
+    def __init__(
+        self,
+        *,
+        state: FileState,
+        fd: int,
+        cfg: InputConfig,
+        registry: Registry,
+        pipeline: Pipeline,
+        metrics: Metrics,
+        host_name: str,
+        on_close: Callable[[FileReader], None],
+    ) -> None:
+        self.state = state
+        self.fd = fd
+        self.cfg = cfg
+        self.registry = registry
+        self.pipeline = pipeline
+        self.metrics = metrics
+        self.host_name = host_name
+        self.wake = asyncio.Event()
+        self.orphaned = False
+        self.stopping = False
+        self.once = False
+        self._on_close = on_close
+        self._lines = metrics.input_lines.labels(cfg.id)
+        self._bytes = metrics.input_bytes.labels(cfg.id)
+        self.watermark = Watermark(state.offset, self._advance)
+        self.parser = self._new_parser(state.offset)
+        self.size = 0
+
+    def _new_parser(self, offset: int) -> Parser:
+        return Parser(
+            input_id=self.cfg.id,
+            path=self.state.path,
+            host_name=self.host_name,
+            id_prefix=self.registry.id_prefix(self.state),
+            index_pattern=self.cfg.index,
+            start_offset=offset,
+            max_line_bytes=self.cfg.max_line_bytes,
+        )
+
+    def _advance(self, offset: int, generation: int) -> None:
+        if generation == self.state.generation:
+            self.state.offset = offset
+            self.state.updated = time.time()
+            self.registry.dirty = True
+
+    @property
+    def position(self) -> int:
+        """Where the next read starts: parsed bytes plus the partial line held."""
+        return self.parser.offset + self.parser.pending
+
+    @property
+    def behind(self) -> int:
+        return max(0, self.size - self.position)
+
+    async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            os.close(self.fd)
+            self._on_close(self)
+
+    async def _run(self) -> None:
+        idle_since = time.monotonic()
+        while not self.stopping:
+            st = os.fstat(self.fd)
+            self.size = st.st_size
+            if st.st_size < self.position:
+                await self._truncated(st.st_size)
+                continue
+            if st.st_size > self.position:
+                await self._read_to(st.st_size)
+                idle_since = time.monotonic()
+                continue
+            if identity.refresh(self.state, self.fd, st.st_size, self.cfg.fingerprint_bytes):
+                self.registry.dirty = True
+            # at the end of the file
+            if self.once or (self.orphaned and time.monotonic() - idle_since >= ORPHAN_GRACE):
+                await self._flush_partial()
+                return
+            self.wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), IDLE_CHECK)
+
+    async def _read_to(self, size: int) -> None:
+        pos = self.position
+        while pos < size and not self.stopping:
+            data = os.pread(self.fd, min(CHUNK, size - pos), pos)
+            if not data:
+                break
+            batch = self.parser.feed(data, int(time.time() * 1000))
+            pos += len(data)
+            self._lines.inc(batch.lines)
+            self._bytes.inc(len(data))
+            await self.pipeline.submit(batch, self.watermark, self.state.generation, self.cfg.id)
+
+    async def _flush_partial(self) -> None:
+        """The last line has no newline and never will (file gone, or --once): ship it tagged."""
+        if self.parser.pending:
+            batch = self.parser.flush(int(time.time() * 1000))
+            self._lines.inc(batch.lines)
+            await self.pipeline.submit(batch, self.watermark, self.state.generation, self.cfg.id)
+
+    async def _truncated(self, size: int) -> None:
+        log.warning(
+            "%s was truncated (size %d < offset %d); reading it again from the start as generation %d",
+            self.state.path,
+            size,
+            self.position,
+            self.state.generation + 1,
+        )
+        while self.watermark.outstanding:
+            await asyncio.sleep(0.05)
+        self.state.generation += 1
+        self.state.offset = 0
+        self.state.fingerprint, self.state.fp_len = identity.fingerprint(self.fd, 0), 0
+        self.registry.save()  # the generation is durable before any event of it is sent
+        self.watermark.reset(0)
+        self.parser = self._new_parser(0)

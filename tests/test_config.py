@@ -1,0 +1,116 @@
+"""Config errors name the key path and the reason; defaults follow the value conventions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shipper import config
+from shipper.config import ConfigError
+from shipper.units import parse_duration, parse_size
+
+BASE = {"inputs": [{"id": "trainer", "paths": ["/srv/models/**/*.log"]}]}
+
+
+def _with(**kw: object) -> dict:
+    return {**BASE, **kw}
+
+
+def test_defaults() -> None:
+    cfg = config.from_dict(BASE, env={}, base=Path("/etc/shipper"))
+    assert cfg.data_dir == Path("/etc/shipper/data")
+    assert cfg.inputs[0].index == "shipper-logs-trainer-%Y.%m.%d"
+    assert cfg.inputs[0].format == "plain"
+    assert cfg.elasticsearch.hosts == ["http://127.0.0.1:9200"]
+    assert cfg.http_listen == "127.0.0.1:9108"
+    assert cfg.elasticsearch.flush_interval == 0.25
+    assert cfg.max_inflight_bytes == 64 << 20
+
+
+def test_stable_keys_from_the_issue() -> None:
+    raw = {
+        "data_dir": "./data",
+        "inputs": [{"id": "trainer", "paths": ["/srv/models/**/*.log"], "exclude": ["**/*.gz"], "format": "plain"}],
+        "output": {"elasticsearch": {"hosts": ["http://127.0.0.1:9200"], "index": "shipper-logs-{input}-%Y.%m.%d"}},
+        "http": {"listen": "127.0.0.1:9108"},
+    }
+    cfg = config.from_dict(raw, env={})
+    assert cfg.inputs[0].exclude == ["**/*.gz"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "path", "reason"),
+    [
+        (_with(data_dri="x"), "data_dri", "did you mean 'data_dir'"),
+        ({"inputs": [{"id": "t", "paths": ["x"], "exlude": []}]}, "inputs[0].exlude", "did you mean 'exclude'"),
+        ({"inputs": [{"id": "t"}]}, "inputs[0].paths", "is required"),
+        ({}, "inputs", "is required"),
+        ({"inputs": [{"id": "Trainer", "paths": ["x"]}]}, "inputs[0].id", "not a valid input id"),
+        ({"inputs": [{"id": "t", "paths": ["x"], "scan_interval": "10"}]}, "inputs[0].scan_interval", "duration"),
+        ({"inputs": [{"id": "t", "paths": ["x"], "max_line_bytes": "1 MB"}]}, "inputs[0].max_line_bytes", "size"),
+        ({"inputs": [{"id": "t", "paths": ["x"], "format": "xml"}]}, "inputs[0].format", "expected one of"),
+        (_with(output={"elasticsearch": {"index": "logs-{input}-x"}}), "output.elasticsearch.index", "data-stream"),
+        (_with(output={"elasticsearch": {"hosts": ["127.0.0.1:9200"]}}), "output.elasticsearch.hosts[0]", "URL"),
+        (_with(output={"elasticsearch": {"username": "u"}}), "output.elasticsearch.password", "required"),
+        (_with(http={"listen": "9108"}), "http.listen", "host:port"),
+        ({"inputs": [{"id": "t", "paths": ["x"]}, {"id": "t", "paths": ["y"]}]}, "inputs[1].id", "duplicate"),
+        (
+            _with(output={"elasticsearch": {"hosts": "x", "tls": {"verfy": False}}}),
+            "output.elasticsearch.tls.verfy",
+            "verify",
+        ),
+    ],
+)
+def test_errors_name_key_and_reason(raw: dict, path: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        config.from_dict(raw, env={})
+    assert e.value.path == path
+    assert reason in str(e.value)
+
+
+def test_env_expansion_and_secret_not_in_repr() -> None:
+    raw = _with(
+        output={"elasticsearch": {"username": "shipper", "password": "${ES_PW}", "hosts": ["${ES:-http://h:1}"]}}
+    )
+    cfg = config.from_dict(raw, env={"ES_PW": "s3cret"})
+    assert cfg.elasticsearch.password == "s3cret"
+    assert cfg.elasticsearch.hosts == ["http://h:1"]
+    assert "s3cret" not in repr(cfg)
+    with pytest.raises(ConfigError, match="ES_PW is not set") as e:
+        config.from_dict(raw, env={})
+    assert e.value.path == "output.elasticsearch.password"
+
+
+def test_password_file(tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text("from-file\n")
+    raw = _with(output={"elasticsearch": {"username": "u", "password_file": str(tmp_path / "pw")}})
+    assert config.from_dict(raw, env={}).elasticsearch.password == "from-file"
+
+
+def test_load_reports_yaml_errors(tmp_path: Path) -> None:
+    p = tmp_path / "c.yml"
+    p.write_text("inputs: [\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        config.load(p)
+
+
+def test_units() -> None:
+    assert parse_duration("250ms") == 0.25
+    assert parse_duration("2m") == 120
+    assert parse_size("1GiB") == 1 << 30
+    assert parse_size("512KiB") == 512 << 10
+    for bad in ("10", "1d", "", None):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+
+
+def test_reference_lists_every_key() -> None:
+    ref = config.reference()
+    for key in ("data_dir", "inputs[].paths", "inputs[].exclude", "output.elasticsearch.tls.ca_file", "http.listen"):
+        assert f"`{key}`" in ref
+
+
+def test_docs_reference_is_current() -> None:
+    doc = Path(__file__).parent.parent / "docs" / "config.md"
+    assert doc.read_text() == config.reference(), "regenerate with: shipper config-reference > docs/config.md"
