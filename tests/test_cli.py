@@ -1,0 +1,66 @@
+"""The command line as a user meets it: real processes, exit codes, messages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def shipper(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "shipper", *args], input=stdin, capture_output=True, cwd=ROOT, timeout=60
+    )
+
+
+def test_check_names_key_and_exits_2(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yml"
+    cfg.write_text("inputs:\n  - id: t\n    paths: [x]\n    exlude: []\n")
+    r = shipper("check", "-c", str(cfg))
+    assert r.returncode == 2
+    assert b"inputs[0].exlude: unknown key; did you mean 'exclude'?" in r.stderr
+
+
+def test_check_lists_matched_files(tmp_path: Path) -> None:
+    (tmp_path / "m" / "r").mkdir(parents=True)
+    (tmp_path / "m" / "r" / "a.log").write_text("x\n")
+    (tmp_path / "m" / "b.log.gz").write_text("x\n")
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(f"inputs:\n  - id: t\n    paths: ['{tmp_path}/m/**/*.log*']\n    exclude: ['*.gz']\n")
+    r = shipper("check", "-c", str(cfg))
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    assert "input t (plain) -> index shipper-logs-t-%Y.%m.%d: 1 file(s)" in out
+    assert f"{tmp_path}/m/r/a.log" in out and "b.log.gz" not in out
+
+
+def test_run_refuses_a_second_agent_on_one_data_dir(tmp_path: Path) -> None:
+    from shipper.registry import Registry
+
+    held = Registry(tmp_path / "data")
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(
+        f"data_dir: {tmp_path}/data\ninputs:\n  - id: t\n    paths: ['{tmp_path}/*.log']\nhttp: {{listen: null}}\n"
+    )
+    r = shipper("run", "-c", str(cfg), "--once")
+    held.close()
+    assert r.returncode == 2
+    assert b"another shipper" in r.stderr
+
+
+def test_parse_prints_documents() -> None:
+    r = shipper("parse", stdin=b'first line\r\nsecond "quoted"\n\nno newline')
+    assert r.returncode == 0, r.stderr
+    docs = [orjson.loads(line) for line in r.stdout.splitlines()]
+    assert [d["message"] for d in docs] == ["first line", 'second "quoted"', "no newline"]
+    assert [d["log"]["offset"] for d in docs] == [0, 12, 29]
+    assert docs[-1]["tags"] == ["incomplete"]
+
+
+def test_config_reference_runs() -> None:
+    r = shipper("config-reference")
+    assert r.returncode == 0 and b"output.elasticsearch.hosts" in r.stdout

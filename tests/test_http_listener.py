@@ -1,0 +1,105 @@
+"""/health, /ready and /metrics of a running agent, scraped over HTTP."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import wait_for
+
+pytestmark = pytest.mark.integration
+
+SERIES = [
+    "shipper_input_lines_total",
+    "shipper_input_bytes_total",
+    "shipper_input_bytes_behind",
+    "shipper_output_events_acked_total",
+    "shipper_output_bulk_duration_seconds",
+    "shipper_output_retries_total",
+    "shipper_dlq_events_total",
+    "shipper_inflight_bytes",
+    "shipper_open_files",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def metric(text: str, name: str, labels: str = "") -> float | None:
+    key = f"{name}{{{labels}}}" if labels else name
+    for line in text.splitlines():
+        if line.startswith(key + " "):
+            return float(line.split()[-1])
+    return None
+
+
+def test_metrics_and_ready(es_plain: dict[str, Any], agent_factory: Any, tmp_path: Path) -> None:
+    input_id = f"http-{secrets.token_hex(4)}"
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    data = b"".join(f"line {i} loss=0.{i}\n".encode() for i in range(5000))
+    (logs / "a.log").write_bytes(data)
+    port = free_port()
+    agent = agent_factory(
+        {
+            "data_dir": str(tmp_path / "data"),
+            "inputs": [{"id": input_id, "paths": [f"{logs}/*.log"]}],
+            "output": {"elasticsearch": {"hosts": [es_plain["url"]]}},
+            "http": {"listen": f"127.0.0.1:{port}"},
+        }
+    ).start()
+    base = f"http://127.0.0.1:{port}"
+    wait_for(lambda: get(base + "/health")[0] == 200, 30, "/health")
+
+    def acked() -> bool:
+        text = get(base + "/metrics")[1]
+        return metric(text, "shipper_output_events_acked_total") == 5000
+
+    wait_for(acked, 60, "5000 events acknowledged")
+    status, body = get(base + "/ready")
+    assert status == 200 and '"elasticsearch":"ok"' in body and '"registry":"writable"' in body
+    text = get(base + "/metrics")[1]
+    for name in SERIES:
+        assert f"# TYPE {name} " in text, name
+    assert metric(text, "shipper_input_lines_total", f'input="{input_id}"') == 5000
+    assert metric(text, "shipper_input_bytes_total", f'input="{input_id}"') == len(data)
+    assert metric(text, "shipper_input_bytes_behind", f'input="{input_id}"') == 0
+    assert metric(text, "shipper_open_files") == 1
+    assert metric(text, "shipper_inflight_bytes") == 0
+    assert agent.stop() == 0
+
+
+def test_ready_says_unreachable(agent_factory: Any, tmp_path: Path) -> None:
+    port, dead = free_port(), free_port()
+    agent = agent_factory(
+        {
+            "data_dir": str(tmp_path / "data"),
+            "inputs": [{"id": "x", "paths": [f"{tmp_path}/*.log"]}],
+            "output": {"elasticsearch": {"hosts": [f"http://127.0.0.1:{dead}"]}},
+            "http": {"listen": f"127.0.0.1:{port}"},
+        }
+    ).start()
+    base = f"http://127.0.0.1:{port}"
+    wait_for(lambda: get(base + "/health")[0] == 200, 30, "/health")
+    status, body = get(base + "/ready")
+    assert status == 503 and '"elasticsearch":"unreachable"' in body
+    assert agent.stop() == 0
