@@ -101,9 +101,10 @@ class Agent:
         log.info("shipping %d input(s) to %s", len(self.inputs), ", ".join(self.cfg.elasticsearch.hosts))
         try:
             if self.once:
-                done = asyncio.gather(*tails)
+                done = asyncio.ensure_future(asyncio.gather(*tails))
                 stop = asyncio.create_task(self._stop.wait())
-                await asyncio.wait([done, stop], return_when=asyncio.FIRST_COMPLETED)
+                waiters: list[asyncio.Future[Any]] = [done, stop]
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
                 if not self._stop.is_set():
                     # everything read: wait (without a deadline) until all of it is acknowledged
                     await self.pipeline.capacity.wait_empty()

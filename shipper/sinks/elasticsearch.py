@@ -128,7 +128,7 @@ class ElasticsearchSink:
     async def setup(self) -> None:
         """Health and template: failures here are warnings; shipping retries on its own."""
         try:
-            await self.client.cluster.health(request_timeout=10)
+            await self.client.options(request_timeout=10).cluster.health()
             self.state = "ok"
         except (AuthenticationException, AuthorizationException) as e:
             if isinstance(e, AuthenticationException):
@@ -158,7 +158,7 @@ class ElasticsearchSink:
             body = _build(parts)
             t0 = time.perf_counter()
             try:
-                resp = await self.client.bulk(operations=body, filter_path=FILTER_PATH)
+                resp = await self.client.bulk(operations=body, filter_path=FILTER_PATH)  # type: ignore[arg-type]  # bytes pass through
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # every failure of the whole request: retry with backoff

@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from _fastparse import Parser
 
@@ -24,6 +25,11 @@ from ..metrics import Metrics
 from ..pipeline import Pipeline
 from ..registry import FileState, Registry
 from . import identity
+
+if TYPE_CHECKING:  # both implementations have this interface
+    from _fastparse._pyparser import Parser as ParserType
+else:
+    ParserType = Parser
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +69,7 @@ class FileReader:
         self.parser = self._new_parser(state.offset)
         self.size = 0
 
-    def _new_parser(self, offset: int) -> Parser:
+    def _new_parser(self, offset: int) -> ParserType:
         return Parser(
             input_id=self.cfg.id,
             path=self.state.path,
