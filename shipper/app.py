@@ -41,7 +41,7 @@ class Agent:
             senders=es.max_inflight_requests,
             metrics=self.metrics,
         )
-        self.dlq = DeadLetterQueue(cfg.data_dir / "dlq")
+        self.dlq = DeadLetterQueue(cfg.data_dir / "dlq", cfg.dlq_max_bytes)
         self.sink = ElasticsearchSink(es, self.pipeline, self.dlq, self.metrics)
         first_start = not self.registry.files
         self.inputs = [
@@ -70,6 +70,7 @@ class Agent:
             "outputs": {"elasticsearch": state},
             "registry": "writable" if writable else f"error: {self.registry.last_error}",
             "error": self.sink.last_error if state != "ok" else None,
+            "dlq": self.sink.dlq_error or "ok",
         }
 
     def request_stop(self, signame: str) -> None:

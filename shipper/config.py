@@ -212,6 +212,12 @@ ES_SCHEMA: dict[str, Key] = {
     "backoff_initial": Key(_duration, "100ms", "First retry delay (doubles, with jitter)."),
     "backoff_max": Key(_duration, "30s", "Longest retry delay; retries never give up."),
     "template": Key(_bool, True, "Install the index template for shipper-logs-* at startup."),
+    "compression": Key(_choice("none", "gzip"), "none", "Compress bulk bodies (gzip level 1, off the event loop)."),
+    "sniff": Key(_bool, False, "Discover the cluster's other nodes at start and after a node failure."),
+}
+
+DLQ_SCHEMA: dict[str, Key] = {
+    "max_bytes": Key(_size, "1GiB", "When the dead-letter queue is this big, refused events are held, not dropped."),
 }
 
 OUTPUT_SCHEMA: dict[str, Key] = {
@@ -228,6 +234,7 @@ ROOT_SCHEMA: dict[str, Key] = {
     "inputs": Key(_list_of(INPUT_SCHEMA), required=True, doc="The files to tail."),
     "output": Key(_section(OUTPUT_SCHEMA), None, "Where events go."),
     "http": Key(_section(HTTP_SCHEMA), None, "The agent's own HTTP listener."),
+    "dlq": Key(_section(DLQ_SCHEMA), None, "The dead-letter queue in data_dir/dlq."),
     "max_inflight_bytes": Key(_size, "64MiB", "Bulk bytes read but not yet acknowledged; readers wait above it."),
     "registry_flush_interval": Key(_duration, "1s", "How often acknowledged offsets are persisted."),
     "shutdown_timeout": Key(_duration, "30s", "How long SIGTERM waits for in-flight events to be acknowledged."),
@@ -328,6 +335,8 @@ class ElasticsearchConfig:
     backoff_initial: float
     backoff_max: float
     template: bool
+    compression: str
+    sniff: bool
 
 
 @dataclass(frozen=True)
@@ -341,6 +350,7 @@ class Config:
     registry_flush_interval: float
     shutdown_timeout: float
     log_level: str
+    dlq_max_bytes: int
     source: Path | None = None
 
 
@@ -430,12 +440,15 @@ def from_dict(raw: Any, env: Mapping[str, str] | None = None, base: Path | None 
             backoff_initial=es["backoff_initial"],
             backoff_max=es["backoff_max"],
             template=es["template"],
+            compression=es["compression"],
+            sniff=es["sniff"],
         ),
         http_listen=v["http"]["listen"],
         max_inflight_bytes=v["max_inflight_bytes"],
         registry_flush_interval=v["registry_flush_interval"],
         shutdown_timeout=v["shutdown_timeout"],
         log_level=v["log_level"],
+        dlq_max_bytes=v["dlq"]["max_bytes"],
     )
 
 

@@ -14,9 +14,11 @@ import asyncio
 import logging
 import random
 import time
+import zlib
 from typing import Any
 
 import orjson
+from elastic_transport import AiohttpHttpNode, HttpHeaders
 from elasticsearch import (
     ApiError,
     AsyncElasticsearch,
@@ -28,7 +30,7 @@ from elasticsearch import (
 )
 
 from ..config import ElasticsearchConfig
-from ..dlq import DeadLetterQueue
+from ..dlq import DeadLetterQueue, DeadLetterQueueFull
 from ..metrics import Metrics
 from ..pipeline import Part, Pipeline, Segment
 
@@ -86,6 +88,25 @@ TEMPLATE: dict[str, Any] = {
 }
 
 
+class GzipOffLoopNode(AiohttpHttpNode):
+    """Compresses bodies in a worker thread: the client's own `http_compress` does it on
+    the event loop, which stalls every reader and sender for the length of a 4 MiB body."""
+
+    async def perform_request(  # type: ignore[override]
+        self, method: str, target: str, body: bytes | None = None, headers: Any = None, **kw: Any
+    ) -> Any:
+        if body:
+            body = await asyncio.get_running_loop().run_in_executor(None, _gzip, body)
+            headers = HttpHeaders(headers or {})
+            headers["content-encoding"] = "gzip"
+        return await super().perform_request(method, target, body, headers, **kw)
+
+
+def _gzip(body: bytes) -> bytes:
+    c = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits 31: the gzip container, level 1: cheap
+    return c.compress(body) + c.flush()
+
+
 def make_client(cfg: ElasticsearchConfig) -> AsyncElasticsearch:
     kwargs: dict[str, Any] = {
         "hosts": cfg.hosts,
@@ -94,6 +115,10 @@ def make_client(cfg: ElasticsearchConfig) -> AsyncElasticsearch:
         "retry_on_timeout": False,
         "request_timeout": cfg.request_timeout,
     }
+    if cfg.compression == "gzip":
+        kwargs["node_class"] = GzipOffLoopNode
+    if cfg.sniff:
+        kwargs.update(sniff_on_start=True, sniff_on_node_failure=True, min_delay_between_sniffing=10)
     if cfg.username:
         kwargs["basic_auth"] = (cfg.username, cfg.password or "")
     if cfg.api_key:
@@ -124,6 +149,8 @@ class ElasticsearchSink:
         self.metrics = metrics
         self.state = "starting"
         self.last_error = ""
+        self.dlq_error: str | None = None
+        self._retries: set[asyncio.Task[None]] = set()
 
     async def setup(self) -> None:
         """Health and template: failures here are warnings; shipping retries on its own."""
@@ -152,13 +179,19 @@ class ElasticsearchSink:
             log.error("%s", message) if state != "ok" else log.info("%s", message)
         self.state, self.last_error = state, message
 
-    async def deliver(self, parts: list[Part]) -> None:
-        attempt = 0
-        while parts:
+    async def deliver(self, parts: list[Part], attempt: int = 0) -> None:
+        """Send until the whole request got an answer; items to retry go on in the background.
+
+        A failure of the whole request (Elasticsearch down, overloaded, a bad gateway) keeps
+        this sender retrying, which is the backpressure: the in-flight budget fills and the
+        readers wait. Items refused one by one (429 on a hot shard, a forbidden index) are
+        retried by a task of their own, so they do not hold up the rest.
+        """
+        while True:
             body = _build(parts)
             t0 = time.perf_counter()
             try:
-                resp = await self.client.bulk(operations=body, filter_path=FILTER_PATH)  # type: ignore[arg-type]  # bytes pass through
+                resp = await self.client.bulk(operations=body, filter_path=FILTER_PATH)  # type: ignore[arg-type]
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # every failure of the whole request: retry with backoff
@@ -172,15 +205,21 @@ class ElasticsearchSink:
                 await asyncio.sleep(self._backoff(attempt, reason))
                 continue
             self.metrics.bulk_duration.observe(time.perf_counter() - t0)
-            if self.state != "ok":
+            if self.state != "ok" and self.state != "index_forbidden":
                 self._set("ok", "Elasticsearch output is delivering again")
-            parts = await self._items(resp.body, parts)
-            if parts:
-                attempt += 1
-                self.metrics.retries.labels("item").inc()
-                await asyncio.sleep(self._backoff(attempt, "item"))
-            else:
-                attempt = 0
+            retry = await self._items(resp.body, parts)
+            if retry:
+                self.metrics.retries.labels("item").inc(_items_in(retry))
+                task = asyncio.create_task(self._retry_later(retry, attempt + 1))
+                self._retries.add(task)
+                task.add_done_callback(self._retries.discard)
+            elif self.state == "index_forbidden":
+                self._set("ok", "Elasticsearch accepts writes to the index again")
+            return
+
+    async def _retry_later(self, parts: list[Part], attempt: int) -> None:
+        await asyncio.sleep(self._backoff(attempt, "item"))
+        await self.deliver(parts, attempt)
 
     def _request_failed(self, e: Exception) -> str:
         status = getattr(e, "status_code", None) or getattr(getattr(e, "meta", None), "status", None)
@@ -207,58 +246,69 @@ class ElasticsearchSink:
         return cap / 2 + random.random() * cap / 2
 
     async def _items(self, resp: Any, parts: list[Part]) -> list[Part]:
+        """Settle what is done; return the items to retry (the rest of the request is done)."""
         if not resp.get("errors"):  # the common case: settle whole parts, no per-item work
             for seg, items in parts:
                 await self.pipeline.settle(seg, seg.batch.count if items is None else len(items))
             return []
-        items = resp["items"]
         index = [(seg, i) for seg, its in parts for i in (range(seg.batch.count) if its is None else its)]
         retry: dict[int, tuple[Segment, list[int]]] = {}
-        dead: list[dict[str, Any]] = []
         settled: dict[int, tuple[Segment, int]] = {}
-        for (seg, i), item in zip(index, items, strict=False):
+        dead: list[dict[str, Any]] = []
+        dead_items: list[tuple[Segment, int, str]] = []
+        for (seg, i), item in zip(index, resp["items"], strict=True):
             (result,) = item.values()
             status = result.get("status", 0)
-            if status < 300 or status == 409:
+            if status < 300 or status == 409:  # 409 on create: a replay of what is indexed already
                 _count(settled, seg)
                 continue
             err = result.get("error") or {}
             etype = err.get("type", "") if isinstance(err, dict) else ""
+            reason = err.get("reason", "") if isinstance(err, dict) else str(err)
             if status == 429 or status >= 500 or etype in RETRY_TYPES or status in (403, 404):
                 retry.setdefault(id(seg), (seg, []))[1].append(i)
                 if status in (403, 404):
-                    self._set(
-                        "index_forbidden",
-                        f"Elasticsearch refused writes to an index ({status}): {err.get('reason', '')}",
-                    )
+                    self._set("index_forbidden", f"Elasticsearch refused writes to an index ({status}): {reason}")
                 continue
-            raw = bytes(seg.item(i))
-            action, _, doc = raw.partition(b"\n")
+            action, _, doc = bytes(seg.item(i)).partition(b"\n")
             meta = orjson.loads(action)["create"]
             dead.append(
                 {
                     "index": meta["_index"],
                     "_id": meta["_id"],
                     "status": status,
-                    "reason": {"type": etype, "reason": err.get("reason", "") if isinstance(err, dict) else str(err)},
+                    "reason": {"type": etype, "reason": reason},
                     "document": doc.decode("utf-8", "replace").rstrip("\n"),
                 }
             )
-            self.metrics.dlq_events.labels(etype or f"http_{status}").inc()
-            _count(settled, seg)
+            dead_items.append((seg, i, etype or f"http_{status}"))
         if dead:
-            self.dlq.write(dead)
-            log.warning(
-                "%d documents refused by Elasticsearch were written to %s (first: %s)",
-                len(dead),
-                self.dlq.path,
-                dead[0]["reason"],
-            )
+            try:
+                self.dlq.write(dead)
+            except (DeadLetterQueueFull, OSError) as e:
+                self.dlq_error = str(e)
+                log.error("%s", e)
+                for seg, i, _ in dead_items:  # held, retried until the queue has room: never dropped
+                    retry.setdefault(id(seg), (seg, []))[1].append(i)
+            else:
+                self.dlq_error = None
+                log.warning(
+                    "%d documents refused by Elasticsearch were written to %s (first: %s)",
+                    len(dead),
+                    self.dlq.path,
+                    dead[0]["reason"],
+                )
+                for seg, _, why in dead_items:
+                    self.metrics.dlq_events.labels(why).inc()
+                    _count(settled, seg)
         for seg, n in settled.values():
             await self.pipeline.settle(seg, n)
         return [(seg, idx) for seg, idx in retry.values()]
 
     async def close(self) -> None:
+        for t in list(self._retries):
+            t.cancel()
+        await asyncio.gather(*self._retries, return_exceptions=True)
         await self.client.close()
 
 
