@@ -30,12 +30,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     prs.add_argument("--input-id", default="cli")
     prs.add_argument("files", nargs="*")
     sub.add_parser("config-reference", help="print the reference of every config key")
+    dlq = sub.add_parser("dlq", help="show or re-send the documents Elasticsearch refused")
+    dlq.add_argument("action", choices=["list", "replay"])
+    dlq.add_argument("-c", "--config", required=True)
+    dlq.add_argument("--limit", type=int, default=20, help="documents to show with list")
     args = ap.parse_args(argv)
     try:
         if args.cmd == "run":
             return _run(args.config, args.once)
         if args.cmd == "check":
             return _check(args.config)
+        if args.cmd == "dlq":
+            return _dlq(args.config, args.action, args.limit)
         if args.cmd == "parse":
             return _parse(args.format, args.input_id, args.files)
         sys.stdout.write(reference())
@@ -61,6 +67,24 @@ def _run(path: str, once: bool) -> int:
         return await agent.run()
 
     return asyncio.run(go())
+
+
+def _dlq(path: str, action: str, limit: int) -> int:
+    from . import dlq_replay
+
+    cfg = load(path)
+    if action == "list":
+        sys.stdout.write(dlq_replay.summary(cfg, limit))
+        return 0
+    try:
+        delivered, failed = asyncio.run(dlq_replay.replay(cfg))
+    except RuntimeError as e:
+        print(f"shipper: {e}", file=sys.stderr)
+        return 1
+    print(f"replayed {delivered} document(s); {len(failed)} still refused and kept in the queue")
+    for r in failed[:5]:
+        print(f"  {r['index']} {r['_id']}: {r['status']} {r['reason']['type']}: {r['reason']['reason']}")
+    return 0 if not failed else 1
 
 
 def _check(path: str) -> int:

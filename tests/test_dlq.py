@@ -1,0 +1,118 @@
+"""Documents Elasticsearch refuses (400) go to the dead-letter queue with the reason,
+only those; after the mapping is fixed `shipper dlq replay` indexes them, doubling nothing."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from .conftest import ROOT, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def test_strict_mapping_dead_letters_then_replay(
+    es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
+) -> None:
+    input_id = f"dlq-{secrets.token_hex(4)}"
+    index = f"shipper-logs-{input_id}-*"
+    # strict: no `tags`, no `log.original_length`, so truncated and invalid-UTF-8 lines are refused
+    es_client.indices.put_index_template(
+        name=f"strict-{input_id}",
+        index_patterns=[index],
+        priority=500,
+        template={
+            "mappings": {
+                "dynamic": "strict",
+                "properties": {
+                    "@timestamp": {"type": "date"},
+                    "message": {"type": "text"},
+                    "log": {
+                        "properties": {
+                            "file": {"properties": {"path": {"type": "keyword"}}},
+                            "offset": {"type": "long"},
+                        }
+                    },
+                    "host": {"properties": {"name": {"type": "keyword"}}},
+                    "event": {"properties": {"dataset": {"type": "keyword"}}},
+                },
+            }
+        },
+    )
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    lines = []
+    for i in range(300):
+        if i % 50 == 7:
+            lines.append(b"x" * 200 + b" too long")  # truncated at 100 bytes
+        elif i % 50 == 9:
+            lines.append(b"bad utf-8 \xff\xfe here")
+        else:
+            lines.append(f"good line {i}".encode())
+    (logs / "a.log").write_bytes(b"\n".join(lines) + b"\n")
+    bad = {i for i in range(300) if i % 50 in (7, 9)}
+    cfg = {
+        "data_dir": str(tmp_path / "data"),
+        "inputs": [{"id": input_id, "paths": [f"{logs}/*.log"], "max_line_bytes": "100B"}],
+        "output": {"elasticsearch": {"hosts": [es_plain["url"]], "template": False}},
+        "http": {"listen": None},
+    }
+    agent = agent_factory(cfg)
+    assert agent.start("--once").wait(120) == 0, agent.log()
+
+    es_client.indices.refresh(index=index)
+    assert es_client.count(index=index)["count"] == 300 - len(bad)
+    dlq = [orjson.loads(line) for line in (tmp_path / "data" / "dlq" / "dlq.ndjson").read_bytes().splitlines()]
+    assert len(dlq) == len(bad)
+    assert {r["status"] for r in dlq} == {400}
+    assert {r["reason"]["type"] for r in dlq} == {"strict_dynamic_mapping_exception"}
+    offsets = sorted(orjson.loads(r["document"])["log"]["offset"] for r in dlq)
+    starts = [sum(len(x) + 1 for x in lines[:i]) for i in sorted(bad)]
+    assert offsets == starts
+
+    listing = subprocess.run(
+        [sys.executable, "-m", "shipper", "dlq", "list", "-c", str(agent.config)],
+        capture_output=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert listing.returncode == 0
+    assert f"{len(bad)} document(s)".encode() in listing.stdout
+    assert b"strict_dynamic_mapping_exception" in listing.stdout
+
+    # the user fixes the mapping, then replays
+    es_client.indices.put_mapping(
+        index=index,
+        properties={"tags": {"type": "keyword"}, "log": {"properties": {"original_length": {"type": "long"}}}},
+    )
+    replay = subprocess.run(
+        [sys.executable, "-m", "shipper", "dlq", "replay", "-c", str(agent.config)],
+        capture_output=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert replay.returncode == 0, replay.stderr
+    assert f"replayed {len(bad)} document(s); 0 still refused".encode() in replay.stdout
+    es_client.indices.refresh(index=index)
+    wait_for(lambda: es_client.count(index=index)["count"] == 300, 10, "300 documents")
+    assert (tmp_path / "data" / "dlq" / "dlq.ndjson").read_bytes() == b""
+    # a second replay and a second run double nothing
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "shipper", "dlq", "replay", "-c", str(agent.config)],
+            capture_output=True,
+            cwd=ROOT,
+            timeout=60,
+        ).returncode
+        == 0
+    )
+    assert agent.start("--once").wait(120) == 0
+    es_client.indices.refresh(index=index)
+    assert es_client.count(index=index)["count"] == 300
+    es_client.indices.delete_index_template(name=f"strict-{input_id}")
