@@ -119,6 +119,12 @@ class FileReader:
             # at the end of the file
             if self.once or (self.orphaned and time.monotonic() - idle_since >= ORPHAN_GRACE):
                 await self._flush_partial()
+                log.info(
+                    "closing %s at offset %d (%s)",
+                    self.state.path,
+                    self.position,
+                    "read to its end" if self.once else "no longer matched, read to its end",
+                )
                 return
             self.wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):

@@ -1,0 +1,137 @@
+"""Files that move under the agent: rename rotation, truncation, deletion, late directories.
+
+Every line is unique, so "each written line is in Elasticsearch exactly once" is checked
+on the messages themselves, whichever path a line was read under.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+class Run:
+    def __init__(self, es_plain: dict[str, Any], es: Any, agent_factory: Any, tmp_path: Path, **inp: Any) -> None:
+        self.id = f"tail-{secrets.token_hex(4)}"
+        self.index = f"shipper-logs-{self.id}-*"
+        self.es = es
+        self.logs = tmp_path / "logs"
+        self.logs.mkdir()
+        self.written: list[str] = []
+        self.agent = agent_factory(
+            {
+                "data_dir": str(tmp_path / "data"),
+                "inputs": [{"id": self.id, "paths": [f"{self.logs}/**/*.log"], "scan_interval": "1s", **inp}],
+                "output": {"elasticsearch": {"hosts": [es_plain["url"]]}},
+                "http": {"listen": None},
+            }
+        )
+
+    def lines(self, tag: str, n: int) -> bytes:
+        out = [f"{tag} {i} {secrets.token_hex(4)}" for i in range(n)]
+        self.written += out
+        return ("\n".join(out) + "\n").encode()
+
+    def messages(self) -> collections.Counter[str]:
+        try:
+            self.es.indices.refresh(index=self.index)
+            hits = self.es.search(index=self.index, size=10000, _source=["message"])["hits"]["hits"]
+        except Exception:
+            return collections.Counter()
+        return collections.Counter(h["_source"]["message"] for h in hits)
+
+    def shipped(self, n: int) -> None:
+        wait_for(lambda: sum(self.messages().values()) >= n, 60, f"{n} documents")
+
+    def assert_exactly_once(self) -> None:
+        self.shipped(len(self.written))
+        time.sleep(1.5)  # anything doubled would have arrived by now
+        got = self.messages()
+        doubled = [m for m, c in got.items() if c > 1]
+        assert not doubled, f"{len(doubled)} doubled, e.g. {doubled[:3]}"
+        assert set(got) == set(self.written), f"missing {sorted(set(self.written) - set(got))[:3]}"
+
+
+def test_rename_rotation(es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path) -> None:
+    r = Run(es_plain, es_client, agent_factory, tmp_path)
+    r.agent.start()
+    app = r.logs / "app.log"
+    fd = os.open(app, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    os.write(fd, r.lines("start", 10))
+    r.shipped(10)  # the agent has the file open (a file rotated away before it ever saw it is out of reach)
+    for gen in range(5):  # RotatingFileHandler: rename, keep writing a little to the old fd, reopen
+        os.write(fd, r.lines(f"gen{gen}-a", 300))
+        time.sleep(0.3)
+        os.replace(app, r.logs / f"app.log.{gen}")
+        os.write(fd, r.lines(f"gen{gen}-b", 50))  # written after the rename, before the reopen
+        os.close(fd)
+        fd = os.open(app, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    os.write(fd, r.lines("last", 100))
+    os.close(fd)
+    r.assert_exactly_once()
+    assert r.agent.stop() == 0
+
+
+def test_truncation_starts_a_new_generation(
+    es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
+) -> None:
+    r = Run(es_plain, es_client, agent_factory, tmp_path)
+    r.agent.start()
+    app = r.logs / "app.log"
+    app.write_bytes(r.lines("before", 500))
+    r.shipped(500)
+    with app.open("r+b") as f:
+        f.truncate(0)
+    time.sleep(0.5)
+    with app.open("ab") as f:
+        f.write(r.lines("after", 200))  # shorter than before: size < offset shows the truncation
+    r.assert_exactly_once()
+    assert "truncated" in r.agent.log()
+    assert r.agent.stop() == 0
+
+
+def test_deleted_file_is_read_to_its_end(
+    es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
+) -> None:
+    r = Run(es_plain, es_client, agent_factory, tmp_path)
+    r.agent.start()
+    app = r.logs / "app.log"
+    with app.open("ab") as f:
+        f.write(r.lines("first", 100))
+        f.flush()
+        r.shipped(100)
+        f.write(r.lines("then", 2000) + b"no newline at the end")
+        f.flush()
+        app.unlink()  # the agent holds the file open: what was written is still read
+    r.written.append("no newline at the end")
+    r.assert_exactly_once()
+    assert r.agent.stop() == 0
+
+
+def test_restart_resumes_and_partial_line_completes(
+    es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
+) -> None:
+    r = Run(es_plain, es_client, agent_factory, tmp_path)
+    app = r.logs / "deep" / "er" / "app.log"
+    app.parent.mkdir(parents=True)
+    body = r.lines("one", 100)
+    r.written.append("half written then completed")
+    app.write_bytes(body + b"half written")
+    r.agent.start()
+    r.shipped(100)
+    assert r.agent.stop() == 0
+    with app.open("ab") as f:
+        f.write(b" then completed\n")
+    r.agent.start()
+    r.assert_exactly_once()
+    assert r.agent.stop() == 0
