@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from typing import Any
 
 from .config import Config
@@ -19,7 +20,7 @@ from .httpserver import HttpServer
 from .metrics import Metrics
 from .pipeline import Pipeline
 from .registry import Registry
-from .sinks.elasticsearch import ElasticsearchSink
+from .sinks.elasticsearch import DataStreamTarget, ElasticsearchSink
 from .tail.input import InputTailer
 from .tail.notify import Notifier
 
@@ -89,6 +90,16 @@ class Agent:
                 log.error("cannot listen on %s: %s", self.cfg.http_listen, e.strerror)
                 return 1
         await self.sink.setup()
+        now = time.gmtime()
+        try:
+            await self.sink.check_targets([time.strftime(i.index, now) for i in self.cfg.inputs])
+        except DataStreamTarget as e:
+            log.error("%s", e)
+            await self.sink.close()
+            if self.http:
+                await self.http.stop()
+            self.registry.close()
+            return 2
         self.pipeline.start(self.sink.deliver)
         notifier = None
         if not self.once:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 
 from . import __version__
-from .config import ConfigError, load, reference
+from .config import Config, ConfigError, load, reference
 from .registry import RegistryError
 from .tail.paths import PathMatcher
 
@@ -97,7 +97,34 @@ def _check(path: str) -> int:
         print(f"input {inp.id} ({inp.format}) -> index {inp.index}: {len(files)} file(s)")
         for f, st in sorted(files.items()):
             print(f"  {f} ({st.st_size} bytes)")
-    return 0
+    return asyncio.run(_check_output(cfg))
+
+
+async def _check_output(cfg: Config) -> int:
+    """Ask the cluster what it can tell before anything is sent (never fatal when unreachable)."""
+    from .sinks.elasticsearch import DataStreamTarget, make_client
+
+    client = make_client(cfg.elasticsearch)
+    try:
+        try:
+            await client.options(request_timeout=5).cluster.health()
+        except Exception as e:
+            print(f"elasticsearch: not checked ({type(e).__name__}: {str(e)[:200]})")
+            return 0
+        from .sinks.elasticsearch import ElasticsearchSink
+
+        sink = ElasticsearchSink.__new__(ElasticsearchSink)
+        sink.client = client
+        now = time.gmtime()
+        try:
+            await sink.check_targets([time.strftime(i.index, now) for i in cfg.inputs])
+        except DataStreamTarget as e:
+            print(f"shipper: {e}", file=sys.stderr)
+            return 2
+        print("elasticsearch: reachable; no target index would be a data stream")
+        return 0
+    finally:
+        await client.close()
 
 
 def _parse(fmt: str, input_id: str, files: list[str]) -> int:

@@ -114,3 +114,18 @@ def test_reference_lists_every_key() -> None:
 def test_docs_reference_is_current() -> None:
     doc = Path(__file__).parent.parent / "docs" / "config.md"
     assert doc.read_text() == config.reference(), "regenerate with: shipper config-reference > docs/config.md"
+
+
+def test_data_stream_template_is_found() -> None:
+    from shipper.sinks.elasticsearch import data_stream_template
+
+    templates = [
+        {"name": "logs", "index_template": {"index_patterns": ["logs-*-*"], "priority": 100, "data_stream": {}}},
+        {"name": "mine", "index_template": {"index_patterns": ["shipper-logs-*"], "priority": 200}},
+        {"name": "ds-all", "index_template": {"index_patterns": ["shipper-*"], "priority": 10, "data_stream": {}}},
+        {"name": "ds-top", "index_template": {"index_patterns": ["shipper-x-*"], "priority": 900, "data_stream": {}}},
+    ]
+    assert data_stream_template(templates, "logs-app-default") == "logs"
+    assert data_stream_template(templates, "shipper-logs-t-2026.11.25") is None  # the higher priority wins
+    assert data_stream_template(templates, "shipper-x-1") == "ds-top"
+    assert data_stream_template(templates, "other") is None

@@ -11,6 +11,7 @@ retried; other 4xx are document errors and go to the dead-letter queue.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import logging
 import random
 import time
@@ -88,6 +89,27 @@ TEMPLATE: dict[str, Any] = {
 }
 
 
+class DataStreamTarget(RuntimeError):
+    """An index name would create a data stream: refuse to start (exactly-once needs plain indices)."""
+
+
+def data_stream_template(templates: list[dict[str, Any]], index: str) -> str | None:
+    """The name of the composable template that would make `index` a data stream, if any.
+
+    Elasticsearch applies the matching template of the highest priority; when that one has
+    `data_stream`, writing to `index` creates a data stream whose rollover would put
+    one `_id` in two backing indices, so a replayed `create` would double the event.
+    """
+    best: tuple[int, str, bool] | None = None
+    for t in templates:
+        body = t.get("index_template", {})
+        if any(fnmatch.fnmatchcase(index, p) for p in body.get("index_patterns", [])):
+            prio = int(body.get("priority") or 0)
+            if best is None or prio > best[0]:
+                best = (prio, t.get("name", "?"), "data_stream" in body)
+    return best[1] if best and best[2] else None
+
+
 class GzipOffLoopNode(AiohttpHttpNode):
     """Compresses bodies in a worker thread: the client's own `http_compress` does it on
     the event loop, which stalls every reader and sender for the length of a 4 MiB body."""
@@ -151,6 +173,24 @@ class ElasticsearchSink:
         self.last_error = ""
         self.dlq_error: str | None = None
         self._retries: set[asyncio.Task[None]] = set()
+
+    async def check_targets(self, indices: list[str]) -> None:
+        """Refuse index names that would be data streams (where privileges allow asking)."""
+        try:
+            resp = await self.client.options(request_timeout=10).indices.get_index_template()
+        except (AuthorizationException, AuthenticationException) as e:
+            log.warning("cannot read index templates to check for data streams (%s); not checked", _reason(e))
+            return
+        except (ConnectionError, TransportError, ApiError):
+            return  # unreachable: reported by setup; checked again at the next start
+        for index in indices:
+            name = data_stream_template(resp.body.get("index_templates", []), index)
+            if name:
+                raise DataStreamTarget(
+                    f"index {index!r} would be a data stream (index template {name!r} matches it with "
+                    "data_stream); rollover would break exactly-once. Use an index pattern no data-stream "
+                    "template matches, like shipper-logs-{input}-%Y.%m.%d"
+                )
 
     async def setup(self) -> None:
         """Health and template: failures here are warnings; shipping retries on its own."""
