@@ -20,7 +20,7 @@ from .httpserver import HttpServer
 from .metrics import Metrics
 from .pipeline import Pipeline
 from .registry import Registry
-from .sinks.elasticsearch import DataStreamTarget, ElasticsearchSink
+from .sinks.elasticsearch import DataStreamTarget, ElasticsearchSink, check_targets
 from .tail.input import InputTailer
 from .tail.notify import Notifier
 
@@ -92,7 +92,7 @@ class Agent:
         await self.sink.setup()
         now = time.gmtime()
         try:
-            await self.sink.check_targets([time.strftime(i.index, now) for i in self.cfg.inputs])
+            await check_targets(self.sink.client, [time.strftime(i.index, now) for i in self.cfg.inputs])
         except DataStreamTarget as e:
             log.error("%s", e)
             await self.sink.close()

@@ -102,7 +102,7 @@ def _check(path: str) -> int:
 
 async def _check_output(cfg: Config) -> int:
     """Ask the cluster what it can tell before anything is sent (never fatal when unreachable)."""
-    from .sinks.elasticsearch import DataStreamTarget, make_client
+    from .sinks.elasticsearch import DataStreamTarget, check_targets, make_client
 
     client = make_client(cfg.elasticsearch)
     try:
@@ -111,13 +111,9 @@ async def _check_output(cfg: Config) -> int:
         except Exception as e:
             print(f"elasticsearch: not checked ({type(e).__name__}: {str(e)[:200]})")
             return 0
-        from .sinks.elasticsearch import ElasticsearchSink
-
-        sink = ElasticsearchSink.__new__(ElasticsearchSink)
-        sink.client = client
         now = time.gmtime()
         try:
-            await sink.check_targets([time.strftime(i.index, now) for i in cfg.inputs])
+            await check_targets(client, [time.strftime(i.index, now) for i in cfg.inputs])
         except DataStreamTarget as e:
             print(f"shipper: {e}", file=sys.stderr)
             return 2

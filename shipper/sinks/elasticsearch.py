@@ -110,6 +110,25 @@ def data_stream_template(templates: list[dict[str, Any]], index: str) -> str | N
     return best[1] if best and best[2] else None
 
 
+async def check_targets(client: AsyncElasticsearch, indices: list[str]) -> None:
+    """Refuse index names that would be data streams (where privileges allow asking)."""
+    try:
+        resp = await client.options(request_timeout=10).indices.get_index_template()
+    except (AuthorizationException, AuthenticationException) as e:
+        log.warning("cannot read index templates to check for data streams (%s); not checked", _reason(e))
+        return
+    except (ConnectionError, TransportError, ApiError):
+        return  # unreachable: reported by setup; checked again at the next start
+    for index in indices:
+        name = data_stream_template(resp.body.get("index_templates", []), index)
+        if name:
+            raise DataStreamTarget(
+                f"index {index!r} would be a data stream (index template {name!r} matches it with "
+                "data_stream); rollover would break exactly-once. Use an index pattern no data-stream "
+                "template matches, like shipper-logs-{input}-%Y.%m.%d"
+            )
+
+
 class GzipOffLoopNode(AiohttpHttpNode):
     """Compresses bodies in a worker thread: the client's own `http_compress` does it on
     the event loop, which stalls every reader and sender for the length of a 4 MiB body."""
@@ -173,24 +192,6 @@ class ElasticsearchSink:
         self.last_error = ""
         self.dlq_error: str | None = None
         self._retries: set[asyncio.Task[None]] = set()
-
-    async def check_targets(self, indices: list[str]) -> None:
-        """Refuse index names that would be data streams (where privileges allow asking)."""
-        try:
-            resp = await self.client.options(request_timeout=10).indices.get_index_template()
-        except (AuthorizationException, AuthenticationException) as e:
-            log.warning("cannot read index templates to check for data streams (%s); not checked", _reason(e))
-            return
-        except (ConnectionError, TransportError, ApiError):
-            return  # unreachable: reported by setup; checked again at the next start
-        for index in indices:
-            name = data_stream_template(resp.body.get("index_templates", []), index)
-            if name:
-                raise DataStreamTarget(
-                    f"index {index!r} would be a data stream (index template {name!r} matches it with "
-                    "data_stream); rollover would break exactly-once. Use an index pattern no data-stream "
-                    "template matches, like shipper-logs-{input}-%Y.%m.%d"
-                )
 
     async def setup(self) -> None:
         """Health and template: failures here are warnings; shipping retries on its own."""
