@@ -48,7 +48,8 @@ with open(path, "rb") as f:
                "log": {"file": {"path": path}, "offset": offset}}
         if m:
             doc["log"]["level"] = m.group(3).decode()
-        batch.append(orjson.dumps({"create": {"_index": index, "_id": f"{offset:x}"}}) + b"\n" + orjson.dumps(doc) + b"\n")
+        action = orjson.dumps({"create": {"_index": index, "_id": f"{offset:x}"}})
+        batch.append(action + b"\n" + orjson.dumps(doc) + b"\n")
         offset += len(raw)
         n += 1
         if len(batch) >= 5000:
@@ -150,7 +151,8 @@ def main() -> None:
         r["lines_per_s"] = lines / r["wall_s"]
         r["lines_per_cpu_s"] = lines / r["cpu_s"] if r["cpu_s"] else float("inf")
         r["cpu_s_per_m_lines"] = r["cpu_s"] / lines * 1e6
-    results["ratio_shipper_vs_naive_per_cpu_s"] = results["shipper"]["lines_per_cpu_s"] / results["naive"]["lines_per_cpu_s"]
+    ratio = results["shipper"]["lines_per_cpu_s"] / results["naive"]["lines_per_cpu_s"]
+    results["ratio_shipper_vs_naive_per_cpu_s"] = ratio
     if a.json:
         print(json.dumps(results, indent=2))
     else:

@@ -139,10 +139,10 @@ def test_100k_lines_nested_new_dirs_sigterm_restart(
     assert "checkpoint written" in agent.log()
 
     # more lines while the agent is down, and after it is back
-    w3 = writer(root, early[:2] + ["bert/run3/new.log"], 6_000, seed=3)
+    w3 = writer(root, [*early[:2], "bert/run3/new.log"], 6_000, seed=3)
     assert w3.wait(60) == 0
     agent.start()
-    w4 = writer(root, late[:2] + ["t5/run1/train.log"], 4_000, seed=4, pace=0.001)
+    w4 = writer(root, [*late[:2], "t5/run1/train.log"], 4_000, seed=4, pace=0.001)
     assert w4.wait(120) == 0
     assert len(expected_events(root)) == 110_000
     assert_exactly_once(es_client, index, root)
