@@ -1,0 +1,212 @@
+"""Parse throughput: the Cython parser, its pure-Python twin and a naive Python loop.
+
+Generates N model-training log lines in Python's logging layout (mostly INFO metric
+lines, some WARNING/ERROR, now and then a multi-line traceback) in memory, then times,
+best of --repeat runs, each contender turning them into an Elasticsearch ``_bulk`` body:
+
+* cython:  ``_fastparse._cparser.Parser`` fed --chunk-byte chunks, then flushed
+* python:  ``_fastparse._pyparser.Parser`` the same way
+* naive:   split lines, a regex for the logging layout, a dict per line,
+           ``orjson.dumps`` of the action and the document
+
+    python benchmarks/bench_parse.py [-n 1000000] [--chunk 262144] [--repeat 3] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import random
+import re
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from _fastparse import _pyparser
+
+
+def _load_cparser() -> Any:
+    try:
+        from _fastparse import _cparser
+    except ImportError:  # not built
+        return None
+    return _cparser
+
+
+_cparser = _load_cparser()
+
+KW = dict(input_id="trainer", path="/var/log/models/trainer/train.log", host_name="gpu-node-01",
+          id_prefix="7f3a9c", index_pattern="shipper-logs-trainer-%Y.%m.%d")
+
+TRACEBACK = """Traceback (most recent call last):
+  File "/opt/train/train.py", line 412, in <module>
+    main()
+  File "/opt/train/train.py", line 388, in main
+    loss = step(model, batch)
+  File "/opt/train/loop.py", line 97, in step
+    out = model(batch["input_ids"].cuda(non_blocking=True))
+torch.cuda.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.15 GiB total capacity)"""
+
+
+def generate(n: int, seed: int = 1) -> bytes:
+    """About ``n`` lines (a traceback counts as its lines) of a training run's log."""
+    rnd = random.Random(seed)
+    out: list[str] = []
+    t = 1795591801.0  # 2026-11-25 07:30:01 UTC
+    step = 0
+    epoch = 0
+    while len(out) < n:
+        t += rnd.random() * 0.05
+        ms = int(t * 1000) % 1000
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t)) + f",{ms:03d}"
+        r = rnd.random()
+        if r < 0.0005:
+            out.append(f"{stamp} - trainer - ERROR - step {step} failed")
+            out.extend(TRACEBACK.split("\n"))
+            continue
+        step += 1
+        if step % 5000 == 0:
+            epoch += 1
+        if r < 0.02:
+            out.append(f"{stamp} - trainer - ERROR - NaN detected in loss at step={step}, "
+                       f"skipping batch (rank={rnd.randrange(8)})")
+        elif r < 0.08:
+            out.append(f"{stamp} - trainer.optim - WARNING - grad_norm={rnd.uniform(10, 90):.2f} "
+                       f"exceeds clip=10.0 at step={step}")
+        elif r < 0.12:
+            out.append(f"{stamp} - checkpoint - INFO - saved checkpoint to "
+                       f"/ckpt/run-42/step_{step:07d}.pt ({rnd.uniform(1, 9):.1f} GiB)")
+        elif r < 0.15:
+            out.append(f"{stamp} - data - INFO - shard {rnd.randrange(1024):04d} loaded: "
+                       f"{rnd.randrange(10**5, 10**6)} samples, \"tokens\"={rnd.randrange(10**8)}")
+        else:
+            out.append(f"{stamp} - trainer - INFO - epoch={epoch} step={step} "
+                       f"loss={rnd.uniform(0.1, 3):.4f} acc={rnd.uniform(0.5, 0.99):.2f} "
+                       f"lr={rnd.choice(['3e-4', '2.5e-4', '1e-4'])} "
+                       f"tok/s={rnd.randrange(20000, 90000)}")
+    return ("\n".join(out[:n]) + "\n").encode()
+
+
+def chunks(data: bytes, size: int) -> list[bytes]:
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+def run_parser(module: Any) -> Callable[[list[bytes], int], tuple[int, int]]:
+    def go(parts: list[bytes], ms: int) -> tuple[int, int]:
+        p = module.Parser(**KW)
+        events = size = 0
+        for c in parts:
+            b = p.feed(c, ms)
+            events += b.count
+            size += len(b.body)
+        b = p.flush(ms)
+        return events + b.count, size + len(b.body)
+    return go
+
+
+LOG_RE = re.compile(rb"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) - (\S+) - ([A-Z]+) - (.*)", re.S)
+
+
+def run_naive(parts: list[bytes], ms: int) -> tuple[int, int]:
+    """What one would write first: a line loop, a regex, a dict, orjson."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+    index = time.strftime(KW["index_pattern"], time.gmtime(ms // 1000))
+    path, host, dataset, prefix = KW["path"], KW["host_name"], KW["input_id"], KW["id_prefix"]
+    offset = 0
+    rest = b""
+    events = size = 0
+    for part in parts:
+        lines = (rest + part).split(b"\n")
+        rest = lines.pop()
+        out = []
+        for line in lines:
+            raw_len = len(line) + 1
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if line:
+                doc: dict[str, Any] = {"@timestamp": stamp,
+                                       "message": line.decode("utf-8", "replace"),
+                                       "log": {"file": {"path": path}, "offset": offset},
+                                       "host": {"name": host}, "event": {"dataset": dataset}}
+                m = LOG_RE.match(line)
+                if m:
+                    doc["log"]["logger"] = m.group(2).decode()
+                    doc["log"]["level"] = m.group(3).decode()
+                out.append(orjson.dumps({"create": {"_index": index, "_id": f"{prefix}.{offset:x}"}}))
+                out.append(orjson.dumps(doc))
+                events += 1
+            offset += raw_len
+        body = b"\n".join(out) + b"\n" if out else b""
+        size += len(body)
+    return events, size
+
+
+def measure(fn: Callable[[list[bytes], int], tuple[int, int]], parts: list[bytes],
+            repeat: int) -> tuple[float, int, int]:
+    best = float("inf")
+    result = (0, 0)
+    for _ in range(repeat):
+        gc.collect()
+        t = time.perf_counter()
+        result = fn(parts, 1795591801123)
+        best = min(best, time.perf_counter() - t)
+    return best, *result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-n", "--lines", type=int, default=1_000_000)
+    ap.add_argument("--chunk", type=int, default=256 * 1024, help="feed size in bytes")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per contender; the best counts")
+    ap.add_argument("--only", action="append", choices=["cython", "python", "naive"])
+    ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = ap.parse_args(argv)
+
+    data = generate(args.lines)
+    nlines = data.count(b"\n")
+    parts = chunks(data, args.chunk)
+    contenders: dict[str, Callable[[list[bytes], int], tuple[int, int]]] = {}
+    if _cparser is not None:
+        contenders["cython"] = run_parser(_cparser)
+    else:
+        print("note: _fastparse._cparser is not built (python setup.py build_ext --inplace)",
+              file=sys.stderr)
+    contenders["python"] = run_parser(_pyparser)
+    contenders["naive"] = run_naive
+    if args.only:
+        contenders = {k: v for k, v in contenders.items() if k in args.only}
+
+    results: dict[str, Any] = {}
+    for name, fn in contenders.items():
+        secs, events, body = measure(fn, parts, args.repeat)
+        results[name] = {"seconds": round(secs, 4), "lines_per_s": round(nlines / secs),
+                         "mb_per_s": round(len(data) / secs / 1e6, 1), "events": events,
+                         "body_bytes": body}
+    report = {"lines": nlines, "input_bytes": len(data), "chunk": args.chunk,
+              "repeat": args.repeat, "python": platform.python_version(),
+              "machine": platform.machine(), "cpus": os.cpu_count(), "results": results}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"{nlines:,} lines, {len(data) / 1e6:.1f} MB input, {args.chunk // 1024} KiB feeds, "
+          f"best of {args.repeat}")
+    print(f"{'parser':<8} {'seconds':>8} {'lines/s':>12} {'MB/s':>8} {'events':>10} "
+          f"{'body MB':>8} {'vs naive':>8}")
+    base = results.get("naive", {}).get("seconds")
+    for name, r in results.items():
+        rel = f"{base / r['seconds']:.1f}x" if base else "-"
+        print(f"{name:<8} {r['seconds']:>8.3f} {r['lines_per_s']:>12,} {r['mb_per_s']:>8.1f} "
+              f"{r['events']:>10,} {r['body_bytes'] / 1e6:>8.1f} {rel:>8}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
