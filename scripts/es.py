@@ -21,7 +21,6 @@ import argparse
 import base64
 import json
 import os
-import pwd
 import shutil
 import signal
 import ssl
@@ -70,9 +69,10 @@ def fetch() -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     with zipfile.ZipFile(zip_path) as z:
         z.extractall(tmp)
-    for p in (tmp / f"elasticsearch-{VERSION}").rglob("*"):  # zipfile drops the modes
-        if p.is_file() and (p.parent.name == "bin" or p.parent.parent.name == "bin" or "/bin/" in str(p)):
-            p.chmod(0o755)
+        for member in z.infolist():  # zipfile drops the modes: restore them (bin/ scripts)
+            mode = (member.external_attr >> 16) & 0o777
+            if mode:
+                (tmp / member.filename).chmod(mode)
     shutil.rmtree(HOME, ignore_errors=True)
     (tmp / f"elasticsearch-{VERSION}").rename(HOME)
     tmp.rmdir()
@@ -82,7 +82,7 @@ def fetch() -> Path:
 
 
 def _readable_by_all(path: Path) -> None:
-    for dirpath, dirnames, filenames in os.walk(path):
+    for dirpath, _dirnames, filenames in os.walk(path):
         os.chmod(dirpath, 0o755)
         for f in filenames:
             p = os.path.join(dirpath, f)
