@@ -35,7 +35,27 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 VERSION = os.environ.get("SHIPPER_ES_VERSION", "8.19.21")
-CACHE = Path(os.environ.get("SHIPPER_ES_CACHE", ROOT / ".cache" / "es"))
+
+
+class ESError(RuntimeError):
+    """The server could not be fetched, started or found; the message says why."""
+
+
+def _traversable(path: Path) -> bool:
+    return all(not p.exists() or os.stat(p).st_mode & 0o001 for p in [path, *path.parents])
+
+
+def _cache() -> Path:
+    """`.cache/es` in the repo; as root, a shared directory when `nobody` cannot reach the repo."""
+    if os.environ.get("SHIPPER_ES_CACHE"):
+        return Path(os.environ["SHIPPER_ES_CACHE"])
+    local = ROOT / ".cache" / "es"
+    if os.geteuid() != 0 or _traversable(ROOT):
+        return local
+    return Path("/var/tmp/shipper-es")  # e.g. a clone under a 0700 mktemp directory
+
+
+CACHE = _cache()
 HOME = CACHE / f"elasticsearch-{VERSION}"
 SERVERS = CACHE / "servers"
 ARTIFACT = f"org.elasticsearch.distribution.integ-test-zip:elasticsearch:{VERSION}:zip"
@@ -59,12 +79,13 @@ def fetch() -> Path:
     zip_path = m2 / "elasticsearch" / VERSION / f"elasticsearch-{VERSION}.zip"
     if not zip_path.exists():
         if not shutil.which("mvn"):
-            raise SystemExit("es: Maven (mvn) is needed to fetch Elasticsearch: apt-get install maven")
+            raise ESError("Maven (mvn) is needed to fetch Elasticsearch: apt-get install maven")
         say(f"fetching {ARTIFACT} from Maven Central (~107 MB, once)")
         subprocess.run(
             ["mvn", "-q", "-B", "dependency:get", f"-Dartifact={ARTIFACT}", "-Dtransitive=false"], check=True
         )
     CACHE.mkdir(parents=True, exist_ok=True)
+    os.chmod(CACHE, 0o755)
     tmp = CACHE / f".unpack-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     with zipfile.ZipFile(zip_path) as z:
@@ -91,9 +112,11 @@ def _readable_by_all(path: Path) -> None:
 
 def _check_traversable(path: Path) -> None:
     """`nobody` must be able to reach the distribution: every parent needs o+x."""
+    if not _root():
+        return
     for parent in [path, *path.parents]:
         if parent.exists() and not os.stat(parent).st_mode & 0o001:
-            raise SystemExit(
+            raise ESError(
                 f"es: {parent} is not traversable by other users; the server runs as nobody. "
                 f"chmod o+x {parent}, or set SHIPPER_ES_CACHE to a directory it can reach"
             )
@@ -179,7 +202,7 @@ def start(name: str, port: int | None = None, fresh: bool = False) -> dict[str, 
     _check_traversable(home)
     port = port or NAMED.get(name)
     if port is None:
-        raise SystemExit(f"es: server {name!r} needs --port")
+        raise ESError(f"server {name!r} needs --port")
     base = SERVERS / name
     if fresh or not (base / "server.json").exists():
         shutil.rmtree(base, ignore_errors=True)
@@ -188,7 +211,7 @@ def start(name: str, port: int | None = None, fresh: bool = False) -> dict[str, 
     for n in nodes:
         for p in (n["http"], n["transport"]):
             if not _port_free(p):
-                raise SystemExit(f"es: port {p} for server {name!r} is in use by another process")
+                raise ESError(f"port {p} for server {name!r} is in use by another process")
     secure = name == "secure"
     srv = {"name": name, "version": VERSION, "urls": [], "pids": [], "dir": str(base)}
     if secure:  # TLS files must live in the config directory (the server's entitlements)
@@ -280,13 +303,13 @@ def start(name: str, port: int | None = None, fresh: bool = False) -> dict[str, 
         for x in nodes
     )
     stop(name)
-    raise SystemExit(f"es: {name} {why}; its log ends:\n{logs}")
+    raise ESError(f"{name} {why}; its log ends:\n{logs}")
 
 
 def _java_home() -> str:
     java = shutil.which("java")
     if not java:
-        raise SystemExit("es: Java 17+ is needed: apt-get install openjdk-17-jre-headless")
+        raise ESError("Java 17+ is needed: apt-get install openjdk-17-jre-headless")
     return str(Path(os.path.realpath(java)).parent.parent)
 
 
@@ -303,7 +326,7 @@ def _tool(home: Path, name: str, *args: str, conf: Path | None = None) -> str:
         env["ES_PATH_CONF"] = str(conf)
     r = subprocess.run([str(home / "bin" / name), *args], env=env, capture_output=True, text=True)
     if r.returncode != 0:
-        raise SystemExit(f"es: {name} {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
+        raise ESError(f"{name} {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
     return r.stdout
 
 
@@ -360,7 +383,7 @@ def add_user(name: str, user: str, password: str, roles: list[str]) -> None:
     """A file-realm user on the secure server (picked up by the running server within seconds)."""
     srv = info(name)
     if not srv:
-        raise SystemExit(f"es: no server {name!r}")
+        raise ESError(f"no server {name!r}")
     conf = Path(srv["dir"]) / "config"
     _tool(fetch(), "elasticsearch-users", "useradd", user, "-p", password, "-r", ",".join(roles), conf=conf)
     if _root():
@@ -429,6 +452,13 @@ def main() -> None:
     ap.add_argument("--port", type=int)
     ap.add_argument("--fresh", action="store_true", help="wipe the server's data first")
     a = ap.parse_args()
+    try:
+        _main(ap, a)
+    except ESError as e:
+        raise SystemExit(f"es: {e}") from None
+
+
+def _main(ap: argparse.ArgumentParser, a: argparse.Namespace) -> None:
     if a.cmd in ("start", "stop", "kill", "info") and not a.name:
         ap.error(f"{a.cmd} needs a server name ({', '.join(NAMED)} or your own with --port)")
     if a.cmd == "fetch":
@@ -447,7 +477,7 @@ def main() -> None:
     elif a.cmd == "info":
         srv = info(a.name)
         if not srv:
-            raise SystemExit(f"es: no server {a.name!r} (start it first)")
+            raise ESError(f"no server {a.name!r} (start it first)")
         print(json.dumps(srv))
 
 
