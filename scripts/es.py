@@ -117,7 +117,7 @@ def _check_traversable(path: Path) -> None:
     for parent in [path, *path.parents]:
         if parent.exists() and not os.stat(parent).st_mode & 0o001:
             raise ESError(
-                f"es: {parent} is not traversable by other users; the server runs as nobody. "
+                f"{parent} is not traversable by other users; the server runs as nobody. "
                 f"chmod o+x {parent}, or set SHIPPER_ES_CACHE to a directory it can reach"
             )
 
@@ -144,17 +144,16 @@ def info(name: str) -> dict[str, Any] | None:
 
 
 def _alive(pid: int) -> bool:
+    """Is `pid` still our server (not gone, not a zombie, not a reused pid)?"""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie or a reused pid is not our server
+        stat = Path(f"/proc/{pid}/stat").read_text()
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-        return b"elasticsearch" in cmd or b"java" in cmd
     except OSError:
         return False
+    if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+        return False
+    # empty between fork and exec; after that the launcher, setpriv or the JVM
+    return not cmd or any(w in cmd for w in (b"elasticsearch", b"java", b"setpriv"))
 
 
 def _request(srv: dict[str, Any], path: str, node: int = 0, timeout: float = 5) -> dict[str, Any]:
