@@ -389,6 +389,30 @@ def add_user(name: str, user: str, password: str, roles: list[str]) -> None:
         subprocess.run(["chown", "-R", "nobody:nogroup", str(conf)], check=True)
 
 
+def add_role(name: str, role: str, definition: str) -> None:
+    """Append a role (YAML body, indented under the role name) to the server's roles.yml."""
+    srv = info(name)
+    if not srv:
+        raise ESError(f"no server {name!r}")
+    roles = Path(srv["dir"]) / "config" / "roles.yml"
+    text = roles.read_text() if roles.exists() else ""
+    if f"\n{role}:" not in "\n" + text:
+        body = "".join(f"  {line}\n" for line in definition.strip().splitlines())
+        roles.write_text(text.rstrip("\n") + f"\n{role}:\n{body}")
+
+
+def service_token(name: str, service: str, token: str) -> str:
+    """A file-based service token (`elastic/fleet-server` etc.); returns the bearer value."""
+    srv = info(name)
+    if not srv:
+        raise ESError(f"no server {name!r}")
+    conf = Path(srv["dir"]) / "config"
+    out = _tool(fetch(), "elasticsearch-service-tokens", "create", service, token, conf=conf)
+    if _root():
+        subprocess.run(["chown", "-R", "nobody:nogroup", str(conf)], check=True)
+    return out.strip().rsplit(" = ", 1)[1]
+
+
 def _signal(name: str, sig: int) -> list[int]:
     srv = info(name)
     if not srv:

@@ -130,13 +130,6 @@ def _index_pattern(v: Any, path: str) -> str:
             f"{s!r} is not a valid index pattern: lower case, no {' '.join(sorted(bad)) or 'upper case'}; "
             "use {input} and strftime codes %Y %m %d %H",
         )
-    if s.startswith(("logs-", ".ds-")):
-        raise ConfigError(
-            path,
-            f"{s!r} matches Elasticsearch's built-in data-stream template (logs-*-*); rollover "
-            "would break the one-index-per-_id guarantee exactly-once relies on. Use a name "
-            "like shipper-logs-{input}-%Y.%m.%d",
-        )
     return s
 
 

@@ -50,7 +50,7 @@ def test_stable_keys_from_the_issue() -> None:
         ({"inputs": [{"id": "t", "paths": ["x"], "scan_interval": "10"}]}, "inputs[0].scan_interval", "duration"),
         ({"inputs": [{"id": "t", "paths": ["x"], "max_line_bytes": "1 MB"}]}, "inputs[0].max_line_bytes", "size"),
         ({"inputs": [{"id": "t", "paths": ["x"], "format": "xml"}]}, "inputs[0].format", "expected one of"),
-        (_with(output={"elasticsearch": {"index": "logs-{input}-x"}}), "output.elasticsearch.index", "data-stream"),
+        (_with(output={"elasticsearch": {"index": "Logs-{input}"}}), "output.elasticsearch.index", "lower case"),
         (_with(output={"elasticsearch": {"hosts": ["127.0.0.1:9200"]}}), "output.elasticsearch.hosts[0]", "URL"),
         (_with(output={"elasticsearch": {"username": "u"}}), "output.elasticsearch.password", "required"),
         (_with(http={"listen": "9108"}), "http.listen", "host:port"),
