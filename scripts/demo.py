@@ -89,6 +89,11 @@ def main() -> int:
     )
     if (DEMO / "data").exists():
         subprocess.run(["rm", "-rf", str(DEMO / "data")], check=True)
+    from elasticsearch import Elasticsearch
+
+    es = Elasticsearch(url)
+    # a fresh start: new data_dir, new host id, so the previous run's documents would stand beside these
+    es.options(ignore_status=404).indices.delete(index="shipper-logs-models-*", expand_wildcards="all")
     print(f"generated {lines} lines of sample model logs under {logs}", flush=True)
     print(f"shipping them with: shipper run -c {cfg} --once", flush=True)
     t = time.monotonic()
@@ -97,15 +102,12 @@ def main() -> int:
     if rc != 0:
         print(f"shipper exited with {rc}", file=sys.stderr)
         return rc
-    from elasticsearch import Elasticsearch
-
-    es = Elasticsearch(url)
     es.indices.refresh(index="shipper-logs-models-*")
     total = es.count(index="shipper-logs-models-*")["count"]
     by_file = es.search(
         index="shipper-logs-models-*", size=0, aggs={"f": {"terms": {"field": "log.file.path", "size": 20}}}
     )["aggregations"]["f"]["buckets"]
-    sample = es.search(index="shipper-logs-models-*", size=1, query={"match": {"message": "OutOfMemoryError"}})
+    sample = es.search(index="shipper-logs-models-*", size=1, query={"match_phrase": {"message": "CUDA out of memory"}})
     print()
     print(f"landed: {total} documents (of {lines} lines written; a traceback is still one document per line until")
     print(f"        multiline grouping lands) in {took:.1f}s, indices shipper-logs-models-*")
@@ -116,7 +118,7 @@ def main() -> int:
         print(json.dumps(sample["hits"]["hits"][0]["_source"], indent=2))
     print(f"""
 where to look:
-  curl -s '{url}/shipper-logs-models-*/_search?q=message:OutOfMemoryError&pretty'
+  curl -s '{url}/shipper-logs-models-*/_search?q=message:%22CUDA+out+of+memory%22&pretty'
   curl -s '{url}/_cat/indices/shipper-logs-*?v'
   .venv/bin/shipper run -c {cfg}        # keep tailing; metrics on http://127.0.0.1:9108/metrics
   python3 scripts/es.py stop demo        # stop the local Elasticsearch""")
