@@ -155,7 +155,7 @@ class Agent:
         for t in self.inputs:
             await asyncio.gather(*t.tasks, return_exceptions=True)
         # waiting is pointless while the output cannot deliver: what is unacknowledged is read again next time
-        wait = self.cfg.shutdown_timeout if self.sink.state == "ok" else 0.0
+        wait = self.cfg.shutdown_timeout if self.sink.state == "ok" and not self.sink.dlq_error else 0.0
         if not await self.pipeline.drain(wait):
             log.warning(
                 "shutdown_timeout: %d bytes were not acknowledged; they will be sent again at the next start",

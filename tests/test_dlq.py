@@ -4,6 +4,7 @@ only those; after the mapping is fixed `shipper dlq replay` indexes them, doubli
 from __future__ import annotations
 
 import secrets
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -115,4 +116,59 @@ def test_strict_mapping_dead_letters_then_replay(
     assert agent.start("--once").wait(120) == 0
     es_client.indices.refresh(index=index)
     assert es_client.count(index=index)["count"] == 300
+    es_client.indices.delete_index_template(name=f"strict-{input_id}")
+
+
+def test_full_dead_letter_queue_holds_events_instead_of_dropping(
+    es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
+) -> None:
+    input_id = f"dlqfull-{secrets.token_hex(4)}"
+    index = f"shipper-logs-{input_id}-*"
+    es_client.indices.put_index_template(
+        name=f"strict-{input_id}",
+        index_patterns=[index],
+        priority=500,
+        template={
+            "mappings": {
+                "dynamic": "strict",
+                "properties": {
+                    "@timestamp": {"type": "date"},
+                    "message": {"type": "text"},
+                    "log": {
+                        "properties": {
+                            "file": {"properties": {"path": {"type": "keyword"}}},
+                            "offset": {"type": "long"},
+                        }
+                    },
+                    "host": {"properties": {"name": {"type": "keyword"}}},
+                    "event": {"properties": {"dataset": {"type": "keyword"}}},
+                },
+            }
+        },
+    )
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.log").write_bytes(b"ok 1\n" + b"y" * 300 + b"\n" + b"ok 2\n")  # the long line is refused
+    cfg = {
+        "data_dir": str(tmp_path / "data"),
+        "inputs": [{"id": input_id, "paths": [f"{logs}/*.log"], "max_line_bytes": "100B"}],
+        "output": {"elasticsearch": {"hosts": [es_plain["url"]], "template": False, "backoff_max": "1s"}},
+        "dlq": {"max_bytes": "100B"},  # too small for the refused document
+        "http": {"listen": None},
+    }
+    agent = agent_factory(cfg).start()
+    wait_for(lambda: "dead-letter queue" in agent.log() and "is full" in agent.log(), 30, "the queue-full error")
+    time.sleep(2)
+    registry = (tmp_path / "data" / "registry.json").read_bytes()
+    # checkpoints move per parsed chunk: this chunk holds all three lines, and it is held
+    assert b'"offset":0,' in registry, "the file must not advance past the held event"
+    assert agent.stop() == 0
+    assert not (tmp_path / "data" / "dlq" / "dlq.ndjson").exists()
+    # with room in the queue, the held event goes there and the file advances
+    cfg["dlq"] = {"max_bytes": "1MiB"}
+    agent2 = agent_factory(cfg, name="agent2")
+    assert agent2.start("--once").wait(60) == 0, agent2.log()
+    assert len((tmp_path / "data" / "dlq" / "dlq.ndjson").read_bytes().splitlines()) == 1
+    es_client.indices.refresh(index=index)
+    assert es_client.count(index=index)["count"] == 2
     es_client.indices.delete_index_template(name=f"strict-{input_id}")

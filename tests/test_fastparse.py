@@ -39,8 +39,7 @@ def _env_flag(name: str) -> bool:
 
 
 IMPLS = [
-    pytest.param(CPARSER, id="cython",
-                 marks=pytest.mark.skipif(CPARSER is None, reason="_cparser not built")),
+    pytest.param(CPARSER, id="cython", marks=pytest.mark.skipif(CPARSER is None, reason="_cparser not built")),
     pytest.param(_pyparser, id="python"),
 ]
 
@@ -53,11 +52,20 @@ def impl(request: pytest.FixtureRequest) -> ModuleType:
 
 needs_both = pytest.mark.skipif(CPARSER is None, reason="_cparser not built")
 
-SETTINGS = settings(max_examples=150, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
-KW: dict[str, Any] = dict(input_id="trainer", path="/var/log/train \"run\".log", host_name="gpu-1",
-                          id_prefix="f00d", index_pattern="shipper-logs-trainer-%Y.%m.%d")
+KW: dict[str, Any] = dict(
+    input_id="trainer",
+    path='/var/log/train "run".log',
+    host_name="gpu-1",
+    id_prefix="f00d",
+    index_pattern="shipper-logs-trainer-%Y.%m.%d",
+)
 T0 = 1795591801123  # 2026-11-25T07:30:01.123Z
 
 
@@ -71,7 +79,8 @@ def make(impl: ModuleType, **kw: Any) -> Any:
 VALID_MB = re.compile(
     rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}"
     rb"|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}"
-    rb"|\xf4[\x80-\x8f][\x80-\xbf]{2}")
+    rb"|\xf4[\x80-\x8f][\x80-\xbf]{2}"
+)
 
 
 def model_cut(line: bytes, limit: int) -> int:
@@ -81,8 +90,9 @@ def model_cut(line: bytes, limit: int) -> int:
     return limit
 
 
-def model_events(data: bytes, max_line: int, flushed: bool, start: int = 0
-                 ) -> list[tuple[int, str, list[str], int | None]]:
+def model_events(
+    data: bytes, max_line: int, flushed: bool, start: int = 0
+) -> list[tuple[int, str, list[str], int | None]]:
     """(offset, message, tags, original_length) per event of ``data`` (fed from ``start``)."""
     events = []
     off = start
@@ -97,7 +107,7 @@ def model_events(data: bytes, max_line: int, flushed: bool, start: int = 0
         if line:
             msg = line
             if len(line) > max_line:
-                msg = line[:model_cut(line, max_line)]
+                msg = line[: model_cut(line, max_line)]
                 tags.append("truncated")
                 orig = len(line)
             text = msg.decode("utf-8", "replace")
@@ -121,9 +131,13 @@ def model_item(ev: tuple[int, str, list[str], int | None], ms: int = T0, **kw: A
     log: dict[str, Any] = {"file": {"path": k["path"]}, "offset": off}
     if orig is not None:
         log["original_length"] = orig
-    doc: dict[str, Any] = {"@timestamp": ts, "message": text, "log": log,
-                           "host": {"name": k["host_name"]},
-                           "event": {"dataset": k["input_id"]}}
+    doc: dict[str, Any] = {
+        "@timestamp": ts,
+        "message": text,
+        "log": log,
+        "host": {"name": k["host_name"]},
+        "event": {"dataset": k["input_id"]},
+    }
     if tags:
         doc["tags"] = tags
     action = {"create": {"_index": index, "_id": f"{k['id_prefix']}.{off:x}"}}
@@ -166,8 +180,9 @@ def check_batch(batch: Any) -> None:
     assert batch.bytes == batch.end_offset - batch.start_offset >= 0
 
 
-def run(impl: ModuleType, chunks: list[bytes], flush: bool = True, ms: int = T0, **kw: Any
-        ) -> tuple[bytes, list[int], list[int], int, Any]:
+def run(
+    impl: ModuleType, chunks: list[bytes], flush: bool = True, ms: int = T0, **kw: Any
+) -> tuple[bytes, list[int], list[int], int, Any]:
     """Feed chunks (and flush): (body, absolute item ends, item offsets, lines, parser)."""
     p = make(impl, **kw)
     body = b""
@@ -198,15 +213,13 @@ def run(impl: ModuleType, chunks: list[bytes], flush: bool = True, ms: int = T0,
 
 
 def test_compiled_parser_is_built_and_selected() -> None:
-    so_present = any(f.startswith("_cparser.") and f.endswith((".so", ".pyd"))
-                     for f in os.listdir(PKG_DIR))
+    so_present = any(f.startswith("_cparser.") and f.endswith((".so", ".pyd")) for f in os.listdir(PKG_DIR))
     if CPARSER is None:
         if _env_flag("SHIPPER_REQUIRE_EXTENSIONS"):
             pytest.fail(f"SHIPPER_REQUIRE_EXTENSIONS=1 but _cparser fails to import: {CPARSER_ERROR}")
         if not so_present and _env_flag("SHIPPER_NO_EXTENSIONS"):
             pytest.skip("_cparser not built and SHIPPER_NO_EXTENSIONS is set")
-        pytest.fail(f"_cparser is not importable ({CPARSER_ERROR}); "
-                    "build it: python setup.py build_ext --inplace")
+        pytest.fail(f"_cparser is not importable ({CPARSER_ERROR}); build it: python setup.py build_ext --inplace")
     assert CPARSER.__file__ is not None and not CPARSER.__file__.endswith((".py", ".pyx"))
     if _env_flag("SHIPPER_NO_EXTENSIONS"):
         assert _fastparse.IMPLEMENTATION == "python"
@@ -233,7 +246,8 @@ def test_event_fields(impl: ModuleType) -> None:
         b'{"create":{"_index":"shipper-logs-trainer-2026.11.25","_id":"f00d.0"}}\n'
         b'{"@timestamp":"2026-11-25T07:30:01.123Z","message":"epoch=3 step=1200 loss=0.4321",'
         b'"log":{"file":{"path":"/var/log/train \\"run\\".log"},"offset":0},'
-        b'"host":{"name":"gpu-1"},"event":{"dataset":"trainer"}}\n')
+        b'"host":{"name":"gpu-1"},"event":{"dataset":"trainer"}}\n'
+    )
     assert b.body == model_body(b"epoch=3 step=1200 loss=0.4321\n")
 
 
@@ -256,26 +270,27 @@ def test_ids_offsets_and_arrays(impl: ModuleType) -> None:
 
 def test_timestamp_and_index(impl: ModuleType) -> None:
     p = make(impl, index_pattern="logs-%Y.%m.%d-%H")
-    for ms, ts, idx in [(0, "1970-01-01T00:00:00.000Z", "logs-1970.01.01-00"),
-                        (T0, "2026-11-25T07:30:01.123Z", "logs-2026.11.25-07"),
-                        (1798761599999, "2026-12-31T23:59:59.999Z", "logs-2026.12.31-23"),
-                        (1798761600000, "2027-01-01T00:00:00.000Z", "logs-2027.01.01-00"),
-                        (1798761600007, "2027-01-01T00:00:00.007Z", "logs-2027.01.01-00")]:
+    for ms, ts, idx in [
+        (0, "1970-01-01T00:00:00.000Z", "logs-1970.01.01-00"),
+        (T0, "2026-11-25T07:30:01.123Z", "logs-2026.11.25-07"),
+        (1798761599999, "2026-12-31T23:59:59.999Z", "logs-2026.12.31-23"),
+        (1798761600000, "2027-01-01T00:00:00.000Z", "logs-2027.01.01-00"),
+        (1798761600007, "2027-01-01T00:00:00.007Z", "logs-2027.01.01-00"),
+    ]:
         b = p.feed(b"x\n", ms)
         assert docs(b)[0]["@timestamp"] == ts
         assert orjson.loads(b.body.split(b"\n")[0])["create"]["_index"] == idx
 
 
 def test_json_escaping_of_constant_fields(impl: ModuleType) -> None:
-    kw = dict(input_id='in"put\\', path="/tmp/ü\tn\x01\udcff.log", host_name="höst\u2028",
-              id_prefix='p"x')
+    kw = dict(input_id='in"put\\', path="/tmp/ü\tn\x01\udcff.log", host_name="höst\u2028", id_prefix='p"x')
     b = make(impl, **kw).feed(b"m\n", T0)
     d = docs(b)[0]
     assert d["log"]["file"]["path"] == "/tmp/ü\tn\x01\ufffd.log"
     assert d["host"]["name"] == "höst\u2028"
     assert d["event"]["dataset"] == 'in"put\\'
     assert orjson.loads(b.body.split(b"\n")[0])["create"]["_id"] == 'p"x.0'
-    assert b'\\u0001' in b.body
+    assert b"\\u0001" in b.body
 
 
 def test_crlf(impl: ModuleType) -> None:
@@ -296,8 +311,7 @@ def test_empty_lines_are_consumed_not_emitted(impl: ModuleType) -> None:
 
 
 def expected_escape(c: int) -> bytes:
-    short = {0x22: b'\\"', 0x5C: b"\\\\", 0x0A: b"\\n", 0x0D: b"\\r", 0x09: b"\\t",
-             0x08: b"\\b", 0x0C: b"\\f"}
+    short = {0x22: b'\\"', 0x5C: b"\\\\", 0x0A: b"\\n", 0x0D: b"\\r", 0x09: b"\\t", 0x08: b"\\b", 0x0C: b"\\f"}
     if c in short:
         return short[c]
     if c < 0x20:
@@ -330,12 +344,34 @@ def test_escaping_each_byte_alone_and_in_runs(impl: ModuleType, c: int) -> None:
 
 
 INVALID_CASES = [
-    b"\x80", b"\xbf", b"\xc0\x80", b"\xc1\xbf", b"\xc2", b"\xc2\x41", b"\xe0\x80\x80",
-    b"\xe0\xa0", b"\xe0\x9f\x80", b"\xed\xa0\x80", b"\xed\xbf\xbf", b"\xed\x9f\xbf",
-    b"\xef\xbf", b"\xf0\x80\x80\x80", b"\xf0\x90\x80", b"\xf0\x90", b"\xf4\x90\x80\x80",
-    b"\xf4\x8f\xbf\xbf", b"\xf5\x80\x80\x80", b"\xf8\x88\x80\x80\x80", b"\xfe\xff",
-    b"\xe2\x82\xac\xe2\x82", b"ok \xe2\x28\xa1 ok", b"\xf0\x9f\x98", b"\xf0\x9f\x98\x80",
-    b"abcdefgh\xffabcdefgh", b"\xc3\xa9\xc3", b"\xe1\x80\xe1\x80\x80",
+    b"\x80",
+    b"\xbf",
+    b"\xc0\x80",
+    b"\xc1\xbf",
+    b"\xc2",
+    b"\xc2\x41",
+    b"\xe0\x80\x80",
+    b"\xe0\xa0",
+    b"\xe0\x9f\x80",
+    b"\xed\xa0\x80",
+    b"\xed\xbf\xbf",
+    b"\xed\x9f\xbf",
+    b"\xef\xbf",
+    b"\xf0\x80\x80\x80",
+    b"\xf0\x90\x80",
+    b"\xf0\x90",
+    b"\xf4\x90\x80\x80",
+    b"\xf4\x8f\xbf\xbf",
+    b"\xf5\x80\x80\x80",
+    b"\xf8\x88\x80\x80\x80",
+    b"\xfe\xff",
+    b"\xe2\x82\xac\xe2\x82",
+    b"ok \xe2\x28\xa1 ok",
+    b"\xf0\x9f\x98",
+    b"\xf0\x9f\x98\x80",
+    b"abcdefgh\xffabcdefgh",
+    b"\xc3\xa9\xc3",
+    b"\xe1\x80\xe1\x80\x80",
 ]
 
 
@@ -360,27 +396,30 @@ def test_valid_non_ascii_verbatim(impl: ModuleType) -> None:
     assert "tags" not in docs(b)[0]
 
 
-@pytest.mark.parametrize(("line", "limit", "msg", "truncated"), [
-    (b"0123456789", 10, b"0123456789", False),
-    (b"0123456789a", 10, b"0123456789", True),
-    (b"0123456789\r", 10, b"0123456789", False),  # \r before \n does not count
-    (b"0123456789\r\r", 10, b"0123456789", True),
-    (b"aaaaaaaa\xe2\x82\xac", 10, b"aaaaaaaa", True),  # cut inside the euro sign: back off
-    (b"aaaaaaaa\xe2\x82\xac", 9, b"aaaaaaaa", True),
-    (b"aaaaaaaa\xe2\x82\xac", 11, b"aaaaaaaa\xe2\x82\xac", False),
-    (b"aaaaaaa\xe2\x82\xacb", 10, b"aaaaaaa\xe2\x82\xac", True),  # cut right after it
-    (b"aaaaaa\xf0\x9f\x98\x80", 9, b"aaaaaa", True),
-    (b"aaaaaa\xf0\x9f\x98\x80", 7, b"aaaaaa", True),
-    (b"aaaaaa\xf0\x9f\x98\x80x", 10, b"aaaaaa\xf0\x9f\x98\x80", True),
-    (b"aa\xc3\xa9", 3, b"aa", True),
-    (b"\xc3\xa9", 1, b"", True),  # backs off to nothing
-    (b"\xf0\x9f\x98\x80", 1, b"", True),
-    (b"\xf0\x9f\x98\x80", 3, b"", True),
-    (b"aaaaaaaa\xe2\x82X", 9, b"aaaaaaaa\xe2", True),  # not a valid sequence: no back-off
-    (b"aaaaaaaa\xed\xa0\x80", 9, b"aaaaaaaa\xed", True),  # surrogate: not valid either
-    (b"aaaaaaaa\x80\x80\x80\x80", 10, b"aaaaaaaa\x80\x80", True),
-    (b"a\xe2\x82\xacb", 2, b"a", True),
-])
+@pytest.mark.parametrize(
+    ("line", "limit", "msg", "truncated"),
+    [
+        (b"0123456789", 10, b"0123456789", False),
+        (b"0123456789a", 10, b"0123456789", True),
+        (b"0123456789\r", 10, b"0123456789", False),  # \r before \n does not count
+        (b"0123456789\r\r", 10, b"0123456789", True),
+        (b"aaaaaaaa\xe2\x82\xac", 10, b"aaaaaaaa", True),  # cut inside the euro sign: back off
+        (b"aaaaaaaa\xe2\x82\xac", 9, b"aaaaaaaa", True),
+        (b"aaaaaaaa\xe2\x82\xac", 11, b"aaaaaaaa\xe2\x82\xac", False),
+        (b"aaaaaaa\xe2\x82\xacb", 10, b"aaaaaaa\xe2\x82\xac", True),  # cut right after it
+        (b"aaaaaa\xf0\x9f\x98\x80", 9, b"aaaaaa", True),
+        (b"aaaaaa\xf0\x9f\x98\x80", 7, b"aaaaaa", True),
+        (b"aaaaaa\xf0\x9f\x98\x80x", 10, b"aaaaaa\xf0\x9f\x98\x80", True),
+        (b"aa\xc3\xa9", 3, b"aa", True),
+        (b"\xc3\xa9", 1, b"", True),  # backs off to nothing
+        (b"\xf0\x9f\x98\x80", 1, b"", True),
+        (b"\xf0\x9f\x98\x80", 3, b"", True),
+        (b"aaaaaaaa\xe2\x82X", 9, b"aaaaaaaa\xe2", True),  # not a valid sequence: no back-off
+        (b"aaaaaaaa\xed\xa0\x80", 9, b"aaaaaaaa\xed", True),  # surrogate: not valid either
+        (b"aaaaaaaa\x80\x80\x80\x80", 10, b"aaaaaaaa\x80\x80", True),
+        (b"a\xe2\x82\xacb", 2, b"a", True),
+    ],
+)
 def test_truncation(impl: ModuleType, line: bytes, limit: int, msg: bytes, truncated: bool) -> None:
     for data in (line + b"\n", line + b"\ntail"):
         b = make(impl, max_line_bytes=limit).feed(data, T0)
@@ -408,7 +447,7 @@ def test_cut_near_multibyte_in_any_feed_pattern(impl: ModuleType, char: str) -> 
                 data = line + b"\n"
                 expected = model_body(data, limit)
                 assert run(impl, [data], max_line_bytes=limit)[0] == expected
-                bytewise = [data[i:i + 1] for i in range(len(data))]
+                bytewise = [data[i : i + 1] for i in range(len(data))]
                 assert run(impl, bytewise, max_line_bytes=limit)[0] == expected
                 flushed = run(impl, bytewise[:-1], max_line_bytes=limit)[0]
                 assert flushed == model_body(line, limit, flushed=True)
@@ -525,7 +564,7 @@ def test_huge_line_memory_is_bounded(impl: ModuleType) -> None:
     d = docs(b)[0]
     assert d["tags"] == ["truncated"] and d["log"]["original_length"] == n * 65536
     head = chunk * 17
-    assert d["message"].encode() == head[:model_cut(head, 1 << 20)]
+    assert d["message"].encode() == head[: model_cut(head, 1 << 20)]
     assert len(make(impl).feed(b"\xe2\x82\xac" * 400000 + b"\n", T0).body) < (1 << 20) + 400
     assert b.end_offset == n * 65536 + 1
     assert p.feed(b"after", T0).count == 0  # holding works again after the big line
@@ -568,11 +607,14 @@ def test_read_only_counters(impl: ModuleType) -> None:
 
 
 def test_realistic_body_is_valid_ndjson(impl: ModuleType) -> None:
-    lines = [f"2026-11-25 07:30:{i % 60:02d},{i % 1000:03d} - trainer - INFO - epoch=3 step={i} "
-             f"loss=0.{i:04d} acc=0.91 lr=3e-4" for i in range(2000)]
+    lines = [
+        f"2026-11-25 07:30:{i % 60:02d},{i % 1000:03d} - trainer - INFO - epoch=3 step={i} "
+        f"loss=0.{i:04d} acc=0.91 lr=3e-4"
+        for i in range(2000)
+    ]
     lines[7] = 'Traceback (most recent call last):\n  File "train.py", line 3\n\tValueError: bad'
     data = ("\n".join(lines) + "\n").encode()
-    body, ends, offs, nlines, p = run(impl, [data[i:i + 4096] for i in range(0, len(data), 4096)])
+    body, ends, offs, nlines, p = run(impl, [data[i : i + 4096] for i in range(0, len(data), 4096)])
     assert body == model_body(data)
     assert ends[-1] == len(body) and offs == [e[0] for e in model_events(data, 1 << 20, False)]
     parsed = [orjson.loads(x) for x in body.splitlines()]
@@ -581,7 +623,7 @@ def test_realistic_body_is_valid_ndjson(impl: ModuleType) -> None:
 
 
 def test_many_lines_grow_buffers(impl: ModuleType) -> None:
-    data = b"".join(b"line %d with \"quotes\" and \xc3\xa9\n" % i for i in range(30000))
+    data = b"".join(b'line %d with "quotes" and \xc3\xa9\n' % i for i in range(30000))
     b = make(impl).feed(data, T0)
     assert b.count == 30000 and b.body == model_body(data)
     b2 = make(impl).feed(data, T0)  # same again: buffers reused
@@ -590,21 +632,43 @@ def test_many_lines_grow_buffers(impl: ModuleType) -> None:
 
 # -- properties ---------------------------------------------------------------------------
 
-LEADS = [0x80, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF, 0xE0, 0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1,
-         0xF3, 0xF4, 0xF5, 0xFF]
+LEADS = [0x80, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF, 0xE0, 0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF]
 CONTS = [0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF]
 BYTE_PIECES = st.one_of(
-    st.sampled_from([b"\n", b"\r\n", b"\r", b"\n\n", b"\\", b'"', b"\t", b"\x00", b"\x7f",
-                     b"\xe2\x82\xac", b"\xf0\x9f\x98\x80", b"\xc3\xa9", b"\xed\xa0\x80",
-                     b"\xc0\x80", b"\xe0\x80\x80", b"\xf4\x90\x80\x80", b"\xe2\x82", b"\xf0\x9f",
-                     b"\x80", b"\xff", b"\xc2", b"\xef\xbf\xbd"]),
+    st.sampled_from(
+        [
+            b"\n",
+            b"\r\n",
+            b"\r",
+            b"\n\n",
+            b"\\",
+            b'"',
+            b"\t",
+            b"\x00",
+            b"\x7f",
+            b"\xe2\x82\xac",
+            b"\xf0\x9f\x98\x80",
+            b"\xc3\xa9",
+            b"\xed\xa0\x80",
+            b"\xc0\x80",
+            b"\xe0\x80\x80",
+            b"\xf4\x90\x80\x80",
+            b"\xe2\x82",
+            b"\xf0\x9f",
+            b"\x80",
+            b"\xff",
+            b"\xc2",
+            b"\xef\xbf\xbd",
+        ]
+    ),
     st.text(max_size=12).map(lambda s: s.encode("utf-8", "surrogatepass")),
     st.binary(max_size=12),
     st.just(b"plain ascii text run "),
     # a lead byte (or not) and up to 3 continuation bytes: every range boundary of UTF-8
-    st.tuples(st.sampled_from(LEADS) | st.integers(0x80, 0xFF),
-              st.lists(st.sampled_from(CONTS) | st.integers(0x80, 0xBF), max_size=3)).map(
-        lambda t: bytes([t[0], *t[1]])),
+    st.tuples(
+        st.sampled_from(LEADS) | st.integers(0x80, 0xFF),
+        st.lists(st.sampled_from(CONTS) | st.integers(0x80, 0xBF), max_size=3),
+    ).map(lambda t: bytes([t[0], *t[1]])),
 )
 DATA = st.lists(BYTE_PIECES, max_size=40).map(b"".join)
 MAX_LINE = st.one_of(st.integers(1, 40), st.just(1048576))
@@ -628,15 +692,14 @@ def test_chunking_does_not_matter(impl: ModuleType, data: bytes, max_line: int, 
     pieces = run(impl, split_at(data, cuts), max_line_bytes=max_line)
     assert whole[:4] == pieces[:4]
     assert whole[0] == model_body(data, max_line, flushed=True)
-    bytewise = run(impl, [data[i:i + 1] for i in range(len(data))], max_line_bytes=max_line)
+    bytewise = run(impl, [data[i : i + 1] for i in range(len(data))], max_line_bytes=max_line)
     assert bytewise[:4] == whole[:4]
 
 
 @SETTINGS
 @given(data=DATA, max_line=MAX_LINE)
 def test_matches_model(impl: ModuleType, data: bytes, max_line: int) -> None:
-    body, ends, offs, lines, p = run(impl, [data], flush=False, max_line_bytes=max_line,
-                                     start_offset=77)
+    body, ends, offs, lines, p = run(impl, [data], flush=False, max_line_bytes=max_line, start_offset=77)
     assert len(ends) == len(offs)
     evs = model_events(data, max_line, flushed=False, start=77)
     assert body == b"".join(model_item(e) for e in evs)
@@ -647,8 +710,7 @@ def test_matches_model(impl: ModuleType, data: bytes, max_line: int) -> None:
 
 @needs_both
 @SETTINGS
-@given(data=DATA, max_line=MAX_LINE, cuts=st.lists(st.integers(0, 600), max_size=6),
-       flush=st.booleans())
+@given(data=DATA, max_line=MAX_LINE, cuts=st.lists(st.integers(0, 600), max_size=6), flush=st.booleans())
 def test_cython_equals_python(data: bytes, max_line: int, cuts: list[int], flush: bool) -> None:
     chunks = split_at(data, cuts)
     ps = [make(m, max_line_bytes=max_line, start_offset=5) for m in (CPARSER, _pyparser)]
@@ -684,7 +746,7 @@ def test_message_decoding_property(impl: ModuleType, line: bytes, max_line: int)
     kept = stripped
     if len(stripped) > max_line:
         assert "truncated" in d["tags"]
-        kept = stripped[:model_cut(stripped, max_line)]
+        kept = stripped[: model_cut(stripped, max_line)]
         assert max_line - 3 <= len(kept) <= max_line
     assert d["message"] == kept.decode("utf-8", "replace")
     try:
@@ -695,11 +757,15 @@ def test_message_decoding_property(impl: ModuleType, line: bytes, max_line: int)
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
-@given(seed=st.binary(min_size=1, max_size=200), ops=st.lists(
-    st.tuples(st.integers(0, 199), st.integers(0, 255)), max_size=10),
-    sizes=st.lists(st.integers(1, 64), min_size=1, max_size=10), max_line=MAX_LINE)
-def test_fuzz_never_crashes(impl: ModuleType, seed: bytes, ops: list[tuple[int, int]],
-                            sizes: list[int], max_line: int) -> None:
+@given(
+    seed=st.binary(min_size=1, max_size=200),
+    ops=st.lists(st.tuples(st.integers(0, 199), st.integers(0, 255)), max_size=10),
+    sizes=st.lists(st.integers(1, 64), min_size=1, max_size=10),
+    max_line=MAX_LINE,
+)
+def test_fuzz_never_crashes(
+    impl: ModuleType, seed: bytes, ops: list[tuple[int, int]], sizes: list[int], max_line: int
+) -> None:
     buf = bytearray(seed * 3)
     for pos, val in ops:
         buf[pos % len(buf)] = val
@@ -708,7 +774,7 @@ def test_fuzz_never_crashes(impl: ModuleType, seed: bytes, ops: list[tuple[int, 
     fed = pos = i = 0
     while pos < len(data):
         n = sizes[i % len(sizes)]
-        b = p.feed(data[pos:pos + n], T0)
+        b = p.feed(data[pos : pos + n], T0)
         pos += n
         i += 1
         fed = min(pos, len(data))

@@ -37,13 +37,15 @@ def test_es_killed_and_restarted_mid_stream(own_es: Any, agent_factory: Any, tmp
     input_id = f"outage-{secrets.token_hex(3)}"
     index = f"shipper-logs-{input_id}-*"
     root = tmp_path / "models"
-    agent = agent_factory({
-        "data_dir": str(tmp_path / "data"),
-        "inputs": [{"id": input_id, "paths": [f"{root}/**/*.log"], "scan_interval": "1s"}],
-        "output": {"elasticsearch": {"hosts": [srv["url"]], "backoff_max": "2s", "request_timeout": "10s"}},
-        "http": {"listen": None},
-        "max_inflight_bytes": "4MiB",
-    }).start()
+    agent = agent_factory(
+        {
+            "data_dir": str(tmp_path / "data"),
+            "inputs": [{"id": input_id, "paths": [f"{root}/**/*.log"], "scan_interval": "1s"}],
+            "output": {"elasticsearch": {"hosts": [srv["url"]], "backoff_max": "2s", "request_timeout": "10s"}},
+            "http": {"listen": None},
+            "max_inflight_bytes": "4MiB",
+        }
+    ).start()
     w = writer(root, ["a/train.log", "b/train.log"], 60_000, seed=5, pace=0.0005)
     wait_for(lambda: count(client, index) > 5_000, 60, "the first documents")
     es.kill(name)  # a crash: requests in flight are cut
