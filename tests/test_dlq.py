@@ -4,9 +4,9 @@ only those; after the mapping is fixed `shipper dlq replay` indexes them, doubli
 from __future__ import annotations
 
 import secrets
-import time
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
