@@ -259,28 +259,17 @@ def start(name: str, port: int | None = None, fresh: bool = False) -> dict[str, 
             subprocess.run(["chown", "-R", "nobody:nogroup", str(node_dir)], check=True)
             subprocess.run(["chown", "-R", "nobody:nogroup", str(base)], check=True)
         heap = "256m" if name == "trio" else "512m"
-        env = {
-            **os.environ,
-            "ES_PATH_CONF": str(conf),
-            "ES_TMPDIR": str(node_dir / "tmp"),
-            "ES_JAVA_OPTS": f"-Xms{heap} -Xmx{heap}",
+        launch = {
+            "env": {
+                "ES_PATH_CONF": str(conf),
+                "ES_TMPDIR": str(node_dir / "tmp"),
+                "ES_JAVA_OPTS": f"-Xms{heap} -Xmx{heap}",
+            },
+            "cmd": [str(home / "bin" / "elasticsearch"), "-p", str(node_dir / "es.pid")],
+            "dir": str(node_dir),
         }
-        env.setdefault("ES_JAVA_HOME", _java_home())
-        cmd = [str(home / "bin" / "elasticsearch"), "-p", str(node_dir / "es.pid")]
-        if _root():
-            cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *cmd]
-        out = open(node_dir / "logs" / "stdout.log", "ab")  # noqa: SIM115 - handed to the server
-        proc = subprocess.Popen(
-            cmd,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            cwd=str(node_dir),
-        )
-        out.close()
-        srv["pids"].append(proc.pid)
+        srv.setdefault("launch", []).append(launch)
+        srv["pids"].append(_launch(launch))
         srv["urls"].append(f"{scheme}://127.0.0.1:{n['http']}")
     srv["url"] = srv["urls"][0]
     (base / "server.json").write_text(json.dumps(srv))
@@ -303,6 +292,53 @@ def start(name: str, port: int | None = None, fresh: bool = False) -> dict[str, 
     )
     stop(name)
     raise ESError(f"{name} {why}; its log ends:\n{logs}")
+
+
+def _launch(launch: dict[str, Any]) -> int:
+    """Start one node detached (its own session, so it outlives this script); its pid."""
+    env = {**os.environ, **launch["env"]}
+    env.setdefault("ES_JAVA_HOME", _java_home())
+    cmd = launch["cmd"]
+    if _root():
+        cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *cmd]
+    node_dir = Path(launch["dir"])
+    with open(node_dir / "logs" / "stdout.log", "ab") as out:
+        proc = subprocess.Popen(
+            cmd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=str(node_dir),
+        )
+    return proc.pid
+
+
+def kill_node(name: str, i: int) -> None:
+    """SIGKILL one node of a multi-node server (a node that dies)."""
+    srv = info(name)
+    if not srv:
+        raise ESError(f"no server {name!r}")
+    if _alive(srv["pids"][i]):
+        os.killpg(srv["pids"][i], signal.SIGKILL)
+    _reap()
+
+
+def start_node(name: str, i: int) -> dict[str, Any]:
+    """Bring one node of a multi-node server back, as it was; waits until the cluster has it."""
+    srv = info(name)
+    if not srv:
+        raise ESError(f"no server {name!r}")
+    if not _alive(srv["pids"][i]):
+        srv["pids"][i] = _launch(srv["launch"][i])
+        (Path(srv["dir"]) / "server.json").write_text(json.dumps(srv))
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        if healthy(srv):
+            return srv
+        time.sleep(0.5)
+    raise ESError(f"node {i} of {name} did not rejoin within {TIMEOUT:.0f}s")
 
 
 def _java_home() -> str:
