@@ -228,7 +228,7 @@ ROOT_SCHEMA: dict[str, Key] = {
     "output": Key(_section(OUTPUT_SCHEMA), None, "Where events go."),
     "http": Key(_section(HTTP_SCHEMA), None, "The agent's own HTTP listener."),
     "dlq": Key(_section(DLQ_SCHEMA), None, "The dead-letter queue in data_dir/dlq."),
-    "max_inflight_bytes": Key(_size, "64MiB", "Bulk bytes read but not yet acknowledged; readers wait above it."),
+    "max_inflight_bytes": Key(_size, "16MiB", "Bulk bytes read but not yet acknowledged; readers wait above it."),
     "registry_flush_interval": Key(_duration, "1s", "How often acknowledged offsets are persisted."),
     "shutdown_timeout": Key(_duration, "30s", "How long SIGTERM waits for in-flight events to be acknowledged."),
     "log_level": Key(_choice("debug", "info", "warning", "error"), "info", "The agent's own log level."),
