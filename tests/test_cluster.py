@@ -33,15 +33,23 @@ def test_node_killed_mid_stream_and_back(trio: Any, agent_factory: Any, tmp_path
     input_id = f"trio-{secrets.token_hex(3)}"
     index = f"shipper-logs-{input_id}-*"
     root = tmp_path / "models"
-    agent = agent_factory({
-        "data_dir": str(tmp_path / "data"),
-        "inputs": [{"id": input_id, "paths": [f"{root}/**/*.log"], "scan_interval": "1s"}],
-        # one node named, the others found by sniffing
-        "output": {"elasticsearch": {"hosts": [srv["urls"][0]], "sniff": True, "backoff_max": "2s",
-                                     "request_timeout": "10s"}},
-        "http": {"listen": None},
-        "max_inflight_bytes": "4MiB",
-    }).start()
+    agent = agent_factory(
+        {
+            "data_dir": str(tmp_path / "data"),
+            "inputs": [{"id": input_id, "paths": [f"{root}/**/*.log"], "scan_interval": "1s"}],
+            # one node named, the others found by sniffing
+            "output": {
+                "elasticsearch": {
+                    "hosts": [srv["urls"][0]],
+                    "sniff": True,
+                    "backoff_max": "2s",
+                    "request_timeout": "10s",
+                }
+            },
+            "http": {"listen": None},
+            "max_inflight_bytes": "4MiB",
+        }
+    ).start()
     w = writer(root, ["a/train.log", "b/train.log", "c/eval.log"], 60_000, seed=7, pace=0.0005)
     wait_for(lambda: count(client, index) > 5_000, 60, "the first documents")
     es.kill_node("trio", 2)  # not the node the agent was given

@@ -108,3 +108,12 @@ def test_not_elasticsearch_is_a_clear_error(proxy: FaultProxy, agent_factory: An
     assert agent.stop() == 0
     assert "is not Elasticsearch" in agent.log()
     _ = urllib.request
+
+
+def test_gzip_bodies_with_item_rejections(
+    proxy: FaultProxy, es_client: Any, agent_factory: Any, tmp_path: Path
+) -> None:
+    proxy.add(Fault("item_status", status=429, every=2, count=3, after=1))
+    ship_through(proxy, es_client, agent_factory, tmp_path, lines=5_000, compression="gzip")
+    bulk = [r for r in proxy.requests if r.path.startswith("/_bulk")]
+    assert bulk and all(r.headers.get("content-encoding") == "gzip" for r in bulk)

@@ -103,3 +103,30 @@ def test_ready_says_unreachable(agent_factory: Any, tmp_path: Path) -> None:
     status, body = get(base + "/ready")
     assert status == 503 and '"elasticsearch":"unreachable"' in body
     assert agent.stop() == 0
+
+
+def test_templates_cover_only_shippers_patterns(
+    es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
+) -> None:
+    agent = agent_factory(
+        {
+            "data_dir": str(tmp_path / "data"),
+            "inputs": [{"id": "tpl", "paths": [f"{tmp_path}/none/*.log"]}],
+            "output": {"elasticsearch": {"hosts": [es_plain["url"]]}},
+            "http": {"listen": None},
+        }
+    )
+    assert agent.start("--once").wait(60) == 0, agent.log()
+    got = {
+        t["name"]: t["index_template"]
+        for t in es_client.indices.get_index_template(name="shipper-*")["index_templates"]
+    }
+    assert {n: t["index_patterns"] for n, t in got.items()} == {
+        "shipper-logs": ["shipper-logs-*"],
+        "shipper-metrics": ["shipper-metrics-*"],
+        "shipper-anomalies": ["shipper-anomalies-*"],
+    }
+    props = got["shipper-logs"]["template"]["mappings"]["properties"]
+    assert props["@timestamp"]["type"] == "date"
+    assert props["log"]["properties"]["offset"]["type"] == "long"
+    assert props["log"]["properties"]["file"]["properties"]["path"]["type"] == "keyword"

@@ -117,11 +117,11 @@ def test_least_privilege_user_over_https(es_secure: dict[str, Any], agent_factor
     assert password not in log
 
 
-def test_wrong_password_is_auth_failed_and_secret_stays_out(
+def test_bad_credential_is_auth_failed_then_resumes_when_fixed(
     es_secure: dict[str, Any], agent_factory: Any, tmp_path: Path
 ) -> None:
-    user, _ = es_secure["writer"]
-    bad = "wrong-" + secrets.token_hex(8)
+    user, bad = f"late{secrets.token_hex(3)}", "secret-" + secrets.token_hex(8)
+    input_id = f"late-{secrets.token_hex(3)}"
     agent, port = run_agent(
         agent_factory,
         tmp_path,
@@ -130,15 +130,40 @@ def test_wrong_password_is_auth_failed_and_secret_stays_out(
             "username": user,
             "password": bad,
             "tls": {"ca_file": es_secure["ca_file"]},
+            "backoff_max": "2s",
         },
-        [{"id": f"bad-{secrets.token_hex(3)}"}],
+        [{"id": input_id}],
     )
     wait_for(lambda: '"elasticsearch":"auth_failed"' in ready(port), 30, "/ready to say auth_failed")
     time.sleep(1)
     assert agent.proc.poll() is None, "a bad credential pauses shipping, it does not kill the agent"
+    import es  # scripts/es.py
+
+    es.add_user("secure", user, bad, ["shipper_writer"])  # the operator fixes it: the same agent resumes
+    wait_for(lambda: count(es_secure["admin"], f"shipper-logs-{input_id}-*") == 200, 90, "200 documents")
+    assert '"elasticsearch":"ok"' in ready(port)
     assert agent.stop() == 0
     log = agent.log()
-    assert "401" in log and bad not in log
+    assert "401" in log and "delivering again" in log
+    assert bad not in log
+
+
+def test_verify_off_by_explicit_choice(es_secure: dict[str, Any], agent_factory: Any, tmp_path: Path) -> None:
+    user, password = es_secure["writer"]
+    input_id = f"nov-{secrets.token_hex(3)}"
+    agent, _ = run_agent(
+        agent_factory,
+        tmp_path,
+        {
+            "hosts": [es_secure["url"]],
+            "username": user,
+            "password": password,
+            "tls": {"verify": False},
+        },
+        [{"id": input_id}],
+    )
+    wait_for(lambda: count(es_secure["admin"], f"shipper-logs-{input_id}-*") == 200, 60, "200 documents")
+    assert agent.stop() == 0
 
 
 def test_service_token_writes_logs_index_and_holds_forbidden_one(

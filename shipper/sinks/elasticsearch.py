@@ -48,45 +48,97 @@ RETRY_TYPES = frozenset(
     }
 )
 
-TEMPLATE: dict[str, Any] = {
-    "index_patterns": ["shipper-logs-*"],
-    "priority": 200,
-    "template": {
-        "mappings": {
-            "dynamic_templates": [
-                {
-                    "strings_as_keyword": {
-                        "match_mapping_type": "string",
-                        "mapping": {"type": "keyword", "ignore_above": 1024},
-                    }
-                }
-            ],
-            "properties": {
-                "@timestamp": {"type": "date"},
-                "message": {"type": "text"},
-                "tags": {"type": "keyword"},
-                "log": {
-                    "properties": {
-                        "file": {"properties": {"path": {"type": "keyword"}}},
-                        "offset": {"type": "long"},
-                        "level": {"type": "keyword"},
-                        "original_length": {"type": "long"},
-                    }
+_NUMERIC_METRICS = {"metrics_as_double": {"path_match": "metrics.*", "mapping": {"type": "double"}}}
+_STRINGS = {
+    "strings_as_keyword": {"match_mapping_type": "string", "mapping": {"type": "keyword", "ignore_above": 1024}}
+}
+_COMMON = {
+    "@timestamp": {"type": "date"},
+    "tags": {"type": "keyword"},
+    "host": {"properties": {"name": {"type": "keyword"}}},
+    "event": {"properties": {"dataset": {"type": "keyword"}}},
+    "labels": {"type": "object"},
+}
+
+# Composable templates for shipper's own index patterns only: the user's other indices
+# are never touched. `metrics.*` is numeric wherever it appears so that a value that
+# happens to look like an integer first does not fix the field to long.
+TEMPLATES: dict[str, dict[str, Any]] = {
+    "shipper-logs": {
+        "index_patterns": ["shipper-logs-*"],
+        "priority": 200,
+        "template": {
+            "mappings": {
+                "dynamic_templates": [_NUMERIC_METRICS, _STRINGS],
+                "properties": {
+                    **_COMMON,
+                    "message": {"type": "text"},
+                    "log": {
+                        "properties": {
+                            "file": {"properties": {"path": {"type": "keyword"}}},
+                            "offset": {"type": "long"},
+                            "level": {"type": "keyword"},
+                            "original_length": {"type": "long"},
+                        }
+                    },
+                    "error": {
+                        "properties": {
+                            "type": {"type": "keyword"},
+                            "class": {"type": "keyword"},
+                            "message": {"type": "text"},
+                            "stack_trace": {"type": "text"},
+                        }
+                    },
                 },
-                "host": {"properties": {"name": {"type": "keyword"}}},
-                "event": {"properties": {"dataset": {"type": "keyword"}}},
-                "error": {
-                    "properties": {
-                        "type": {"type": "keyword"},
-                        "class": {"type": "keyword"},
-                        "message": {"type": "text"},
-                        "stack_trace": {"type": "text"},
-                    }
-                },
-            },
-        }
+            }
+        },
+        "_meta": {"managed_by": "shipper"},
     },
-    "_meta": {"managed_by": "shipper"},
+    "shipper-metrics": {
+        "index_patterns": ["shipper-metrics-*"],
+        "priority": 200,
+        "template": {
+            "mappings": {
+                "dynamic_templates": [_NUMERIC_METRICS, _STRINGS],
+                "properties": {
+                    **_COMMON,
+                    "window": {
+                        "properties": {
+                            "events": {"type": "long"},
+                            "bytes": {"type": "long"},
+                            "errors": {"type": "long"},
+                        }
+                    },
+                    "quality": {"type": "object"},
+                },
+            }
+        },
+        "_meta": {"managed_by": "shipper"},
+    },
+    "shipper-anomalies": {
+        "index_patterns": ["shipper-anomalies-*"],
+        "priority": 200,
+        "template": {
+            "mappings": {
+                "dynamic_templates": [_STRINGS],
+                "properties": {
+                    **_COMMON,
+                    "message": {"type": "text"},
+                    "anomaly": {
+                        "properties": {
+                            "signal": {"type": "keyword"},
+                            "value": {"type": "double"},
+                            "mean": {"type": "double"},
+                            "stddev": {"type": "double"},
+                            "direction": {"type": "keyword"},
+                            "state": {"type": "keyword"},
+                        }
+                    },
+                },
+            }
+        },
+        "_meta": {"managed_by": "shipper"},
+    },
 }
 
 
@@ -227,12 +279,14 @@ class ElasticsearchSink:
         except (ConnectionError, TransportError, ApiError) as e:
             self._set("unreachable", f"Elasticsearch not reachable yet: {_reason(e)}")
         if self.cfg.template and self.state == "ok":
-            try:
-                await self.client.indices.put_index_template(name="shipper-logs", **TEMPLATE)
-            except AuthorizationException as e:
-                log.warning("cannot install index template shipper-logs (%s); documents are still written", _reason(e))
-            except (ConnectionError, TransportError, ApiError) as e:
-                log.warning("cannot install index template shipper-logs: %s", _reason(e))
+            for name, body in TEMPLATES.items():
+                try:
+                    await self.client.indices.put_index_template(name=name, **body)
+                except AuthorizationException as e:
+                    log.warning("cannot install index template %s (%s); documents are still written", name, _reason(e))
+                    break
+                except (ConnectionError, TransportError, ApiError) as e:
+                    log.warning("cannot install index template %s: %s", name, _reason(e))
 
     def _set(self, state: str, message: str) -> None:
         if state != self.state or message != self.last_error:
