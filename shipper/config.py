@@ -47,6 +47,7 @@ class Key:
     default: Any = None
     doc: str = ""
     required: bool = False
+    null_ok: bool = False  # an explicit null means "off" rather than "the default"
 
 
 def _str(v: Any, path: str) -> str:
@@ -218,7 +219,7 @@ OUTPUT_SCHEMA: dict[str, Key] = {
 }
 
 HTTP_SCHEMA: dict[str, Key] = {
-    "listen": Key(_listen, "127.0.0.1:9108", "Address of /health, /ready, /metrics (null disables)."),
+    "listen": Key(_listen, "127.0.0.1:9108", "Address of /health, /ready, /metrics (null disables).", null_ok=True),
 }
 
 ROOT_SCHEMA: dict[str, Key] = {
@@ -248,7 +249,9 @@ def _validate(raw: Any, schema: Mapping[str, Key], path: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, key in schema.items():
         p = _join(path, k)
-        if k in raw and raw[k] is not None:
+        if k in raw and raw[k] is None and key.null_ok:
+            out[k] = None
+        elif k in raw and raw[k] is not None:
             out[k] = key.convert(raw[k], p)
         elif key.required:
             raise ConfigError(p, "is required")

@@ -129,3 +129,8 @@ def test_data_stream_template_is_found() -> None:
     assert data_stream_template(templates, "shipper-logs-t-2026.11.25") is None  # the higher priority wins
     assert data_stream_template(templates, "shipper-x-1") == "ds-top"
     assert data_stream_template(templates, "other") is None
+
+
+def test_http_listen_null_disables() -> None:
+    assert config.from_dict(_with(http={"listen": None}), env={}).http_listen is None
+    assert config.from_dict(_with(http={}), env={}).http_listen == "127.0.0.1:9108"
