@@ -100,7 +100,7 @@ class Agent:
                 await self.http.stop()
             self.registry.close()
             return 2
-        self.pipeline.start(self.sink.deliver)
+        self.pipeline.start(self.sink.deliver, self._durable)
         notifier = None
         if not self.once:
             notifier = self.notifier = Notifier(loop, self._hint)
@@ -135,12 +135,22 @@ class Agent:
                 for root, recursive in t.matcher.watch_roots():
                     self.notifier.watch(root, recursive)
 
+    async def _durable(self, version: int) -> None:
+        """Before a request goes out, the read times of what it carries are on disk."""
+        while True:
+            try:
+                await self.registry.ensure_saved(version)
+                return
+            except OSError as e:
+                log.error("cannot write the registry: %s (holding sends until it can)", e)
+                await asyncio.sleep(1)
+
     async def _checkpoint_loop(self) -> None:
         while True:
             await asyncio.sleep(self.cfg.registry_flush_interval)
             if self.registry.dirty:
                 try:
-                    self.registry.save()
+                    await self.registry.ensure_saved(self.registry.mark())
                 except OSError as e:
                     log.error("cannot write the registry: %s (will retry)", e)
 

@@ -46,9 +46,10 @@ class Capacity:
 class Segment:
     """One parsed chunk on its way: the items still unsettled and whom to tell when done."""
 
-    __slots__ = ("batch", "ends", "input_id", "nbytes", "pending", "remaining", "watermark")
+    __slots__ = ("batch", "ends", "input_id", "nbytes", "pending", "remaining", "version", "watermark")
 
-    def __init__(self, batch: Any, watermark: Watermark, pending: Pending, input_id: str) -> None:
+    def __init__(self, batch: Any, watermark: Watermark, pending: Pending, input_id: str, version: int = 0) -> None:
+        self.version = version  # the registry version that must be durable before this is sent
         self.batch = batch
         self.watermark = watermark
         self.pending = pending
@@ -90,15 +91,17 @@ class Pipeline:
         self._tasks: list[asyncio.Task[None]] = []
         self._metrics = metrics
         self._deliver: Deliver | None = None
+        self._before_send: Callable[[int], Awaitable[None]] | None = None
 
-    def start(self, deliver: Deliver) -> None:
+    def start(self, deliver: Deliver, before_send: Callable[[int], Awaitable[None]] | None = None) -> None:
         self._deliver = deliver
+        self._before_send = before_send
         self._tasks = [asyncio.create_task(self._sender(), name=f"sender-{i}") for i in range(self._senders)]
 
-    async def submit(self, batch: Any, watermark: Watermark, generation: int, input_id: str) -> None:
+    async def submit(self, batch: Any, watermark: Watermark, generation: int, input_id: str, version: int = 0) -> None:
         """Hand over one parsed chunk; waits while too many bytes are in flight."""
         pending = watermark.add(batch.end_offset, generation)
-        seg = Segment(batch, watermark, pending, input_id)
+        seg = Segment(batch, watermark, pending, input_id, version)
         if seg.remaining == 0:
             watermark.done(pending)
             return
@@ -134,6 +137,8 @@ class Pipeline:
                 parts.append((seg, None))
                 size += seg.nbytes
                 events += seg.remaining
+            if self._before_send is not None:
+                await self._before_send(max(seg.version for seg, _ in parts))
             await self._deliver(parts)
 
     async def drain(self, timeout: float) -> bool:

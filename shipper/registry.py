@@ -10,6 +10,7 @@ the other's unacknowledged work.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import fcntl
 import hashlib
@@ -17,7 +18,7 @@ import logging
 import os
 import secrets
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,11 @@ class FileState:
     generation: int = 0
     offset: int = 0
     updated: float = 0.0
+    # [read boundary, read time ms, kind (0 feed, 1 flush)] of chunks sent but not yet
+    # acknowledged: a replay after a crash re-reads the same chunks with the same times,
+    # so every event comes back with the same bytes, index and `_id` (a line without a
+    # time of its own is stamped with its read time, and the index follows that date).
+    replay: list[list[int]] = field(default_factory=list)
 
 
 def id_prefix(host_id: str, key: str, generation: int) -> str:
@@ -85,6 +91,9 @@ class Registry:
         self.files: dict[str, FileState] = {}
         self.dirty = False
         self.last_error: str | None = None
+        self.version = 0  # bumped by every change that must be durable before a send
+        self.saved_version = 0
+        self._save_lock: asyncio.Lock | None = None
         self._load()
 
     # -- lock and host id --------------------------------------------------------------
@@ -143,17 +152,51 @@ class Registry:
                 "every file from the beginning; move it away to start from scratch"
             ) from None
 
-    def save(self) -> None:
-        """Persist every state now (atomic); called per interval and before first sends."""
+    def _snapshot(self) -> bytes:
         body = orjson.dumps({"host_id": self.host_id, "files": [asdict(f) for f in self.files.values()]})
         header = orjson.dumps({"format": FORMAT, "version": VERSION, "sha256": hashlib.sha256(body).hexdigest()})
+        return header + b"\n" + body
+
+    def _write(self, data: bytes) -> None:
         try:
-            _atomic_write(self.path, header + b"\n" + body)
+            _atomic_write(self.path, data)
         except OSError as e:
             self.last_error = f"cannot write {self.path}: {e.strerror}"
             raise
         self.last_error = None
+
+    def save(self) -> None:
+        """Persist every state now (atomic, blocking): at start, on truncation, at shutdown."""
+        version = self.version
+        self._write(self._snapshot())
+        self.saved_version = max(self.saved_version, version)
         self.dirty = False
+
+    def mark(self) -> int:
+        """Record a change that must be durable before the data it covers is sent."""
+        self.dirty = True
+        self.version += 1
+        return self.version
+
+    async def ensure_saved(self, version: int | None = None) -> None:
+        """Persist (in a worker thread) unless `version` is durable already; one write
+        covers every change made before it, so concurrent callers share it."""
+        want = self.version if version is None else version
+        if self.saved_version >= want:
+            return
+        if self._save_lock is None:
+            self._save_lock = asyncio.Lock()
+        async with self._save_lock:
+            if self.saved_version >= want:
+                return
+            current, data = self.version, self._snapshot()
+            self.dirty = False
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, self._write, data)
+            except OSError:
+                self.dirty = True
+                raise
+            self.saved_version = max(self.saved_version, current)
 
     def writable(self) -> bool:
         return self.last_error is None and os.access(self.data_dir, os.W_OK)

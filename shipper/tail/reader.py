@@ -68,6 +68,9 @@ class FileReader:
         self.watermark = Watermark(state.offset, self._advance)
         self.parser = self._new_parser(state.offset)
         self.size = 0
+        # chunks sent before a crash or stop and not acknowledged: read again exactly so
+        state.replay = [e for e in state.replay if e[0] > state.offset]
+        self._replay = [tuple(e) for e in state.replay]
 
     def _new_parser(self, offset: int) -> ParserType:
         return Parser(
@@ -84,7 +87,33 @@ class FileReader:
         if generation == self.state.generation:
             self.state.offset = offset
             self.state.updated = time.time()
+            replay = self.state.replay
+            while replay and replay[0][0] <= offset:
+                replay.pop(0)
             self.registry.dirty = True
+
+    def _record(self, boundary: int, read_ms: int, kind: int) -> int:
+        """Remember a chunk's boundary and read time; the registry version to persist first."""
+        self.state.replay.append([boundary, read_ms, kind])
+        return self.registry.mark()
+
+    def _drop_replayed(self, pos: int) -> None:
+        while self._replay and self._replay[0][0] <= pos and self._replay[0][2] == 0:
+            self._replay.pop(0)
+
+    def _next_read(self, pos: int, size: int) -> tuple[int, int, bool]:
+        """(bytes to read, read time, flush after) for the next chunk: a recorded one while
+        replaying what was sent before, else up to CHUNK bytes read now."""
+        self._drop_replayed(pos)
+        if self._replay:
+            boundary, read_ms, kind = self._replay[0]
+            if kind == 1 and boundary <= pos:
+                self._replay.pop(0)
+                return 0, read_ms, True
+            if boundary <= size:
+                return boundary - pos, read_ms, False
+            self._replay.clear()  # the file no longer has those bytes (truncated): nothing to replay
+        return min(CHUNK, size - pos), int(time.time() * 1000), False
 
     @property
     def position(self) -> int:
@@ -114,6 +143,10 @@ class FileReader:
                 await self._read_to(st.st_size)
                 idle_since = time.monotonic()
                 continue
+            self._drop_replayed(self.position)
+            if self._replay and self._replay[0][2] == 1 and self._replay[0][0] <= self.position:
+                await self._flush_partial(self._replay.pop(0)[1])  # a flush made before a restart
+                continue
             if identity.refresh(self.state, self.fd, st.st_size, self.cfg.fingerprint_bytes):
                 self.registry.dirty = True
             # at the end of the file
@@ -133,21 +166,28 @@ class FileReader:
     async def _read_to(self, size: int) -> None:
         pos = self.position
         while pos < size and not self.stopping:
-            data = os.pread(self.fd, min(CHUNK, size - pos), pos)
+            n, read_ms, flush = self._next_read(pos, size)
+            if flush:
+                await self._flush_partial(read_ms)
+                continue
+            data = os.pread(self.fd, n, pos)
             if not data:
                 break
-            batch = self.parser.feed(data, int(time.time() * 1000))
+            batch = self.parser.feed(data, read_ms)
             pos += len(data)
             self._lines.inc(batch.lines)
             self._bytes.inc(len(data))
-            await self.pipeline.submit(batch, self.watermark, self.state.generation, self.cfg.id)
+            version = self._record(pos, read_ms, 0)
+            await self.pipeline.submit(batch, self.watermark, self.state.generation, self.cfg.id, version)
 
-    async def _flush_partial(self) -> None:
+    async def _flush_partial(self, read_ms: int | None = None) -> None:
         """The last line has no newline and never will (file gone, or --once): ship it tagged."""
         if self.parser.pending:
-            batch = self.parser.flush(int(time.time() * 1000))
+            read_ms = int(time.time() * 1000) if read_ms is None else read_ms
+            batch = self.parser.flush(read_ms)
             self._lines.inc(batch.lines)
-            await self.pipeline.submit(batch, self.watermark, self.state.generation, self.cfg.id)
+            version = self._record(self.position, read_ms, 1)
+            await self.pipeline.submit(batch, self.watermark, self.state.generation, self.cfg.id, version)
 
     async def _truncated(self, size: int) -> None:
         log.warning(
@@ -161,6 +201,8 @@ class FileReader:
             await asyncio.sleep(0.05)
         self.state.generation += 1
         self.state.offset = 0
+        self.state.replay.clear()
+        self._replay.clear()
         self.state.fingerprint, self.state.fp_len = identity.fingerprint(self.fd, 0), 0
         self.registry.save()  # the generation is durable before any event of it is sent
         self.watermark.reset(0)
