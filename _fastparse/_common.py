@@ -16,8 +16,9 @@ from orjson import dumps as _json_dumps
 # Tag bits, in the order the tags appear in a document.
 TAG_TRUNCATED = 1
 TAG_INVALID_UTF8 = 2
-TAG_INCOMPLETE = 4
-TAG_NAMES = ("truncated", "invalid_utf8", "incomplete")
+TAG_PARSE_ERROR = 4
+TAG_INCOMPLETE = 8
+TAG_NAMES = ("truncated", "invalid_utf8", "parse_error", "incomplete")
 
 
 def _tags_fragment(mask: int) -> bytes:
@@ -28,7 +29,7 @@ def _tags_fragment(mask: int) -> bytes:
 
 
 #: ``TAGS[mask]`` is the ``,"tags":[...]`` fragment for that combination of tag bits.
-TAGS: tuple[bytes, ...] = tuple(_tags_fragment(m) for m in range(8))
+TAGS: tuple[bytes, ...] = tuple(_tags_fragment(m) for m in range(16))
 
 
 def json_string(s: str) -> bytes:
@@ -86,21 +87,45 @@ class Fragments:
                 b'{"@timestamp":"' + timestamp + b'","message":')
 
 
+def format_ms(ms: int) -> bytes:
+    """``YYYY-MM-DDTHH:MM:SS.mmmZ`` of a time in ms since the epoch (UTC)."""
+    sec, milli = divmod(int(ms), 1000)
+    t = time.gmtime(sec)
+    return b"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (
+        t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, milli)
+
+
 class EventTime:
     """Formats a read time (ms since the epoch) into the index name and ``@timestamp``.
 
     Called once per feed; the last result is cached, and so is the last index name (it
-    changes at most once a second, in practice once a day).
+    changes at most once a second, in practice once a day). ``index_for(ms)`` names the
+    index of an event's own time, cached per period of the pattern's finest directive
+    (a day for ``%Y.%m.%d``): no strftime per line.
     """
 
-    __slots__ = ("_index", "_ms", "_result", "_sec", "pattern")
+    __slots__ = ("_index", "_ms", "_periods", "_result", "_sec", "granularity", "pattern")
 
     def __init__(self, pattern: str) -> None:
+        from ._formats import index_granularity
         self.pattern = pattern
+        self.granularity = index_granularity(pattern)
         self._ms: int | None = None
         self._result: tuple[bytes, bytes] = (b"", b"")
         self._sec: int | None = None
         self._index = b""
+        self._periods: dict[int, bytes] = {}
+
+    def index_for(self, ms: int) -> bytes:
+        """The index name (JSON-escaped, no quotes) of an event at ``ms``."""
+        period = ms // self.granularity
+        name = self._periods.get(period)
+        if name is None:
+            if len(self._periods) > 1024:
+                self._periods.clear()
+            name = json_string_body(time.strftime(self.pattern, time.gmtime(period * self.granularity // 1000)))
+            self._periods[period] = name
+        return name
 
     def get(self, ms: int) -> tuple[bytes, bytes]:
         """``(index name JSON-escaped without quotes, "YYYY-MM-DDTHH:MM:SS.mmmZ")``."""
@@ -141,7 +166,9 @@ class Batch:
 
 
 def check_args(input_id: str, path: str, host_name: str, id_prefix: str, index_pattern: str,
-               start_offset: int, max_line_bytes: int) -> None:
+               start_offset: int, max_line_bytes: int, timezone: str | None = None) -> None:
+    if timezone is not None and not isinstance(timezone, str):
+        raise TypeError(f"timezone must be a str or None, not {type(timezone).__name__}")
     for name, value in (("input_id", input_id), ("path", path), ("host_name", host_name),
                         ("id_prefix", id_prefix), ("index_pattern", index_pattern)):
         if not isinstance(value, str):

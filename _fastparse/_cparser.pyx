@@ -16,13 +16,15 @@ from libc.string cimport memchr, memcpy
 
 from ._common import TAG_INCOMPLETE, TAG_INVALID_UTF8, TAG_TRUNCATED
 from ._common import Batch, EventTime, Fragments, check_args
+from . import _pyparser
 
 __all__ = ["Batch", "Parser"]
 
 cdef enum:
     _TRUNCATED = 1
     _INVALID = 2
-    _INCOMPLETE = 4
+    _PARSE_ERROR = 4
+    _INCOMPLETE = 8
     # output buffers larger than this are given back after the feed that needed them
     _KEEP_BYTES = 16 * 1024 * 1024
     # and a partial-line buffer larger than this when its line is done
@@ -269,7 +271,7 @@ cdef class Parser:
     cdef bytes _action_head_obj, _doc_head_obj
     cdef Frag _action_head, _action_tail, _doc_head, _log_head, _original_length
     cdef Frag _doc_tail, _doc_end
-    cdef Frag _tags[8]
+    cdef Frag _tags[16]
     cdef Py_ssize_t _fixed  # upper bound of an event's bytes besides the message
 
     cdef Py_ssize_t _max, _cap
@@ -280,6 +282,7 @@ cdef class Parser:
     cdef int64_t _skip
     cdef bint _last_cr
     cdef bint _busy
+    cdef object _py  # formats not compiled here: the twin does them (json)
 
     # per-feed output
     cdef Buf _out
@@ -295,9 +298,17 @@ cdef class Parser:
         self._offs = NULL
 
     def __init__(self, *, input_id, path, host_name, id_prefix, index_pattern,
-                 start_offset=0, max_line_bytes=1048576):
+                 start_offset=0, max_line_bytes=1048576, format="plain", timezone=None,
+                 json_root=False):
         check_args(input_id, path, host_name, id_prefix, index_pattern, start_offset,
-                   max_line_bytes)
+                   max_line_bytes, timezone)
+        self._py = None
+        if format != "plain":
+            self._py = _pyparser.Parser(
+                input_id=input_id, path=path, host_name=host_name, id_prefix=id_prefix,
+                index_pattern=index_pattern, start_offset=start_offset,
+                max_line_bytes=max_line_bytes, format=format, timezone=timezone,
+                json_root=json_root)
         f = Fragments(input_id=input_id, path=path, host_name=host_name, id_prefix=id_prefix)
         self._frags_obj = f
         self._time = EventTime(index_pattern)
@@ -309,7 +320,7 @@ cdef class Parser:
         self._doc_end = frag_of(f.doc_end)
         cdef int i
         cdef Py_ssize_t tags_max = 0
-        for i in range(8):
+        for i in range(16):
             self._tags[i] = frag_of(f.tags[i])
             if self._tags[i].n > tags_max:
                 tags_max = self._tags[i].n
@@ -331,10 +342,14 @@ cdef class Parser:
 
     @property
     def offset(self):
+        if self._py is not None:
+            return self._py.offset
         return self._offset
 
     @property
     def pending(self):
+        if self._py is not None:
+            return self._py.pending
         return self._hold_len + self._skip
 
     # -- per feed -------------------------------------------------------------------
@@ -514,6 +529,8 @@ cdef class Parser:
         return Batch(body, self._count, ends, offs, start, self._offset, self._lines)
 
     def feed(self, data, read_time_ms):
+        if self._py is not None:
+            return self._py.feed(data, read_time_ms)
         cdef Py_buffer view
         cdef int rc
         cdef int64_t start = self._offset
@@ -537,6 +554,8 @@ cdef class Parser:
             PyBuffer_Release(&view)
 
     def flush(self, read_time_ms):
+        if self._py is not None:
+            return self._py.flush(read_time_ms)
         cdef int64_t start = self._offset
         cdef int64_t raw = self._hold_len + self._skip
         if raw == 0:

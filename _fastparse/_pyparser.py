@@ -8,18 +8,49 @@ enough, valid UTF-8, no tags. See the package docstring for the format.
 
 from __future__ import annotations
 
+import math
 from array import array
+from bisect import bisect_right
 from typing import Any
+
+from orjson import loads as _json_loads
 
 from ._common import (
     TAG_INCOMPLETE,
     TAG_INVALID_UTF8,
+    TAG_PARSE_ERROR,
     TAG_TRUNCATED,
     Batch,
     EventTime,
     Fragments,
     _json_dumps,
     check_args,
+    format_ms,
+)
+from ._formats import (
+    FMT_JSON,
+    FMT_LOGFMT,
+    FMT_PLAIN,
+    FMT_PROGRAM,
+    KIND_NUM,
+    LEVEL_WORDS,
+    MAX_MATCH_BYTES,
+    MODE_FIRST,
+    MODE_LEVEL,
+    MODE_TIME,
+    OP_CAP,
+    OP_END,
+    OP_LIT,
+    OP_OPT,
+    OP_WS,
+    RESERVED,
+    WHITESPACE,
+    Format,
+    Program,
+    civil_from_days,
+    compile_format,
+    days_from_civil,
+    zone_table,
 )
 
 __all__ = ["Batch", "Parser"]
@@ -63,17 +94,493 @@ def _esc(b: bytes) -> bytes:
     return b.replace(b"%", b"%%")
 
 
+def _text(b: bytes) -> tuple[bytes, int]:
+    """``b`` as a JSON string and the invalid_utf8 tag bit when it had to be repaired."""
+    try:
+        return _json_dumps(b.decode("utf-8")), 0
+    except UnicodeDecodeError:
+        return _json_dumps(b.decode("utf-8", "replace")), TAG_INVALID_UTF8
+
+
+def _render(plan: list[tuple[bytes, int, int]], suffix: bytes, vals: list[bytes | None]) -> tuple[bytes, int]:
+    out = []
+    bad = 0
+    for prefix, slot, kind in plan:
+        out.append(prefix)
+        v = vals[slot]
+        if v is None:
+            out.append(b"null")
+        elif kind == KIND_NUM:
+            out.append(b"%d" % int(v) if v.isdigit() and len(v) <= 18 else b"null")
+        else:
+            j, b = _text(v)
+            bad |= b
+            out.append(j)
+    out.append(suffix)
+    return b"".join(out), bad
+
+
+def epoch_ms(v: Any) -> int | None:
+    """A JSON number as a time: seconds below 1e11, ms below 1e14, us below 1e17, else ns."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    a = abs(v)
+    if isinstance(v, int):
+        ms = v * 1000 if a < 10**11 else v if a < 10**14 else v // 1000 if a < 10**17 else v // 1000000
+    else:
+        ms = round(v * 1000) if a < 1e11 else round(v) if a < 1e14 else round(v / 1000) if a < 1e17 \
+            else round(v / 1e6)
+    return ms if 0 <= ms <= _MAX_MS else None
+# -- time ---------------------------------------------------------------------------------
+
+_MONTHS = {m.encode(): i + 1 for i, m in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))}
+_MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
+_MIN_YEAR = 1970
+_FUTURE_SLACK = 7 * 86400  # a year-less time this far after the read time is last year's
+_TIME_MAX = 255  # longest time text tried
+_T = 13  # the token value of a lone 'T' (months are 1..12)
+
+
+class Zone:
+    """UTC offsets of one zone (see ``_formats.zone_table``), looked up by bisection."""
+
+    __slots__ = ("offs", "times")
+
+    def __init__(self, tz: str | None) -> None:
+        t, o = zone_table(tz)
+        self.times = array("q", t).tolist()
+        self.offs = array("q", o).tolist()
+
+    def off_at(self, u: int) -> int:
+        return self.offs[bisect_right(self.times, u) - 1]
+
+    def local_to_utc(self, local: int) -> int:
+        o1 = self.off_at(local)
+        return local - self.off_at(local - o1)
+
+
+def _isdigit(c: int) -> bool:
+    return 48 <= c <= 57
+
+
+def _isalpha(c: int) -> bool:
+    return 65 <= c <= 90 or 97 <= c <= 122
+
+
+def parse_time(s: bytes, zone: Zone, read_ms: int) -> int | None:
+    """Milliseconds since the epoch of a time written in ``s``, or None. See the package
+    docstring for the shapes; mirrored by ``parse_time`` in ``_cparser.pyx``."""
+    n = len(s)
+    if n == 0 or n > _TIME_MAX:
+        return None
+    # tokens: (is_num, start, end, value)
+    toks: list[tuple[bool, int, int, int]] = []
+    i = 0
+    while i < n:
+        c = s[i]
+        if _isdigit(c):
+            j = i
+            while j < n and _isdigit(s[j]):
+                j += 1
+            if j - i > 18:
+                return None
+            toks.append((True, i, j, int(s[i:j])))
+            i = j
+        elif _isalpha(c):
+            j = i
+            while j < n and _isalpha(s[j]):
+                j += 1
+            word = s[i:j].lower()
+            toks.append((False, i, j, _MONTHS.get(word, 0) if j - i == 3 else (_T if word == b"t" else 0)))
+            i = j
+        else:
+            i += 1
+        if len(toks) > 24:
+            return None
+    nt = len(toks)
+    if nt == 0:
+        return None
+    # epoch seconds (10 digits, optional fraction) or milliseconds (13 digits)
+    t0 = toks[0]
+    if t0[0] and t0[1] == 0:
+        nd = t0[2]
+        if nd == n and nd == 13:
+            return t0[3] if t0[3] <= _MAX_MS else None
+        if nd == 10 and (nd == n or (nt == 2 and toks[1][0] and s[nd] == 46 and toks[1][1] == nd + 1
+                                     and toks[1][2] == n)):
+            frac = _frac_ms(s, toks[1][1], toks[1][2]) if nt == 2 else 0
+            return t0[3] * 1000 + frac
+    # the time of day: H:MM[:SS]
+    k = -1
+    for x in range(nt - 1):
+        a, b = toks[x], toks[x + 1]
+        if a[0] and b[0] and a[2] - a[1] <= 2 and a[2] < n and s[a[2]] == 58 and b[1] == a[2] + 1 \
+                and b[2] - b[1] == 2:
+            k = x
+            break
+    frac = 0
+    year = month = day = -1
+    zoff: int | None = None
+    if k >= 0:
+        hh, mi, ss = toks[k][3], toks[k + 1][3], 0
+        nxt = k + 2
+        last = toks[k + 1]
+        if nxt < nt and last[2] < n and s[last[2]] == 58 and toks[nxt][0] and toks[nxt][1] == last[2] + 1 \
+                and toks[nxt][2] - toks[nxt][1] == 2:
+            ss = toks[nxt][3]
+            last = toks[nxt]
+            nxt += 1
+        if nxt < nt and last[2] < n and toks[nxt][0] and toks[nxt][1] == last[2] + 1:
+            sep = s[last[2]]
+            nd = toks[nxt][2] - toks[nxt][1]
+            if sep in (46, 44) or (sep == 58 and nd == 3):
+                frac = _frac_ms(s, toks[nxt][1], toks[nxt][2])
+                last = toks[nxt]
+                nxt += 1
+        zoff, zend = _zone_at(s, last[2])
+        # the date: tokens before the time
+        mon = 0
+        for x in range(k):
+            if not toks[x][0] and 1 <= toks[x][3] <= 12:
+                mon = toks[x][3]
+                break
+        nums = [t for t in toks[:k] if t[0]]
+        if mon:
+            month = mon
+            days = [t for t in nums if t[2] - t[1] <= 2]
+            years = [t for t in nums if t[2] - t[1] == 4]
+            if not days:
+                return None
+            day = days[0][3]
+            if years:
+                year = years[0][3]
+            else:  # a year after the time (ctime: "Sun Dec 04 04:47:44 2005")
+                for t in toks[nxt:]:
+                    if t[1] >= zend and t[0] and t[2] - t[1] == 4:
+                        year = t[3]
+                    break
+        elif len(nums) == 1 and nums[0][2] - nums[0][1] in (6, 8):
+            year, month, day = _compact_date(nums[0])
+        elif len(nums) == 3 and nums[1][2] - nums[1][1] <= 2 and nums[2][2] - nums[2][1] <= 2:
+            d0 = nums[0][2] - nums[0][1]
+            if d0 == 4:
+                year = nums[0][3]
+            elif d0 <= 2:
+                year = 2000 + nums[0][3]
+            else:
+                return None
+            month, day = nums[1][3], nums[2][3]
+        elif len(nums) == 2 and nums[0][2] - nums[0][1] <= 2 and nums[1][2] - nums[1][1] <= 2:
+            month, day = nums[0][3], nums[1][3]
+        else:
+            return None
+    else:
+        nums = [t for t in toks if t[0]]
+        if any(not t[0] and t[3] != _T for t in toks):
+            return None
+        digits = [t[2] - t[1] for t in nums]
+        if len(nums) >= 6 and digits[0] == 4 and all(d <= 2 for d in digits[1:6]) and len(nums) <= 7:
+            year, month, day = nums[0][3], nums[1][3], nums[2][3]
+            hh, mi, ss = nums[3][3], nums[4][3], nums[5][3]
+            if len(nums) == 7:
+                frac = _frac_ms(s, nums[6][1], nums[6][2])
+        elif len(nums) == 2 and digits[0] in (6, 8) and digits[1] == 6:
+            year, month, day = _compact_date(nums[0])
+            v = nums[1][3]
+            hh, mi, ss = v // 10000, v // 100 % 100, v % 100
+        else:
+            return None
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hh <= 23 and mi <= 59 and ss <= 60):
+        return None
+    secs = hh * 3600 + mi * 60 + ss
+    if year < 0:  # infer: the read time's year, or the one before across New Year
+        rsec = read_ms // 1000
+        rlocal = rsec + zone.off_at(rsec) if zoff is None else rsec + zoff
+        year = civil_from_days(rlocal // 86400)[0]
+        local = days_from_civil(year, month, day) * 86400 + secs
+        if local - rlocal > _FUTURE_SLACK:
+            year -= 1
+    if not _MIN_YEAR <= year <= 9999:
+        return None
+    local = days_from_civil(year, month, day) * 86400 + secs
+    utc = local - zoff if zoff is not None else zone.local_to_utc(local)
+    ms = utc * 1000 + frac
+    if not 0 <= ms <= _MAX_MS:
+        return None
+    return ms
+
+
+def _frac_ms(s: bytes, a: int, b: int) -> int:
+    d = s[a:min(b, a + 3)]
+    return int(d + b"0" * (3 - len(d)))
+
+
+def _compact_date(t: tuple[bool, int, int, int]) -> tuple[int, int, int]:
+    v = t[3]
+    if t[2] - t[1] == 8:
+        return v // 10000, v // 100 % 100, v % 100
+    return 2000 + v // 10000, v // 100 % 100, v % 100
+
+
+def _zone_at(s: bytes, p: int) -> tuple[int | None, int]:
+    """A zone written at ``s[p:]`` (after spaces): Z, UTC, GMT, +hh, +hhmm, +hh:mm."""
+    n = len(s)
+    while p < n and s[p] == 32:
+        p += 1
+    if p >= n:
+        return None, p
+    c = s[p]
+    if c == 90 and (p + 1 == n or not _isalpha(s[p + 1])):
+        return 0, p + 1
+    if s[p:p + 3] in (b"UTC", b"GMT") and (p + 3 == n or not _isalpha(s[p + 3])):
+        return 0, p + 3
+    if c in (43, 45):
+        q = p + 1
+        while q < n and _isdigit(s[q]):
+            q += 1
+        nd = q - p - 1
+        hh = mm = -1
+        if nd == 4:
+            hh, mm = int(s[p + 1:p + 3]), int(s[p + 3:p + 5])
+        elif nd == 2:
+            hh, mm = int(s[p + 1:p + 3]), 0
+            if q + 2 < n and s[q] == 58 and _isdigit(s[q + 1]) and _isdigit(s[q + 2]) \
+                    and (q + 3 == n or not _isdigit(s[q + 3])):
+                mm = int(s[q + 1:q + 3])
+                q += 3
+        if 0 <= hh <= 23 and 0 <= mm <= 59:
+            o = hh * 3600 + mm * 60
+            return (o if c == 43 else -o), q
+    return None, p
+
+
+# -- the matcher ----------------------------------------------------------------------------
+
+_WS = frozenset(WHITESPACE)
+#: calls of the matcher's step function per line before it gives up (no match)
+MATCH_BUDGET = 20000
+
+
+class _Budget(Exception):
+    pass
+
+
+def ts_shape_len(line: bytes, p: int) -> int:
+    """Length of ``YYYY-mm-dd[ T]HH:MM:SS[.,frac][zone]`` at ``line[p:]``, else 0."""
+    n = len(line)
+    if p + 19 > n:
+        return 0
+    for k, c in enumerate(line[p:p + 19]):
+        want = b"dddd-dd-dd?dd:dd:dd"[k]
+        if want == 100:  # d
+            if not 48 <= c <= 57:
+                return 0
+        elif want == 63:  # ? : space or T
+            if c not in (32, 84):
+                return 0
+        elif c != want:
+            return 0
+    q = p + 19
+    if q + 1 < n and line[q] in (46, 44) and 48 <= line[q + 1] <= 57:
+        q += 2
+        while q < n and 48 <= line[q] <= 57:
+            q += 1
+    if q < n and line[q] == 90:
+        q += 1
+    elif q + 2 < n and line[q] in (43, 45) and 48 <= line[q + 1] <= 57 and 48 <= line[q + 2] <= 57:
+        if q + 5 < n and line[q + 3] == 58 and 48 <= line[q + 4] <= 57 and 48 <= line[q + 5] <= 57:
+            q += 6
+        elif q + 4 < n and 48 <= line[q + 3] <= 57 and 48 <= line[q + 4] <= 57:
+            q += 5
+        else:
+            q += 3
+    return q - p
+
+
+def level_len(line: bytes, p: int) -> int:
+    for w in LEVEL_WORDS:
+        if line.startswith(w, p):
+            return len(w)
+    return 0
+
+
+def match(prog: Program, line: bytes, caps: list[tuple[int, int] | None]) -> bool:
+    """Run ``prog`` on the whole ``line`` (backtracking, leftmost-first like ``re``, with a
+    memo of failed (op, position) states); fills ``caps`` with (start, end) per slot."""
+    ops = prog.ops
+    lits = prog.lits
+    groups = prog.groups
+    n = len(line)
+    width = n + 1
+    failed: set[int] = set()
+    steps = [MATCH_BUDGET]
+
+    def m(e: int, p: int) -> bool:
+        steps[0] -= 1
+        if steps[0] < 0:
+            raise _Budget
+        key = e * width + p
+        if key in failed:
+            return False
+        op, a, b = ops[e]
+        ok = False
+        if op == OP_LIT:
+            s = lits[a]
+            ok = line.startswith(s, p) and m(e + 1, p + len(s))
+        elif op == OP_CAP:
+            ok = cap(e, p, a, b)
+        elif op == OP_WS:
+            k = p
+            while k < n and line[k] in _WS:
+                k += 1
+            while k > p:
+                if m(e + 1, k):
+                    ok = True
+                    break
+                k -= 1
+        elif op == OP_END:
+            ok = p == n
+        elif op == OP_OPT:
+            if m(e + 1, p):
+                return True
+            for s_ in groups[b]:
+                caps[s_] = None
+            ok = m(a, p)
+        else:  # OP_OPTEND
+            ok = m(e + 1, p)
+        if not ok:
+            failed.add(key)
+        return ok
+
+    def cap(e: int, p: int, slot: int, mode: int) -> bool:
+        if mode == MODE_LEVEL:
+            k = level_len(line, p)
+            if not k:
+                return False
+            caps[slot] = (p, p + k)
+            return m(e + 1, p + k)
+        if mode == MODE_TIME:
+            k = ts_shape_len(line, p)
+            if k:
+                caps[slot] = (p, p + k)
+                return m(e + 1, p + k)
+        nop, na, _ = ops[e + 1]
+        if nop == OP_END:
+            caps[slot] = (p, n)
+            return m(e + 1, n)
+        if mode == MODE_FIRST:  # dissect: up to the first occurrence of the delimiter
+            q = line.find(lits[na], p)
+            if q < 0:
+                return False
+            caps[slot] = (p, q)
+            return m(e + 1, q)
+        if nop == OP_LIT:
+            s = lits[na]
+            q = line.find(s, p)
+            while q >= 0:
+                caps[slot] = (p, q)
+                if m(e + 1, q):
+                    return True
+                q = line.find(s, q + 1)
+            return False
+        for q in range(p, n + 1):
+            if nop == OP_WS and (q == n or line[q] not in _WS):
+                continue
+            caps[slot] = (p, q)
+            if m(e + 1, q):
+                return True
+        return False
+
+    if n > MAX_MATCH_BYTES:
+        return False
+    try:
+        return m(0, 0)
+    except _Budget:
+        return False
+
+
+# -- logfmt -----------------------------------------------------------------------------------
+
+LOGFMT_MAX_PAIRS = 128
+_UNESC = {ord("n"): b"\n", ord("t"): b"\t", ord("r"): b"\r", ord('"'): b'"', ord("\\"): b"\\"}
+
+
+def logfmt_pairs(line: bytes) -> list[tuple[int, int, int, int, int]]:
+    """(key start, key end, value start, value end, kind) per pair; kind 0 bare value,
+    1 quoted, 2 no ``=`` (a bare key)."""
+    n = len(line)
+    out: list[tuple[int, int, int, int, int]] = []
+    i = 0
+    while i < n and len(out) < LOGFMT_MAX_PAIRS:
+        while i < n and line[i] in _WS:
+            i += 1
+        if i >= n:
+            break
+        ks = i
+        while i < n and line[i] not in _WS and line[i] != 61:
+            i += 1
+        ke = i
+        if ke == ks:  # a token starting with '='
+            i += 1
+            continue
+        if i < n and line[i] == 61:
+            i += 1
+            if i < n and line[i] == 34:
+                i += 1
+                vs = i
+                while i < n and line[i] != 34:
+                    i += 2 if line[i] == 92 and i + 1 < n else 1
+                out.append((ks, ke, vs, i, 1))
+                if i < n:
+                    i += 1
+            else:
+                vs = i
+                while i < n and line[i] not in _WS:
+                    i += 1
+                out.append((ks, ke, vs, i, 0))
+        else:
+            out.append((ks, ke, ke, ke, 2))
+    return out
+
+
+def logfmt_unescape(v: bytes) -> bytes:
+    if 92 not in v:
+        return v
+    out = bytearray()
+    i = 0
+    n = len(v)
+    while i < n:
+        c = v[i]
+        if c == 92 and i + 1 < n and v[i + 1] in _UNESC:
+            out += _UNESC[v[i + 1]]
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return bytes(out)
+
+
 class Parser:
     """Turns appended log bytes into ``_bulk`` items. See the package docstring."""
 
-    __slots__ = ("_action_head", "_cap", "_doc_head", "_frags", "_hold", "_last_cr", "_max",
-                 "_offset", "_skip", "_time", "_times", "_tpl")
+    __slots__ = ("_action_head", "_cap", "_doc_head", "_fmt", "_frags", "_heads_ms", "_hold",
+                 "_json_root", "_last_cr", "_max", "_offset", "_read_ms", "_skip", "_time", "_times",
+                 "_tpl", "_zone")
 
     def __init__(self, *, input_id: str, path: str, host_name: str, id_prefix: str,
                  index_pattern: str, start_offset: int = 0,
-                 max_line_bytes: int = 1048576) -> None:
+                 max_line_bytes: int = 1048576, format: str = "plain",
+                 timezone: str | None = None, json_root: bool = False) -> None:
         check_args(input_id, path, host_name, id_prefix, index_pattern, start_offset,
-                   max_line_bytes)
+                   max_line_bytes, timezone)
+        self._fmt: Format = compile_format(format)
+        self._zone = Zone(timezone) if self._fmt.kind != FMT_PLAIN else None
+        self._json_root = bool(json_root)
+        self._read_ms = 0
+        self._heads_ms: tuple[int, bytes, bytes] = (-1, b"", b"")
         self._frags = Fragments(input_id=input_id, path=path, host_name=host_name,
                                 id_prefix=id_prefix)
         self._time = EventTime(index_pattern)
@@ -99,6 +606,7 @@ class Parser:
     # -- per feed -------------------------------------------------------------------
 
     def _prepare(self, read_time_ms: int) -> None:
+        self._read_ms = int(read_time_ms)
         times = self._time.get(read_time_ms)
         if times is self._times:
             return
@@ -117,14 +625,144 @@ class Parser:
             content = content[:cut_point(content, self._max)]
             tags |= TAG_TRUNCATED
             orig = f.original_length + b"%d" % length
+        kind = self._fmt.kind
+        parsed: tuple[int | None, bytes, bytes, bytes, int] | None = None
+        if kind == FMT_PROGRAM:
+            parsed = self._program_doc(content)
+        elif kind == FMT_LOGFMT:
+            parsed = self._logfmt_doc(content)
+        elif kind == FMT_JSON:
+            parsed = self._json_doc(content)
+        action_head, doc_head = self._action_head, self._doc_head
+        if parsed is None:
+            if kind != FMT_PLAIN and not self._fmt.untagged_miss:
+                tags |= TAG_PARSE_ERROR
+            msg, bad = _text(content)
+            log_extra = top_extra = b""
+        else:
+            ms, msg, log_extra, top_extra, bad = parsed
+            if ms is not None:
+                action_head, doc_head = self._heads(ms)
+        return b"".join((action_head, b"%x" % off, f.action_tail, doc_head,
+                         msg, f.log_head, b"%d" % off, orig, log_extra, f.doc_tail, top_extra,
+                         f.tags[tags | bad], f.doc_end))
+
+    def _heads(self, ms: int) -> tuple[bytes, bytes]:
+        if self._heads_ms[0] != ms:
+            self._heads_ms = (ms, *self._frags.heads(self._time.index_for(ms), format_ms(ms)))
+        return self._heads_ms[1], self._heads_ms[2]
+
+    def _time_of(self, text: bytes) -> int | None:
+        assert self._zone is not None
+        return parse_time(text, self._zone, self._read_ms)
+
+    def _program_doc(self, content: bytes) -> tuple[int | None, bytes, bytes, bytes, int] | None:
+        fmt = self._fmt
+        for prog in fmt.programs:
+            caps: list[tuple[int, int] | None] = [None] * fmt.nslots
+            if match(prog, content, caps):
+                break
+        else:
+            return None
+        vals = [None if c is None else content[c[0]:c[1]].strip(WHITESPACE) for c in caps]
+        ms = None
+        for cand in fmt.time_candidates:
+            parts = [vals[i] for i in cand]
+            if any(v is None for v in parts):
+                continue
+            ms = self._time_of(b" ".join(parts))  # type: ignore[arg-type]
+            if ms is not None:
+                break
+        if fmt.message_slot >= 0:
+            msg, bad = _text(vals[fmt.message_slot] or b"")
+        else:
+            msg, bad = _text(content)
+        log_extra, b1 = _render(fmt.log_plan, fmt.log_suffix, vals)
+        top_extra, b2 = _render(fmt.top_plan, fmt.top_suffix, vals)
+        return ms, msg, log_extra, top_extra, bad | b1 | b2
+
+    def _logfmt_doc(self, content: bytes) -> tuple[int | None, bytes, bytes, bytes, int] | None:
+        pairs = logfmt_pairs(content)
+        if all(p[4] == 2 for p in pairs):
+            return None
+        seen: set[bytes] = set()
+        members: list[bytes] = []
+        msg = level = None
+        ms = None
+        time_tried = False
+        bad = 0
+        for ks, ke, vs, ve, kind in pairs:
+            key = content[ks:ke]
+            if key in seen:
+                continue
+            seen.add(key)
+            val = b"true" if kind == 2 else logfmt_unescape(content[vs:ve]) if kind == 1 else content[vs:ve]
+            if msg is None and key in (b"msg", b"message"):
+                msg = val
+                continue
+            if level is None and key in (b"level", b"lvl"):
+                level = val
+                continue
+            if not time_tried and key in (b"time", b"ts", b"timestamp"):
+                time_tried = True
+                ms = self._time_of(val)
+                if ms is not None:
+                    continue
+            kj, b1 = _text(key)
+            vj, b2 = _text(val)
+            bad |= b1 | b2
+            members.append(kj + b":" + vj)
+        m, b3 = _text(content if msg is None else msg)
+        log_extra = b""
+        if level is not None:
+            lj, b4 = _text(level)
+            log_extra = b',"level":' + lj
+            bad |= b4
+        top = b',"logfmt":{' + b",".join(members) + b"}" if members else b""
+        return ms, m, log_extra, top, bad | b3
+
+    def _json_doc(self, content: bytes) -> tuple[int | None, bytes, bytes, bytes, int] | None:
         try:
-            text = content.decode("utf-8")
-        except UnicodeDecodeError:
-            text = content.decode("utf-8", "replace")
-            tags |= TAG_INVALID_UTF8
-        return b"".join((self._action_head, b"%x" % off, f.action_tail, self._doc_head,
-                         _json_dumps(text), f.log_head, b"%d" % off, orig, f.doc_tail,
-                         f.tags[tags], f.doc_end))
+            obj = _json_loads(content)
+        except ValueError:
+            return None
+        if not isinstance(obj, dict):
+            return None
+        msg = None
+        for k in ("message", "msg"):
+            if k in obj:
+                v = obj.pop(k)
+                msg = _json_dumps(v if isinstance(v, str) else _json_dumps(v).decode())
+                break
+        log_extra = b""
+        for k in ("level", "log.level"):
+            if k in obj:
+                v = obj.pop(k)
+                log_extra = b',"level":' + _json_dumps(v if isinstance(v, str) else _json_dumps(v).decode())
+                break
+        ms = None
+        for k in ("@timestamp", "timestamp", "time", "ts"):
+            if k in obj:
+                v = obj[k]
+                ms = self._time_of(v.encode()) if isinstance(v, str) else epoch_ms(v)
+                if ms is not None:
+                    del obj[k]
+                break
+        if msg is None:
+            msg = _json_dumps(content.decode("utf-8"))
+        top = b""
+        if self._json_root:
+            kept = {}
+            parts = []
+            for k, v in obj.items():
+                if k in RESERVED or k == "json":
+                    kept[k] = v
+                else:
+                    parts.append(b"," + _json_dumps(k) + b":" + _json_dumps(v))
+            top = b"".join(parts) + (b',"json":' + _json_dumps(kept) if kept else b"")
+        elif obj:
+            top = b',"json":' + _json_dumps(obj)
+        return ms, msg, log_extra, top, 0
 
     def _hold_more(self, chunk: bytes) -> None:
         if not chunk:
@@ -179,7 +817,22 @@ class Parser:
             pos = nl + 1
 
         last = data.rfind(b"\n")
-        if last >= pos:
+        if last >= pos and self._fmt.kind != FMT_PLAIN:
+            region = data[pos:last].split(b"\n")
+            lines += len(region)
+            for line in region:
+                nxt = off + len(line) + 1
+                if line.endswith(b"\r"):
+                    line = line[:-1]
+                if line:
+                    item = self._event(line, len(line), off, 0)
+                    out.append(item)
+                    size += len(item)
+                    ends.append(size)
+                    offs.append(off)
+                off = nxt
+            pos = last + 1
+        elif last >= pos:
             tpl = self._tpl
             maxb = self._max
             dumps = _json_dumps
