@@ -21,7 +21,7 @@ from .metrics import Metrics
 from .pipeline import Pipeline
 from .registry import Registry
 from .sinks.elasticsearch import DataStreamTarget, ElasticsearchSink, check_targets
-from .tail.input import InputTailer
+from .tail.input import InputTailer, OpenFiles
 from .tail.notify import Notifier
 
 log = logging.getLogger("shipper")
@@ -45,6 +45,7 @@ class Agent:
         self.dlq = DeadLetterQueue(cfg.data_dir / "dlq", cfg.dlq_max_bytes)
         self.sink = ElasticsearchSink(es, self.pipeline, self.dlq, self.metrics)
         first_start = not self.registry.files
+        open_files = OpenFiles(cfg.max_open_files)
         self.inputs = [
             InputTailer(
                 i,
@@ -54,9 +55,12 @@ class Agent:
                 host_name=cfg.host_name,
                 first_start=first_start,
                 once=once,
+                open_files=open_files,
             )
             for i in cfg.inputs
         ]
+        for t in self.inputs:
+            t.poll_interval = cfg.poll_interval
         self.metrics.open_files.set_function(lambda: sum(len(t.readers) for t in self.inputs))
         self.http = HttpServer(cfg.http_listen, self.metrics, self.readiness) if cfg.http_listen else None
         self.notifier: Notifier | None = None
@@ -102,8 +106,8 @@ class Agent:
             return 2
         self.pipeline.start(self.sink.deliver, self._durable)
         notifier = None
-        if not self.once:
-            notifier = self.notifier = Notifier(loop, self._hint)
+        if not self.once and self.cfg.watch_mode == "inotify":
+            notifier = self.notifier = Notifier(loop, self._hint, self.cfg.max_watches)
             for t in self.inputs:
                 for root, recursive in t.matcher.watch_roots():
                     notifier.watch(root, recursive)

@@ -178,6 +178,12 @@ INPUT_SCHEMA: dict[str, Key] = {
     "start_at": Key(_choice("beginning", "end"), "beginning", "Where to start in files found at the first start."),
     "scan_interval": Key(_duration, "10s", "Rescan of the globs; covers events the kernel dropped."),
     "fingerprint_bytes": Key(_size, "1KiB", "How many first bytes of a file identify it beside device and inode."),
+    "close_inactive": Key(_duration, "5m", "Close a file that has not grown for this long; reopened when it changes."),
+    "ignore_older": Key(_duration, None, "Files found with no change for this long are skipped to their end."),
+    "clean_removed_after": Key(_duration, "1h", "Forget the registry entry of a file gone for this long."),
+    "rotated_paths": Key(
+        _str_list, [], "Globs of rotated copies (copytruncate): read to their end before a truncated file restarts."
+    ),
 }
 
 TLS_SCHEMA: dict[str, Key] = {
@@ -218,6 +224,14 @@ OUTPUT_SCHEMA: dict[str, Key] = {
     "elasticsearch": Key(_section(ES_SCHEMA), None, "The Elasticsearch output."),
 }
 
+WATCH_SCHEMA: dict[str, Key] = {
+    "mode": Key(_choice("inotify", "poll"), "inotify", "`poll` for network file systems, where inotify sees nothing."),
+    "max_watches": Key(
+        _pos_int, 8192, "Directories watched at most; the rest are polled (the kernel has a limit too)."
+    ),
+    "poll_interval": Key(_duration, "2s", "How often an open file with no change notification is checked."),
+}
+
 HTTP_SCHEMA: dict[str, Key] = {
     "listen": Key(_listen, "127.0.0.1:9108", "Address of /health, /ready, /metrics (null disables).", null_ok=True),
 }
@@ -228,7 +242,9 @@ ROOT_SCHEMA: dict[str, Key] = {
     "inputs": Key(_list_of(INPUT_SCHEMA), required=True, doc="The files to tail."),
     "output": Key(_section(OUTPUT_SCHEMA), None, "Where events go."),
     "http": Key(_section(HTTP_SCHEMA), None, "The agent's own HTTP listener."),
+    "watch": Key(_section(WATCH_SCHEMA), None, "How changes are noticed."),
     "dlq": Key(_section(DLQ_SCHEMA), None, "The dead-letter queue in data_dir/dlq."),
+    "max_open_files": Key(_pos_int, 1024, "Files held open at once; more wait until others close."),
     "max_inflight_bytes": Key(_size, "16MiB", "Bulk bytes read but not yet acknowledged; readers wait above it."),
     "registry_flush_interval": Key(_duration, "1s", "How often acknowledged offsets are persisted."),
     "shutdown_timeout": Key(_duration, "30s", "How long SIGTERM waits for in-flight events to be acknowledged."),
@@ -309,6 +325,10 @@ class InputConfig:
     start_at: str
     scan_interval: float
     fingerprint_bytes: int
+    close_inactive: float
+    ignore_older: float | None
+    clean_removed_after: float
+    rotated_paths: list[str]
 
 
 @dataclass(frozen=True)
@@ -342,7 +362,11 @@ class Config:
     inputs: list[InputConfig]
     elasticsearch: ElasticsearchConfig
     http_listen: str | None
+    watch_mode: str
+    max_watches: int
+    poll_interval: float
     max_inflight_bytes: int
+    max_open_files: int
     registry_flush_interval: float
     shutdown_timeout: float
     log_level: str
@@ -410,6 +434,10 @@ def from_dict(raw: Any, env: Mapping[str, str] | None = None, base: Path | None 
             start_at=inp["start_at"],
             scan_interval=inp["scan_interval"],
             fingerprint_bytes=inp["fingerprint_bytes"],
+            close_inactive=inp["close_inactive"],
+            ignore_older=inp["ignore_older"],
+            clean_removed_after=inp["clean_removed_after"],
+            rotated_paths=[_abs_glob(g, base) for g in inp["rotated_paths"]],
         )
         for inp in v["inputs"]
     ]
@@ -440,7 +468,11 @@ def from_dict(raw: Any, env: Mapping[str, str] | None = None, base: Path | None 
             sniff=es["sniff"],
         ),
         http_listen=v["http"]["listen"],
+        watch_mode=v["watch"]["mode"],
+        max_watches=v["watch"]["max_watches"],
+        poll_interval=v["watch"]["poll_interval"],
         max_inflight_bytes=v["max_inflight_bytes"],
+        max_open_files=v["max_open_files"],
         registry_flush_interval=v["registry_flush_interval"],
         shutdown_timeout=v["shutdown_timeout"],
         log_level=v["log_level"],

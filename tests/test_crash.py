@@ -17,8 +17,9 @@ from .test_agent_e2e import agent_config, assert_exactly_once, writer
 pytestmark = pytest.mark.integration
 
 
-def test_sigkill_restarts_lose_and_double_nothing(es_plain: dict[str, Any], es_client: Any, agent_factory: Any,
-                                                  tmp_path: Path) -> None:
+def test_sigkill_restarts_lose_and_double_nothing(
+    es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
+) -> None:
     rng = random.Random(3)
     input_id = f"crash-{secrets.token_hex(3)}"
     root = tmp_path / "models"

@@ -17,9 +17,16 @@ __all__ = ["impl"]  # the fixture: each test runs on both implementations
 
 HDFS = "<Date> <Time> <Pid> <Level> <Component>: <Content>"
 LINUX = r"<Month> <Date> <Time> <Level> <Component>(\[<PID>\])?: <Content>"
-FORMATS = ["plain", "python", "json", "logfmt", HDFS, LINUX,
-           "%(asctime)s | %(levelname)s | %(name)s | %(process)d | %(message)s",
-           "%{client} %{?ident} [%{when}] %{verb}: %{Content}"]
+FORMATS = [
+    "plain",
+    "python",
+    "json",
+    "logfmt",
+    HDFS,
+    LINUX,
+    "%(asctime)s | %(levelname)s | %(name)s | %(process)d | %(message)s",
+    "%{client} %{?ident} [%{when}] %{verb}: %{Content}",
+]
 
 
 def doc(impl: ModuleType, line: bytes, ms: int = T0, **kw: Any) -> dict[str, Any]:
@@ -32,13 +39,26 @@ def doc(impl: ModuleType, line: bytes, ms: int = T0, **kw: Any) -> dict[str, Any
 # -- python ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("line", "ts", "logger", "level", "msg"), [
-    (b"2026-11-25 07:30:01,123 - trainer.optim - WARNING - grad_norm=12.5", "2026-11-25T07:30:01.123Z",
-     "trainer.optim", "WARNING", "grad_norm=12.5"),
-    (b"2026-11-25 07:30:01.5 ERROR data.loader: shard 3 failed: bad", "2026-11-25T07:30:01.500Z",
-     "data.loader", "ERROR", "shard 3 failed: bad"),
-    (b"CRITICAL:root:out of memory", "2026-11-25T07:30:01.123Z", "root", "CRITICAL", "out of memory"),
-])
+@pytest.mark.parametrize(
+    ("line", "ts", "logger", "level", "msg"),
+    [
+        (
+            b"2026-11-25 07:30:01,123 - trainer.optim - WARNING - grad_norm=12.5",
+            "2026-11-25T07:30:01.123Z",
+            "trainer.optim",
+            "WARNING",
+            "grad_norm=12.5",
+        ),
+        (
+            b"2026-11-25 07:30:01.5 ERROR data.loader: shard 3 failed: bad",
+            "2026-11-25T07:30:01.500Z",
+            "data.loader",
+            "ERROR",
+            "shard 3 failed: bad",
+        ),
+        (b"CRITICAL:root:out of memory", "2026-11-25T07:30:01.123Z", "root", "CRITICAL", "out of memory"),
+    ],
+)
 def test_python_auto_layouts(impl: ModuleType, line: bytes, ts: str, logger: str, level: str, msg: str) -> None:
     d = doc(impl, line, format="python")
     assert (d["@timestamp"], d["log"]["logger"], d["log"]["level"], d["message"]) == (ts, logger, level, msg)
@@ -52,8 +72,10 @@ def test_python_unmatched_line_is_plain_untagged(impl: ModuleType) -> None:
 
 
 def test_python_layout_string_fields(impl: ModuleType) -> None:
-    fmt = "%(asctime)s [%(levelname)-8s] %(name)s %(filename)s:%(lineno)d %(funcName)s() pid=%(process)d " \
-          "tid=%(thread)d %(user)s: %(message)s"
+    fmt = (
+        "%(asctime)s [%(levelname)-8s] %(name)s %(filename)s:%(lineno)d %(funcName)s() pid=%(process)d "
+        "tid=%(thread)d %(user)s: %(message)s"
+    )
     line = b"2026-11-25 08:30:01,250 [INFO    ] trainer train.py:42 step() pid=77 tid=x12 ann: loss=0.5"
     d = doc(impl, line, format=fmt, timezone="Europe/Berlin")
     assert d["@timestamp"] == "2026-11-25T07:30:01.250Z"
@@ -97,16 +119,32 @@ def test_template_mismatch_tag_order(impl: ModuleType) -> None:
 
 def test_dissect(impl: ModuleType) -> None:
     d = doc(impl, b"10.0.0.1 - [2026-11-25T07:30:01Z] GET: /index.html ok", format=FORMATS[-1])
-    assert (d["client"], d["when"], d["verb"], d["message"]) == ("10.0.0.1", "2026-11-25T07:30:01Z", "GET",
-                                                                 "/index.html ok")
+    assert (d["client"], d["when"], d["verb"], d["message"]) == (
+        "10.0.0.1",
+        "2026-11-25T07:30:01Z",
+        "GET",
+        "/index.html ok",
+    )
     assert not any(k.startswith("?") for k in d)
     assert doc(impl, b"no brackets", format=FORMATS[-1])["tags"] == ["parse_error"]
 
 
-@pytest.mark.parametrize(("bad", "named"), [
-    ("<message>", "'message'"), ("<Date> <host>", "'host'"), ("%{tags}", "'tags'"), ("%(event)s", "'event'"),
-    ("%(error)s %(message)s", "'error'"), ("<@timestamp>", "'@timestamp'"), ("<Date> <metrics>", "'metrics'"),
-    ("<A> <A>", "'A'"), ("%{+a} %{b}", "not supported"), ("nothing", "none of"), ("<A> (x", "unclosed")])
+@pytest.mark.parametrize(
+    ("bad", "named"),
+    [
+        ("<message>", "'message'"),
+        ("<Date> <host>", "'host'"),
+        ("%{tags}", "'tags'"),
+        ("%(event)s", "'event'"),
+        ("%(error)s %(message)s", "'error'"),
+        ("<@timestamp>", "'@timestamp'"),
+        ("<Date> <metrics>", "'metrics'"),
+        ("<A> <A>", "'A'"),
+        ("%{+a} %{b}", "not supported"),
+        ("nothing", "none of"),
+        ("<A> (x", "unclosed"),
+    ],
+)
 def test_bad_formats_are_refused(impl: ModuleType, bad: str, named: str) -> None:
     with pytest.raises(ValueError, match=named):
         make(impl, format=bad)
@@ -129,8 +167,10 @@ def test_json(impl: ModuleType) -> None:
     assert d["json"] == {"gpu": {"temp": 91}, "host": "x"} and d["host"] == {"name": "gpu-1"}
     r = doc(impl, line, format="json", json_root=True)
     assert r["gpu"] == {"temp": 91} and r["json"] == {"host": "x"} and r["host"] == {"name": "gpu-1"}
-    assert doc(impl, b'{"@timestamp":"2026-11-25T08:30:01.123+01:00"}', format="json")["@timestamp"] \
+    assert (
+        doc(impl, b'{"@timestamp":"2026-11-25T08:30:01.123+01:00"}', format="json")["@timestamp"]
         == "2026-11-25T07:30:01.123Z"
+    )
     assert doc(impl, b'{"time": 1795591801123, "message": 5}', format="json")["message"] == "5"
 
 
@@ -157,20 +197,23 @@ def test_logfmt(impl: ModuleType) -> None:
 # -- timestamps --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "tz", "expected"), [
-    ("2026-11-25T07:30:01.123Z", "UTC", "2026-11-25T07:30:01.123Z"),
-    ("2026-11-25T08:30:01.123+01:00", "UTC", "2026-11-25T07:30:01.123Z"),
-    ("2026-11-25T02:30:01-0500", "UTC", "2026-11-25T07:30:01.000Z"),
-    ("2026-11-25 08:30:01,123", "Europe/Berlin", "2026-11-25T07:30:01.123Z"),
-    ("2026-07-25 09:30:01.9", "Europe/Berlin", "2026-07-25T07:30:01.900Z"),
-    ("2026-11-25 07:30:01", "America/New_York", "2026-11-25T12:30:01.000Z"),
-    ("1795591801", "UTC", "2026-11-25T07:30:01.000Z"),
-    ("1795591801123", "UTC", "2026-11-25T07:30:01.123Z"),
-    ("Nov 25 07:30:01", "UTC", "2026-11-25T07:30:01.000Z"),
-    ("Dec 31 23:59:59", "UTC", "2025-12-31T23:59:59.000Z"),  # read in November: last year's December? no:
-    ("not a time", "UTC", "2026-11-25T07:30:01.123Z"),
-    ("2026-13-45 99:99:99", "UTC", "2026-11-25T07:30:01.123Z"),
-])
+@pytest.mark.parametrize(
+    ("text", "tz", "expected"),
+    [
+        ("2026-11-25T07:30:01.123Z", "UTC", "2026-11-25T07:30:01.123Z"),
+        ("2026-11-25T08:30:01.123+01:00", "UTC", "2026-11-25T07:30:01.123Z"),
+        ("2026-11-25T02:30:01-0500", "UTC", "2026-11-25T07:30:01.000Z"),
+        ("2026-11-25 08:30:01,123", "Europe/Berlin", "2026-11-25T07:30:01.123Z"),
+        ("2026-07-25 09:30:01.9", "Europe/Berlin", "2026-07-25T07:30:01.900Z"),
+        ("2026-11-25 07:30:01", "America/New_York", "2026-11-25T12:30:01.000Z"),
+        ("1795591801", "UTC", "2026-11-25T07:30:01.000Z"),
+        ("1795591801123", "UTC", "2026-11-25T07:30:01.123Z"),
+        ("Nov 25 07:30:01", "UTC", "2026-11-25T07:30:01.000Z"),
+        ("Dec 31 23:59:59", "UTC", "2025-12-31T23:59:59.000Z"),  # read in November: last year's December? no:
+        ("not a time", "UTC", "2026-11-25T07:30:01.123Z"),
+        ("2026-13-45 99:99:99", "UTC", "2026-11-25T07:30:01.123Z"),
+    ],
+)
 def test_timestamps(impl: ModuleType, text: str, tz: str, expected: str) -> None:
     if text == "Dec 31 23:59:59":  # December read in late November is in the future: last year's
         expected = "2025-12-31T23:59:59.000Z"
@@ -194,24 +237,33 @@ def test_index_from_each_events_own_date(impl: ModuleType) -> None:
 
 # -- properties over every format ----------------------------------------------------------------------
 
-LINES = st.lists(st.sampled_from([
-    b"2026-11-25 07:30:01,123 - trainer - INFO - loss=0.5 acc=0.9",
-    b"WARNING:root:careful",
-    b'{"msg": "hi", "level": "info", "ts": 1795591801}',
-    b'level=warn msg="a \\"b\\"" x=1 y',
-    b"081109 203615 148 INFO dfs.DataNode: block \xff added",
-    b"Jun 14 15:16:01 combo sshd(pam_unix)[19939]: auth",
-    b"10.0.0.1 - [2026-11-25T07:30:01Z] GET: /x",
-    b"2026-11-25 07:30:01,123 | INFO | t | 12 | m",
-    b"   ", b"\r", b"x" * 70,
-]) | DATA, max_size=12).map(lambda ls: b"\n".join(ls))
+LINES = st.lists(
+    st.sampled_from(
+        [
+            b"2026-11-25 07:30:01,123 - trainer - INFO - loss=0.5 acc=0.9",
+            b"WARNING:root:careful",
+            b'{"msg": "hi", "level": "info", "ts": 1795591801}',
+            b'level=warn msg="a \\"b\\"" x=1 y',
+            b"081109 203615 148 INFO dfs.DataNode: block \xff added",
+            b"Jun 14 15:16:01 combo sshd(pam_unix)[19939]: auth",
+            b"10.0.0.1 - [2026-11-25T07:30:01Z] GET: /x",
+            b"2026-11-25 07:30:01,123 | INFO | t | 12 | m",
+            b"   ",
+            b"\r",
+            b"x" * 70,
+        ]
+    )
+    | DATA,
+    max_size=12,
+).map(lambda ls: b"\n".join(ls))
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
 @SETTINGS
 @given(data=LINES, cuts=st.lists(st.integers(0, 600), max_size=6), max_line=st.sampled_from([1048576, 30, 7]))
-def test_chunking_does_not_matter_any_format(impl: ModuleType, fmt: str, data: bytes, cuts: list[int],
-                                              max_line: int) -> None:
+def test_chunking_does_not_matter_any_format(
+    impl: ModuleType, fmt: str, data: bytes, cuts: list[int], max_line: int
+) -> None:
     kw = dict(format=fmt, timezone="UTC", max_line_bytes=max_line)
     whole = run(impl, [data], **kw)
     assert run(impl, split_at(data, cuts), **kw)[:4] == whole[:4]
@@ -238,7 +290,7 @@ def test_fuzz_any_format(impl: ModuleType, fmt: str, data: bytes, sizes: list[in
     p = make(impl, format=fmt, timezone="UTC")
     pos = i = 0
     while pos < len(data):
-        b = p.feed(data[pos:pos + sizes[i % len(sizes)]], T0)
+        b = p.feed(data[pos : pos + sizes[i % len(sizes)]], T0)
         pos += sizes[i % len(sizes)]
         i += 1
         assert b.end_offset + p.pending == min(pos, len(data))

@@ -15,11 +15,11 @@ from _fastparse import _pyparser
 from tests.test_fastparse import CPARSER, IMPLS
 
 LOGHUB = Path(__file__).parents[2] / "shared" / "corpora" / "loghub"
-pytestmark = pytest.mark.skipif(not (LOGHUB / "formats.tsv").exists(),
-                                reason=f"the LogHub corpus is not at {LOGHUB}")
+pytestmark = pytest.mark.skipif(not (LOGHUB / "formats.tsv").exists(), reason=f"the LogHub corpus is not at {LOGHUB}")
 
-KW: dict[str, Any] = dict(input_id="loghub", path="/x.log", host_name="h", id_prefix="p",
-                          index_pattern="loghub-%Y.%m.%d", timezone="UTC")
+KW: dict[str, Any] = dict(
+    input_id="loghub", path="/x.log", host_name="h", id_prefix="p", index_pattern="loghub-%Y.%m.%d", timezone="UTC"
+)
 READ_MS = 1795591801123  # 2026-11-25T07:30:01.123Z
 
 
@@ -33,14 +33,22 @@ def formats() -> dict[str, str]:
 FORMATS = formats()
 #: what each dataset's @timestamp becomes for its first line (zone-less times are UTC here)
 FIRST_TS = {
-    "Android": "2026-03-17T16:13:38.811Z", "Apache": "2005-12-04T04:47:44.000Z",
-    "BGL": "2005-06-03T15:42:50.675Z", "HDFS": "2008-11-09T20:36:15.000Z",
-    "HPC": "2004-02-26T14:12:22.000Z", "Hadoop": "2015-10-18T18:01:47.978Z",
-    "HealthApp": "2017-12-23T22:15:29.606Z", "Linux": "2026-06-14T15:16:01.000Z",
-    "Mac": "2026-07-01T09:00:55.000Z", "OpenSSH": "2025-12-10T06:55:46.000Z",
-    "OpenStack": "2017-05-16T00:00:00.008Z", "Proxifier": "2026-10-30T16:49:06.000Z",
-    "Spark": "2017-06-09T20:10:40.000Z", "Thunderbird": "2005-11-09T12:01:01.000Z",
-    "Windows": "2016-09-28T04:30:30.000Z", "Zookeeper": "2015-07-29T17:41:44.747Z",
+    "Android": "2026-03-17T16:13:38.811Z",
+    "Apache": "2005-12-04T04:47:44.000Z",
+    "BGL": "2005-06-03T15:42:50.675Z",
+    "HDFS": "2008-11-09T20:36:15.000Z",
+    "HPC": "2004-02-26T14:12:22.000Z",
+    "Hadoop": "2015-10-18T18:01:47.978Z",
+    "HealthApp": "2017-12-23T22:15:29.606Z",
+    "Linux": "2026-06-14T15:16:01.000Z",
+    "Mac": "2026-07-01T09:00:55.000Z",
+    "OpenSSH": "2025-12-10T06:55:46.000Z",
+    "OpenStack": "2017-05-16T00:00:00.008Z",
+    "Proxifier": "2026-10-30T16:49:06.000Z",
+    "Spark": "2017-06-09T20:10:40.000Z",
+    "Thunderbird": "2005-11-09T12:01:01.000Z",
+    "Windows": "2016-09-28T04:30:30.000Z",
+    "Zookeeper": "2015-07-29T17:41:44.747Z",
 }
 
 

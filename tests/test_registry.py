@@ -55,3 +55,16 @@ def test_watermark_out_of_order() -> None:
     assert w.acked == 20
     w.done(c)
     assert w.acked == 30 and moved == [20, 30]
+
+
+def test_a_half_written_temporary_file_is_ignored(tmp_path: Path) -> None:
+    """A crash while writing leaves registry.json.tmp; the registry itself is whole."""
+    r = Registry(tmp_path)
+    s = r.new_file("t", "/x.log", os.stat(tmp_path), "fp", 3, 0)
+    s.offset = 7
+    r.save()
+    r.close()
+    (tmp_path / "registry.json.tmp").write_bytes(b'{"format":"shipper-reg')
+    r2 = Registry(tmp_path)
+    assert r2.files[s.key].offset == 7
+    r2.close()

@@ -42,16 +42,26 @@ class Run:
         self.written += out
         return ("\n".join(out) + "\n").encode()
 
-    def messages(self) -> collections.Counter[str]:
+    def count(self) -> int:
         try:
             self.es.indices.refresh(index=self.index)
-            hits = self.es.search(index=self.index, size=10000, _source=["message"])["hits"]["hits"]
+            return int(self.es.count(index=self.index)["count"])
         except Exception:
-            return collections.Counter()
-        return collections.Counter(h["_source"]["message"] for h in hits)
+            return 0
 
-    def shipped(self, n: int) -> None:
-        wait_for(lambda: sum(self.messages().values()) >= n, 60, f"{n} documents")
+    def messages(self) -> collections.Counter[str]:
+        """Every document's message (scrolled: a search returns at most 10,000)."""
+        self.es.indices.refresh(index=self.index)
+        out: collections.Counter[str] = collections.Counter()
+        resp = self.es.search(index=self.index, size=10000, scroll="1m", _source=["message"])
+        while resp["hits"]["hits"]:
+            out.update(h["_source"]["message"] for h in resp["hits"]["hits"])
+            resp = self.es.scroll(scroll_id=resp["_scroll_id"], scroll="1m")
+        self.es.clear_scroll(scroll_id=resp["_scroll_id"])
+        return out
+
+    def shipped(self, n: int, timeout: float = 90) -> None:
+        wait_for(lambda: self.count() >= n, timeout, f"{n} documents")
 
     def assert_exactly_once(self) -> None:
         self.shipped(len(self.written))

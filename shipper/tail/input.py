@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 
 from ..config import InputConfig
 from ..metrics import Metrics
@@ -22,6 +23,28 @@ from .paths import PathMatcher
 from .reader import FileReader
 
 log = logging.getLogger(__name__)
+
+
+class OpenFiles:
+    """The descriptor budget shared by every input (`max_open_files`)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.warned = False
+
+    def take(self) -> bool:
+        if self.used >= self.limit:
+            if not self.warned:
+                log.warning("max_open_files (%d) reached: more files wait until inactive ones close", self.limit)
+                self.warned = True
+            return False
+        self.used += 1
+        return True
+
+    def give(self) -> None:
+        self.used -= 1
+        self.warned = False
 
 
 class InputTailer:
@@ -35,6 +58,7 @@ class InputTailer:
         host_name: str,
         first_start: bool,
         once: bool = False,
+        open_files: OpenFiles | None = None,
     ) -> None:
         self.cfg = cfg
         self.registry = registry
@@ -49,6 +73,8 @@ class InputTailer:
         self.first_start = first_start
         self.once = once
         self.stopping = False
+        self.open_files = open_files or OpenFiles(1 << 30)
+        self.poll_interval = 2.0
         metrics.input_bytes_behind.labels(cfg.id).set_function(self._behind)
 
     def _behind(self) -> float:
@@ -96,19 +122,46 @@ class InputTailer:
                 reader.orphaned = False
                 reader.wake.set()
                 continue
-            r = self._open(path, st, known.get(ident))
-            if r is not None:
+            state = known.get(ident)
+            if state is not None and state.input == self.cfg.id and self._unchanged(state, st):
+                continue  # closed as inactive, nothing new: no descriptor spent on it
+            if not self.open_files.take():
+                continue  # at max_open_files: opened by a later scan, when others closed
+            r = self._open(path, st, state)
+            if r is None:
+                self.open_files.give()
+            else:
                 starts.append(r)
         for ident, reader in self.readers.items():
             if ident not in seen:
                 reader.orphaned = True
                 reader.wake.set()
+        self._clean(known, seen)
         if starts:
             self.registry.save()  # new keys and generations are durable before any send
             for r in starts:
                 t = asyncio.create_task(r.run(), name=f"reader:{r.state.path}")
                 self.tasks.add(t)
                 t.add_done_callback(self._reader_done)
+
+    @staticmethod
+    def _unchanged(state: FileState, st: os.stat_result) -> bool:
+        return st.st_size == state.offset and not state.replay
+
+    def _clean(self, known: dict[tuple[int, int], FileState], seen: set[tuple[int, int]]) -> None:
+        """Forget files gone (not matched, not open) for `clean_removed_after`."""
+        now = time.time()
+        for ident, state in known.items():
+            if state.input != self.cfg.id or ident in seen or ident in self.readers:
+                continue
+            if now - state.updated > self.cfg.clean_removed_after:
+                log.info(
+                    "forgetting %s (key %s): gone since %s",
+                    state.path,
+                    state.key,
+                    time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(state.updated)),
+                )
+                self.registry.forget(state.key)
 
     def _open(self, path: str, st: os.stat_result, state: FileState | None) -> FileReader | None:
         try:
@@ -125,7 +178,8 @@ class InputTailer:
         else:
             if state is not None:  # same inode, other bytes: a reused inode is a new file
                 self.registry.forget(state.key)
-            start = st.st_size if (self.cfg.start_at == "end" and self.first_start) else 0
+            stale = self.cfg.ignore_older is not None and time.time() - st.st_mtime > self.cfg.ignore_older
+            start = st.st_size if (self.cfg.start_at == "end" and self.first_start) or stale else 0
             state = self.registry.new_file(self.cfg.id, path, st, identity.fingerprint(fd, fp_len), fp_len, start)
             log.info("new file %s (key %s) from offset %d", path, state.key, start)
         reader = FileReader(
@@ -139,6 +193,7 @@ class InputTailer:
             on_close=self._closed,
         )
         reader.once = self.once
+        reader.poll_interval = self.poll_interval
         self.readers[(st.st_dev, st.st_ino)] = reader
         self.by_path[path] = reader
         return reader
@@ -150,6 +205,7 @@ class InputTailer:
         self.registry.dirty = True
 
     def _closed(self, reader: FileReader) -> None:
+        self.open_files.give()
         self.readers.pop((reader.state.dev, reader.state.ino), None)
         if self.by_path.get(reader.state.path) is reader:
             del self.by_path[reader.state.path]

@@ -44,14 +44,30 @@ class _Handler(FileSystemEventHandler):
 
 
 class Notifier:
-    """Watches directories; falls back to the rescan timer for what it cannot watch."""
+    """Watches directories; falls back to the rescan timer for what it cannot watch.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, hint: Hint) -> None:
+    A recursive watch costs one inotify watch per directory below the root, and the
+    kernel's limit (fs.inotify.max_user_watches) is shared by every program of the
+    user: the directories are counted first, and a root that would pass `max_watches`
+    is polled instead, with a warning that says so.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, hint: Hint, max_watches: int = 8192) -> None:
         self._observer = Observer()
         self._observer.daemon = True
         self._handler = _Handler(loop, hint)
         self._watched: dict[str, bool] = {}
         self.failed: dict[str, str] = {}
+        self.max_watches = max_watches
+        self.used = 0
+        kernel = _kernel_watch_limit()
+        if kernel is not None and kernel < max_watches:
+            log.warning(
+                "the kernel allows %d inotify watches per user (fs.inotify.max_user_watches), fewer "
+                "than max_watches %d; directories past it will be polled",
+                kernel,
+                max_watches,
+            )
 
     def start(self) -> None:
         self._observer.start()
@@ -63,16 +79,42 @@ class Notifier:
             path, recursive = os.path.dirname(path), False
         if self._watched.get(path) is recursive or self._watched.get(path):
             return
+        need = _count_dirs(path) if recursive else 1
+        if self.used + need > self.max_watches:
+            if path not in self.failed:
+                log.warning(
+                    "not watching %s: its %d directories would pass max_watches %d (%d in use); "
+                    "polling it on the rescan timer instead",
+                    path,
+                    need,
+                    self.max_watches,
+                    self.used,
+                )
+            self.failed[path] = "max_watches"
+            return
         try:
             self._observer.schedule(self._handler, path, recursive=recursive)
-        except OSError as e:
+        except OSError as e:  # ENOSPC: the kernel's watch limit
             if path not in self.failed:
-                log.warning("cannot watch %s (%s); relying on the rescan timer for it", path, e)
+                log.warning("cannot watch %s (%s); polling it on the rescan timer instead", path, e)
             self.failed[path] = str(e)
             return
+        self.used += need
         self._watched[path] = recursive
         self.failed.pop(path, None)
 
     def stop(self) -> None:
         self._observer.stop()
         self._observer.join(timeout=5)
+
+
+def _count_dirs(root: str) -> int:
+    return sum(1 for _ in os.walk(root))
+
+
+def _kernel_watch_limit() -> int | None:
+    try:
+        with open("/proc/sys/fs/inotify/max_user_watches") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None

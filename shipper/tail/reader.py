@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import glob
 import logging
 import os
 import time
@@ -68,6 +69,7 @@ class FileReader:
         self.watermark = Watermark(state.offset, self._advance)
         self.parser = self._new_parser(state.offset)
         self.size = 0
+        self.poll_interval = IDLE_CHECK
         # chunks sent before a crash or stop and not acknowledged: read again exactly so
         state.replay = [e for e in state.replay if e[0] > state.offset]
         self._replay = [tuple(e) for e in state.replay]
@@ -115,6 +117,15 @@ class FileReader:
             self._replay.clear()  # the file no longer has those bytes (truncated): nothing to replay
         return min(CHUNK, size - pos), int(time.time() * 1000), False
 
+    def _same_start(self, size: int) -> bool:
+        """Do the first bytes still match? A file truncated and written past our position
+        between two looks shows only by its fingerprint."""
+        return self.state.fp_len == 0 or identity.matches(self.state, self.fd, size)
+
+    def _settled(self) -> bool:
+        """Nothing of this file in flight: closing now loses no watermark."""
+        return not self.watermark.outstanding
+
     @property
     def position(self) -> int:
         """Where the next read starts: parsed bytes plus the partial line held."""
@@ -136,7 +147,7 @@ class FileReader:
         while not self.stopping:
             st = os.fstat(self.fd)
             self.size = st.st_size
-            if st.st_size < self.position:
+            if st.st_size < self.position or not self._same_start(st.st_size):
                 await self._truncated(st.st_size)
                 continue
             if st.st_size > self.position:
@@ -150,7 +161,11 @@ class FileReader:
             if identity.refresh(self.state, self.fd, st.st_size, self.cfg.fingerprint_bytes):
                 self.registry.dirty = True
             # at the end of the file
-            if self.once or (self.orphaned and time.monotonic() - idle_since >= ORPHAN_GRACE):
+            idle = time.monotonic() - idle_since
+            if not self.once and not self.orphaned and idle >= self.cfg.close_inactive and self._settled():
+                log.info("closing %s at offset %d: inactive for %.0fs", self.state.path, self.position, idle)
+                return  # reopened by a scan when it changes
+            if self.once or (self.orphaned and idle >= ORPHAN_GRACE):
                 await self._flush_partial()
                 log.info(
                     "closing %s at offset %d (%s)",
@@ -161,16 +176,16 @@ class FileReader:
                 return
             self.wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), IDLE_CHECK)
+                await asyncio.wait_for(self.wake.wait(), self.poll_interval)
 
-    async def _read_to(self, size: int) -> None:
+    async def _read_to(self, size: int, fd: int | None = None) -> None:
         pos = self.position
         while pos < size and not self.stopping:
             n, read_ms, flush = self._next_read(pos, size)
             if flush:
                 await self._flush_partial(read_ms)
                 continue
-            data = os.pread(self.fd, n, pos)
+            data = os.pread(self.fd if fd is None else fd, n, pos)
             if not data:
                 break
             batch = self.parser.feed(data, read_ms)
@@ -189,14 +204,42 @@ class FileReader:
             version = self._record(self.position, read_ms, 1)
             await self.pipeline.submit(batch, self.watermark, self.state.generation, self.cfg.id, version)
 
+    async def _read_rotated_copy(self) -> None:
+        """copytruncate: the copy holds what this file had past our position; read it first,
+        under this file's key and generation, so that only the lines written between the
+        copy and the truncation (which no agent can see) are missed."""
+        for pattern in self.cfg.rotated_paths:
+            for path in sorted(glob.glob(pattern)):
+                try:
+                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                except OSError:
+                    continue
+                try:
+                    size = os.fstat(fd).st_size
+                    if size >= self.position and identity.matches(self.state, fd, size):
+                        log.info(
+                            "%s was copied to %s and truncated: reading the copy from %d to %d first",
+                            self.state.path,
+                            path,
+                            self.position,
+                            size,
+                        )
+                        await self._read_to(size, fd)
+                        await self._flush_partial()
+                        return
+                finally:
+                    os.close(fd)
+
     async def _truncated(self, size: int) -> None:
         log.warning(
-            "%s was truncated (size %d < offset %d); reading it again from the start as generation %d",
+            "%s was truncated (size %d, read up to %d, or its first bytes changed); "
+            "reading it from the start as generation %d",
             self.state.path,
             size,
             self.position,
             self.state.generation + 1,
         )
+        await self._read_rotated_copy()
         while self.watermark.outstanding:
             await asyncio.sleep(0.05)
         self.state.generation += 1

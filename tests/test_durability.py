@@ -1,0 +1,142 @@
+"""Durable tailing (issue 5): copytruncate, inode reuse, delete and recreate, files shorter
+than the fingerprint across a crash, closing inactive files, bounded descriptors and
+watches, poll mode, two hosts with identical files."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import wait_for
+from .test_tailing import Run
+
+pytestmark = pytest.mark.integration
+
+
+def test_copytruncate_reads_the_copy_first(
+    es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
+) -> None:
+    r = Run(es_plain, es_client, agent_factory, tmp_path, rotated_paths=[f"{tmp_path}/logs/app.log.1"])
+    app = r.logs / "app.log"
+    app.write_bytes(r.lines("early", 10))
+    r.agent.start()
+    r.shipped(10)
+    for gen in range(3):
+        with app.open("ab") as f:
+            f.write(r.lines(f"g{gen}", 20_000))  # more than the agent reads before the copy, usually
+        shutil.copyfile(app, r.logs / "app.log.1")  # logrotate copytruncate: copy, then truncate
+        with app.open("r+b") as f:
+            f.truncate(0)
+        r.shipped(len(r.written))  # the lines the agent had not read yet came from the copy
+    with app.open("ab") as f:
+        f.write(r.lines("after", 100))
+    r.assert_exactly_once()
+    assert r.agent.log().count("was copied to") >= 1
+    assert r.agent.stop() == 0
+
+
+def test_inode_reuse_and_delete_recreate(
+    es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
+) -> None:
+    r = Run(es_plain, es_client, agent_factory, tmp_path)
+    r.agent.start()
+    app = r.logs / "app.log"
+    inodes = set()
+    for i in range(4):
+        app.write_bytes(r.lines(f"incarnation{i}", 200))
+        inodes.add(os.stat(app).st_ino)
+        r.shipped(200 * (i + 1))
+        app.unlink()  # deleted, then a new file under the same name (often on the same inode)
+        time.sleep(0.2)
+    r.assert_exactly_once()
+    assert r.agent.stop() == 0
+
+
+def test_file_shorter_than_fingerprint_across_sigkill(
+    es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
+) -> None:
+    r = Run(es_plain, es_client, agent_factory, tmp_path, fingerprint_bytes="1KiB")
+    app = r.logs / "app.log"
+    app.write_bytes(r.lines("tiny", 2))  # far below 1 KiB
+    r.agent.start()
+    r.shipped(2)
+    time.sleep(1.5)  # a checkpoint
+    r.agent.signal(signal.SIGKILL)
+    r.agent.proc.wait(10)
+    with app.open("ab") as f:
+        f.write(r.lines("grown", 300))  # now well past the fingerprint size
+    r.agent.start()
+    r.assert_exactly_once()
+    assert r.agent.stop() == 0
+
+
+def test_inactive_files_close_and_reopen_within_bounds(
+    es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
+) -> None:
+    r = Run(es_plain, es_client, agent_factory, tmp_path, close_inactive="1s")
+    for i in range(12):
+        d = r.logs / f"m{i % 3}" / f"run{i}"
+        d.mkdir(parents=True)
+        (d / "train.log").write_bytes(r.lines(f"file{i}", 50))
+    r.agent.config.write_text(r.agent.config.read_text() + "max_open_files: 4\n")
+    r.agent.start()
+    r.shipped(600)
+    wait_for(lambda: r.agent.log().count("inactive for") >= 12, 60, "all twelve closed as inactive")
+    with (r.logs / "m0" / "run0" / "train.log").open("ab") as f:
+        f.write(r.lines("again", 30))  # a closed file that changes is opened again
+    r.assert_exactly_once()
+    assert "max_open_files (4) reached" in r.agent.log()
+    assert r.agent.stop() == 0
+
+
+@pytest.mark.parametrize("watch", [{"max_watches": 1}, {"mode": "poll"}])
+def test_watch_limit_and_poll_mode_still_ship(
+    watch: dict[str, Any], es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
+) -> None:
+    r = Run(es_plain, es_client, agent_factory, tmp_path)
+    (r.logs / "a" / "b").mkdir(parents=True)
+    import yaml
+
+    cfg = yaml.safe_load(r.agent.config.read_text())
+    cfg["watch"] = {**watch, "poll_interval": "500ms"}
+    r.agent.config.write_text(yaml.safe_dump(cfg))
+    r.agent.start()
+    time.sleep(1)
+    (r.logs / "a" / "b" / "x.log").write_bytes(r.lines("polled", 100))
+    r.shipped(100)
+    with (r.logs / "a" / "b" / "x.log").open("ab") as f:
+        f.write(r.lines("more", 50))
+    r.assert_exactly_once()
+    if watch.get("max_watches"):
+        assert "would pass max_watches 1" in r.agent.log()
+    assert r.agent.stop() == 0
+
+
+def test_two_hosts_with_identical_files_both_arrive(
+    es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
+) -> None:
+    input_id = f"twin-{secrets.token_hex(3)}"
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "app.log").write_bytes(b"".join(b"same line %d\n" % i for i in range(500)))
+    for host in ("a", "b"):
+        agent = agent_factory(
+            {
+                "data_dir": str(tmp_path / f"data-{host}"),
+                "host_name": f"host-{host}",
+                "inputs": [{"id": input_id, "paths": [f"{logs}/*.log"]}],
+                "output": {"elasticsearch": {"hosts": [es_plain["url"]]}},
+                "http": {"listen": None},
+            },
+            name=f"agent-{host}",
+        )
+        assert agent.start("--once").wait(60) == 0
+    es_client.indices.refresh(index=f"shipper-logs-{input_id}-*")
+    assert es_client.count(index=f"shipper-logs-{input_id}-*")["count"] == 1000
