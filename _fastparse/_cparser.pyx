@@ -12,11 +12,15 @@ from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memchr, memcpy
+from libc.string cimport memchr, memcmp, memcpy, memset
 
 from ._common import TAG_INCOMPLETE, TAG_INVALID_UTF8, TAG_TRUNCATED
 from ._common import Batch, EventTime, Fragments, check_args
 from . import _pyparser
+from ._formats import (FAR_PAST, FMT_PLAIN, FMT_PROGRAM, MAX_MATCH_BYTES, MODE_FIRST, MODE_LAZY,
+                       MODE_LEVEL, MODE_TIME, OP_CAP, OP_END, OP_LIT, OP_OPT, OP_OPTEND, OP_WS,
+                       compile_format, zone_table)
+from array import array
 
 __all__ = ["Batch", "Parser"]
 
@@ -253,11 +257,578 @@ cdef struct Frag:
     Py_ssize_t n
 
 
+cdef const int* int_array(list keep, values):
+    """``values`` as a C int array, kept alive by ``keep``."""
+    cdef bytes b = array("i", values).tobytes() + b"\0\0\0\0"
+    keep.append(b)
+    return <const int*>PyBytes_AS_STRING(b)
+
+
 cdef inline Frag frag_of(bytes b):
     cdef Frag f
     f.p = PyBytes_AS_STRING(b)
     f.n = PyBytes_GET_SIZE(b)
     return f
+
+
+
+
+# ---------------------------------------------------------------------------------------
+# program formats (python, layouts, templates, dissect): matcher, time parser, zone
+
+cdef enum:
+    _OP_END = 0
+    _OP_LIT = 1
+    _OP_WS = 2
+    _OP_CAP = 3
+    _OP_OPT = 4
+    _OP_OPTEND = 5
+    _MODE_LAZY = 0
+    _MODE_FIRST = 1
+    _MODE_TIME = 2
+    _MODE_LEVEL = 3
+    _MAX_PROGS = 4
+    _MAX_SLOTS = 64
+    _MAX_TOKS = 25
+
+assert (OP_END, OP_LIT, OP_WS, OP_CAP, OP_OPT, OP_OPTEND) == (0, 1, 2, 3, 4, 5)
+assert (MODE_LAZY, MODE_FIRST, MODE_TIME, MODE_LEVEL) == (0, 1, 2, 3)
+assert MAX_MATCH_BYTES < 1 << 30 and FAR_PAST < 0
+
+cdef int64_t _MAX_MS_C = 253402300799999
+cdef long MATCH_BUDGET_C = _pyparser.MATCH_BUDGET
+cdef Py_ssize_t MAX_MATCH_C = MAX_MATCH_BYTES
+
+cdef struct Prog:
+    const int* ops        # triples
+    int nops
+    const char* lits      # all literals, concatenated
+    const int* lit_off
+    const int* lit_len
+    const int* grp_off    # group g's slots: grp_slots[grp_off[g]:grp_off[g+1]]
+    const int* grp_slots
+
+cdef struct Zone:
+    const int64_t* times
+    const int64_t* offs
+    Py_ssize_t n
+
+cdef struct Matcher:
+    const uint8_t* s
+    Py_ssize_t n
+    const Prog* pg
+    Py_ssize_t* caps      # start, end per slot; -1: unset
+    uint8_t* memo
+    Py_ssize_t width
+    long steps
+
+
+cdef inline bint is_ws(uint8_t c) noexcept nogil:
+    return c == 32 or (c >= 9 and c <= 13)
+
+
+cdef inline bint is_digit(uint8_t c) noexcept nogil:
+    return c >= 48 and c <= 57
+
+
+cdef inline bint is_alpha(uint8_t c) noexcept nogil:
+    return (c >= 65 and c <= 90) or (c >= 97 and c <= 122)
+
+
+cdef Py_ssize_t ts_shape_len(const uint8_t* s, Py_ssize_t n, Py_ssize_t p) noexcept nogil:
+    cdef const char* shape = b"dddd-dd-dd?dd:dd:dd"
+    cdef int k
+    cdef uint8_t c
+    cdef Py_ssize_t q
+    if p + 19 > n:
+        return 0
+    for k in range(19):
+        c = s[p + k]
+        if shape[k] == b'd':
+            if not is_digit(c):
+                return 0
+        elif shape[k] == b'?':
+            if c != 32 and c != 84:
+                return 0
+        elif c != <uint8_t>shape[k]:
+            return 0
+    q = p + 19
+    if q + 1 < n and (s[q] == 46 or s[q] == 44) and is_digit(s[q + 1]):
+        q += 2
+        while q < n and is_digit(s[q]):
+            q += 1
+    if q < n and s[q] == 90:
+        q += 1
+    elif q + 2 < n and (s[q] == 43 or s[q] == 45) and is_digit(s[q + 1]) and is_digit(s[q + 2]):
+        if q + 5 < n and s[q + 3] == 58 and is_digit(s[q + 4]) and is_digit(s[q + 5]):
+            q += 6
+        elif q + 4 < n and is_digit(s[q + 3]) and is_digit(s[q + 4]):
+            q += 5
+        else:
+            q += 3
+    return q - p
+
+
+cdef const char* _LEVELS = b"WARNING\0WARN\0CRITICAL\0ERROR\0INFO\0DEBUG\0FATAL\0NOTSET\0TRACE\0\0"
+
+
+cdef Py_ssize_t level_len(const uint8_t* s, Py_ssize_t n, Py_ssize_t p) noexcept nogil:
+    cdef const char* w = _LEVELS
+    cdef Py_ssize_t k
+    while w[0] != 0:
+        k = 0
+        while w[k] != 0:
+            k += 1
+        if p + k <= n and memcmp(s + p, w, k) == 0:
+            return k
+        w += k + 1
+    return 0
+
+
+cdef int m_step(Matcher* st, int e, Py_ssize_t p) noexcept nogil:
+    """1: the rest of the program matches at p; 0: not; -1: budget exhausted."""
+    cdef const int* op
+    cdef Py_ssize_t key, k, q, ln, n = st.n
+    cdef int r, g, i
+    cdef const uint8_t* s = st.s
+    cdef const Prog* pg = st.pg
+    st.steps -= 1
+    if st.steps < 0:
+        return -1
+    key = e * st.width + p
+    if st.memo[key >> 3] & (1 << (key & 7)):
+        return 0
+    op = pg.ops + 3 * e
+    r = 0
+    if op[0] == _OP_LIT:
+        ln = pg.lit_len[op[1]]
+        if p + ln <= n and memcmp(s + p, pg.lits + pg.lit_off[op[1]], ln) == 0:
+            r = m_step(st, e + 1, p + ln)
+    elif op[0] == _OP_CAP:
+        r = m_cap(st, e, p, op[1], op[2])
+    elif op[0] == _OP_WS:
+        k = p
+        while k < n and is_ws(s[k]):
+            k += 1
+        while k > p:
+            r = m_step(st, e + 1, k)
+            if r != 0:
+                break
+            k -= 1
+    elif op[0] == _OP_END:
+        r = p == n
+    elif op[0] == _OP_OPT:
+        r = m_step(st, e + 1, p)
+        if r != 0:
+            return r
+        g = op[2]
+        for i in range(pg.grp_off[g], pg.grp_off[g + 1]):
+            st.caps[2 * pg.grp_slots[i]] = -1
+        r = m_step(st, op[1], p)
+    else:
+        r = m_step(st, e + 1, p)
+    if r == 0:
+        st.memo[key >> 3] |= <uint8_t>(1 << (key & 7))
+    return r
+
+
+cdef inline Py_ssize_t find_lit(const uint8_t* s, Py_ssize_t n, Py_ssize_t p, const char* lit,
+                                Py_ssize_t ln) noexcept nogil:
+    cdef const uint8_t* hit
+    if ln == 0:
+        return p if p <= n else -1
+    while p + ln <= n:
+        hit = <const uint8_t*>memchr(s + p, <uint8_t>lit[0], n - ln + 1 - p)
+        if hit == NULL:
+            return -1
+        p = hit - s
+        if memcmp(hit, lit, ln) == 0:
+            return p
+        p += 1
+    return -1
+
+
+cdef int m_cap(Matcher* st, int e, Py_ssize_t p, int slot, int mode) noexcept nogil:
+    cdef Py_ssize_t k, q, n = st.n, ln
+    cdef const Prog* pg = st.pg
+    cdef const int* nop = pg.ops + 3 * (e + 1)
+    cdef const char* lit
+    cdef int r
+    if mode == _MODE_LEVEL:
+        k = level_len(st.s, n, p)
+        if k == 0:
+            return 0
+        st.caps[2 * slot] = p
+        st.caps[2 * slot + 1] = p + k
+        return m_step(st, e + 1, p + k)
+    if mode == _MODE_TIME:
+        k = ts_shape_len(st.s, n, p)
+        if k:
+            st.caps[2 * slot] = p
+            st.caps[2 * slot + 1] = p + k
+            return m_step(st, e + 1, p + k)
+    st.caps[2 * slot] = p
+    if nop[0] == _OP_END:
+        st.caps[2 * slot + 1] = n
+        return m_step(st, e + 1, n)
+    if nop[0] == _OP_LIT:
+        lit = pg.lits + pg.lit_off[nop[1]]
+        ln = pg.lit_len[nop[1]]
+        q = find_lit(st.s, n, p, lit, ln)
+        if mode == _MODE_FIRST:
+            if q < 0:
+                return 0
+            st.caps[2 * slot] = p
+            st.caps[2 * slot + 1] = q
+            return m_step(st, e + 1, q)
+        while q >= 0:
+            st.caps[2 * slot] = p
+            st.caps[2 * slot + 1] = q
+            r = m_step(st, e + 1, q)
+            if r != 0:
+                return r
+            q = find_lit(st.s, n, q + 1, lit, ln)
+        return 0
+    if mode == _MODE_FIRST:  # not made by the compiler: a dissect field is followed by a literal
+        return 0
+    for q in range(p, n + 1):
+        if nop[0] == _OP_WS and (q == n or not is_ws(st.s[q])):
+            continue
+        st.caps[2 * slot] = p
+        st.caps[2 * slot + 1] = q
+        r = m_step(st, e + 1, q)
+        if r != 0:
+            return r
+    return 0
+
+
+# -- time ---------------------------------------------------------------------------------
+
+cdef int64_t days_from_civil(int64_t y, int64_t m, int64_t d) noexcept nogil:
+    if m <= 2:
+        y -= 1
+    cdef int64_t era = (y if y >= 0 else y - 399) // 400
+    cdef int64_t yoe = y - era * 400
+    cdef int64_t mp = m - 3 if m > 2 else m + 9
+    cdef int64_t doy = (153 * mp + 2) // 5 + d - 1
+    cdef int64_t doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+cdef void civil_from_days(int64_t z, int64_t* y, int64_t* m, int64_t* d) noexcept nogil:
+    z += 719468
+    cdef int64_t era = (z if z >= 0 else z - 146096) // 146097
+    cdef int64_t doe = z - era * 146097
+    cdef int64_t yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    cdef int64_t doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    cdef int64_t mp = (5 * doy + 2) // 153
+    d[0] = doy - (153 * mp + 2) // 5 + 1
+    m[0] = mp + 3 if mp < 10 else mp - 9
+    y[0] = yoe + era * 400 + (1 if m[0] <= 2 else 0)
+
+
+cdef inline int64_t floordiv(int64_t a, int64_t b) noexcept nogil:
+    cdef int64_t q = a // b
+    if (a % b != 0) and ((a < 0) != (b < 0)):
+        q -= 1
+    return q
+
+
+cdef int64_t off_at(const Zone* z, int64_t u) noexcept nogil:
+    cdef Py_ssize_t lo = 0, hi = z.n, mid
+    while hi - lo > 1:  # times[lo] <= u < times[hi]
+        mid = (lo + hi) >> 1
+        if z.times[mid] <= u:
+            lo = mid
+        else:
+            hi = mid
+    return z.offs[lo]
+
+
+cdef int64_t local_to_utc(const Zone* z, int64_t local) noexcept nogil:
+    cdef int64_t o1 = off_at(z, local)
+    return local - off_at(z, local - o1)
+
+
+cdef struct Tok:
+    bint num
+    Py_ssize_t a, b
+    int64_t v
+
+
+cdef const char* _MONTHS = b"janfebmaraprmayjunjulaugsepoctnovdec"
+cdef enum:
+    _TOK_T = 13
+    _NO_ZONE = 1000000
+
+
+cdef int64_t frac_ms(const uint8_t* s, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    cdef int64_t v = 0
+    cdef int k
+    for k in range(3):
+        v = v * 10 + ((s[a + k] - 48) if a + k < b else 0)
+    return v
+
+
+cdef Py_ssize_t zone_at(const uint8_t* s, Py_ssize_t n, Py_ssize_t p, int64_t* zoff) noexcept nogil:
+    cdef Py_ssize_t q, nd
+    cdef int64_t hh = -1, mm = -1, o
+    cdef uint8_t c
+    zoff[0] = _NO_ZONE
+    while p < n and s[p] == 32:
+        p += 1
+    if p >= n:
+        return p
+    c = s[p]
+    if c == 90 and (p + 1 == n or not is_alpha(s[p + 1])):
+        zoff[0] = 0
+        return p + 1
+    if p + 3 <= n and (memcmp(s + p, b"UTC", 3) == 0 or memcmp(s + p, b"GMT", 3) == 0) \
+            and (p + 3 == n or not is_alpha(s[p + 3])):
+        zoff[0] = 0
+        return p + 3
+    if c == 43 or c == 45:
+        q = p + 1
+        while q < n and is_digit(s[q]):
+            q += 1
+        nd = q - p - 1
+        if nd == 4:
+            hh = (s[p + 1] - 48) * 10 + s[p + 2] - 48
+            mm = (s[p + 3] - 48) * 10 + s[p + 4] - 48
+        elif nd == 2:
+            hh = (s[p + 1] - 48) * 10 + s[p + 2] - 48
+            mm = 0
+            if q + 2 < n and s[q] == 58 and is_digit(s[q + 1]) and is_digit(s[q + 2]) \
+                    and (q + 3 == n or not is_digit(s[q + 3])):
+                mm = (s[q + 1] - 48) * 10 + s[q + 2] - 48
+                q += 3
+        if hh >= 0 and hh <= 23 and mm >= 0 and mm <= 59:
+            o = hh * 3600 + mm * 60
+            zoff[0] = o if c == 43 else -o
+            return q
+    return p
+
+
+cdef inline Py_ssize_t tlen(const Tok* t) noexcept nogil:
+    return t.b - t.a
+
+
+cdef int64_t parse_time(const uint8_t* s, Py_ssize_t n, const Zone* z, int64_t read_ms,
+                        bint* ok) noexcept nogil:
+    """Mirror of ``_pyparser.parse_time``; ``ok`` false: no time."""
+    cdef Tok toks[_MAX_TOKS]
+    cdef Tok* nums[_MAX_TOKS]
+    cdef int nt = 0, nn = 0, x, k, nxt, mon, j, di
+    cdef Py_ssize_t i = 0, jj, nd, zend
+    cdef int64_t v, hh = 0, mi = 0, ss = 0, frac = 0, year = -1, month = -1, day = -1
+    cdef int64_t zoff = _NO_ZONE, secs, rsec, rlocal, local, utc, ms, yy, mm_, dd
+    cdef uint8_t c, sep
+    cdef char low[3]
+    cdef Tok* last
+    cdef Tok* t0
+    ok[0] = False
+    if n == 0 or n > 255:
+        return 0
+    while i < n:
+        c = s[i]
+        if is_digit(c):
+            jj = i
+            v = 0
+            while jj < n and is_digit(s[jj]):
+                if jj - i >= 18:
+                    return 0
+                v = v * 10 + s[jj] - 48
+                jj += 1
+            toks[nt].num = True
+            toks[nt].a = i
+            toks[nt].b = jj
+            toks[nt].v = v
+            nt += 1
+            i = jj
+        elif is_alpha(c):
+            jj = i
+            while jj < n and is_alpha(s[jj]):
+                jj += 1
+            v = 0
+            if jj - i == 3:
+                for k in range(3):
+                    low[k] = <char>(s[i + k] | 0x20)
+                for k in range(12):
+                    if memcmp(low, _MONTHS + 3 * k, 3) == 0:
+                        v = k + 1
+                        break
+            elif jj - i == 1 and (c | 0x20) == 116:
+                v = _TOK_T
+            toks[nt].num = False
+            toks[nt].a = i
+            toks[nt].b = jj
+            toks[nt].v = v
+            nt += 1
+            i = jj
+        else:
+            i += 1
+        if nt > 24:
+            return 0
+    if nt == 0:
+        return 0
+    t0 = &toks[0]
+    if t0.num and t0.a == 0:
+        nd = tlen(t0)
+        if nd == n and nd == 13:
+            if t0.v <= _MAX_MS_C:
+                ok[0] = True
+            return t0.v
+        if nd == 10 and (nd == n or (nt == 2 and toks[1].num and s[nd] == 46 and toks[1].a == nd + 1
+                                     and toks[1].b == n)):
+            frac = frac_ms(s, toks[1].a, toks[1].b) if nt == 2 else 0
+            ok[0] = True
+            return t0.v * 1000 + frac
+    k = -1
+    for x in range(nt - 1):
+        if toks[x].num and toks[x + 1].num and tlen(&toks[x]) <= 2 and toks[x].b < n and s[toks[x].b] == 58 \
+                and toks[x + 1].a == toks[x].b + 1 and tlen(&toks[x + 1]) == 2:
+            k = x
+            break
+    if k >= 0:
+        hh = toks[k].v
+        mi = toks[k + 1].v
+        ss = 0
+        nxt = k + 2
+        last = &toks[k + 1]
+        if nxt < nt and last.b < n and s[last.b] == 58 and toks[nxt].num and toks[nxt].a == last.b + 1 \
+                and tlen(&toks[nxt]) == 2:
+            ss = toks[nxt].v
+            last = &toks[nxt]
+            nxt += 1
+        if nxt < nt and last.b < n and toks[nxt].num and toks[nxt].a == last.b + 1:
+            sep = s[last.b]
+            nd = tlen(&toks[nxt])
+            if sep == 46 or sep == 44 or (sep == 58 and nd == 3):
+                frac = frac_ms(s, toks[nxt].a, toks[nxt].b)
+                last = &toks[nxt]
+                nxt += 1
+        zend = zone_at(s, n, last.b, &zoff)
+        mon = 0
+        for x in range(k):
+            if not toks[x].num and toks[x].v >= 1 and toks[x].v <= 12:
+                mon = <int>toks[x].v
+                break
+        for x in range(k):
+            if toks[x].num:
+                nums[nn] = &toks[x]
+                nn += 1
+        if mon:
+            month = mon
+            for x in range(nn):
+                if tlen(nums[x]) <= 2:
+                    day = nums[x].v
+                    break
+            if day < 0:
+                return 0
+            for x in range(nn):
+                if tlen(nums[x]) == 4:
+                    year = nums[x].v
+                    break
+            if year < 0 and nxt < nt:
+                if toks[nxt].a >= zend and toks[nxt].num and tlen(&toks[nxt]) == 4:
+                    year = toks[nxt].v
+        elif nn == 1 and (tlen(nums[0]) == 6 or tlen(nums[0]) == 8):
+            v = nums[0].v
+            year = v // 10000 if tlen(nums[0]) == 8 else 2000 + v // 10000
+            month = v // 100 % 100
+            day = v % 100
+        elif nn == 3 and tlen(nums[1]) <= 2 and tlen(nums[2]) <= 2:
+            di = <int>tlen(nums[0])
+            if di == 4:
+                year = nums[0].v
+            elif di <= 2:
+                year = 2000 + nums[0].v
+            else:
+                return 0
+            month = nums[1].v
+            day = nums[2].v
+        elif nn == 2 and tlen(nums[0]) <= 2 and tlen(nums[1]) <= 2:
+            month = nums[0].v
+            day = nums[1].v
+        else:
+            return 0
+    else:
+        for x in range(nt):
+            if toks[x].num:
+                nums[nn] = &toks[x]
+                nn += 1
+            elif toks[x].v != _TOK_T:
+                return 0
+        if nn >= 6 and nn <= 7 and tlen(nums[0]) == 4 and tlen(nums[1]) <= 2 and tlen(nums[2]) <= 2 \
+                and tlen(nums[3]) <= 2 and tlen(nums[4]) <= 2 and tlen(nums[5]) <= 2:
+            year = nums[0].v
+            month = nums[1].v
+            day = nums[2].v
+            hh = nums[3].v
+            mi = nums[4].v
+            ss = nums[5].v
+            if nn == 7:
+                frac = frac_ms(s, nums[6].a, nums[6].b)
+        elif nn == 2 and (tlen(nums[0]) == 6 or tlen(nums[0]) == 8) and tlen(nums[1]) == 6:
+            v = nums[0].v
+            year = v // 10000 if tlen(nums[0]) == 8 else 2000 + v // 10000
+            month = v // 100 % 100
+            day = v % 100
+            v = nums[1].v
+            hh = v // 10000
+            mi = v // 100 % 100
+            ss = v % 100
+        else:
+            return 0
+    if not (month >= 1 and month <= 12 and day >= 1 and day <= 31 and hh <= 23 and mi <= 59 and ss <= 60):
+        return 0
+    secs = hh * 3600 + mi * 60 + ss
+    if year < 0:
+        rsec = floordiv(read_ms, 1000)
+        rlocal = rsec + (off_at(z, rsec) if zoff == _NO_ZONE else zoff)
+        civil_from_days(floordiv(rlocal, 86400), &yy, &mm_, &dd)
+        year = yy
+        local = days_from_civil(year, month, day) * 86400 + secs
+        if local - rlocal > 7 * 86400:
+            year -= 1
+    if year < 1970 or year > 9999:
+        return 0
+    local = days_from_civil(year, month, day) * 86400 + secs
+    utc = local - zoff if zoff != _NO_ZONE else local_to_utc(z, local)
+    ms = utc * 1000 + frac
+    if ms < 0 or ms > _MAX_MS_C:
+        return 0
+    ok[0] = True
+    return ms
+
+
+cdef Py_ssize_t put_ts(char* out, int64_t ms) noexcept nogil:
+    """``YYYY-MM-DDTHH:MM:SS.mmmZ`` (24 bytes)."""
+    cdef int64_t y, m, d, rem
+    civil_from_days(floordiv(ms, 86400000), &y, &m, &d)
+    rem = ms - floordiv(ms, 86400000) * 86400000
+    put2(out, y // 100)
+    put2(out + 2, y % 100)
+    out[4] = b'-'
+    put2(out + 5, m)
+    out[7] = b'-'
+    put2(out + 8, d)
+    out[10] = b'T'
+    put2(out + 11, rem // 3600000)
+    out[13] = b':'
+    put2(out + 14, rem // 60000 % 60)
+    out[16] = b':'
+    put2(out + 17, rem // 1000 % 60)
+    out[19] = b'.'
+    out[20] = <char>(48 + rem % 1000 // 100)
+    put2(out + 21, rem % 100)
+    out[23] = b'Z'
+    return 24
+
+
+cdef inline void put2(char* out, int64_t v) noexcept nogil:
+    out[0] = <char>(48 + v // 10)
+    out[1] = <char>(48 + v % 10)
 
 
 # ---------------------------------------------------------------------------------------
@@ -282,7 +853,29 @@ cdef class Parser:
     cdef int64_t _skip
     cdef bint _last_cr
     cdef bint _busy
-    cdef object _py  # formats not compiled here: the twin does them (json)
+    cdef object _py  # formats not compiled here: the twin does them (json, logfmt)
+    # program formats
+    cdef int _kind
+    cdef list _keep  # bytes the pointers below point into
+    cdef Prog _progs[_MAX_PROGS]
+    cdef int _nprogs, _maxops, _nslots, _msg_slot, _nlog, _ntop, _ncand
+    cdef bint _untagged_miss
+    cdef Frag* _plan_pre  # log plan then top plan
+    cdef const int* _plan_slot
+    cdef const int* _plan_kind
+    cdef Frag _log_suffix, _top_suffix
+    cdef const int* _cand_off
+    cdef const int* _cand_slots
+    cdef Py_ssize_t _plan_fixed
+    cdef Zone _zone
+    cdef int64_t _read_ms
+    cdef Py_ssize_t* _caps
+    cdef Py_ssize_t* _vals
+    cdef uint8_t* _memo
+    cdef Py_ssize_t _memo_cap
+    cdef int64_t _gran, _idx_period
+    cdef bytes _idx_obj
+    cdef Frag _idx, _action_open, _id_sep, _doc_open, _msg_key
 
     # per-feed output
     cdef Buf _out
@@ -292,6 +885,10 @@ cdef class Parser:
     cdef int64_t _lines
 
     def __cinit__(self):
+        self._plan_pre = NULL
+        self._caps = NULL
+        self._vals = NULL
+        self._memo = NULL
         self._hold = NULL
         self._out.data = NULL
         self._ends = NULL
@@ -302,13 +899,6 @@ cdef class Parser:
                  json_root=False):
         check_args(input_id, path, host_name, id_prefix, index_pattern, start_offset,
                    max_line_bytes, timezone)
-        self._py = None
-        if format != "plain":
-            self._py = _pyparser.Parser(
-                input_id=input_id, path=path, host_name=host_name, id_prefix=id_prefix,
-                index_pattern=index_pattern, start_offset=start_offset,
-                max_line_bytes=max_line_bytes, format=format, timezone=timezone,
-                json_root=json_root)
         f = Fragments(input_id=input_id, path=path, host_name=host_name, id_prefix=id_prefix)
         self._frags_obj = f
         self._time = EventTime(index_pattern)
@@ -333,8 +923,263 @@ cdef class Parser:
         self._hold_len = 0
         self._skip = 0
         self._last_cr = False
+        self._py = None
+        self._kind = FMT_PLAIN
+        fmt = compile_format(format)
+        if fmt.kind == FMT_PROGRAM:
+            self._setup_program(fmt, timezone)
+        elif fmt.kind != FMT_PLAIN:
+            self._py = _pyparser.Parser(
+                input_id=input_id, path=path, host_name=host_name, id_prefix=id_prefix,
+                index_pattern=index_pattern, start_offset=start_offset,
+                max_line_bytes=max_line_bytes, format=format, timezone=timezone,
+                json_root=json_root)
+
+    def _setup_program(self, fmt, timezone):
+        cdef int i, k
+        cdef Prog* pg
+        keep = []
+        
+        if len(fmt.programs) > _MAX_PROGS or fmt.nslots > _MAX_SLOTS:
+            raise ValueError("format: too many alternatives or captures")
+        self._kind = FMT_PROGRAM
+        self._nprogs = len(fmt.programs)
+        self._maxops = 0
+        for i, prog in enumerate(fmt.programs):
+            pg = &self._progs[i]
+            pg.ops = int_array(keep, [x for op in prog.ops for x in op])
+            pg.nops = len(prog.ops)
+            self._maxops = max(self._maxops, pg.nops)
+            lits = b"".join(prog.lits) + b"\0"
+            keep.append(lits)
+            pg.lits = PyBytes_AS_STRING(lits)
+            offs = []
+            pos = 0
+            for lit in prog.lits:
+                offs.append(pos)
+                pos += len(lit)
+            pg.lit_off = int_array(keep, offs)
+            pg.lit_len = int_array(keep, [len(x) for x in prog.lits])
+            goff = [0]
+            for g in prog.groups:
+                goff.append(goff[len(goff) - 1] + len(g))
+            pg.grp_off = int_array(keep, goff)
+            pg.grp_slots = int_array(keep, [x for g in prog.groups for x in g])
+        self._nslots = fmt.nslots
+        self._msg_slot = fmt.message_slot
+        self._untagged_miss = fmt.untagged_miss
+        plan = fmt.log_plan + fmt.top_plan
+        self._nlog = len(fmt.log_plan)
+        self._ntop = len(fmt.top_plan)
+        self._plan_slot = int_array(keep, [x[1] for x in plan])
+        self._plan_kind = int_array(keep, [x[2] for x in plan])
+        self._plan_pre = <Frag*>malloc(sizeof(Frag) * (len(plan) + 1))
+        if self._plan_pre == NULL:
+            raise MemoryError()
+        self._plan_fixed = 0
+        for i, x in enumerate(plan):
+            keep.append(x[0])
+            self._plan_pre[i] = frag_of(x[0])
+            self._plan_fixed += len(x[0]) + 24
+        keep.extend((fmt.log_suffix, fmt.top_suffix))
+        self._log_suffix = frag_of(fmt.log_suffix)
+        self._top_suffix = frag_of(fmt.top_suffix)
+        self._plan_fixed += len(fmt.log_suffix) + len(fmt.top_suffix)
+        coff = [0]
+        for c in fmt.time_candidates:
+            coff.append(coff[len(coff) - 1] + len(c))
+        self._ncand = len(fmt.time_candidates)
+        self._cand_off = int_array(keep, coff)
+        self._cand_slots = int_array(keep, [x for c in fmt.time_candidates for x in c])
+        times, offsets = zone_table(timezone)
+        keep.extend((times, offsets))
+        self._zone.times = <const int64_t*>PyBytes_AS_STRING(times)
+        self._zone.offs = <const int64_t*>PyBytes_AS_STRING(offsets)
+        self._zone.n = len(times) // 8
+        self._caps = <Py_ssize_t*>malloc(sizeof(Py_ssize_t) * 2 * (self._nslots + 1))
+        self._vals = <Py_ssize_t*>malloc(sizeof(Py_ssize_t) * 2 * (self._nslots + 1))
+        if self._caps == NULL or self._vals == NULL:
+            raise MemoryError()
+        self._gran = self._time.granularity
+        self._idx_period = -(1 << 62)
+        f = self._frags_obj
+        heads = (b'{"create":{"_index":"', f.id_sep, b'{"@timestamp":"', b'","message":')
+        keep.append(heads)
+        self._action_open = frag_of(heads[0])
+        self._id_sep = frag_of(heads[1])
+        self._doc_open = frag_of(heads[2])
+        self._msg_key = frag_of(heads[3])
+        self._keep = keep
+
+    cdef int _set_index(self, int64_t ms) noexcept:
+        try:
+            self._idx_obj = self._time.index_for(ms)
+            self._idx = frag_of(self._idx_obj)
+            self._idx_period = ms // self._gran
+            return 0
+        except BaseException:
+            return -1
+
+    cdef int _put_value(self, const uint8_t* s, int slot, int kind, int* tags) noexcept nogil:
+        cdef Buf* b = &self._out
+        cdef Py_ssize_t a = self._vals[2 * slot], e = self._vals[2 * slot + 1], i
+        cdef uint64_t v = 0
+        if a < 0:
+            buf_put(b, "null", 4)
+            return 0
+        if kind == 1:
+            if e == a or e - a > 18:
+                buf_put(b, "null", 4)
+                return 0
+            for i in range(a, e):
+                if not is_digit(s[i]):
+                    buf_put(b, "null", 4)
+                    return 0
+                v = v * 10 + s[i] - 48
+            b.len += put_dec(b.data + b.len, v)
+            return 0
+        b.data[b.len] = b'"'
+        b.len += 1
+        b.len += escape_msg(s + a, e - a, b.data + b.len, tags)
+        b.data[b.len] = b'"'
+        b.len += 1
+        return 0
+
+    cdef int _prog_event(self, const uint8_t* s, Py_ssize_t n, int64_t length, int64_t off,
+                         int tags) noexcept nogil:
+        """Write the event of a line a program matches: 0; no program matches: 1; -1: no memory."""
+        cdef Matcher st
+        cdef int i, r = 0, slot, c
+        cdef Py_ssize_t need, a, e, tot
+        cdef uint8_t* p
+        cdef char tbuf[256]
+        cdef bint ok = False
+        cdef int64_t ms = 0
+        cdef Buf* b = &self._out
+        if n > MAX_MATCH_C:
+            return 1
+        need = (self._maxops * (n + 1) + 7) >> 3
+        if need > self._memo_cap:
+            p = <uint8_t*>realloc(self._memo, need)
+            if p == NULL:
+                return -1
+            self._memo = p
+            self._memo_cap = need
+        st.s = s
+        st.n = n
+        st.caps = self._caps
+        st.width = n + 1
+        for i in range(self._nprogs):
+            st.pg = &self._progs[i]
+            st.memo = self._memo
+            st.steps = MATCH_BUDGET_C
+            memset(self._memo, 0, (st.pg.nops * (n + 1) + 7) >> 3)
+            for slot in range(2 * self._nslots):
+                self._caps[slot] = -1
+            r = m_step(&st, 0, 0)
+            if r == 1:
+                break
+        if r != 1:
+            return 1
+        for slot in range(self._nslots):
+            a = self._caps[2 * slot]
+            if a < 0:
+                self._vals[2 * slot] = -1
+                continue
+            e = self._caps[2 * slot + 1]
+            while a < e and is_ws(s[a]):
+                a += 1
+            while e > a and is_ws(s[e - 1]):
+                e -= 1
+            self._vals[2 * slot] = a
+            self._vals[2 * slot + 1] = e
+        for c in range(self._ncand):
+            tot = 0
+            for i in range(self._cand_off[c], self._cand_off[c + 1]):
+                slot = self._cand_slots[i]
+                a = self._vals[2 * slot]
+                if a < 0:
+                    tot = -1
+                    break
+                e = self._vals[2 * slot + 1]
+                if tot:
+                    if tot >= 256:
+                        tot = 999
+                        break
+                    tbuf[tot] = b' '
+                    tot += 1
+                if tot + e - a > 255:
+                    tot = 999
+                    break
+                memcpy(tbuf + tot, s + a, e - a)
+                tot += e - a
+            if tot < 0:
+                continue
+            if tot > 255:
+                continue
+            ms = parse_time(<const uint8_t*>tbuf, tot, &self._zone, self._read_ms, &ok)
+            if ok:
+                break
+        if ok and ms // self._gran != self._idx_period:
+            with gil:
+                if self._set_index(ms) < 0:
+                    return -1
+        if buf_reserve(b, self._fixed + self._action_head.n + self._doc_head.n + self._idx.n + 96
+                       + 18 * n + self._plan_fixed) < 0:
+            return -1
+        if self._reserve_items() < 0:
+            return -1
+        self._offs[self._count] = off
+        if ok:
+            buf_put(b, self._action_open.p, self._action_open.n)
+            buf_put(b, self._idx.p, self._idx.n)
+            buf_put(b, self._id_sep.p, self._id_sep.n)
+        else:
+            buf_put(b, self._action_head.p, self._action_head.n)
+        b.len += put_hex(b.data + b.len, <uint64_t>off)
+        buf_put(b, self._action_tail.p, self._action_tail.n)
+        if ok:
+            buf_put(b, self._doc_open.p, self._doc_open.n)
+            b.len += put_ts(b.data + b.len, ms)
+            buf_put(b, self._msg_key.p, self._msg_key.n)
+        else:
+            buf_put(b, self._doc_head.p, self._doc_head.n)
+        b.data[b.len] = b'"'
+        b.len += 1
+        if self._msg_slot >= 0:
+            a = self._vals[2 * self._msg_slot]
+            if a >= 0:
+                b.len += escape_msg(s + a, self._vals[2 * self._msg_slot + 1] - a, b.data + b.len, &tags)
+        else:
+            b.len += escape_msg(s, n, b.data + b.len, &tags)
+        b.data[b.len] = b'"'
+        b.len += 1
+        buf_put(b, self._log_head.p, self._log_head.n)
+        b.len += put_dec(b.data + b.len, <uint64_t>off)
+        if tags & _TRUNCATED:
+            buf_put(b, self._original_length.p, self._original_length.n)
+            b.len += put_dec(b.data + b.len, <uint64_t>length)
+        for i in range(self._nlog):
+            buf_put(b, self._plan_pre[i].p, self._plan_pre[i].n)
+            self._put_value(s, self._plan_slot[i], self._plan_kind[i], &tags)
+        buf_put(b, self._log_suffix.p, self._log_suffix.n)
+        buf_put(b, self._doc_tail.p, self._doc_tail.n)
+        for i in range(self._nlog, self._nlog + self._ntop):
+            buf_put(b, self._plan_pre[i].p, self._plan_pre[i].n)
+            self._put_value(s, self._plan_slot[i], self._plan_kind[i], &tags)
+        buf_put(b, self._top_suffix.p, self._top_suffix.n)
+        if tags:
+            buf_put(b, self._tags[tags].p, self._tags[tags].n)
+        buf_put(b, self._doc_end.p, self._doc_end.n)
+        self._ends[self._count] = b.len
+        self._count += 1
+        return 0
 
     def __dealloc__(self):
+        free(self._plan_pre)
+        free(self._caps)
+        free(self._vals)
+        free(self._memo)
         free(self._hold)
         buf_free(&self._out)
         free(self._ends)
@@ -355,6 +1200,7 @@ cdef class Parser:
     # -- per feed -------------------------------------------------------------------
 
     cdef _prepare(self, read_time_ms):
+        self._read_ms = read_time_ms
         times = self._time.get(read_time_ms)
         if times is self._times:
             return
@@ -389,9 +1235,16 @@ cdef class Parser:
         its head (then ``avail`` >= max+3); ``length`` is the line's full length."""
         cdef Py_ssize_t n = avail
         cdef Buf* b = &self._out
+        cdef int r
         if length > self._max:
             n = cut_point(s, avail, self._max)
             tags |= _TRUNCATED
+        if self._kind == 1:
+            r = self._prog_event(s, n, length, off, tags)
+            if r <= 0:
+                return r
+            if not self._untagged_miss:
+                tags |= _PARSE_ERROR
         if buf_reserve(b, self._fixed + self._action_head.n + self._doc_head.n + 6 * n) < 0:
             return -1
         if self._reserve_items() < 0:
