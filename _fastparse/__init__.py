@@ -28,6 +28,74 @@ length as ``original_length``); the rest is counted, not buffered. A partial las
 held across feeds (at most ``max_line_bytes + 4`` bytes of it); ``flush()`` emits it
 as is (no ``\\r`` removed) tagged "incomplete".
 
+Formats (``format=``; ``timezone=`` an IANA name or None for the host's zone;
+``json_root=``). A line that a structured format does not parse is shipped as above with
+the tag "parse_error" (tag order: truncated, invalid_utf8, parse_error, incomplete),
+except in ``python``, where such lines (traceback lines) are plain and untagged:
+
+- ``plain``: the document above.
+- ``python``: per line the first of ``%(asctime)s - %(name)s - %(levelname)s - %(message)s``,
+  ``%(asctime)s %(levelname)s %(name)s: %(message)s``, ``%(levelname)s:%(name)s:%(message)s``
+  (levelname one of DEBUG INFO WARNING WARN ERROR CRITICAL FATAL NOTSET TRACE).
+- a logging layout (has ``%(``): ``levelname`` -> ``log.level``, ``name`` -> ``log.logger``,
+  ``message`` -> ``message``, ``filename`` -> ``log.origin.file.name``, ``lineno`` ->
+  ``log.origin.file.line``, ``funcName`` -> ``log.origin.function``, ``module`` ->
+  ``log.origin.module`` (not ECS), ``process`` -> ``process.pid``, ``processName`` ->
+  ``process.name``, ``thread`` -> ``process.thread.id``, ``threadName`` ->
+  ``process.thread.name``; ``asctime``/``created`` feed ``@timestamp`` only; any other
+  attribute lands top-level under its name. Numeric ones are JSON numbers, ``null`` when
+  not digits. ``%(asctime)s`` takes a ``YYYY-mm-dd HH:MM:SS[,.frac][zone]`` when one is
+  there, else matches like any field. Runs of spaces match runs of whitespace.
+- a LogPAI template (has ``<Field>``), semantics as the LogHub README: ``<F>`` lazy, spaces
+  match ``\\s+``, ``\\`` escapes, ``( ... )?`` optional (greedy), anchored at both ends;
+  other regex syntax is literal text. Captures are stripped of ASCII whitespace and land
+  top-level under their names, ``null`` inside an optional part that did not match;
+  ``Content``/``content`` is ``message`` (not repeated); the first of ``Level``/``level``/
+  ``levelname`` also fills ``log.level``, as written (not lower-cased).
+- a dissect pattern (has ``%{``): each field up to the first occurrence of the literal
+  after it, the last one to the end; ``%{}`` and ``%{?name}`` skip; the line must match
+  whole. Not done: ``+`` append, ``*``/``&`` reference keys, ``->`` padding, ``/n``
+  (refused with ValueError). Captures as for templates (``Content`` is the message).
+- ``json``: ``message``/``msg`` -> ``message`` (else the whole line), ``level``/``log.level``
+  -> ``log.level``, the first of ``@timestamp``/``timestamp``/``time``/``ts`` -> ``@timestamp``
+  (removed when it parses), the rest as ``"json":{...}``; with ``json_root`` the rest at
+  the root, except keys named like shipper's root fields (and ``json``), which stay under
+  ``json``. Not an object, or invalid: ``parse_error``.
+- ``logfmt``: ``k=v``, ``k="quoted \\"v\\""`` (backslash escapes of ``"`` ``\\\\`` n t r undone), a
+  bare ``k`` is ``"true"``. The first ``msg``/``message`` -> ``message``, ``level``/``lvl`` ->
+  ``log.level``, the first ``time``/``ts``/``timestamp`` -> ``@timestamp`` (kept in logfmt when
+  it does not parse); the others as strings under ``"logfmt":{...}`` (ECS has no place for
+  arbitrary pairs, and ``labels`` would mix them with the user's own labels), a repeated
+  key keeps its first value, at most 128 pairs. No ``=`` at all: ``parse_error``.
+
+A capture named ``@timestamp``, ``message``, ``log``, ``host``, ``event``, ``error``,
+``metrics`` or ``tags`` is refused (ValueError naming it) when the Parser is made.
+
+Document order: ``@timestamp``, ``message``, ``log`` (file, offset, original_length, then
+level/logger/origin), ``host``, ``event``, then ``process``, captures, ``json``/``logfmt``, ``tags``.
+
+Timestamps. ``@timestamp`` comes from the line when the format finds a time there
+(layouts: asctime; templates: the first that parses of Time; Date+Time; Month+Day+Time;
+Month+Date+Time; Date+Day+Time; Timestamp): ISO 8601 with ``T`` or a space, ``,``/``.``/
+``:`` fractions, zone ``Z``/``UTC``/``+hh``/``+hhmm``/``+hh:mm`` or none; ``yy/mm/dd``,
+``YYYY.mm.dd``, ``yymmdd``/``YYYYmmdd`` with ``HHMMSS``, ``YYYY-mm-dd-HH.MM.SS.frac``; month
+names (``Dec 10 06:55:46``, ctime with the year after the time); 10-digit epoch seconds,
+13-digit ms; JSON numbers (s < 1e11 <= ms < 1e14 <= us < 1e17 <= ns). Without a year
+(syslog, ``mm-dd``) the read time's year, or the year before when that would put the
+time more than 7 days after the read time (a December line read in January). Zone-less
+times are in ``timezone``: offsets from a table sampled once per zone 1970-2100; a local
+time in a DST change resolves as ``u = L - off(L - off(L))``. Otherwise the read time.
+The index is formatted from the event's own UTC time, cached per period of the pattern's
+finest directive (per day for ``%Y.%m.%d``).
+
+Matching: one backtracking matcher (leftmost-first, as Python's ``re`` does with the
+equivalent regex) over a compiled program, with a memo of failed (op, position) states
+and a budget of 20,000 steps per line; lines over 4096 bytes (after truncation) or past
+the budget do not match. Both twins run the same algorithm, so they agree on every line.
+In the compiled parser plain and the program formats (python, layouts, templates,
+dissect) make no Python object per line (one GIL round trip per new index period);
+``json`` and ``logfmt`` are handed to the pure-Python twin (orjson per line for json).
+
 A :class:`Batch` carries the body, ``count`` items, ``item_ends`` and ``item_offsets``
 (native int64 arrays: where item i ends in the body, at which file offset its line
 starts), the file range consumed (``start_offset``..``end_offset``, ``bytes``) and the

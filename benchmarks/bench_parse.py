@@ -9,7 +9,12 @@ best of --repeat runs, each contender turning them into an Elasticsearch ``_bulk
 * naive:   split lines, a regex for the logging layout, a dict per line,
            ``orjson.dumps`` of the action and the document
 
-    python benchmarks/bench_parse.py [-n 1000000] [--chunk 262144] [--repeat 3] [--json]
+With ``--format python`` the parsers run the ``python`` format (fields, @timestamp from
+the line); ``--format hdfs`` runs the LogHub HDFS template over the HDFS sample repeated
+to N lines (needs ../shared/corpora/loghub; the naive loop uses the equivalent regex).
+
+    python benchmarks/bench_parse.py [-n 1000000] [--format plain|python|hdfs] [--chunk 262144]
+                                     [--repeat 3] [--json]
 """
 
 from __future__ import annotations
@@ -99,9 +104,24 @@ def chunks(data: bytes, size: int) -> list[bytes]:
     return [data[i:i + size] for i in range(0, len(data), size)]
 
 
+LOGHUB = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                      "shared", "corpora", "loghub")
+HDFS_FORMAT = "<Date> <Time> <Pid> <Level> <Component>: <Content>"
+HDFS_RE = re.compile(rb"^(?P<Date>.*?)\s+(?P<Time>.*?)\s+(?P<Pid>.*?)\s+(?P<Level>.*?)\s+(?P<Component>.*?):\s+"
+                     rb"(?P<Content>.*?)$", re.S)
+FORMAT = {"plain": "plain", "python": "python", "hdfs": HDFS_FORMAT}
+EXTRA: dict[str, Any] = {}
+
+
+def generate_hdfs(n: int) -> bytes:
+    with open(os.path.join(LOGHUB, "HDFS_2k.log"), "rb") as f:
+        sample = f.read().splitlines(keepends=True)
+    return b"".join(sample[i % len(sample)] for i in range(n))
+
+
 def run_parser(module: Any) -> Callable[[list[bytes], int], tuple[int, int]]:
     def go(parts: list[bytes], ms: int) -> tuple[int, int]:
-        p = module.Parser(**KW)
+        p = module.Parser(**KW, **EXTRA)
         events = size = 0
         for c in parts:
             b = p.feed(c, ms)
@@ -113,6 +133,7 @@ def run_parser(module: Any) -> Callable[[list[bytes], int], tuple[int, int]]:
 
 
 LOG_RE = re.compile(rb"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) - (\S+) - ([A-Z]+) - (.*)", re.S)
+NAIVE_RE = LOG_RE
 
 
 def run_naive(parts: list[bytes], ms: int) -> tuple[int, int]:
@@ -136,10 +157,18 @@ def run_naive(parts: list[bytes], ms: int) -> tuple[int, int]:
                                        "message": line.decode("utf-8", "replace"),
                                        "log": {"file": {"path": path}, "offset": offset},
                                        "host": {"name": host}, "event": {"dataset": dataset}}
-                m = LOG_RE.match(line)
-                if m:
-                    doc["log"]["logger"] = m.group(2).decode()
-                    doc["log"]["level"] = m.group(3).decode()
+                if NAIVE_RE is HDFS_RE:
+                    m = HDFS_RE.match(line)
+                    if m:
+                        fields = {k: v.strip().decode() for k, v in m.groupdict().items()}
+                        doc["message"] = fields.pop("Content")
+                        doc["log"]["level"] = fields["Level"]
+                        doc.update(fields)
+                else:
+                    m = LOG_RE.match(line)
+                    if m:
+                        doc["log"]["logger"] = m.group(2).decode()
+                        doc["log"]["level"] = m.group(3).decode()
                 out.append(orjson.dumps({"create": {"_index": index, "_id": f"{prefix}.{offset:x}"}}))
                 out.append(orjson.dumps(doc))
                 events += 1
@@ -168,9 +197,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="runs per contender; the best counts")
     ap.add_argument("--only", action="append", choices=["cython", "python", "naive"])
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    ap.add_argument("--format", choices=sorted(FORMAT), default="plain", help="the parsers' format")
     args = ap.parse_args(argv)
 
-    data = generate(args.lines)
+    global NAIVE_RE
+    EXTRA.clear()
+    EXTRA.update(format=FORMAT[args.format], timezone="UTC")
+    if args.format == "hdfs":
+        NAIVE_RE = HDFS_RE
+        data = generate_hdfs(args.lines)
+    else:
+        data = generate(args.lines)
     nlines = data.count(b"\n")
     parts = chunks(data, args.chunk)
     contenders: dict[str, Callable[[list[bytes], int], tuple[int, int]]] = {}
@@ -190,13 +227,13 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = {"seconds": round(secs, 4), "lines_per_s": round(nlines / secs),
                          "mb_per_s": round(len(data) / secs / 1e6, 1), "events": events,
                          "body_bytes": body}
-    report = {"lines": nlines, "input_bytes": len(data), "chunk": args.chunk,
+    report = {"format": args.format, "lines": nlines, "input_bytes": len(data), "chunk": args.chunk,
               "repeat": args.repeat, "python": platform.python_version(),
               "machine": platform.machine(), "cpus": os.cpu_count(), "results": results}
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"{nlines:,} lines, {len(data) / 1e6:.1f} MB input, {args.chunk // 1024} KiB feeds, "
+    print(f"format {args.format}: {nlines:,} lines, {len(data) / 1e6:.1f} MB input, {args.chunk // 1024} KiB feeds, "
           f"best of {args.repeat}")
     print(f"{'parser':<8} {'seconds':>8} {'lines/s':>12} {'MB/s':>8} {'events':>10} "
           f"{'body MB':>8} {'vs naive':>8}")
