@@ -26,7 +26,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     chk = sub.add_parser("check", help="validate the config and list the files each input matches")
     chk.add_argument("-c", "--config", required=True)
     prs = sub.add_parser("parse", help="print the documents that lines would become")
-    prs.add_argument("--format", default="plain")
+    prs.add_argument("--format", default="plain", help="plain, json, logfmt, python, or a layout")
+    prs.add_argument("--timezone", default=None, help="zone of times written without one (default: the host's)")
+    prs.add_argument("--json-root", action="store_true")
     prs.add_argument("--input-id", default="cli")
     prs.add_argument("files", nargs="*")
     sub.add_parser("config-reference", help="print the reference of every config key")
@@ -43,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cmd == "dlq":
             return _dlq(args.config, args.action, args.limit)
         if args.cmd == "parse":
-            return _parse(args.format, args.input_id, args.files)
+            return _parse(args.format, args.input_id, args.files, args.timezone, args.json_root)
         sys.stdout.write(reference())
         return 0
     except ConfigError as e:
@@ -123,11 +125,17 @@ async def _check_output(cfg: Config) -> int:
         await client.close()
 
 
-def _parse(fmt: str, input_id: str, files: list[str]) -> int:
+def _parse(fmt: str, input_id: str, files: list[str], timezone: str | None, json_root: bool) -> int:
+    """The documents lines would become: the tool to try a format before deploying it."""
     from _fastparse import Parser
 
-    if fmt != "plain":
-        raise ConfigError("--format", f"unknown format {fmt!r}; known: plain")
+    from .config import _check_format, from_dict
+
+    inp = from_dict(
+        {"inputs": [{"id": input_id, "paths": ["-"], "format": fmt, "timezone": timezone, "json_root": json_root}]},
+        env={},
+    ).inputs[0]
+    _check_format(inp, "--format")
     out = sys.stdout.buffer
     sources = files or ["-"]
     for src in sources:
@@ -137,8 +145,11 @@ def _parse(fmt: str, input_id: str, files: list[str]) -> int:
             path=name,
             host_name=os.uname().nodename,
             id_prefix="parse",
-            index_pattern=f"shipper-logs-{input_id}-%Y.%m.%d",
+            index_pattern=inp.index,
             start_offset=0,
+            format=inp.format,
+            timezone=inp.timezone,
+            json_root=inp.json_root,
         )
         f = sys.stdin.buffer if src == "-" else open(src, "rb")  # noqa: SIM115
         try:

@@ -22,7 +22,7 @@ import yaml
 
 from .units import parse_duration, parse_size
 
-FORMATS = ("plain",)
+FORMATS = ("plain", "json", "logfmt", "python")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _INPUT_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
 
@@ -172,7 +172,14 @@ INPUT_SCHEMA: dict[str, Key] = {
     "id": Key(_input_id, required=True, doc="Name of the input: `event.dataset` and part of the index name."),
     "paths": Key(_nonempty_str_list, required=True, doc="Globs of the files to tail; `**` matches any depth."),
     "exclude": Key(_str_list, [], "Globs of paths to skip (a pattern without `/` matches the file name)."),
-    "format": Key(_choice(*FORMATS), "plain", "How lines are parsed: `plain` (the line is the message)."),
+    "format": Key(
+        _str,
+        "plain",
+        "`plain`, `json`, `logfmt`, `python`, or a layout: Python logging (`%(asctime)s ...`), "
+        "dissect (`%{field} ...`) or LogPAI (`<Date> <Time> <Level>: <Content>`).",
+    ),
+    "timezone": Key(_opt_str, None, "Zone of times written without one (IANA name; default: the host's)."),
+    "json_root": Key(_bool, False, "json: put the other keys at the root instead of under `json`."),
     "index": Key(_index_pattern, None, "Index pattern for this input only (default: the output's)."),
     "max_line_bytes": Key(_size, "1MiB", "Longer lines are truncated, tagged `truncated`, their length kept."),
     "start_at": Key(_choice("beginning", "end"), "beginning", "Where to start in files found at the first start."),
@@ -320,6 +327,8 @@ class InputConfig:
     paths: list[str]
     exclude: list[str]
     format: str
+    timezone: str | None
+    json_root: bool
     index: str
     max_line_bytes: int
     start_at: str
@@ -429,6 +438,8 @@ def from_dict(raw: Any, env: Mapping[str, str] | None = None, base: Path | None 
             paths=[_abs_glob(g, base) for g in inp["paths"]],
             exclude=inp["exclude"],
             format=inp["format"],
+            timezone=inp["timezone"],
+            json_root=inp["json_root"],
             index=(inp["index"] or es["index"]).replace("{input}", inp["id"]),
             max_line_bytes=inp["max_line_bytes"],
             start_at=inp["start_at"],
@@ -441,6 +452,8 @@ def from_dict(raw: Any, env: Mapping[str, str] | None = None, base: Path | None 
         )
         for inp in v["inputs"]
     ]
+    for i, inp in enumerate(inputs):
+        _check_format(inp, f"inputs[{i}]")
     return Config(
         data_dir=data_dir,
         host_name=v["host_name"] or socket.gethostname(),
@@ -478,6 +491,33 @@ def from_dict(raw: Any, env: Mapping[str, str] | None = None, base: Path | None 
         log_level=v["log_level"],
         dlq_max_bytes=v["dlq"]["max_bytes"],
     )
+
+
+def _check_format(inp: InputConfig, path: str) -> None:
+    """The parser compiles the format (and knows the zone): its complaint, with the key path."""
+    from _fastparse import Parser
+
+    fmt = inp.format
+    if fmt not in FORMATS and not any(m in fmt for m in ("%(", "%{", "<")):
+        raise ConfigError(
+            f"{path}.format",
+            f"expected one of {', '.join(FORMATS)} or a layout "
+            f"(%(asctime)s ..., %{{field}} ..., <Field> ...), got {fmt!r}",
+        )
+    try:
+        Parser(
+            input_id=inp.id,
+            path="/check",
+            host_name="check",
+            id_prefix="check",
+            index_pattern=inp.index,
+            format=fmt,
+            timezone=inp.timezone,
+            json_root=inp.json_root,
+        )
+    except ValueError as e:
+        key = "timezone" if inp.timezone and "zone" in str(e).lower() else "format"
+        raise ConfigError(f"{path}.{key}", str(e)) from None
 
 
 def _abs_glob(g: str, base: Path) -> str:

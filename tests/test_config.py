@@ -134,3 +134,34 @@ def test_data_stream_template_is_found() -> None:
 def test_http_listen_null_disables() -> None:
     assert config.from_dict(_with(http={"listen": None}), env={}).http_listen is None
     assert config.from_dict(_with(http={}), env={}).http_listen == "127.0.0.1:9108"
+
+
+@pytest.mark.parametrize(
+    ("inp", "path", "reason"),
+    [
+        ({"format": "<Date> <Nope"}, "inputs[0].format", "unclosed"),
+        ({"format": "xml"}, "inputs[0].format", "expected one of plain, json, logfmt, python"),
+        ({"format": "<Date> <message>"}, "inputs[0].format", "message"),
+        ({"format": "python", "timezone": "Mars/Base"}, "inputs[0].timezone", "Mars/Base"),
+    ],
+)
+def test_format_errors_name_the_key(inp: dict, path: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        config.from_dict({"inputs": [{"id": "t", "paths": ["x"], **inp}]}, env={})
+    assert e.value.path == path
+    assert reason in str(e.value)
+
+
+def test_formats_accepted() -> None:
+    for fmt in (
+        "plain",
+        "json",
+        "logfmt",
+        "python",
+        "%(asctime)s %(levelname)s %(message)s",
+        "%{ts} %{level} %{Content}",
+        "<Date> <Time> <Level>: <Content>",
+    ):
+        assert (
+            config.from_dict({"inputs": [{"id": "t", "paths": ["x"], "format": fmt}]}, env={}).inputs[0].format == fmt
+        )

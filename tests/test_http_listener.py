@@ -130,3 +130,33 @@ def test_templates_cover_only_shippers_patterns(
     assert props["@timestamp"]["type"] == "date"
     assert props["log"]["properties"]["offset"]["type"] == "long"
     assert props["log"]["properties"]["file"]["properties"]["path"]["type"] == "keyword"
+
+
+def test_python_format_into_elasticsearch(
+    es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
+) -> None:
+    """The line's own time is @timestamp (its zone the input's), and picks the day's index."""
+    input_id = f"fmt-{secrets.token_hex(3)}"
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "train.log").write_text(
+        "2026-01-02 23:30:00,250 - trainer - INFO - epoch=1 loss=0.5\n"
+        "2026-01-03 00:30:00,000 - trainer - ERROR - step failed\n"
+        "Traceback (most recent call last):\n"
+    )
+    agent = agent_factory(
+        {
+            "data_dir": str(tmp_path / "data"),
+            "inputs": [{"id": input_id, "paths": [f"{logs}/*.log"], "format": "python", "timezone": "Europe/Berlin"}],
+            "output": {"elasticsearch": {"hosts": [es_plain["url"]]}},
+            "http": {"listen": None},
+        }
+    )
+    assert agent.start("--once").wait(60) == 0, agent.log()
+    index = f"shipper-logs-{input_id}-*"
+    es_client.indices.refresh(index=index)
+    hits = es_client.search(index=index, sort=[{"log.offset": "asc"}], size=10)["hits"]["hits"]
+    assert [h["_index"] for h in hits[:2]] == [f"shipper-logs-{input_id}-2026.01.02"] * 2  # 22:30Z and 23:30Z
+    assert [h["_source"]["@timestamp"] for h in hits[:2]] == ["2026-01-02T22:30:00.250Z", "2026-01-02T23:30:00.000Z"]
+    assert [h["_source"]["log"].get("level") for h in hits] == ["INFO", "ERROR", None]
+    assert hits[1]["_source"]["message"] == "step failed"

@@ -83,6 +83,9 @@ class FileReader:
             index_pattern=self.cfg.index,
             start_offset=offset,
             max_line_bytes=self.cfg.max_line_bytes,
+            format=self.cfg.format,
+            timezone=self.cfg.timezone,
+            json_root=self.cfg.json_root,
         )
 
     def _advance(self, offset: int, generation: int) -> None:
