@@ -1,4 +1,4 @@
-"""Rotation soak: a writer appends at full speed and rotates by rename every 100 ms (like
+"""Rotation soak: a writer appends (--rate lines/s) and rotates by rename every 100 ms (like
 RotatingFileHandler) for 60 s; every line written must be in Elasticsearch exactly once.
 With --copytruncate it copies and truncates instead (logrotate copytruncate); then the
 lines written between a copy and its truncation cannot be seen by any agent: they are
@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import es  # noqa: E402
 
 
-def write(path: Path, seconds: float, every: float, copytruncate: bool) -> tuple[list[str], set[str]]:
+def write(path: Path, seconds: float, every: float, copytruncate: bool, rate: float) -> tuple[list[str], set[str]]:
     """Lines written, and (copytruncate) the ones lost between a copy and its truncation."""
     written: list[str] = []
     lost: set[str] = set()
@@ -42,6 +42,9 @@ def write(path: Path, seconds: float, every: float, copytruncate: bool) -> tuple
         n += len(batch)
         os.write(fd, ("\n".join(batch) + "\n").encode())
         written += batch
+        ahead = n / rate - (time.monotonic() - t0)
+        if ahead > 0:
+            time.sleep(ahead)
         if time.monotonic() - last >= every:
             last = time.monotonic()
             rotations += 1
@@ -67,6 +70,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--every", type=float, default=0.1)
     ap.add_argument("--copytruncate", action="store_true")
+    ap.add_argument("--rate", type=float, default=10_000, help="lines per second written")
     a = ap.parse_args()
     srv = es.start("soak", port=9261)
     from elasticsearch import Elasticsearch
@@ -87,7 +91,7 @@ def main() -> None:
     agent = subprocess.Popen([sys.executable, "-m", "shipper", "run", "-c", str(cfg)], cwd=ROOT, stderr=log)
     time.sleep(2)
     t0 = time.monotonic()
-    written, lost = write(logs / "app.log", a.seconds, a.every, a.copytruncate)
+    written, lost = write(logs / "app.log", a.seconds, a.every, a.copytruncate, a.rate)
     index = f"shipper-logs-{input_id}-*"
     expect = len(written) - len(lost)
     deadline = time.monotonic() + 300
