@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import secrets
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -94,6 +95,9 @@ class Registry:
         self.version = 0  # bumped by every change that must be durable before a send
         self.saved_version = 0
         self._save_lock: asyncio.Lock | None = None
+        self._wlock = threading.Lock()
+        self._snap_seq = 0
+        self._written_seq = 0
         self._load()
 
     # -- lock and host id --------------------------------------------------------------
@@ -152,18 +156,27 @@ class Registry:
                 "every file from the beginning; move it away to start from scratch"
             ) from None
 
-    def _snapshot(self) -> bytes:
+    def _snapshot(self) -> tuple[int, bytes]:
+        """The registry as bytes, numbered in the order snapshots are taken (on the loop)."""
         body = orjson.dumps({"host_id": self.host_id, "files": [asdict(f) for f in self.files.values()]})
         header = orjson.dumps({"format": FORMAT, "version": VERSION, "sha256": hashlib.sha256(body).hexdigest()})
-        return header + b"\n" + body
+        self._snap_seq += 1
+        return self._snap_seq, header + b"\n" + body
 
-    def _write(self, data: bytes) -> None:
-        try:
-            _atomic_write(self.path, data)
-        except OSError as e:
-            self.last_error = f"cannot write {self.path}: {e.strerror}"
-            raise
-        self.last_error = None
+    def _write(self, snap: tuple[int, bytes]) -> None:
+        """One writer at a time (the loop and worker threads share the temporary file), and
+        never an older snapshot over a newer one."""
+        seq, data = snap
+        with self._wlock:
+            if seq <= self._written_seq:
+                return
+            try:
+                _atomic_write(self.path, data)
+            except OSError as e:
+                self.last_error = f"cannot write {self.path}: {e.strerror}"
+                raise
+            self._written_seq = seq
+            self.last_error = None
 
     def save(self) -> None:
         """Persist every state now (atomic, blocking): at start, on truncation, at shutdown."""
@@ -189,10 +202,10 @@ class Registry:
         async with self._save_lock:
             if self.saved_version >= want:
                 return
-            current, data = self.version, self._snapshot()
+            current, snap = self.version, self._snapshot()
             self.dirty = False
             try:
-                await asyncio.get_running_loop().run_in_executor(None, self._write, data)
+                await asyncio.get_running_loop().run_in_executor(None, self._write, snap)
             except OSError:
                 self.dirty = True
                 raise

@@ -68,3 +68,26 @@ def test_a_half_written_temporary_file_is_ignored(tmp_path: Path) -> None:
     r2 = Registry(tmp_path)
     assert r2.files[s.key].offset == 7
     r2.close()
+
+
+def test_saves_from_the_loop_and_worker_threads_do_not_collide(tmp_path: Path) -> None:
+    """A scan saves synchronously while a sender's save runs in a worker thread."""
+    import asyncio
+
+    r = Registry(tmp_path)
+    s = r.new_file("t", "/x.log", os.stat(tmp_path), "fp", 3, 0)
+
+    async def churn() -> None:
+        for i in range(300):
+            s.offset = i
+            task = asyncio.create_task(r.ensure_saved(r.mark()))
+            await asyncio.sleep(0)
+            s.offset = i + 1
+            r.save()
+            await task
+
+    asyncio.run(churn())
+    r.close()
+    r2 = Registry(tmp_path)
+    assert r2.files[s.key].offset == 300  # the newest snapshot is the one on disk
+    r2.close()
