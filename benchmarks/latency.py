@@ -1,0 +1,120 @@
+"""Write-to-searchable latency: a steady trickle of lines into a log file, the agent tailing
+it into the real Elasticsearch (refresh_interval 1 s), and a poller that notes when each
+line first becomes searchable. Prints p50/p90/p99/max in seconds.
+
+Uses its own Elasticsearch (scripts/es.py server `soak`, port 9261).
+
+    python benchmarks/latency.py [--rate 1000] [--seconds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import es  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rate", type=float, default=1000)
+    ap.add_argument("--seconds", type=float, default=30)
+    a = ap.parse_args()
+    srv = es.start("soak", port=9261)
+    from elasticsearch import Elasticsearch
+
+    client = Elasticsearch(srv["url"], request_timeout=30)
+    work = Path(tempfile.mkdtemp(prefix="shipper-lat-"))
+    logs = work / "logs"
+    logs.mkdir()
+    input_id = f"lat-{int(time.time())}"
+    client.indices.put_index_template(
+        name=f"lat-{input_id}",
+        index_patterns=[f"shipper-logs-{input_id}-*"],
+        priority=300,
+        template={"settings": {"refresh_interval": "1s", "number_of_replicas": 0}},
+    )
+    cfg = work / "shipper.yml"
+    cfg.write_text(
+        f"data_dir: {work / 'data'}\ninputs: [{{id: {input_id}, paths: ['{logs}/*.log']}}]\n"
+        f"output: {{elasticsearch: {{hosts: ['{srv['url']}']}}}}\nhttp: {{listen: null}}\nlog_level: warning\n"
+    )
+    log = open(work / "agent.log", "wb")  # noqa: SIM115 - the agent's stderr for its whole life
+    agent = subprocess.Popen([sys.executable, "-m", "shipper", "run", "-c", str(cfg)], cwd=ROOT, stderr=log)
+    time.sleep(3)
+    index = f"shipper-logs-{input_id}-*"
+    written: list[float] = []
+    seen: dict[int, float] = {}
+    done = threading.Event()
+
+    def poll() -> None:
+        best = -1
+        while not done.is_set() or best < len(written) - 1:
+            try:
+                hits = client.search(index=index, size=1, sort=[{"log.offset": "desc"}], _source=["message"])
+                h = hits["hits"]["hits"]
+            except Exception:
+                h = []
+            now = time.monotonic()
+            if h:
+                top = int(h[0]["_source"]["message"].split()[1])
+                for seq in range(best + 1, top + 1):
+                    seen[seq] = now
+                best = max(best, top)
+            if done.is_set() and time.monotonic() - end > 30:
+                break
+            time.sleep(0.02)
+
+    end = float("inf")
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    fd = os.open(logs / "app.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    t0 = time.monotonic()
+    n = 0
+    while time.monotonic() - t0 < a.seconds:
+        due = int((time.monotonic() - t0) * a.rate)
+        while n < due:
+            written.append(time.monotonic())
+            os.write(fd, f"seq {n} a steady line of a serving model\n".encode())
+            n += 1
+        time.sleep(0.005)
+    os.close(fd)
+    end = time.monotonic()
+    done.set()
+    poller.join(60)
+    agent.send_signal(signal.SIGTERM)
+    agent.wait(60)
+    lat = np.array([seen[i] - written[i] for i in range(len(written)) if i in seen])
+    result = {
+        "rate": a.rate,
+        "seconds": a.seconds,
+        "lines": len(written),
+        "seen": int(lat.size),
+        "p50_s": round(float(np.percentile(lat, 50)), 3),
+        "p90_s": round(float(np.percentile(lat, 90)), 3),
+        "p99_s": round(float(np.percentile(lat, 99)), 3),
+        "max_s": round(float(lat.max()), 3),
+    }
+    print(json.dumps(result, indent=2))
+    client.indices.delete(index=index)
+    client.indices.delete_index_template(name=f"lat-{input_id}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
