@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import socket
 import subprocess
 import sys
@@ -28,9 +29,10 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
+import orjson  # noqa: E402
 from bench_parse import generate  # noqa: E402
 
-NAIVE = r'''
+NAIVE = r"""
 import re, sys, time, orjson, urllib.request
 LINE = re.compile(rb"^(\S+ \S+) - (\S+) - (\S+) - (.*)$")
 url, path, index = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -56,7 +58,7 @@ with open(path, "rb") as f:
             send(batch); batch = []
 if batch:
     send(batch)
-'''
+"""
 
 
 def free_port() -> int:
@@ -97,22 +99,97 @@ def endpoint_docs(url: str) -> int:
         return int(json.loads(r.read())["docs"])
 
 
+def corpus(kind: str, n: int) -> bytes:
+    """About n lines: a training log (Python logging layout, metrics, tracebacks), JSON
+    inference records, or the 16 LogHub samples repeated (their licence: shared/corpora)."""
+    if kind == "training":
+        return generate(n)
+    if kind == "inference":
+        rng = random.Random(2)
+        rows = [
+            orjson.dumps(
+                {
+                    "ts": 1795600000 + i / 100,
+                    "level": "info",
+                    "model": "resnet50",
+                    "request_id": i,
+                    "latency_ms": round(rng.lognormvariate(3, 0.4), 2),
+                    "score": round(rng.random(), 4),
+                    "prediction": int(rng.random() > 0.5),
+                    "label": int(rng.random() > 0.5),
+                }
+            )
+            for i in range(n)
+        ]
+        return b"\n".join(rows) + b"\n"
+    loghub = ROOT.parent / "shared" / "corpora" / "loghub"
+    mix = b"".join(p.read_bytes() for p in sorted(loghub.glob("*_2k.log")))
+    reps = max(1, n // max(1, mix.count(b"\n")))
+    return mix * reps
+
+
+def stage_breakdown(stats_path: Path) -> dict[str, float]:
+    """Share of the agent's profiled time per pipeline stage (cProfile, tottime)."""
+    import pstats
+
+    st = pstats.Stats(str(stats_path))
+    stages = {"read": 0.0, "parse": 0.0, "build": 0.0, "send": 0.0, "acknowledge": 0.0, "checkpoint": 0.0, "other": 0.0}
+    for (file, _line, func), (_cc, _nc, tt, _ct, _callers) in st.stats.items():  # type: ignore[attr-defined]
+        if func == "<built-in method posix.pread>":
+            stages["read"] += tt
+        elif "_read_to" in func or "feed" in func:
+            stages["parse"] += tt  # the Cython feed is not profiled on its own: it counts in _read_to
+        elif func == "<method 'join' of 'bytes' objects>":
+            stages["build"] += tt
+        elif "socket" in func or "aiohttp" in file or "elastic_transport" in file or "send" in func:
+            stages["send"] += tt
+        elif file.endswith(("pipeline.py", "acks.py")) or "_items" in func:
+            stages["acknowledge"] += tt
+        elif file.endswith("registry.py") or "fsync" in func or "replace" in func:
+            stages["checkpoint"] += tt
+        elif "poll" not in func:  # waiting in epoll is idle, not work
+            stages["other"] += tt
+    total = sum(stages.values()) or 1.0
+    return {k: round(100 * v / total, 1) for k, v in stages.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=2_000_000)
+    ap.add_argument("--corpus", choices=["training", "inference", "loghub"], default="training")
+    ap.add_argument(
+        "--format",
+        default=None,
+        help="the input's format (default: python for training, json for inference, plain for loghub)",
+    )
+    ap.add_argument("--es", action="store_true", help="also ship into the real Elasticsearch (scripts/es.py soak)")
+    ap.add_argument("--profile", action="store_true", help="a stage breakdown from a cProfile of the agent")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--append-results", action="store_true", help="append a row to benchmarks/RESULTS.md")
     a = ap.parse_args()
+    fmt = a.format or {"training": "python", "inference": "json", "loghub": "plain"}[a.corpus]
 
     work = Path(tempfile.mkdtemp(prefix="shipper-bench-"))
-    data = generate(a.n)
+    data = corpus(a.corpus, a.n)
     log = work / "logs" / "train.log"
     log.parent.mkdir()
     log.write_bytes(data)
     lines = data.count(b"\n")
+    del data
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     ep = subprocess.Popen([sys.executable, str(HERE / "discard_endpoint.py"), str(port)])
+
+    def config(name: str, hosts: str) -> Path:
+        cfg = work / f"{name}.yml"
+        cfg.write_text(
+            f"data_dir: {work / ('data-' + name)}\n"
+            f"inputs: [{{id: bench, paths: ['{log}'], format: '{fmt}'}}]\n"
+            f"output: {{elasticsearch: {{hosts: ['{hosts}'], template: false}}}}\n"
+            "http: {listen: null}\nlog_level: warning\n"
+        )
+        return cfg
+
     try:
         for _ in range(100):
             try:
@@ -120,19 +197,19 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.05)
-        results: dict[str, Any] = {"lines": lines, "mib": len(data) / 2**20, "python": platform.python_version()}
+        results: dict[str, Any] = {
+            "corpus": a.corpus,
+            "format": fmt,
+            "lines": lines,
+            "mib": log.stat().st_size / 2**20,
+            "python": platform.python_version(),
+        }
         subprocess.run(["cat", str(log)], stdout=subprocess.DEVNULL, check=True)  # warm the page cache
         results["cat"] = measure(["cat", str(log)], stdout=subprocess.DEVNULL)
 
-        cfg = work / "shipper.yml"
-        cfg.write_text(
-            f"data_dir: {work / 'data'}\n"
-            f"inputs: [{{id: bench, paths: ['{log}']}}]\n"
-            f"output: {{elasticsearch: {{hosts: ['{url}'], template: false}}}}\n"
-            "http: {listen: null}\nlog_level: warning\n"
-        )
         before = endpoint_docs(url)
-        results["shipper"] = measure([sys.executable, "-m", "shipper", "run", "-c", str(cfg), "--once"], cwd=ROOT)
+        agent = [sys.executable, "-m", "shipper", "run", "-c", str(config("discard", url)), "--once"]
+        results["shipper"] = measure(agent, cwd=ROOT)
         results["shipper"]["docs"] = endpoint_docs(url) - before
         import _fastparse
 
@@ -141,34 +218,97 @@ def main() -> None:
         before = endpoint_docs(url)
         results["naive"] = measure([sys.executable, "-c", NAIVE, url, str(log), "naive-bench"])
         results["naive"]["docs"] = endpoint_docs(url) - before
+
+        if a.profile:
+            prof = work / "agent.prof"
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "cProfile",
+                    "-o",
+                    str(prof),
+                    "-m",
+                    "shipper",
+                    "run",
+                    "-c",
+                    str(config("profile", url)),
+                    "--once",
+                ],
+                cwd=ROOT,
+                check=True,
+            )
+            results["stages_percent"] = stage_breakdown(prof)
+
+        if a.es:
+            sys.path.insert(0, str(ROOT / "scripts"))
+            import es
+
+            srv = es.start("soak", port=9261)
+            cpu0 = server_cpu(srv["dir"])
+            results["shipper_es"] = measure(
+                [sys.executable, "-m", "shipper", "run", "-c", str(config("es", srv["url"])), "--once"], cwd=ROOT
+            )
+            results["shipper_es"]["server_cpu_s"] = server_cpu(srv["dir"]) - cpu0
     finally:
         ep.terminate()
         ep.wait()
         subprocess.run(["rm", "-rf", str(work)], check=False)
 
-    for name in ("cat", "shipper", "naive"):
+    names = ["cat", "shipper", "naive"] + (["shipper_es"] if a.es else [])
+    for name in names:
         r = results[name]
         r["lines_per_s"] = lines / r["wall_s"]
+        r["mib_per_s"] = results["mib"] / r["wall_s"]
         r["lines_per_cpu_s"] = lines / r["cpu_s"] if r["cpu_s"] else float("inf")
         r["cpu_s_per_m_lines"] = r["cpu_s"] / lines * 1e6
+    if a.es:
+        results["shipper_es"]["server_cpu_s_per_m_lines"] = results["shipper_es"]["server_cpu_s"] / lines * 1e6
     ratio = results["shipper"]["lines_per_cpu_s"] / results["naive"]["lines_per_cpu_s"]
     results["ratio_shipper_vs_naive_per_cpu_s"] = ratio
     if a.json:
         print(json.dumps(results, indent=2))
     else:
-        print(f"{lines} lines, {results['mib']:.0f} MiB, parser {results['shipper']['parser']}")
-        print(f"{'':8} {'lines/s':>12} {'lines/CPU-s':>12} {'CPU-s/M':>8} {'peak RSS':>9} {'docs':>9}")
-        for name in ("cat", "shipper", "naive"):
+        print(
+            f"{lines} lines, {results['mib']:.0f} MiB, corpus {a.corpus}, format {fmt}, "
+            f"parser {results['shipper']['parser']}"
+        )
+        print(f"{'':10} {'lines/s':>12} {'MiB/s':>7} {'lines/CPU-s':>12} {'CPU-s/M':>8} {'peak RSS':>9} {'docs':>9}")
+        for name in names:
             r = results[name]
-            print(f"{name:8} {r['lines_per_s']:12,.0f} {r['lines_per_cpu_s']:12,.0f} {r['cpu_s_per_m_lines']:8.2f} "
-                  f"{r['peak_rss_mib']:8.1f}M {r.get('docs', ''):>9}")
-        print(f"shipper / naive, lines per CPU-second: {results['ratio_shipper_vs_naive_per_cpu_s']:.1f}x")
+            print(
+                f"{name:10} {r['lines_per_s']:12,.0f} {r['mib_per_s']:7.1f} {r['lines_per_cpu_s']:12,.0f} "
+                f"{r['cpu_s_per_m_lines']:8.2f} {r['peak_rss_mib']:8.1f}M {r.get('docs', ''):>9}"
+            )
+        if a.es:
+            print(f"Elasticsearch CPU-s per M lines: {results['shipper_es']['server_cpu_s_per_m_lines']:.2f}")
+        print(f"shipper / naive, lines per CPU-second: {ratio:.1f}x")
+        if a.profile:
+            print("stages (% of profiled agent time):", results["stages_percent"])
     if a.append_results:
         with (HERE / "RESULTS.md").open("a") as f:
             s, nv = results["shipper"], results["naive"]
-            f.write(f"| {time.strftime('%Y-%m-%d')} | bench_e2e -n {a.n} | {s['lines_per_s']:,.0f} | "
-                    f"{s['lines_per_cpu_s']:,.0f} | {s['peak_rss_mib']:.0f} MiB | {nv['lines_per_cpu_s']:,.0f} | "
-                    f"{results['ratio_shipper_vs_naive_per_cpu_s']:.1f}x |\n")
+            f.write(
+                f"| {time.strftime('%Y-%m-%d')} | `bench_e2e.py -n {a.n} --corpus {a.corpus}` ({fmt}) | "
+                f"{s['lines_per_s']:,.0f} | {s['lines_per_cpu_s']:,.0f} | {s['cpu_s_per_m_lines']:.2f} | "
+                f"{s['peak_rss_mib']:.0f} MiB | {nv['lines_per_cpu_s']:,.0f} | {ratio:.1f}x |\n"
+            )
+
+
+def server_cpu(server_dir: str) -> float:
+    """utime+stime (all threads) of every process of the server, found by its directory."""
+    total = 0
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if server_dir.encode() not in (d / "cmdline").read_bytes():
+                continue
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":
