@@ -18,34 +18,30 @@ from .conftest import ROOT, wait_for
 pytestmark = pytest.mark.integration
 
 
+def strict_template(es_client: Any, input_id: str, index: str) -> None:
+    """A strict mapping without `tags` or `log.original_length`: tagged lines are refused (400)."""
+    fields = {
+        "@timestamp": {"type": "date"},
+        "message": {"type": "text"},
+        "log": {"properties": {"file": {"properties": {"path": {"type": "keyword"}}}, "offset": {"type": "long"}}},
+        "host": {"properties": {"name": {"type": "keyword"}}},
+        "event": {"properties": {"dataset": {"type": "keyword"}}},
+    }
+    es_client.indices.put_index_template(
+        name=f"strict-{input_id}",
+        index_patterns=[index],
+        priority=500,
+        template={"mappings": {"dynamic": "strict", "properties": fields}},
+    )
+
+
 def test_strict_mapping_dead_letters_then_replay(
     es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
 ) -> None:
     input_id = f"dlq-{secrets.token_hex(4)}"
     index = f"shipper-logs-{input_id}-*"
     # strict: no `tags`, no `log.original_length`, so truncated and invalid-UTF-8 lines are refused
-    es_client.indices.put_index_template(
-        name=f"strict-{input_id}",
-        index_patterns=[index],
-        priority=500,
-        template={
-            "mappings": {
-                "dynamic": "strict",
-                "properties": {
-                    "@timestamp": {"type": "date"},
-                    "message": {"type": "text"},
-                    "log": {
-                        "properties": {
-                            "file": {"properties": {"path": {"type": "keyword"}}},
-                            "offset": {"type": "long"},
-                        }
-                    },
-                    "host": {"properties": {"name": {"type": "keyword"}}},
-                    "event": {"properties": {"dataset": {"type": "keyword"}}},
-                },
-            }
-        },
-    )
+    strict_template(es_client, input_id, index)
     logs = tmp_path / "logs"
     logs.mkdir()
     lines = []
@@ -124,28 +120,7 @@ def test_full_dead_letter_queue_holds_events_instead_of_dropping(
 ) -> None:
     input_id = f"dlqfull-{secrets.token_hex(4)}"
     index = f"shipper-logs-{input_id}-*"
-    es_client.indices.put_index_template(
-        name=f"strict-{input_id}",
-        index_patterns=[index],
-        priority=500,
-        template={
-            "mappings": {
-                "dynamic": "strict",
-                "properties": {
-                    "@timestamp": {"type": "date"},
-                    "message": {"type": "text"},
-                    "log": {
-                        "properties": {
-                            "file": {"properties": {"path": {"type": "keyword"}}},
-                            "offset": {"type": "long"},
-                        }
-                    },
-                    "host": {"properties": {"name": {"type": "keyword"}}},
-                    "event": {"properties": {"dataset": {"type": "keyword"}}},
-                },
-            }
-        },
-    )
+    strict_template(es_client, input_id, index)
     logs = tmp_path / "logs"
     logs.mkdir()
     (logs / "a.log").write_bytes(b"ok 1\n" + b"y" * 300 + b"\n" + b"ok 2\n")  # the long line is refused
