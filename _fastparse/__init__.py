@@ -96,10 +96,61 @@ In the compiled parser plain and the program formats (python, layouts, templates
 dissect) make no Python object per line (one GIL round trip per new index period);
 ``json`` and ``logfmt`` are handed to the pure-Python twin (orjson per line for json).
 
+Multiline (``multiline=``: ``"none"``, the constructor's default; ``"auto"``, the agent's;
+or a dict ``{"start": REGEX, "max_lines": 500, "max_bytes": 1048576, "timeout_ms": 2000}``,
+every key optional, no ``start``: the auto rules with those limits). Lines are grouped
+into one event; lines are decided one at a time, so chunking never matters:
+
+- auto: a line followed by ``Traceback (most recent call last):`` or ``  + Exception Group
+  Traceback (most recent call last):`` (exactly, at column 0 / as CPython indents it)
+  starts a Python traceback, which goes on while lines are indented (frames, source,
+  ``^^^^``/``~~~~`` position markers, the ``  |`` lines of exception groups); the first
+  line at column 0 after frames is the exception line; indented lines right after it
+  continue its message; ``During handling of the above exception, another exception
+  occurred:`` / ``The above exception was the direct cause of the following exception:``
+  followed by a new header chains. Any other line at column 0 ends the traceback and
+  starts a new event (so a timestamped log line after the exception line is a new event;
+  a message continued at column 0 after the exception line is one too). Java: a line
+  followed by ``\tat ...`` starts a stack trace that goes on with lines starting with a
+  tab (``\tat``, ``\t... N more``, ``\tSuppressed:``) or ``Caused by: ``. A traceback or
+  header line with nothing before it starts its own event. Nothing else is grouped.
+- start: a line where ``re.search(start)`` finds a match (bytes regex; anchor with ``^``)
+  begins a new event; any other line joins the open event (or begins one if none is open).
+- Empty lines between grouped lines belong to the event; trailing ones do not (an empty
+  line is kept aside until the next non-empty line says whether the event goes on).
+- An event with more lines than ``max_lines`` or a message longer than ``max_bytes`` (its
+  lines, each already cut at ``max_line_bytes``, joined with ``\n``) is emitted with the tag
+  "truncated" and the line that did not fit begins the next event, in the same state
+  (a traceback's remaining frames keep being grouped, into further events).
+- The event: ``message`` is the first line's message (the format parses the first line
+  as usual: captures, level, time) then ``\n`` and the other lines verbatim (each without
+  its ``\r``); ``log.offset``/``_id`` the first line's offset; a line cut at
+  ``max_line_bytes`` tags it "truncated" with ``log.original_length`` the length of all
+  its lines joined. A grouped Python traceback or Java trace adds, after ``event``,
+  ``"error":{"type":..,"message":..,"stack_trace":..}``: ``stack_trace`` the lines from the
+  first traceback header (Java: the whole event); ``type``/``message`` from the last
+  exception line (``torch.cuda.OutOfMemoryError: CUDA out of memory...`` -> type and the
+  text after ``: ``, plus its indented continuation lines; an exception group's first
+  ``  | Name: text`` line; Java: the last dotted name, with ``: message``, ending the first
+  line), absent when none is found. A single-line event is exactly what ``"none"`` makes.
+- The open event is held (bytes bounded by ``max_bytes`` plus the partial line) until a
+  line shows it ended: with ``auto`` every last line is held, since a traceback may
+  follow. ``offset``, and so ``Batch.end_offset``, stays at the start of the open event,
+  and ``pending`` counts the bytes from there: a checkpoint at ``end_offset`` re-reads it.
+  Each event's ``@timestamp`` fallback and index use the read time of the feed that brought
+  its first line. ``flush(t)`` emits the open event and the partial line (joined to the
+  event when it continues it; "incomplete" only when the event's last line had no line
+  break). ``expire(now_ms)`` emits the open event when ``now_ms`` is ``timeout_ms`` or more
+  after the read time of the feed that brought its last line, and returns an empty
+  batch otherwise (always, without grouping); ``feed`` never looks at time, so a replay
+  with the same feeds and ``expire`` calls gives the same bytes. The compiled parser hands
+  inputs with grouping to the pure-Python twin (as json and logfmt).
+
 A :class:`Batch` carries the body, ``count`` items, ``item_ends`` and ``item_offsets``
 (native int64 arrays: where item i ends in the body, at which file offset its line
 starts), the file range consumed (``start_offset``..``end_offset``, ``bytes``) and the
-number of lines consumed (``lines``, empty lines included).
+number of lines consumed (``lines``, empty lines included). ``Parser.offset`` is where the next batch
+starts (``start_offset + bytes`` of the last one) and ``pending`` the bytes fed past it.
 """
 
 from __future__ import annotations

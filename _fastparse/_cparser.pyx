@@ -17,6 +17,7 @@ from libc.string cimport memchr, memcmp, memcpy, memset
 from ._common import TAG_INCOMPLETE, TAG_INVALID_UTF8, TAG_TRUNCATED
 from ._common import Batch, EventTime, Fragments, check_args
 from . import _pyparser
+from ._multiline import parse_config as parse_multiline
 from ._formats import (FAR_PAST, FMT_PLAIN, FMT_PROGRAM, MAX_MATCH_BYTES, MODE_FIRST, MODE_LAZY,
                        MODE_LEVEL, MODE_TIME, OP_CAP, OP_END, OP_LIT, OP_OPT, OP_OPTEND, OP_WS,
                        compile_format, zone_table)
@@ -896,7 +897,7 @@ cdef class Parser:
 
     def __init__(self, *, input_id, path, host_name, id_prefix, index_pattern,
                  start_offset=0, max_line_bytes=1048576, format="plain", timezone=None,
-                 json_root=False):
+                 json_root=False, multiline="none"):
         check_args(input_id, path, host_name, id_prefix, index_pattern, start_offset,
                    max_line_bytes, timezone)
         f = Fragments(input_id=input_id, path=path, host_name=host_name, id_prefix=id_prefix)
@@ -926,14 +927,16 @@ cdef class Parser:
         self._py = None
         self._kind = FMT_PLAIN
         fmt = compile_format(format)
-        if fmt.kind == FMT_PROGRAM:
+        ml = parse_multiline(multiline)
+        if ml is None and fmt.kind == FMT_PROGRAM:
             self._setup_program(fmt, timezone)
-        elif fmt.kind != FMT_PLAIN:
+        elif ml is not None or fmt.kind != FMT_PLAIN:
+            # json, logfmt and multiline grouping: the twin does them
             self._py = _pyparser.Parser(
                 input_id=input_id, path=path, host_name=host_name, id_prefix=id_prefix,
                 index_pattern=index_pattern, start_offset=start_offset,
                 max_line_bytes=max_line_bytes, format=format, timezone=timezone,
-                json_root=json_root)
+                json_root=json_root, multiline=multiline)
 
     def _setup_program(self, fmt, timezone):
         cdef int i, k
@@ -1405,6 +1408,12 @@ cdef class Parser:
                 self._busy = False
         finally:
             PyBuffer_Release(&view)
+
+    def expire(self, now_ms):
+        """See ``_pyparser.Parser.expire``: nothing is held without multiline grouping."""
+        if self._py is not None:
+            return self._py.expire(now_ms)
+        return Batch(b"", 0, b"", b"", self._offset, self._offset, 0)
 
     def flush(self, read_time_ms):
         if self._py is not None:

@@ -52,6 +52,19 @@ from ._formats import (
     days_from_civil,
     zone_table,
 )
+from ._multiline import (
+    CHAIN,
+    EXC,
+    FRAMES,
+    GROUP,
+    JAVA,
+    NORMAL,
+    Config,
+    error_fields,
+    first_state,
+    next_state,
+    parse_config,
+)
 
 __all__ = ["Batch", "Parser"]
 
@@ -563,19 +576,50 @@ def logfmt_unescape(v: bytes) -> bytes:
     return bytes(out)
 
 
+_TB_STATES = (FRAMES, EXC, CHAIN, GROUP)
+
+
+class _Group:
+    """The open multiline event: its lines (each cut at max_line_bytes) and bookkeeping."""
+
+    __slots__ = ("blanks", "cut", "incomplete", "java", "last_ms", "length", "line", "lines", "ms",
+                 "nbytes", "off", "orig", "state", "state0", "tb", "trunc")
+
+    def __init__(self, cut: bytes, length: int, off: int, ms: int, state: int, line: int,
+                 incomplete: bool, limit: int) -> None:
+        self.lines = [cut]
+        self.length = length  # the first line's full length
+        self.orig = length  # the full length of all lines joined with "\n"
+        self.trunc = length > limit  # a line was cut at max_line_bytes
+        self.cut = False  # cut by max_lines / max_bytes
+        self.nbytes = len(cut)
+        self.blanks = 0  # empty lines seen after the last line, not yet part of the event
+        self.off = off
+        self.ms = ms  # read time of the feed that brought the first line
+        self.last_ms = ms  # ... and the last one
+        self.state = self.state0 = state
+        self.tb = state in _TB_STATES
+        self.java = state == JAVA
+        self.line = line  # index of the first line among all lines consumed
+        self.incomplete = incomplete
+
+
 class Parser:
     """Turns appended log bytes into ``_bulk`` items. See the package docstring."""
 
-    __slots__ = ("_action_head", "_cap", "_doc_head", "_fmt", "_frags", "_heads_ms", "_hold",
-                 "_json_root", "_last_cr", "_max", "_offset", "_read_ms", "_skip", "_time", "_times",
-                 "_tpl", "_zone")
+    __slots__ = ("_action_head", "_cap", "_doc_head", "_fmt", "_frags", "_g", "_heads_ms", "_hold",
+                 "_json_root", "_last_cr", "_max", "_ml", "_nline", "_offset", "_read_ms", "_skip",
+                 "_time", "_times", "_tpl", "_zone")
 
     def __init__(self, *, input_id: str, path: str, host_name: str, id_prefix: str,
                  index_pattern: str, start_offset: int = 0,
                  max_line_bytes: int = 1048576, format: str = "plain",
-                 timezone: str | None = None, json_root: bool = False) -> None:
+                 timezone: str | None = None, json_root: bool = False, multiline: Any = "none") -> None:
         check_args(input_id, path, host_name, id_prefix, index_pattern, start_offset,
                    max_line_bytes, timezone)
+        self._ml: Config | None = parse_config(multiline)
+        self._g: _Group | None = None
+        self._nline = 0  # lines consumed (multiline mode)
         self._fmt: Format = compile_format(format)
         self._zone = Zone(timezone) if self._fmt.kind != FMT_PLAIN else None
         self._json_root = bool(json_root)
@@ -597,11 +641,11 @@ class Parser:
 
     @property
     def offset(self) -> int:
-        return self._offset
+        return self._offset if self._g is None else self._g.off
 
     @property
     def pending(self) -> int:
-        return len(self._hold) + self._skip
+        return self._offset - self.offset + len(self._hold) + self._skip
 
     # -- per feed -------------------------------------------------------------------
 
@@ -617,12 +661,16 @@ class Parser:
         self._tpl = (_esc(self._action_head) + b"%x" + _esc(f.action_tail + self._doc_head)
                      + b"%b" + _esc(f.log_head) + b"%d" + _esc(f.doc_tail + f.doc_end))
 
-    def _event(self, content: bytes, length: int, off: int, tags: int) -> bytes:
-        """The general event: ``content`` is the line, or its head when longer than held."""
+    def _event(self, content: bytes, length: int, off: int, tags: int, cont: bytes = b"",
+               error: bytes = b"") -> bytes:
+        """The general event: ``content`` is the line, or its head when longer than held
+        (or already cut); ``cont`` continuation lines for ``message`` ("\\n" first),
+        ``error`` the ``,"error":{...}`` fragment."""
         f = self._frags
         orig = b""
         if length > self._max:
-            content = content[:cut_point(content, self._max)]
+            if len(content) > self._max:
+                content = content[:cut_point(content, self._max)]
             tags |= TAG_TRUNCATED
             orig = f.original_length + b"%d" % length
         kind = self._fmt.kind
@@ -643,8 +691,12 @@ class Parser:
             ms, msg, log_extra, top_extra, bad = parsed
             if ms is not None:
                 action_head, doc_head = self._heads(ms)
+        if cont:
+            cj, b3 = _text(cont)
+            msg = msg[:-1] + cj[1:]
+            bad |= b3
         return b"".join((action_head, b"%x" % off, f.action_tail, doc_head,
-                         msg, f.log_head, b"%d" % off, orig, log_extra, f.doc_tail, top_extra,
+                         msg, f.log_head, b"%d" % off, orig, log_extra, f.doc_tail, error, top_extra,
                          f.tags[tags | bad], f.doc_end))
 
     def _heads(self, ms: int) -> tuple[bytes, bytes]:
@@ -785,9 +837,142 @@ class Parser:
         self._last_cr = False
         return content, raw
 
+    # -- multiline ----------------------------------------------------------------------
+
+    def _emit(self, g: _Group, items: list[tuple[bytes, int]]) -> None:
+        """Append the event of group ``g`` to ``items``."""
+        self._prepare(g.ms)
+        tags = TAG_INCOMPLETE if g.incomplete else 0
+        if g.cut:
+            tags |= TAG_TRUNCATED
+        lines = g.lines
+        if len(lines) == 1:
+            items.append((self._event(lines[0], g.length, g.off, tags), g.off))
+            return
+        error = b""
+        if g.tb or g.java:
+            typ, message, first = error_fields(lines, g.java, g.state0)
+            parts = []
+            bad = 0
+            for key, val in ((b"type", typ), (b"message", message),
+                             (b"stack_trace", b"\n".join(lines[first:]))):
+                if val is not None:
+                    j, b = _text(val)
+                    bad |= b
+                    parts.append(b'"' + key + b'":' + j)
+            error = b',"error":{' + b",".join(parts) + b"}"
+            tags |= bad
+        item = self._event(lines[0], g.orig if g.trunc else len(lines[0]), g.off, tags,
+                           b"\n" + b"\n".join(lines[1:]), error)
+        items.append((item, g.off))
+
+    def _ml_line(self, content: bytes, length: int, off: int, ms: int,
+                 items: list[tuple[bytes, int]], incomplete: bool = False) -> None:
+        """One line (without its line break; ``content`` its head when longer than held)."""
+        cfg = self._ml
+        assert cfg is not None
+        g = self._g
+        idx = self._nline
+        self._nline += 1
+        if length == 0:
+            if g is not None:
+                g.blanks += 1
+                g.last_ms = ms
+                if len(g.lines) + g.blanks >= cfg.max_lines:  # no room for another line
+                    self._emit(g, items)
+                    self._g = None
+            return
+        cut = content if length <= self._max else content[:cut_point(content, self._max)]
+        if g is not None:
+            st = next_state(cfg, g.state, cut)
+            if st >= 0:
+                if (len(g.lines) + g.blanks + 1 > cfg.max_lines
+                        or g.nbytes + g.blanks + 1 + len(cut) > cfg.max_bytes):
+                    g.cut = True
+                    self._emit(g, items)
+                    self._g = _Group(cut, length, off, ms, st, idx, incomplete, self._max)
+                    return
+                if g.blanks:
+                    g.lines.extend([b""] * g.blanks)
+                g.nbytes += g.blanks + 1 + len(cut)
+                g.orig += g.blanks + 1 + length
+                g.blanks = 0
+                g.lines.append(cut)
+                g.trunc = g.trunc or length > self._max
+                g.state = st
+                if st == JAVA:
+                    g.java = True
+                elif st != NORMAL and st in _TB_STATES:
+                    g.tb = True
+                g.last_ms = ms
+                g.incomplete = incomplete
+                return
+            self._emit(g, items)
+        self._g = _Group(cut, length, off, ms, first_state(cfg, cut), idx, incomplete, self._max)
+
+    def _ml_mark(self) -> int:
+        return self._nline if self._g is None else self._g.line
+
+    def _ml_batch(self, items: list[tuple[bytes, int]], start: int, start_line: int) -> Batch:
+        ends = array("q")
+        size = 0
+        for item, _ in items:
+            size += len(item)
+            ends.append(size)
+        offs = array("q", [o for _, o in items])
+        return Batch(b"".join(i for i, _ in items), len(items), ends.tobytes(), offs.tobytes(),
+                     start, self.offset, self._ml_mark() - start_line)
+
+    def _feed_ml(self, data: bytes, read_time_ms: int) -> Batch:
+        ms = int(read_time_ms)
+        start, start_line = self.offset, self._ml_mark()
+        items: list[tuple[bytes, int]] = []
+        off = self._offset
+        pos = 0
+        if self._hold or self._skip:
+            nl = data.find(b"\n")
+            if nl < 0:
+                self._hold_more(data)
+                return Batch(b"", 0, b"", b"", start, start, 0)
+            self._hold_more(data[:nl])
+            cr = self._last_cr
+            content, raw = self._take_held()
+            length = raw - cr
+            self._ml_line(content[:length], length, off, ms, items)
+            off += raw + 1
+            pos = nl + 1
+        last = data.rfind(b"\n")
+        if last >= pos:
+            for line in data[pos:last].split(b"\n"):
+                nxt = off + len(line) + 1
+                if line.endswith(b"\r"):
+                    line = line[:-1]
+                self._ml_line(line, len(line), off, ms, items)
+                off = nxt
+            pos = last + 1
+        if pos < len(data):
+            self._hold_more(data[pos:])
+        self._offset = off
+        return self._ml_batch(items, start, start_line)
+
+    def expire(self, now_ms: int) -> Batch:
+        """Emit the open multiline event if its last line arrived ``timeout_ms`` or more
+        before ``now_ms`` (read times as passed to ``feed``); else an empty batch."""
+        start = self.offset
+        g = self._g
+        if g is None or self._ml is None or int(now_ms) - g.last_ms < self._ml.timeout_ms:
+            return Batch(b"", 0, b"", b"", start, start, 0)
+        start_line = self._ml_mark()
+        items: list[tuple[bytes, int]] = []
+        self._emit(g, items)
+        self._g = None
+        return self._ml_batch(items, start, start_line)
+
     def feed(self, data: Any, read_time_ms: int) -> Batch:
         if not isinstance(data, bytes):
             data = memoryview(data).tobytes()
+        if self._ml is not None:
+            return self._feed_ml(data, read_time_ms)
         self._prepare(read_time_ms)
         start = off = self._offset
         out: list[bytes] = []
@@ -864,6 +1049,17 @@ class Parser:
         return Batch(b"".join(out), len(ends), ends.tobytes(), offs.tobytes(), start, off, lines)
 
     def flush(self, read_time_ms: int) -> Batch:
+        if self._ml is not None:
+            start, start_line = self.offset, self._ml_mark()
+            items: list[tuple[bytes, int]] = []
+            if self._hold or self._skip:
+                content, raw = self._take_held()
+                self._ml_line(content, raw, self._offset, int(read_time_ms), items, True)
+                self._offset += raw
+            if self._g is not None:
+                self._emit(self._g, items)
+                self._g = None
+            return self._ml_batch(items, start, start_line)
         start = self._offset
         if not (self._hold or self._skip):
             return Batch(b"", 0, b"", b"", start, start, 0)
