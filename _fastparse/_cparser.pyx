@@ -18,6 +18,8 @@ from ._common import TAG_INCOMPLETE, TAG_INVALID_UTF8, TAG_TRUNCATED
 from ._common import Batch, EventTime, Fragments, check_args
 from . import _pyparser
 from ._multiline import parse_config as parse_multiline
+from ._multiline import (CHAIN as ML_CHAIN, CHAIN_PHRASES, EG_HEADER, EXC as ML_EXC, FRAMES as ML_FRAMES,
+                         GROUP as ML_GROUP, JAVA as ML_JAVA, NORMAL as ML_NORMAL, TB_HEADER)
 from ._formats import (FAR_PAST, FMT_PLAIN, FMT_PROGRAM, MAX_MATCH_BYTES, MODE_FIRST, MODE_LAZY,
                        MODE_LEVEL, MODE_TIME, OP_CAP, OP_END, OP_LIT, OP_OPT, OP_OPTEND, OP_WS,
                        compile_format, zone_table)
@@ -834,6 +836,208 @@ cdef inline void put2(char* out, int64_t v) noexcept nogil:
 
 # ---------------------------------------------------------------------------------------
 
+# -- multiline (mirror of ``_multiline``) -----------------------------------------------
+
+cdef enum:
+    _ML_NORMAL = 0
+    _ML_FRAMES = 1
+    _ML_EXC = 2
+    _ML_CHAIN = 3
+    _ML_GROUP = 4
+    _ML_JAVA = 5
+
+assert (ML_NORMAL, ML_FRAMES, ML_EXC, ML_CHAIN, ML_GROUP, ML_JAVA) == (0, 1, 2, 3, 4, 5)
+
+cdef const char* _TB_HEADER = b"Traceback (most recent call last):"
+cdef Py_ssize_t _TB_HEADER_N = 34
+cdef const char* _EG_HEADER = b"  + Exception Group Traceback (most recent call last):"
+cdef Py_ssize_t _EG_HEADER_N = 54
+cdef const char* _CHAIN1 = b"During handling of the above exception, another exception occurred:"
+cdef Py_ssize_t _CHAIN1_N = 67
+cdef const char* _CHAIN2 = b"The above exception was the direct cause of the following exception:"
+cdef Py_ssize_t _CHAIN2_N = 68
+
+assert (_TB_HEADER[:_TB_HEADER_N], _EG_HEADER[:_EG_HEADER_N], _CHAIN1[:_CHAIN1_N], _CHAIN2[:_CHAIN2_N]) \
+    == (TB_HEADER, EG_HEADER, *CHAIN_PHRASES)
+
+
+cdef inline bint eq(const uint8_t* s, Py_ssize_t n, const char* lit, Py_ssize_t ln) noexcept nogil:
+    return n == ln and memcmp(s, lit, n) == 0
+
+
+cdef inline bint is_chain(const uint8_t* s, Py_ssize_t n) noexcept nogil:
+    return eq(s, n, _CHAIN1, _CHAIN1_N) or eq(s, n, _CHAIN2, _CHAIN2_N)
+
+
+cdef inline bint indented(const uint8_t* s) noexcept nogil:
+    return s[0] == 32 or s[0] == 9
+
+
+cdef int ml_first_state(const uint8_t* s, Py_ssize_t n) noexcept nogil:
+    if eq(s, n, _TB_HEADER, _TB_HEADER_N):
+        return _ML_FRAMES
+    if eq(s, n, _EG_HEADER, _EG_HEADER_N):
+        return _ML_GROUP
+    return _ML_NORMAL
+
+
+cdef int ml_next_state(int state, const uint8_t* s, Py_ssize_t n) noexcept nogil:
+    """``_multiline.next_state`` of the built-in rules; ``n`` > 0."""
+    if state == _ML_NORMAL:
+        if eq(s, n, _TB_HEADER, _TB_HEADER_N):
+            return _ML_FRAMES
+        if eq(s, n, _EG_HEADER, _EG_HEADER_N):
+            return _ML_GROUP
+        if n >= 4 and memcmp(s, b"\tat ", 4) == 0:
+            return _ML_JAVA
+        return -1
+    if state == _ML_FRAMES:
+        return _ML_FRAMES if indented(s) else _ML_EXC
+    if state == _ML_EXC:
+        if indented(s):
+            return _ML_EXC
+        return _ML_CHAIN if is_chain(s, n) else -1
+    if state == _ML_CHAIN:
+        if eq(s, n, _TB_HEADER, _TB_HEADER_N):
+            return _ML_FRAMES
+        if eq(s, n, _EG_HEADER, _EG_HEADER_N):
+            return _ML_GROUP
+        return -1
+    if state == _ML_GROUP:
+        if is_chain(s, n):
+            return _ML_CHAIN
+        return _ML_GROUP if indented(s) else -1
+    if state == _ML_JAVA:
+        if s[0] == 9 or (n >= 11 and memcmp(s, b"Caused by: ", 11) == 0):
+            return _ML_JAVA
+        return -1
+    return -1
+
+
+cdef inline bint name_char(uint8_t c) noexcept nogil:
+    return is_alpha(c) or is_digit(c) or c == 95 or c == 36 or c == 46
+
+
+cdef inline bint is_space(uint8_t c) noexcept nogil:
+    return c == 32 or (c >= 9 and c <= 13)
+
+
+cdef void ml_error_fields(const uint8_t* s, Py_ssize_t n, bint java, int state0,
+                          Py_ssize_t* out) noexcept nogil:
+    """``_multiline.error_fields`` over the event's lines joined with "\\n" (``s[:n]``).
+    ``out``: type start, end (-1: none), message start, end (-1: none), stack trace start."""
+    cdef Py_ssize_t i, j, k, a, e, ls, le, first, exc_a = -1, exc_b = -1
+    cdef int state
+    cdef bint found = False, seg_ok, in_exc = False
+    cdef uint8_t c
+    out[0] = out[1] = out[2] = out[3] = -1
+    out[4] = 0
+    if java:
+        le = n
+        for i in range(n):
+            if s[i] == 10:
+                le = i
+                break
+        for i in range(le):
+            if i > 0:
+                c = s[i - 1]
+                if not (is_space(c) or c == 34 or c == 39 or c == 40):
+                    continue
+            j = i
+            while j < le and name_char(s[j]):
+                j += 1
+            if j < le and s[j] != 58:
+                continue
+            # a dotted name: segments [A-Za-z_$][\w$]*, at least two
+            seg_ok = True
+            k = i
+            a = 0
+            while True:
+                if k >= j or not (is_alpha(s[k]) or s[k] == 95 or s[k] == 36):
+                    seg_ok = False
+                    break
+                k += 1
+                while k < j and s[k] != 46:
+                    k += 1
+                a += 1
+                if k >= j:
+                    break
+                k += 1  # the dot
+            if not seg_ok or a < 2:
+                continue
+            out[0] = i
+            out[1] = j
+            if j < le:
+                j += 1
+                while j < le and is_space(s[j]):
+                    j += 1
+            out[2] = j
+            out[3] = le
+            return
+        return
+    first = -1 if state0 == _ML_NORMAL else 0
+    state = state0
+    ls = 0
+    while ls <= n:
+        le = ls
+        while le < n and s[le] != 10:
+            le += 1
+        if le > ls:
+            if state == _ML_NORMAL or state == _ML_CHAIN:
+                if eq(s + ls, le - ls, _TB_HEADER, _TB_HEADER_N):
+                    state = _ML_FRAMES
+                elif eq(s + ls, le - ls, _EG_HEADER, _EG_HEADER_N):
+                    state = _ML_GROUP
+                    exc_a = -1
+                    found = False
+                if first < 0 and state != _ML_NORMAL:
+                    first = ls
+            elif state == _ML_FRAMES:
+                if not indented(s + ls):
+                    state = _ML_EXC
+                    exc_a = ls
+                    exc_b = le
+                    in_exc = True
+            elif state == _ML_EXC:
+                if is_chain(s + ls, le - ls):
+                    state = _ML_CHAIN
+                    in_exc = False
+                elif in_exc:
+                    exc_b = le
+            elif state == _ML_GROUP:
+                if is_chain(s + ls, le - ls):
+                    state = _ML_CHAIN
+                elif (not found and le - ls > 4 and memcmp(s + ls, b"  | ", 4) == 0
+                      and s[ls + 4] != 32 and s[ls + 4] != 9):
+                    found = True
+                    exc_a = ls + 4
+                    exc_b = le
+        else:
+            in_exc = False
+        ls = le + 1
+    out[4] = first if first > 0 else 0
+    if exc_a < 0:
+        return
+    # fullmatch of ([A-Za-z_][\w.]*)(?:: ?(.*))? over s[exc_a:exc_b]
+    j = exc_a
+    if is_alpha(s[j]) or s[j] == 95:
+        j += 1
+        while j < exc_b and (is_alpha(s[j]) or is_digit(s[j]) or s[j] == 95 or s[j] == 46):
+            j += 1
+        if j == exc_b or s[j] == 58:
+            out[0] = exc_a
+            out[1] = j
+            if j < exc_b:
+                j += 1
+                if j < exc_b and s[j] == 32:
+                    j += 1
+            out[2] = j
+            out[3] = exc_b
+            return
+    out[2] = exc_a
+    out[3] = exc_b
+
+
 cdef class Parser:
     """Turns appended log bytes into ``_bulk`` items. See the package docstring."""
 
@@ -878,6 +1082,21 @@ cdef class Parser:
     cdef bytes _idx_obj
     cdef Frag _idx, _action_open, _id_sep, _doc_open, _msg_key
 
+    # multiline (built-in rules; start patterns go to the twin)
+    cdef bint _mlon, _g_open, _g_trunc, _g_cut, _g_tb, _g_java, _g_incomplete
+    cdef int64_t _ml_max_lines, _ml_max_bytes, _ml_timeout
+    cdef Buf _g  # the open event's lines (each cut at max_line_bytes) joined with "\n"
+    cdef Py_ssize_t _g_first  # bytes of its first line
+    cdef int64_t _g_nlines, _g_blanks, _g_off, _g_length, _g_orig, _g_line, _g_ms, _g_last_ms
+    cdef int _g_state, _g_state0
+    cdef int64_t _nline, _start_line
+    cdef bytes _gaction_obj, _gdoc_obj
+    cdef Frag _gaction_head, _gdoc_head  # heads for the open event's read time
+    cdef int64_t _gheads_ms
+    cdef const uint8_t* _cont_p  # the event being written: continuation lines, error fragment
+    cdef Py_ssize_t _cont_n
+    cdef Buf _err
+
     # per-feed output
     cdef Buf _out
     cdef int64_t* _ends
@@ -892,6 +1111,9 @@ cdef class Parser:
         self._memo = NULL
         self._hold = NULL
         self._out.data = NULL
+        self._g.data = NULL
+        self._err.data = NULL
+        self._gheads_ms = -1
         self._ends = NULL
         self._offs = NULL
 
@@ -928,6 +1150,12 @@ cdef class Parser:
         self._kind = FMT_PLAIN
         fmt = compile_format(format)
         ml = parse_multiline(multiline)
+        if ml is not None and ml.start is None and fmt.kind in (FMT_PLAIN, FMT_PROGRAM):
+            self._mlon = True
+            self._ml_max_lines = ml.max_lines
+            self._ml_max_bytes = ml.max_bytes
+            self._ml_timeout = ml.timeout_ms
+            ml = None
         if ml is None and fmt.kind == FMT_PROGRAM:
             self._setup_program(fmt, timezone)
         elif ml is not None or fmt.kind != FMT_PLAIN:
@@ -1128,7 +1356,7 @@ cdef class Parser:
                 if self._set_index(ms) < 0:
                     return -1
         if buf_reserve(b, self._fixed + self._action_head.n + self._doc_head.n + self._idx.n + 96
-                       + 18 * n + self._plan_fixed) < 0:
+                       + 18 * n + self._plan_fixed + 6 * self._cont_n + self._err.len) < 0:
             return -1
         if self._reserve_items() < 0:
             return -1
@@ -1155,11 +1383,13 @@ cdef class Parser:
                 b.len += escape_msg(s + a, self._vals[2 * self._msg_slot + 1] - a, b.data + b.len, &tags)
         else:
             b.len += escape_msg(s, n, b.data + b.len, &tags)
+        if self._cont_n:
+            b.len += escape_msg(self._cont_p, self._cont_n, b.data + b.len, &tags)
         b.data[b.len] = b'"'
         b.len += 1
         buf_put(b, self._log_head.p, self._log_head.n)
         b.len += put_dec(b.data + b.len, <uint64_t>off)
-        if tags & _TRUNCATED:
+        if length > self._max:
             buf_put(b, self._original_length.p, self._original_length.n)
             b.len += put_dec(b.data + b.len, <uint64_t>length)
         for i in range(self._nlog):
@@ -1167,6 +1397,8 @@ cdef class Parser:
             self._put_value(s, self._plan_slot[i], self._plan_kind[i], &tags)
         buf_put(b, self._log_suffix.p, self._log_suffix.n)
         buf_put(b, self._doc_tail.p, self._doc_tail.n)
+        if self._err.len:
+            buf_put(b, self._err.data, self._err.len)
         for i in range(self._nlog, self._nlog + self._ntop):
             buf_put(b, self._plan_pre[i].p, self._plan_pre[i].n)
             self._put_value(s, self._plan_slot[i], self._plan_kind[i], &tags)
@@ -1185,6 +1417,8 @@ cdef class Parser:
         free(self._memo)
         free(self._hold)
         buf_free(&self._out)
+        buf_free(&self._g)
+        buf_free(&self._err)
         free(self._ends)
         free(self._offs)
 
@@ -1192,13 +1426,16 @@ cdef class Parser:
     def offset(self):
         if self._py is not None:
             return self._py.offset
-        return self._offset
+        return self._g_off if self._g_open else self._offset
 
     @property
     def pending(self):
         if self._py is not None:
             return self._py.pending
-        return self._hold_len + self._skip
+        return self._offset - (self._g_off if self._g_open else self._offset) + self._hold_len + self._skip
+
+    cdef inline int64_t _mark(self) noexcept nogil:
+        return self._g_line if self._g_open else self._nline
 
     # -- per feed -------------------------------------------------------------------
 
@@ -1213,6 +1450,17 @@ cdef class Parser:
         self._action_head = frag_of(ah)
         self._doc_head = frag_of(dh)
         self._times = times
+
+    cdef _prepare_group(self, read_time_ms):
+        """Heads for the open event's read time (when another feed brought it), then for this one."""
+        if self._g_open and self._g_ms != read_time_ms and self._gheads_ms != self._g_ms:
+            ah, dh = self._frags_obj.heads(*self._time.get(self._g_ms))
+            self._gaction_obj = ah
+            self._gdoc_obj = dh
+            self._gaction_head = frag_of(ah)
+            self._gdoc_head = frag_of(dh)
+            self._gheads_ms = self._g_ms
+        self._prepare(read_time_ms)
 
     cdef int _reserve_items(self) noexcept nogil:
         cdef Py_ssize_t cap
@@ -1240,7 +1488,8 @@ cdef class Parser:
         cdef Buf* b = &self._out
         cdef int r
         if length > self._max:
-            n = cut_point(s, avail, self._max)
+            if avail > self._max:
+                n = cut_point(s, avail, self._max)
             tags |= _TRUNCATED
         if self._kind == 1:
             r = self._prog_event(s, n, length, off, tags)
@@ -1248,7 +1497,8 @@ cdef class Parser:
                 return r
             if not self._untagged_miss:
                 tags |= _PARSE_ERROR
-        if buf_reserve(b, self._fixed + self._action_head.n + self._doc_head.n + 6 * n) < 0:
+        if buf_reserve(b, self._fixed + self._action_head.n + self._doc_head.n + 6 * n
+                       + 6 * self._cont_n + self._err.len) < 0:
             return -1
         if self._reserve_items() < 0:
             return -1
@@ -1260,14 +1510,18 @@ cdef class Parser:
         b.data[b.len] = b'"'
         b.len += 1
         b.len += escape_msg(s, n, b.data + b.len, &tags)
+        if self._cont_n:
+            b.len += escape_msg(self._cont_p, self._cont_n, b.data + b.len, &tags)
         b.data[b.len] = b'"'
         b.len += 1
         buf_put(b, self._log_head.p, self._log_head.n)
         b.len += put_dec(b.data + b.len, <uint64_t>off)
-        if tags & _TRUNCATED:
+        if length > self._max:
             buf_put(b, self._original_length.p, self._original_length.n)
             b.len += put_dec(b.data + b.len, <uint64_t>length)
         buf_put(b, self._doc_tail.p, self._doc_tail.n)
+        if self._err.len:
+            buf_put(b, self._err.data, self._err.len)
         if tags:
             buf_put(b, self._tags[tags].p, self._tags[tags].n)
         buf_put(b, self._doc_end.p, self._doc_end.n)
@@ -1316,6 +1570,145 @@ cdef class Parser:
             self._hold = NULL
             self._hold_alloc = 0
 
+    # -- multiline --------------------------------------------------------------------
+
+    cdef int _err_part(self, const char* key, Py_ssize_t kn, const uint8_t* s, Py_ssize_t n,
+                       int* tags) noexcept nogil:
+        """Append ``"key":"<s escaped>"`` to the error fragment, after a comma unless first."""
+        cdef Buf* e = &self._err
+        if buf_reserve(e, kn + 8 + 6 * n) < 0:
+            return -1
+        if e.data[e.len - 1] != b'{':
+            e.data[e.len] = b','
+            e.len += 1
+        buf_put(e, key, kn)
+        e.data[e.len] = b'"'
+        e.len += 1
+        e.len += escape_msg(s, n, e.data + e.len, tags)
+        e.data[e.len] = b'"'
+        e.len += 1
+        return 0
+
+    cdef int _emit(self) noexcept nogil:
+        """Write the open event and close it."""
+        cdef int tags = _INCOMPLETE if self._g_incomplete else 0
+        cdef int r
+        cdef Py_ssize_t f[5]
+        cdef const uint8_t* s = <const uint8_t*>self._g.data
+        cdef Frag ah, dh
+        cdef int64_t read_ms = self._read_ms
+        cdef bint swap = self._g_ms != self._read_ms
+        if self._g_cut:
+            tags |= _TRUNCATED
+        self._g_open = False
+        if swap:  # brought by an earlier feed: its read time
+            ah = self._action_head
+            dh = self._doc_head
+            self._action_head = self._gaction_head
+            self._doc_head = self._gdoc_head
+            self._read_ms = self._g_ms
+        if self._g_nlines == 1:
+            r = self._event(s, self._g_first, self._g_length, self._g_off, tags)
+        else:
+            self._err.len = 0
+            if self._g_tb or self._g_java:
+                ml_error_fields(s, self._g.len, self._g_java, self._g_state0, f)
+                if buf_reserve(&self._err, 12) < 0:
+                    return -1
+                buf_put(&self._err, ',"error":{', 10)
+                r = 0
+                if f[0] >= 0:
+                    r |= self._err_part('"type":', 7, s + f[0], f[1] - f[0], &tags)
+                if f[2] >= 0:
+                    r |= self._err_part('"message":', 10, s + f[2], f[3] - f[2], &tags)
+                r |= self._err_part('"stack_trace":', 14, s + f[4], self._g.len - f[4], &tags)
+                if r < 0 or buf_reserve(&self._err, 2) < 0:
+                    return -1
+                self._err.data[self._err.len] = b'}'
+                self._err.len += 1
+            self._cont_p = s + self._g_first
+            self._cont_n = self._g.len - self._g_first
+            r = self._event(s, self._g_first, self._g_orig if self._g_trunc else self._g_first,
+                            self._g_off, tags)
+            self._cont_n = 0
+            self._err.len = 0
+        if swap:
+            self._action_head = ah
+            self._doc_head = dh
+            self._read_ms = read_ms
+        if self._g.cap > _KEEP_HOLD:
+            buf_free(&self._g)
+        self._g.len = 0
+        return r
+
+    cdef int _open(self, const uint8_t* s, Py_ssize_t n, int64_t length, int64_t off, int state,
+                   int64_t idx, bint incomplete) noexcept nogil:
+        self._g.len = 0
+        if buf_reserve(&self._g, n + 1) < 0:
+            return -1
+        buf_put(&self._g, <const char*>s, n)
+        self._g_open = True
+        self._g_first = n
+        self._g_nlines = 1
+        self._g_blanks = 0
+        self._g_off = off
+        self._g_length = self._g_orig = length
+        self._g_trunc = length > self._max
+        self._g_cut = False
+        self._g_ms = self._g_last_ms = self._read_ms
+        self._g_state = self._g_state0 = state
+        self._g_tb = state == _ML_FRAMES or state == _ML_EXC or state == _ML_CHAIN or state == _ML_GROUP
+        self._g_java = state == _ML_JAVA
+        self._g_line = idx
+        self._g_incomplete = incomplete
+        return 0
+
+    cdef int _ml_line(self, const uint8_t* s, Py_ssize_t avail, int64_t length, int64_t off,
+                      bint incomplete) noexcept nogil:
+        """``_pyparser.Parser._ml_line``: one line, ``s[:avail]`` it or its head."""
+        cdef int64_t idx = self._nline
+        cdef Py_ssize_t n
+        cdef int st
+        self._nline += 1
+        if length == 0:
+            if self._g_open:
+                self._g_blanks += 1
+                self._g_last_ms = self._read_ms
+                if self._g_nlines + self._g_blanks >= self._ml_max_lines:
+                    return self._emit()
+            return 0
+        n = length if length <= self._max else cut_point(s, avail, self._max)
+        if self._g_open:
+            st = ml_next_state(self._g_state, s, n)
+            if st >= 0:
+                if (self._g_nlines + self._g_blanks + 1 > self._ml_max_lines
+                        or self._g.len + self._g_blanks + 1 + n > self._ml_max_bytes):
+                    self._g_cut = True
+                    if self._emit() < 0:
+                        return -1
+                    return self._open(s, n, length, off, st, idx, incomplete)
+                if buf_reserve(&self._g, self._g_blanks + 1 + n) < 0:
+                    return -1
+                memset(self._g.data + self._g.len, 10, self._g_blanks + 1)
+                self._g.len += self._g_blanks + 1
+                buf_put(&self._g, <const char*>s, n)
+                self._g_orig += self._g_blanks + 1 + length
+                self._g_nlines += self._g_blanks + 1
+                self._g_blanks = 0
+                if length > self._max:
+                    self._g_trunc = True
+                self._g_state = st
+                if st == _ML_JAVA:
+                    self._g_java = True
+                elif st != _ML_NORMAL:
+                    self._g_tb = True
+                self._g_last_ms = self._read_ms
+                self._g_incomplete = incomplete
+                return 0
+            if self._emit() < 0:
+                return -1
+        return self._open(s, n, length, off, ml_first_state(s, n), idx, incomplete)
+
     cdef int _scan(self, const uint8_t* p, Py_ssize_t n) noexcept nogil:
         cdef const uint8_t* end = p + n
         cdef const uint8_t* nl
@@ -1332,7 +1725,11 @@ cdef class Parser:
             held = self._hold_len
             raw = held + self._skip
             length = raw - self._last_cr
-            if length:
+            if self._mlon:
+                if self._ml_line(<const uint8_t*>self._hold, held if held < length else length,
+                                 length, off, False) < 0:
+                    return -1
+            elif length:
                 if self._event(<const uint8_t*>self._hold, held if held < length else length,
                                length, off, 0) < 0:
                     return -1
@@ -1350,7 +1747,11 @@ cdef class Parser:
             length = raw
             if length and p[length - 1] == 13:
                 length -= 1
-            if length:
+            if self._mlon:
+                if self._ml_line(p, length, length, off, False) < 0:
+                    self._offset = off
+                    return -1
+            elif length:
                 if self._event(p, length, length, off, 0) < 0:
                     self._offset = off
                     return -1
@@ -1369,8 +1770,13 @@ cdef class Parser:
         self._out.len = 0
         self._count = 0
         self._lines = 0
+        self._cont_n = 0
+        self._err.len = 0
+        self._start_line = self._mark()
 
     cdef object _batch(self, int64_t start):
+        if self._mlon:
+            self._lines = self._mark() - self._start_line
         body = PyBytes_FromStringAndSize(self._out.data, self._out.len)
         ends = PyBytes_FromStringAndSize(<char*>self._ends, self._count * 8)
         offs = PyBytes_FromStringAndSize(<char*>self._offs, self._count * 8)
@@ -1382,21 +1788,25 @@ cdef class Parser:
             self._ends = NULL
             self._offs = NULL
             self._items_cap = 0
-        return Batch(body, self._count, ends, offs, start, self._offset, self._lines)
+        return Batch(body, self._count, ends, offs, start,
+                     self._g_off if self._g_open else self._offset, self._lines)
 
     def feed(self, data, read_time_ms):
         if self._py is not None:
             return self._py.feed(data, read_time_ms)
         cdef Py_buffer view
         cdef int rc
-        cdef int64_t start = self._offset
+        cdef int64_t start = self._g_off if self._g_open else self._offset
         try:
             PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         except BufferError:  # e.g. a non-contiguous memoryview
             data = memoryview(data).tobytes()
             PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         try:
-            self._prepare(read_time_ms)
+            if self._mlon:
+                self._prepare_group(read_time_ms)
+            else:
+                self._prepare(read_time_ms)
             self._start()
             try:
                 with nogil:
@@ -1410,14 +1820,26 @@ cdef class Parser:
             PyBuffer_Release(&view)
 
     def expire(self, now_ms):
-        """See ``_pyparser.Parser.expire``: nothing is held without multiline grouping."""
+        """See ``_pyparser.Parser.expire``."""
         if self._py is not None:
             return self._py.expire(now_ms)
-        return Batch(b"", 0, b"", b"", self._offset, self._offset, 0)
+        cdef int64_t start = self._g_off if self._g_open else self._offset
+        if not self._g_open or now_ms - self._g_last_ms < self._ml_timeout:
+            return Batch(b"", 0, b"", b"", start, start, 0)
+        self._prepare(self._g_ms)
+        self._start()
+        try:
+            if self._emit() < 0:
+                raise MemoryError()
+            return self._batch(start)
+        finally:
+            self._busy = False
 
     def flush(self, read_time_ms):
         if self._py is not None:
             return self._py.flush(read_time_ms)
+        if self._mlon:
+            return self._flush_ml(read_time_ms)
         cdef int64_t start = self._offset
         cdef int64_t raw = self._hold_len + self._skip
         if raw == 0:
@@ -1431,6 +1853,23 @@ cdef class Parser:
             self._offset = start + raw
             self._lines = 1
             self._drop_held()
+            return self._batch(start)
+        finally:
+            self._busy = False
+
+    cdef _flush_ml(self, read_time_ms):
+        cdef int64_t start = self._g_off if self._g_open else self._offset
+        cdef int64_t raw = self._hold_len + self._skip
+        self._prepare_group(read_time_ms)
+        self._start()
+        try:
+            if raw:
+                if self._ml_line(<const uint8_t*>self._hold, self._hold_len, raw, self._offset, True) < 0:
+                    raise MemoryError()
+                self._offset += raw
+                self._drop_held()
+            if self._g_open and self._emit() < 0:
+                raise MemoryError()
             return self._batch(start)
         finally:
             self._busy = False

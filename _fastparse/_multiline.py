@@ -1,8 +1,9 @@
 """Multiline grouping: the configuration and the line classifier (see the package docstring).
 
-Used by the pure-Python twin; the compiled parser hands inputs with multiline grouping
-to the twin for now. Everything here works on one line at a time (without its line
-break), so grouping never depends on how the file was chunked.
+Used by the pure-Python twin; ``_cparser.pyx`` mirrors ``first_state``, ``next_state``
+and ``error_fields`` for the built-in rules (start patterns stay in the twin). Everything
+here works on one line at a time (without its line break), so grouping never depends on
+how the file was chunked.
 """
 
 from __future__ import annotations

@@ -13,8 +13,10 @@ With ``--format python`` the parsers run the ``python`` format (fields, @timesta
 the line); ``--format hdfs`` runs the LogHub HDFS template over the HDFS sample repeated
 to N lines (needs ../shared/corpora/loghub; the naive loop uses the equivalent regex).
 
+With ``--multiline auto`` (or ``none``, the default) the parsers group tracebacks.
+
     python benchmarks/bench_parse.py [-n 1000000] [--format plain|python|hdfs] [--chunk 262144]
-                                     [--repeat 3] [--json]
+                                     [--multiline none|auto] [--repeat 3] [--json]
 """
 
 from __future__ import annotations
@@ -198,11 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", action="append", choices=["cython", "python", "naive"])
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     ap.add_argument("--format", choices=sorted(FORMAT), default="plain", help="the parsers' format")
+    ap.add_argument("--multiline", choices=["none", "auto"], default="none", help="the parsers' grouping")
     args = ap.parse_args(argv)
 
     global NAIVE_RE
     EXTRA.clear()
-    EXTRA.update(format=FORMAT[args.format], timezone="UTC")
+    EXTRA.update(format=FORMAT[args.format], timezone="UTC", multiline=args.multiline)
     if args.format == "hdfs":
         NAIVE_RE = HDFS_RE
         data = generate_hdfs(args.lines)
@@ -227,13 +230,15 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = {"seconds": round(secs, 4), "lines_per_s": round(nlines / secs),
                          "mb_per_s": round(len(data) / secs / 1e6, 1), "events": events,
                          "body_bytes": body}
-    report = {"format": args.format, "lines": nlines, "input_bytes": len(data), "chunk": args.chunk,
+    report = {"format": args.format, "multiline": args.multiline, "lines": nlines, "input_bytes": len(data),
+              "chunk": args.chunk,
               "repeat": args.repeat, "python": platform.python_version(),
               "machine": platform.machine(), "cpus": os.cpu_count(), "results": results}
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"format {args.format}: {nlines:,} lines, {len(data) / 1e6:.1f} MB input, {args.chunk // 1024} KiB feeds, "
+    print(f"format {args.format}, multiline {args.multiline}: {nlines:,} lines, {len(data) / 1e6:.1f} MB input, "
+          f"{args.chunk // 1024} KiB feeds, "
           f"best of {args.repeat}")
     print(f"{'parser':<8} {'seconds':>8} {'lines/s':>12} {'MB/s':>8} {'events':>10} "
           f"{'body MB':>8} {'vs naive':>8}")

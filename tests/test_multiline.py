@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import time
 import traceback
 from types import ModuleType
 from typing import Any
@@ -353,13 +354,33 @@ def test_restart_from_end_offset_replays_the_same(impl: ModuleType, data: bytes,
 @needs_both
 @SETTINGS
 @given(data=PIECES, cuts=st.lists(st.integers(0, 2000), max_size=6), cfg=CONFIGS,
-       fmt=st.sampled_from(["plain", "python", "logfmt"]))
-def test_cython_equals_python(data: bytes, cuts: list[int], cfg: Any, fmt: str) -> None:
-    ps = [make(m, multiline=cfg, format=fmt, timezone="UTC") for m in (CPARSER, _pyparser)]
+       fmt=st.sampled_from(["plain", "python", "logfmt", "<Date> <Time> <Level> <Content>"]),
+       max_line=st.sampled_from([1048576, 30, 7]))
+def test_cython_equals_python(data: bytes, cuts: list[int], cfg: Any, fmt: str, max_line: int) -> None:
+    """Built-in rules run in C (plain and program formats), start patterns in the twin."""
+    ps = [make(m, multiline=cfg, format=fmt, timezone="Europe/Berlin", max_line_bytes=max_line)
+          for m in (CPARSER, _pyparser)]
     for i, c in enumerate(split_at(data, cuts)):
-        bc, bp = (p.feed(c, T0 + i * 1000) for p in ps)
+        t = T0 + i * 86400_000 * 40  # a new index and year inference per feed
+        bc, bp = (p.feed(c, t) for p in ps)
         assert {k: getattr(bc, k) for k in bc.__slots__} == {k: getattr(bp, k) for k in bp.__slots__}
         assert (ps[0].offset, ps[0].pending) == (ps[1].offset, ps[1].pending)
-        ec, ep = (p.expire(T0 + i * 1000 + 1500) for p in ps)
-        assert (ec.body, ec.end_offset, ec.lines) == (ep.body, ep.end_offset, ep.lines)
-    assert ps[0].flush(T0).body == ps[1].flush(T0).body
+        if i % 2:
+            ec, ep = (p.expire(t + 2000) for p in ps)
+            assert {k: getattr(ec, k) for k in ec.__slots__} == {k: getattr(ep, k) for k in ep.__slots__}
+    fc, fp = (p.flush(T0 + 86400_000 * 400) for p in ps)
+    assert {k: getattr(fc, k) for k in fc.__slots__} == {k: getattr(fp, k) for k in fp.__slots__}
+
+
+@needs_both
+def test_compiled_parser_groups_in_c() -> None:
+    """Built-in rules do not go through the twin (its speed would be the agent's)."""
+    tb = _tb(_oom).encode()
+    data = (LOG1 + b"\n" + tb + LOG2 + b"\n") * 2000
+    took = []
+    for m in (CPARSER, _pyparser):
+        p = make(m, multiline="auto", format="python")
+        t = time.perf_counter()
+        assert p.feed(data, T0).count == 3999
+        took.append(time.perf_counter() - t)
+    assert took[0] * 5 < took[1]
