@@ -168,6 +168,27 @@ def test_java(impl: ModuleType) -> None:
     assert ds[1]["message"] == "next line"
 
 
+def test_syntax_error_and_column_zero_message_lines(impl: ModuleType) -> None:
+    tb = _tb(lambda: compile("x = (\n", "cfg.py", "exec")).rstrip("\n").encode()
+    assert b"    ^" in tb and tb.splitlines()[-1].startswith(b"SyntaxError: ")
+    ds = collect(impl, [LOG1 + b"\n" + tb + b"\n" + LOG2 + b"\n"])
+    assert len(ds) == 2 and ds[0]["error"]["type"] == "SyntaxError"
+    # a message going on at column 0 after the exception line is not part of the event
+    tb = _tb(lambda: (_ for _ in ()).throw(ValueError("line one\nline two"))).rstrip("\n").encode()
+    ds = collect(impl, [LOG1 + b"\n" + tb + b"\n"])
+    assert [d["message"].split("\n")[-1] for d in ds] == ["ValueError: line one", "line two"]
+    assert ds[0]["error"]["message"] == "line one"
+
+
+def test_java_suppressed_and_message_on_its_own_line(impl: ModuleType) -> None:
+    java = (b"java.lang.RuntimeException: outer\n\tat A.b(A.java:1)\n\tSuppressed: java.io.IOException: s\n"
+            b"\t\tat C.d(C.java:2)\n\t... 1 more\nCaused by: x.Y\n\t... 2 more\n")
+    ds = collect(impl, [b"ERROR boom\n" + java])
+    # the log line and the exception line are two events: only a line followed by a frame groups
+    assert [d["message"] for d in ds] == ["ERROR boom", java[:-1].decode()]
+    assert ds[1]["error"]["type"] == "java.lang.RuntimeException" and ds[1]["error"]["message"] == "outer"
+
+
 def test_indented_lines_alone_are_not_grouped(impl: ModuleType) -> None:
     ds = collect(impl, [b"a\n  b\n\tc\nValueError: x\n"])
     assert [d["message"] for d in ds] == ["a", "  b", "\tc", "ValueError: x"]
@@ -323,14 +344,16 @@ def test_chunking_does_not_matter(impl: ModuleType, data: bytes, cuts: list[int]
 
 
 @SETTINGS
-@given(data=DATA, max_line=st.sampled_from([1048576, 7]))
-def test_auto_without_traces_equals_none(impl: ModuleType, data: bytes, max_line: int) -> None:
+@given(data=DATA | PIECES.filter(lambda d: b"Traceback" not in d and b"\tat " not in d),
+       max_line=st.sampled_from([1048576, 7]),
+       fmt=st.sampled_from(["plain", "python", "<Date> <Time> <Level> <Content>", "logfmt"]))
+def test_auto_without_traces_equals_none(impl: ModuleType, data: bytes, max_line: int, fmt: str) -> None:
     lines = data.split(b"\n")
     assume(not any(ln.rstrip(b"\r") in (b"Traceback (most recent call last):",
                                        b"  + Exception Group Traceback (most recent call last):")
                    or ln.startswith(b"\tat ") for ln in lines))
-    a = run(impl, [data], multiline="auto", max_line_bytes=max_line)
-    b = run(impl, [data], multiline="none", max_line_bytes=max_line)
+    a = run(impl, [data], multiline="auto", max_line_bytes=max_line, format=fmt, timezone="UTC")
+    b = run(impl, [data], multiline="none", max_line_bytes=max_line, format=fmt, timezone="UTC")
     assert a[:4] == b[:4]
 
 
