@@ -87,6 +87,7 @@ class Agent:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, sig.name)
+        loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
         if self.http:
             try:
                 await self.http.start()
@@ -188,3 +189,18 @@ class Agent:
             await self.http.stop()
         self.registry.close()
         log.info("stopped; checkpoint written to %s", self.registry.path)
+
+
+def _dump_tasks() -> None:
+    """SIGUSR1: log where every task waits (for an agent that seems stuck)."""
+    import io
+
+    for task in asyncio.all_tasks():
+        buf = io.StringIO()
+        coro: Any = task.get_coro()
+        while coro is not None:  # the whole chain of awaits, not just the task's own frame
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+            if frame is not None:
+                buf.write(f"  {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}\n")
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+        log.warning("task %s waits at:\n%s", task.get_name(), buf.getvalue())

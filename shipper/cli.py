@@ -29,6 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     prs.add_argument("--format", default="plain", help="plain, json, logfmt, python, or a layout")
     prs.add_argument("--timezone", default=None, help="zone of times written without one (default: the host's)")
     prs.add_argument("--json-root", action="store_true")
+    prs.add_argument("--multiline", default="auto", help="auto (tracebacks, stack traces), none")
     prs.add_argument("--input-id", default="cli")
     prs.add_argument("files", nargs="*")
     sub.add_parser("config-reference", help="print the reference of every config key")
@@ -45,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cmd == "dlq":
             return _dlq(args.config, args.action, args.limit)
         if args.cmd == "parse":
-            return _parse(args.format, args.input_id, args.files, args.timezone, args.json_root)
+            return _parse(args.format, args.input_id, args.files, args.timezone, args.json_root, args.multiline)
         sys.stdout.write(reference())
         return 0
     except ConfigError as e:
@@ -125,7 +126,7 @@ async def _check_output(cfg: Config) -> int:
         await client.close()
 
 
-def _parse(fmt: str, input_id: str, files: list[str], timezone: str | None, json_root: bool) -> int:
+def _parse(fmt: str, input_id: str, files: list[str], timezone: str | None, json_root: bool, multiline: str) -> int:
     """The documents lines would become: the tool to try a format before deploying it."""
     from _fastparse import Parser
 
@@ -150,6 +151,7 @@ def _parse(fmt: str, input_id: str, files: list[str], timezone: str | None, json
             format=inp.format,
             timezone=inp.timezone,
             json_root=inp.json_root,
+            multiline=inp.multiline,
         )
         f = sys.stdin.buffer if src == "-" else open(src, "rb")  # noqa: SIM115
         try:

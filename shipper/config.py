@@ -134,6 +134,32 @@ def _index_pattern(v: Any, path: str) -> str:
     return s
 
 
+MULTILINE_SCHEMA: dict[str, Key] = {
+    "start": Key(_opt_str, None, "A line matching this regex begins a new event (default: the auto rules)."),
+    "max_lines": Key(_pos_int, 500, "An event with more lines is cut (tag truncated)."),
+    "max_bytes": Key(_size, "1MiB", "An event with a longer message is cut (tag truncated)."),
+    "timeout": Key(_duration, "2s", "An open event with no new line for this long is shipped."),
+}
+
+
+def _multiline(v: Any, path: str) -> str | dict[str, Any]:
+    if v in ("auto", "none"):
+        return str(v)
+    if not isinstance(v, dict):
+        raise ConfigError(
+            path, f"expected auto, none or a mapping with start, max_lines, max_bytes, timeout; got {v!r}"
+        )
+    m = _validate(v, MULTILINE_SCHEMA, path)
+    out: dict[str, Any] = {
+        "max_lines": m["max_lines"],
+        "max_bytes": m["max_bytes"],
+        "timeout_ms": int(m["timeout"] * 1000),
+    }
+    if m["start"]:
+        out["start"] = m["start"]
+    return out
+
+
 def _listen(v: Any, path: str) -> str | None:
     if v is None or v is False or v == "":
         return None
@@ -179,6 +205,12 @@ INPUT_SCHEMA: dict[str, Key] = {
         "dissect (`%{field} ...`) or LogPAI (`<Date> <Time> <Level>: <Content>`).",
     ),
     "timezone": Key(_opt_str, None, "Zone of times written without one (IANA name; default: the host's)."),
+    "multiline": Key(
+        lambda v, p: _multiline(v, p),
+        "auto",
+        "`auto` (Python tracebacks and Java stack traces are one event), `none`, or "
+        "{start: REGEX, max_lines: 500, max_bytes: 1MiB, timeout: 2s}.",
+    ),
     "json_root": Key(_bool, False, "json: put the other keys at the root instead of under `json`."),
     "index": Key(_index_pattern, None, "Index pattern for this input only (default: the output's)."),
     "max_line_bytes": Key(_size, "1MiB", "Longer lines are truncated, tagged `truncated`, their length kept."),
@@ -329,6 +361,7 @@ class InputConfig:
     format: str
     timezone: str | None
     json_root: bool
+    multiline: Any
     index: str
     max_line_bytes: int
     start_at: str
@@ -440,6 +473,7 @@ def from_dict(raw: Any, env: Mapping[str, str] | None = None, base: Path | None 
             format=inp["format"],
             timezone=inp["timezone"],
             json_root=inp["json_root"],
+            multiline=inp["multiline"],
             index=(inp["index"] or es["index"]).replace("{input}", inp["id"]),
             max_line_bytes=inp["max_line_bytes"],
             start_at=inp["start_at"],

@@ -30,7 +30,12 @@ def test_copytruncate_reads_the_copy_first(
     r.shipped(10)
     for gen in range(3):
         with app.open("ab") as f:
-            f.write(r.lines(f"g{gen}", 20_000))  # more than the agent reads before the copy, usually
+            f.write(r.lines(f"g{gen}a", 100))
+        # the agent has seen this generation begin (a file copied and truncated before the agent
+        # ever looked at it is out of anyone's reach) ...
+        r.shipped(len(r.written) - 1)
+        with app.open("ab") as f:
+            f.write(r.lines(f"g{gen}b", 20_000))  # ... and has not read these yet, usually
         shutil.copyfile(app, r.logs / "app.log.1")  # logrotate copytruncate: copy, then truncate
         with app.open("r+b") as f:
             f.truncate(0)

@@ -158,5 +158,6 @@ def test_python_format_into_elasticsearch(
     hits = es_client.search(index=index, sort=[{"log.offset": "asc"}], size=10)["hits"]["hits"]
     assert [h["_index"] for h in hits[:2]] == [f"shipper-logs-{input_id}-2026.01.02"] * 2  # 22:30Z and 23:30Z
     assert [h["_source"]["@timestamp"] for h in hits[:2]] == ["2026-01-02T22:30:00.250Z", "2026-01-02T23:30:00.000Z"]
-    assert [h["_source"]["log"].get("level") for h in hits] == ["INFO", "ERROR", None]
-    assert hits[1]["_source"]["message"] == "step failed"
+    assert [h["_source"]["log"].get("level") for h in hits] == ["INFO", "ERROR"]
+    # multiline auto (the default): the traceback header belongs to the line before it
+    assert hits[1]["_source"]["message"] == "step failed\nTraceback (most recent call last):"

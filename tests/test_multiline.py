@@ -80,8 +80,11 @@ def _group_in_chain() -> None:
 
 
 TRACES = {
-    "oom": (_oom, "torch.cuda.OutOfMemoryError",
-            "CUDA out of memory. Tried to allocate 20.00 MiB (GPU 0; 15.78 GiB total)"),
+    "oom": (
+        _oom,
+        "torch.cuda.OutOfMemoryError",
+        "CUDA out of memory. Tried to allocate 20.00 MiB (GPU 0; 15.78 GiB total)",
+    ),
     "caret": (_caret, "KeyError", "'b'"),
     "cause": (_chained_cause, "ValueError", "bad config"),
     "context": (_chained_context, "KeyError", "'missing'"),
@@ -154,17 +157,22 @@ def test_traceback_at_file_start_and_without_context_line(impl: ModuleType) -> N
 
 
 def test_java(impl: ModuleType) -> None:
-    java = (b'2026-11-25 07:30:01 ERROR Exception in thread "main" java.lang.IllegalStateException: boom\n'
-            b"\tat com.example.Trainer.step(Trainer.java:42)\n"
-            b"\tat com.example.Main.main(Main.java:7)\n"
-            b"Caused by: java.io.IOException: disk gone\n"
-            b"\tat java.base/java.io.FileInputStream.open(Native Method)\n"
-            b"\t... 2 more\n")
+    java = (
+        b'2026-11-25 07:30:01 ERROR Exception in thread "main" java.lang.IllegalStateException: boom\n'
+        b"\tat com.example.Trainer.step(Trainer.java:42)\n"
+        b"\tat com.example.Main.main(Main.java:7)\n"
+        b"Caused by: java.io.IOException: disk gone\n"
+        b"\tat java.base/java.io.FileInputStream.open(Native Method)\n"
+        b"\t... 2 more\n"
+    )
     ds = collect(impl, [java + b"next line\n"])
     assert len(ds) == 2
     assert ds[0]["message"] == java[:-1].decode()
-    assert ds[0]["error"] == {"type": "java.lang.IllegalStateException", "message": "boom",
-                              "stack_trace": java[:-1].decode()}
+    assert ds[0]["error"] == {
+        "type": "java.lang.IllegalStateException",
+        "message": "boom",
+        "stack_trace": java[:-1].decode(),
+    }
     assert ds[1]["message"] == "next line"
 
 
@@ -181,8 +189,10 @@ def test_syntax_error_and_column_zero_message_lines(impl: ModuleType) -> None:
 
 
 def test_java_suppressed_and_message_on_its_own_line(impl: ModuleType) -> None:
-    java = (b"java.lang.RuntimeException: outer\n\tat A.b(A.java:1)\n\tSuppressed: java.io.IOException: s\n"
-            b"\t\tat C.d(C.java:2)\n\t... 1 more\nCaused by: x.Y\n\t... 2 more\n")
+    java = (
+        b"java.lang.RuntimeException: outer\n\tat A.b(A.java:1)\n\tSuppressed: java.io.IOException: s\n"
+        b"\t\tat C.d(C.java:2)\n\t... 1 more\nCaused by: x.Y\n\t... 2 more\n"
+    )
     ds = collect(impl, [b"ERROR boom\n" + java])
     # the log line and the exception line are two events: only a line followed by a frame groups
     assert [d["message"] for d in ds] == ["ERROR boom", java[:-1].decode()]
@@ -306,8 +316,9 @@ def test_expire(impl: ModuleType) -> None:
     assert q.expire(T0 + 10**9).count == 0 and q.offset == 2
 
 
-@pytest.mark.parametrize("bad", ["sometimes", 3, {"start": "("}, {"max_lines": 0}, {"nope": 1},
-                                 {"timeout_ms": "2s"}, {"max_bytes": True}])
+@pytest.mark.parametrize(
+    "bad", ["sometimes", 3, {"start": "("}, {"max_lines": 0}, {"nope": 1}, {"timeout_ms": "2s"}, {"max_bytes": True}]
+)
 def test_bad_config(impl: ModuleType, bad: Any) -> None:
     with pytest.raises((ValueError, TypeError)):
         ml(impl, multiline=bad)
@@ -318,21 +329,39 @@ def test_bad_config(impl: ModuleType, bad: Any) -> None:
 _TB_TEXT = _tb(_chained_context) + (_tb(_group_in_chain) if ExceptionGroup is not None else "")
 PIECES = st.lists(
     st.sampled_from(
-        [*(_TB_TEXT.encode().splitlines()), LOG1, LOG2, b"", b"\r", b"\tat a.B.c(B.java:1)", b"Caused by: x.Y: z",
-         b"\t... 3 more", b"  indented", b"[1] start", b"x" * 60]
+        [
+            *(_TB_TEXT.encode().splitlines()),
+            LOG1,
+            LOG2,
+            b"",
+            b"\r",
+            b"\tat a.B.c(B.java:1)",
+            b"Caused by: x.Y: z",
+            b"\t... 3 more",
+            b"  indented",
+            b"[1] start",
+            b"x" * 60,
+        ]
     )
     | DATA,
     max_size=30,
 ).map(lambda ls: b"\n".join(ls))
-CONFIGS = st.sampled_from(["auto", {"max_lines": 3}, {"max_bytes": 40}, {"start": r"^\[|^20"},
-                           {"start": "^2", "max_lines": 2}])
+CONFIGS = st.sampled_from(
+    ["auto", {"max_lines": 3}, {"max_bytes": 40}, {"start": r"^\[|^20"}, {"start": "^2", "max_lines": 2}]
+)
 
 
 @SETTINGS
-@given(data=PIECES, cuts=st.lists(st.integers(0, 2000), max_size=8), cfg=CONFIGS,
-       max_line=st.sampled_from([1048576, 30]), fmt=st.sampled_from(["plain", "python", "json"]))
-def test_chunking_does_not_matter(impl: ModuleType, data: bytes, cuts: list[int], cfg: Any, max_line: int,
-                                  fmt: str) -> None:
+@given(
+    data=PIECES,
+    cuts=st.lists(st.integers(0, 2000), max_size=8),
+    cfg=CONFIGS,
+    max_line=st.sampled_from([1048576, 30]),
+    fmt=st.sampled_from(["plain", "python", "json"]),
+)
+def test_chunking_does_not_matter(
+    impl: ModuleType, data: bytes, cuts: list[int], cfg: Any, max_line: int, fmt: str
+) -> None:
     kw = dict(multiline=cfg, max_line_bytes=max_line, format=fmt, timezone="UTC")
     whole = run(impl, [data], **kw)
     assert run(impl, split_at(data, cuts), **kw)[:4] == whole[:4]
@@ -340,18 +369,25 @@ def test_chunking_does_not_matter(impl: ModuleType, data: bytes, cuts: list[int]
     for line in whole[0].split(b"\n")[:-1]:
         orjson.loads(line)
     if len(data) < 300:
-        assert run(impl, [data[i:i + 1] for i in range(len(data))], **kw)[:4] == whole[:4]
+        assert run(impl, [data[i : i + 1] for i in range(len(data))], **kw)[:4] == whole[:4]
 
 
 @SETTINGS
-@given(data=DATA | PIECES.filter(lambda d: b"Traceback" not in d and b"\tat " not in d),
-       max_line=st.sampled_from([1048576, 7]),
-       fmt=st.sampled_from(["plain", "python", "<Date> <Time> <Level> <Content>", "logfmt"]))
+@given(
+    data=DATA | PIECES.filter(lambda d: b"Traceback" not in d and b"\tat " not in d),
+    max_line=st.sampled_from([1048576, 7]),
+    fmt=st.sampled_from(["plain", "python", "<Date> <Time> <Level> <Content>", "logfmt"]),
+)
 def test_auto_without_traces_equals_none(impl: ModuleType, data: bytes, max_line: int, fmt: str) -> None:
     lines = data.split(b"\n")
-    assume(not any(ln.rstrip(b"\r") in (b"Traceback (most recent call last):",
-                                       b"  + Exception Group Traceback (most recent call last):")
-                   or ln.startswith(b"\tat ") for ln in lines))
+    assume(
+        not any(
+            ln.rstrip(b"\r")
+            in (b"Traceback (most recent call last):", b"  + Exception Group Traceback (most recent call last):")
+            or ln.startswith(b"\tat ")
+            for ln in lines
+        )
+    )
     a = run(impl, [data], multiline="auto", max_line_bytes=max_line, format=fmt, timezone="UTC")
     b = run(impl, [data], multiline="none", max_line_bytes=max_line, format=fmt, timezone="UTC")
     assert a[:4] == b[:4]
@@ -376,13 +412,19 @@ def test_restart_from_end_offset_replays_the_same(impl: ModuleType, data: bytes,
 
 @needs_both
 @SETTINGS
-@given(data=PIECES, cuts=st.lists(st.integers(0, 2000), max_size=6), cfg=CONFIGS,
-       fmt=st.sampled_from(["plain", "python", "logfmt", "<Date> <Time> <Level> <Content>"]),
-       max_line=st.sampled_from([1048576, 30, 7]))
+@given(
+    data=PIECES,
+    cuts=st.lists(st.integers(0, 2000), max_size=6),
+    cfg=CONFIGS,
+    fmt=st.sampled_from(["plain", "python", "logfmt", "<Date> <Time> <Level> <Content>"]),
+    max_line=st.sampled_from([1048576, 30, 7]),
+)
 def test_cython_equals_python(data: bytes, cuts: list[int], cfg: Any, fmt: str, max_line: int) -> None:
     """Built-in rules run in C (plain and program formats), start patterns in the twin."""
-    ps = [make(m, multiline=cfg, format=fmt, timezone="Europe/Berlin", max_line_bytes=max_line)
-          for m in (CPARSER, _pyparser)]
+    ps = [
+        make(m, multiline=cfg, format=fmt, timezone="Europe/Berlin", max_line_bytes=max_line)
+        for m in (CPARSER, _pyparser)
+    ]
     for i, c in enumerate(split_at(data, cuts)):
         t = T0 + i * 86400_000 * 40  # a new index and year inference per feed
         bc, bp = (p.feed(c, t) for p in ps)

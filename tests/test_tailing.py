@@ -145,3 +145,30 @@ def test_restart_resumes_and_partial_line_completes(
     r.agent.start()
     r.assert_exactly_once()
     assert r.agent.stop() == 0
+
+
+def test_traceback_is_one_event_and_an_open_one_expires(
+    es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
+) -> None:
+    r = Run(es_plain, es_client, agent_factory, tmp_path, format="python", multiline={"timeout": "1s"})
+    r.agent.start()
+    tb = (
+        "2026-11-25 07:30:01,123 - trainer - ERROR - step 12 failed\n"
+        "Traceback (most recent call last):\n"
+        '  File "train.py", line 88, in <module>\n'
+        "    out = model(batch)\n"
+        "          ^^^^^^^^^^^^\n"
+        "torch.cuda.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n"
+    )
+    with (r.logs / "train.log").open("a") as f:
+        f.write("2026-11-25 07:30:00,000 - trainer - INFO - epoch=1 loss=0.5\n" + tb)
+    # nothing follows the traceback: it may go on, so it is held, then shipped after 1 s
+    wait_for(lambda: r.count() == 2, 30, "two events: the INFO line and the whole traceback")
+    r.es.indices.refresh(index=r.index)
+    hits = r.es.search(index=r.index, sort=[{"log.offset": "asc"}])["hits"]["hits"]
+    doc = hits[1]["_source"]
+    assert doc["message"] == "step 12 failed\n" + tb.split("\n", 1)[1].rstrip("\n")
+    assert doc["error"]["type"] == "torch.cuda.OutOfMemoryError"
+    assert doc["error"]["message"].startswith("CUDA out of memory")
+    assert doc["log"]["level"] == "ERROR"
+    assert r.agent.stop() == 0

@@ -70,6 +70,8 @@ class FileReader:
         self.parser = self._new_parser(state.offset)
         self.size = 0
         self.poll_interval = IDLE_CHECK
+        self._last_feed_ms: int | None = None
+        self._expired_after: int | None = None
         # chunks sent before a crash or stop and not acknowledged: read again exactly so
         state.replay = [e for e in state.replay if e[0] > state.offset]
         self._replay = [tuple(e) for e in state.replay]
@@ -86,6 +88,7 @@ class FileReader:
             format=self.cfg.format,
             timezone=self.cfg.timezone,
             json_root=self.cfg.json_root,
+            multiline=self.cfg.multiline,
         )
 
     def _advance(self, offset: int, generation: int) -> None:
@@ -106,19 +109,46 @@ class FileReader:
         while self._replay and self._replay[0][0] <= pos and self._replay[0][2] == 0:
             self._replay.pop(0)
 
-    def _next_read(self, pos: int, size: int) -> tuple[int, int, bool]:
-        """(bytes to read, read time, flush after) for the next chunk: a recorded one while
-        replaying what was sent before, else up to CHUNK bytes read now."""
+    def _next_read(self, pos: int, size: int) -> tuple[int, int, int]:
+        """(bytes to read, read time, action) for the next step: a recorded chunk, flush (1)
+        or expiry (2) while replaying what was sent before, else up to CHUNK bytes now."""
         self._drop_replayed(pos)
         if self._replay:
             boundary, read_ms, kind = self._replay[0]
-            if kind == 1 and boundary <= pos:
+            if kind and boundary <= pos:
                 self._replay.pop(0)
-                return 0, read_ms, True
+                return 0, read_ms, kind
             if boundary <= size:
-                return boundary - pos, read_ms, False
+                return boundary - pos, read_ms, 0
             self._replay.clear()  # the file no longer has those bytes (truncated): nothing to replay
-        return min(CHUNK, size - pos), int(time.time() * 1000), False
+        return min(CHUNK, size - pos), int(time.time() * 1000), 0
+
+    async def _act(self, kind: int, read_ms: int) -> None:
+        if kind == 1:
+            await self._flush_partial(read_ms)
+        else:
+            await self._expire(read_ms)
+
+    async def _expire(self, now_ms: int) -> None:
+        """A multiline event left open longer than its timeout is shipped as it is."""
+        self._expired_after = self._last_feed_ms  # asked once per quiet spell, not in a loop
+        batch = self.parser.expire(now_ms)
+        self._lines.inc(batch.lines)
+        if batch.count or batch.end_offset != batch.start_offset:
+            version = self._record(self.position, now_ms, 2)
+            await self.pipeline.submit(batch, self.watermark, self.state.generation, self.cfg.id, version)
+
+    def _expiry_wait(self) -> float | None:
+        """Seconds until the open multiline event times out (0: now), None when none is open."""
+        if (
+            self.cfg.multiline == "none"
+            or not self.parser.pending
+            or self._last_feed_ms is None
+            or self._expired_after == self._last_feed_ms
+        ):
+            return None
+        timeout_ms = self.cfg.multiline.get("timeout_ms", 2000) if isinstance(self.cfg.multiline, dict) else 2000
+        return max(0.0, (self._last_feed_ms + timeout_ms) / 1000 - time.time())
 
     def _same_start(self, size: int) -> bool:
         """Do the first bytes still match? A file truncated and written past our position
@@ -158,8 +188,13 @@ class FileReader:
                 idle_since = time.monotonic()
                 continue
             self._drop_replayed(self.position)
-            if self._replay and self._replay[0][2] == 1 and self._replay[0][0] <= self.position:
-                await self._flush_partial(self._replay.pop(0)[1])  # a flush made before a restart
+            if self._replay and self._replay[0][2] and self._replay[0][0] <= self.position:
+                _, read_ms, kind = self._replay.pop(0)  # a flush or expiry made before a restart
+                await self._act(kind, read_ms)
+                continue
+            expiry = self._expiry_wait()
+            if expiry == 0:
+                await self._expire(int(time.time() * 1000))
                 continue
             if identity.refresh(self.state, self.fd, st.st_size, self.cfg.fingerprint_bytes):
                 self.registry.dirty = True
@@ -178,20 +213,22 @@ class FileReader:
                 )
                 return
             self.wake.clear()
+            wait = self.poll_interval if expiry is None else min(self.poll_interval, expiry + 0.01)
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), self.poll_interval)
+                await asyncio.wait_for(self.wake.wait(), wait)
 
     async def _read_to(self, size: int, fd: int | None = None) -> None:
         pos = self.position
         while pos < size and not self.stopping:
-            n, read_ms, flush = self._next_read(pos, size)
-            if flush:
-                await self._flush_partial(read_ms)
+            n, read_ms, action = self._next_read(pos, size)
+            if action:
+                await self._act(action, read_ms)
                 continue
             data = os.pread(self.fd if fd is None else fd, n, pos)
             if not data:
                 break
             batch = self.parser.feed(data, read_ms)
+            self._last_feed_ms = read_ms
             pos += len(data)
             self._lines.inc(batch.lines)
             self._bytes.inc(len(data))
