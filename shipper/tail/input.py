@@ -146,7 +146,9 @@ class InputTailer:
 
     @staticmethod
     def _unchanged(state: FileState, st: os.stat_result) -> bool:
-        return st.st_size == state.offset and not state.replay
+        """Nothing to read and not written since its last checkpoint (a reused inode with a
+        file of the very same size is written after it): no need to open it."""
+        return st.st_size == state.offset and not state.replay and st.st_mtime <= state.updated
 
     def _clean(self, known: dict[tuple[int, int], FileState], seen: set[tuple[int, int]]) -> None:
         """Forget files gone (not matched, not open) for `clean_removed_after`."""
