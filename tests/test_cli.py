@@ -64,3 +64,20 @@ def test_parse_prints_documents() -> None:
 def test_config_reference_runs() -> None:
     r = shipper("config-reference")
     assert r.returncode == 0 and b"output.elasticsearch.hosts" in r.stdout
+
+
+def test_check_never_prints_secrets(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(
+        "inputs: [{id: t, paths: [x]}]\n"
+        "output: {elasticsearch: {hosts: ['http://127.0.0.1:1'], username: u, password: ${PW}}}\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "shipper", "check", "-c", str(cfg)],
+        capture_output=True,
+        cwd=ROOT,
+        timeout=60,
+        env={**__import__("os").environ, "PW": "hunter2-secret"},
+    )
+    assert r.returncode == 0, r.stderr
+    assert b"hunter2-secret" not in r.stdout + r.stderr
