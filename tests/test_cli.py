@@ -70,7 +70,7 @@ def test_check_never_prints_secrets(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yml"
     cfg.write_text(
         "inputs: [{id: t, paths: [x]}]\n"
-        "output: {elasticsearch: {hosts: ['http://127.0.0.1:1'], username: u, password: ${PW}}}\n"
+        "output: {elasticsearch: {hosts: ['http://127.0.0.1:1'], username: u, password: '${PW}'}}\n"
     )
     r = subprocess.run(
         [sys.executable, "-m", "shipper", "check", "-c", str(cfg)],
