@@ -80,9 +80,12 @@ def main() -> int:
         "# Written by scripts/demo.py: the sample model logs into the local demo Elasticsearch.\n"
         f"data_dir: {DEMO / 'data'}\n"
         "inputs:\n"
-        "  - id: models\n"
-        f'    paths: ["{logs}/**/*.log"]\n'
-        '    exclude: ["**/*.gz"]\n'
+        "  - id: train             # training jobs: Python logging, tracebacks grouped (multiline: auto)\n"
+        f'    paths: ["{logs}/**/train.log"]\n'
+        "    format: python\n"
+        "  - id: serve             # inference services: one JSON object per line\n"
+        f'    paths: ["{logs}/**/inference.log"]\n'
+        "    format: json\n"
         "output:\n"
         "  elasticsearch:\n"
         f'    hosts: ["{url}"]\n'
@@ -95,7 +98,7 @@ def main() -> int:
 
     es = Elasticsearch(url)
     # a fresh start: new data_dir, new host id, so the previous run's documents would stand beside these
-    es.options(ignore_status=404).indices.delete(index="shipper-logs-models-*", expand_wildcards="all")
+    es.options(ignore_status=404).indices.delete(index="shipper-logs-*", expand_wildcards="all")
     print(f"generated {lines} lines of sample model logs under {logs}", flush=True)
     print(f"shipping them with: shipper run -c {cfg} --once", flush=True)
     t = time.monotonic()
@@ -104,15 +107,15 @@ def main() -> int:
     if rc != 0:
         print(f"shipper exited with {rc}", file=sys.stderr)
         return rc
-    es.indices.refresh(index="shipper-logs-models-*")
-    total = es.count(index="shipper-logs-models-*")["count"]
+    es.indices.refresh(index="shipper-logs-*")
+    total = es.count(index="shipper-logs-*")["count"]
     by_file = es.search(
-        index="shipper-logs-models-*", size=0, aggs={"f": {"terms": {"field": "log.file.path", "size": 20}}}
+        index="shipper-logs-*", size=0, aggs={"f": {"terms": {"field": "log.file.path", "size": 20}}}
     )["aggregations"]["f"]["buckets"]
-    sample = es.search(index="shipper-logs-models-*", size=1, query={"match_phrase": {"message": "CUDA out of memory"}})
+    sample = es.search(index="shipper-logs-*", size=1, query={"match_phrase": {"message": "CUDA out of memory"}})
     print()
     print(f"landed: {total} documents in {took:.1f}s from {lines} lines written (each traceback is one event")
-    print("        with the line before it, error.type set), indices shipper-logs-models-*")
+    print("        with the line before it, error.type set), indices shipper-logs-train-* and shipper-logs-serve-*")
     for b in by_file:
         print(f"  {b['doc_count']:6d}  {b['key']}")
     if sample["hits"]["hits"]:
@@ -120,7 +123,7 @@ def main() -> int:
         print(json.dumps(sample["hits"]["hits"][0]["_source"], indent=2))
     print(f"""
 where to look:
-  curl -s '{url}/shipper-logs-models-*/_search?q=message:%22CUDA+out+of+memory%22&pretty'
+  curl -s '{url}/shipper-logs-train-*/_search?q=message:%22CUDA+out+of+memory%22&pretty'
   curl -s '{url}/_cat/indices/shipper-logs-*?v'
   .venv/bin/shipper run -c {cfg}        # keep tailing; metrics on http://127.0.0.1:9108/metrics
   python3 scripts/es.py stop demo        # stop the local Elasticsearch""")
