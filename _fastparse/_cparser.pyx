@@ -1383,15 +1383,7 @@ cdef class Parser:
                 b.len += escape_msg(s + a, self._vals[2 * self._msg_slot + 1] - a, b.data + b.len, &tags)
         else:
             b.len += escape_msg(s, n, b.data + b.len, &tags)
-        if self._cont_n:
-            b.len += escape_msg(self._cont_p, self._cont_n, b.data + b.len, &tags)
-        b.data[b.len] = b'"'
-        b.len += 1
-        buf_put(b, self._log_head.p, self._log_head.n)
-        b.len += put_dec(b.data + b.len, <uint64_t>off)
-        if length > self._max:
-            buf_put(b, self._original_length.p, self._original_length.n)
-            b.len += put_dec(b.data + b.len, <uint64_t>length)
+        self._msg_tail(b, off, length, &tags)
         for i in range(self._nlog):
             buf_put(b, self._plan_pre[i].p, self._plan_pre[i].n)
             self._put_value(s, self._plan_slot[i], self._plan_kind[i], &tags)
@@ -1433,6 +1425,19 @@ cdef class Parser:
         if self._py is not None:
             return self._py.pending
         return self._offset - (self._g_off if self._g_open else self._offset) + self._hold_len + self._skip
+
+    cdef inline void _msg_tail(self, Buf* b, int64_t off, int64_t length, int* tags) noexcept nogil:
+        """The rest of `message` (a multiline event's continuation lines), its closing quote,
+        and `log` up to the offset and original length: the same for every format."""
+        if self._cont_n:
+            b.len += escape_msg(self._cont_p, self._cont_n, b.data + b.len, tags)
+        b.data[b.len] = b'"'
+        b.len += 1
+        buf_put(b, self._log_head.p, self._log_head.n)
+        b.len += put_dec(b.data + b.len, <uint64_t>off)
+        if length > self._max:
+            buf_put(b, self._original_length.p, self._original_length.n)
+            b.len += put_dec(b.data + b.len, <uint64_t>length)
 
     cdef inline int64_t _mark(self) noexcept nogil:
         return self._g_line if self._g_open else self._nline
@@ -1510,15 +1515,7 @@ cdef class Parser:
         b.data[b.len] = b'"'
         b.len += 1
         b.len += escape_msg(s, n, b.data + b.len, &tags)
-        if self._cont_n:
-            b.len += escape_msg(self._cont_p, self._cont_n, b.data + b.len, &tags)
-        b.data[b.len] = b'"'
-        b.len += 1
-        buf_put(b, self._log_head.p, self._log_head.n)
-        b.len += put_dec(b.data + b.len, <uint64_t>off)
-        if length > self._max:
-            buf_put(b, self._original_length.p, self._original_length.n)
-            b.len += put_dec(b.data + b.len, <uint64_t>length)
+        self._msg_tail(b, off, length, &tags)
         buf_put(b, self._doc_tail.p, self._doc_tail.n)
         if self._err.len:
             buf_put(b, self._err.data, self._err.len)

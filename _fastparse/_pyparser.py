@@ -923,6 +923,20 @@ class Parser:
         return Batch(b"".join(i for i, _ in items), len(items), ends.tobytes(), offs.tobytes(),
                      start, self.offset, self._ml_mark() - start_line)
 
+    def _complete_held(self, data: bytes) -> tuple[bytes, int, int, int] | None:
+        """Finish the line held from earlier feeds with `data`: (its content, its length
+        without the newline and `\r`, its raw length, where the rest of `data` starts); or
+        None when `data` has no newline and is held too."""
+        nl = data.find(b"\n")
+        if nl < 0:
+            self._hold_more(data)
+            return None
+        self._hold_more(data[:nl])
+        cr = self._last_cr
+        content, raw = self._take_held()
+        length = raw - cr
+        return content[:length], length, raw, nl + 1
+
     def _feed_ml(self, data: bytes, read_time_ms: int) -> Batch:
         ms = int(read_time_ms)
         start, start_line = self.offset, self._ml_mark()
@@ -930,17 +944,12 @@ class Parser:
         off = self._offset
         pos = 0
         if self._hold or self._skip:
-            nl = data.find(b"\n")
-            if nl < 0:
-                self._hold_more(data)
+            held = self._complete_held(data)
+            if held is None:
                 return Batch(b"", 0, b"", b"", start, start, 0)
-            self._hold_more(data[:nl])
-            cr = self._last_cr
-            content, raw = self._take_held()
-            length = raw - cr
-            self._ml_line(content[:length], length, off, ms, items)
+            line, length, raw, pos = held
+            self._ml_line(line, length, off, ms, items)
             off += raw + 1
-            pos = nl + 1
         last = data.rfind(b"\n")
         if last >= pos:
             for line in data[pos:last].split(b"\n"):
@@ -983,23 +992,18 @@ class Parser:
         pos = 0
 
         if self._hold or self._skip:  # complete the line held from earlier feeds
-            nl = data.find(b"\n")
-            if nl < 0:
-                self._hold_more(data)
+            held = self._complete_held(data)
+            if held is None:
                 return Batch(b"", 0, b"", b"", start, start, 0)
-            self._hold_more(data[:nl])
-            cr = self._last_cr
-            content, raw = self._take_held()
-            length = raw - cr
+            line, length, raw, pos = held
             if length:
-                item = self._event(content[:length], length, off, 0)
+                item = self._event(line, length, off, 0)
                 out.append(item)
                 size += len(item)
                 ends.append(size)
                 offs.append(off)
             off += raw + 1
             lines += 1
-            pos = nl + 1
 
         last = data.rfind(b"\n")
         if last >= pos and self._fmt.kind != FMT_PLAIN:
