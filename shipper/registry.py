@@ -304,14 +304,42 @@ class Registry:
         return {"files": len(self.files), "path": str(self.path)}
 
 
+# Tests only: SHIPPER_TEST_REGISTRY_PAUSE="<phase>:<n>:<marker path>" makes the n-th write
+# of registry.json stop for good at <phase> ("mid": half the temporary file written;
+# "rename": the temporary file complete and fsynced, not yet renamed) after creating the
+# marker, so that a test can SIGKILL the agent exactly there (tests/test_registry_crash.py).
+_PAUSE = os.environ.get("SHIPPER_TEST_REGISTRY_PAUSE", "")
+_pause_writes = 0
+
+
+def _test_pause(path: Path, phase: str) -> None:
+    global _pause_writes
+    if not _PAUSE or path.name != "registry.json":
+        return
+    want_phase, nth, marker = _PAUSE.split(":", 2)
+    if phase == "mid":
+        _pause_writes += 1
+    if phase == want_phase and _pause_writes == int(nth):
+        Path(marker).write_text(f"{os.getpid()}\n")
+        log.warning("SHIPPER_TEST_REGISTRY_PAUSE: registry write %d paused at %s", _pause_writes, phase)
+        while True:
+            time.sleep(3600)
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
+        if _PAUSE:
+            half = len(data) // 2
+            os.write(fd, data[:half])
+            _test_pause(path, "mid")
+            data = data[half:]
         os.write(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
+    _test_pause(path, "rename")
     os.replace(tmp, path)
     dfd = os.open(path.parent, os.O_RDONLY)
     try:
