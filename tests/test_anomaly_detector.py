@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 
 from shipper.anomaly.detector import Detector, DetectorConfig
@@ -9,7 +11,7 @@ from shipper.anomaly.detector import Detector, DetectorConfig
 CFG = DetectorConfig(history=60, min_history=10, sigma=3.0, clear_sigma=2.0)
 
 
-def feed(det: Detector, rows: list[dict[str, float | None]], start: int = 0) -> list[tuple[int, str, str]]:
+def feed(det: Detector, rows: Sequence[Mapping[str, float | None]], start: int = 0) -> list[tuple[int, str, str]]:
     out = []
     for i, row in enumerate(rows):
         for c in det.observe(row, (start + i) * 1000):
