@@ -107,46 +107,61 @@ def count(
     n = len(t)
     if n == 0:
         return None
-    w_abs = t // window_ms
-    lo, hi = int(w_abs.min()), int(w_abs.max())
-    if hi - lo < _DENSE_SPAN:
-        span = hi - lo + 1
-        row = (w_abs - lo).astype(np.intp)
-        present = np.bincount(row, minlength=span)
-        keep = np.flatnonzero(present)
-        if len(keep) != span:  # remap to the windows that occur
-            remap = np.full(span, -1, dtype=np.intp)
-            remap[keep] = np.arange(len(keep))
-            row = remap[row]
-        starts = (keep.astype(np.int64) + lo) * window_ms
-        events = present[keep].astype(np.int64)
-    else:
-        uniq, row, events = np.unique(w_abs, return_inverse=True, return_counts=True)
-        row = row.astype(np.intp).reshape(-1)
-        starts = uniq.astype(np.int64) * window_ms
-        events = events.astype(np.int64)
-    nw = len(starts)
-
-    ev_bytes = _arr(batch, "ev_bytes", np.uint32)
-    nbytes = (
-        np.bincount(row, weights=ev_bytes, minlength=nw).astype(np.int64) if len(ev_bytes) else np.zeros(nw, np.int64)
-    )
-    lev = _arr(batch, "ev_level", np.uint8)
-    levels = (
-        np.bincount(row * N_LEVELS + np.minimum(lev, N_LEVELS - 1), minlength=nw * N_LEVELS).reshape(nw, N_LEVELS)
-        if len(lev)
-        else np.zeros((nw, N_LEVELS), np.int64)
-    )
+    t_max = int(t.max())
+    lo, hi = int(t.min()) // window_ms, t_max // window_ms
     ncls = len(error_classes) + 1
+    ev_bytes = _arr(batch, "ev_bytes", np.uint32)
+    lev = _arr(batch, "ev_level", np.uint8)
     cls = _arr(batch, "ev_class", np.uint8)
-    if len(cls):
-        cls_i = np.minimum(cls, ncls - 1).astype(np.intp)  # a class beyond the table counts as the last
-        classes = np.bincount(row * ncls + cls_i, minlength=nw * ncls).reshape(nw, ncls)
-        err_items = np.flatnonzero(cls_i)
+    cls_i = cls
+    row: np.ndarray | None
+    if lo == hi:  # the common case: the whole batch in one window, plain sums
+        row = None
+        nw = 1
+        starts = np.array([lo * window_ms], np.int64)
+        events = np.array([n], np.int64)
+        nbytes = np.array([int(ev_bytes.sum(dtype=np.int64))], np.int64)
+        levels = _fold(np.bincount(lev, minlength=N_LEVELS), N_LEVELS)[None, :] if len(lev) else None
+        classes = _fold(np.bincount(cls, minlength=ncls), ncls)[None, :] if len(cls) else None
     else:
+        w_abs = t // window_ms
+        if hi - lo < _DENSE_SPAN:
+            span = hi - lo + 1
+            row = (w_abs - lo).astype(np.intp)
+            present = np.bincount(row, minlength=span)
+            keep = np.flatnonzero(present)
+            if len(keep) != span:  # remap to the windows that occur
+                remap = np.full(span, -1, dtype=np.intp)
+                remap[keep] = np.arange(len(keep))
+                row = remap[row]
+            starts = (keep.astype(np.int64) + lo) * window_ms
+            events = present[keep].astype(np.int64)
+        else:
+            uniq, inv, cnt = np.unique(w_abs, return_inverse=True, return_counts=True)
+            row = inv.astype(np.intp).reshape(-1)
+            starts = uniq.astype(np.int64) * window_ms
+            events = cnt.astype(np.int64)
+        nw = len(starts)
+        nbytes = (
+            np.bincount(row, weights=ev_bytes, minlength=nw).astype(np.int64)
+            if len(ev_bytes)
+            else np.zeros(nw, np.int64)
+        )
+        if len(lev):
+            levels = np.bincount(row * N_LEVELS + np.minimum(lev, N_LEVELS - 1), minlength=nw * N_LEVELS)
+            levels = levels.reshape(nw, N_LEVELS)
+        else:
+            levels = None
+        if len(cls):
+            cls_i = np.minimum(cls, ncls - 1)  # a class beyond the table counts as the last
+            classes = np.bincount(row * ncls + cls_i, minlength=nw * ncls).reshape(nw, ncls)
+        else:
+            classes = None
+    if levels is None:
+        levels = np.zeros((nw, N_LEVELS), np.int64)
+    if classes is None:
         classes = np.zeros((nw, ncls), np.int64)
         classes[:, 0] = events
-        err_items = _EMPTY_I64
     out = WindowCounts(
         starts=starts,
         events=events,
@@ -155,8 +170,9 @@ def count(
         classes=classes.astype(np.int64),
         class_names=tuple(error_classes),
         confusion=np.zeros((nw, 4), np.int64),
-        max_time=int(t.max()),
+        max_time=t_max,
     )
+    err_items = np.flatnonzero(cls_i) if len(cls) and classes[:, 1:].any() else _EMPTY_I64
     if len(err_items):
         _sample_errors(out, row, err_items, error_samples)
     _metrics(out, batch, row, nw, metric_names)
@@ -164,8 +180,26 @@ def count(
     return out
 
 
-def _sample_errors(out: WindowCounts, row: np.ndarray, err_items: np.ndarray, per_row: int) -> None:
+def _fold(counts: np.ndarray, n: int) -> np.ndarray:
+    """``n`` bins of a bincount; values beyond the table count in the last bin."""
+    if len(counts) > n:
+        head = counts[:n].copy()
+        head[-1] += counts[n:].sum()
+        return head
+    return counts
+
+
+def _rows(row: np.ndarray | None, items: np.ndarray) -> np.ndarray:
+    """The window row of each of ``items`` (``row`` None: the batch is in one window)."""
+    return np.zeros(len(items), np.int64) if row is None else row[items].astype(np.int64)
+
+
+def _sample_errors(out: WindowCounts, row: np.ndarray | None, err_items: np.ndarray, per_row: int) -> None:
     """The first ``per_row`` error events of each window (items are in body order)."""
+    if row is None:
+        out.error_rows = np.zeros(min(per_row, len(err_items)), np.int64)
+        out.error_items = err_items[:per_row].astype(np.int64)
+        return
     err_rows = row[err_items]
     order = np.argsort(err_rows, kind="stable")
     err_rows, err_items = err_rows[order], err_items[order]
@@ -176,13 +210,13 @@ def _sample_errors(out: WindowCounts, row: np.ndarray, err_items: np.ndarray, pe
     out.error_items = err_items[keep].astype(np.int64)
 
 
-def _metrics(out: WindowCounts, batch: Any, row: np.ndarray, nw: int, names: Sequence[str]) -> None:
+def _metrics(out: WindowCounts, batch: Any, row: np.ndarray | None, nw: int, names: Sequence[str]) -> None:
     m_item = _arr(batch, "m_item", np.uint32)
     if not len(m_item):
         return
     m_id = _arr(batch, "m_id", np.uint16).astype(np.int64)
     m_val = _arr(batch, "m_value", np.float64)
-    m_row = row[m_item].astype(np.int64)
+    m_row = _rows(row, m_item)
     nm = int(m_id.max()) + 1
     conf_ids = [(col, names.index(c)) for col, c in enumerate(CONFUSION_METRICS) if c in names[:nm]]
     for col, mid in conf_ids:  # logged TP/FP/FN/TN counts, per window
@@ -195,27 +229,38 @@ def _metrics(out: WindowCounts, batch: Any, row: np.ndarray, nw: int, names: Seq
         if not len(m_row):
             return
     key = m_row * nm + m_id
-    order = np.argsort(key, kind="stable")
-    key_s, val_s = key[order], m_val[order]
-    bounds = np.flatnonzero(np.diff(key_s)) + 1
-    first = np.concatenate(([0], bounds))
-    ukey = key_s[first]
-    out.m_row = ukey // nm
+    if nw * nm <= _DENSE_SPAN:  # bins per (window, metric): O(n), no sort
+        cnt = np.bincount(key, minlength=nw * nm)
+        present = np.flatnonzero(cnt)
+        tot = np.bincount(key, weights=m_val, minlength=nw * nm)
+        lo = np.full(nw * nm, np.inf)
+        hi = np.full(nw * nm, -np.inf)
+        np.minimum.at(lo, key, m_val)
+        np.maximum.at(hi, key, m_val)
+        out.m_count, out.m_sum, out.m_min, out.m_max = cnt[present], tot[present], lo[present], hi[present]
+        ukey = present
+    else:
+        order = np.argsort(key, kind="stable")
+        key_s, val_s = key[order], m_val[order]
+        first = np.concatenate(([0], np.flatnonzero(np.diff(key_s)) + 1))
+        ukey = key_s[first]
+        out.m_count = np.diff(np.concatenate((first, [len(key_s)]))).astype(np.int64)
+        out.m_sum = np.add.reduceat(val_s, first)
+        out.m_min = np.minimum.reduceat(val_s, first)
+        out.m_max = np.maximum.reduceat(val_s, first)
+    out.m_row = (ukey // nm).astype(np.int64)
+    out.m_count = out.m_count.astype(np.int64)
     out.m_name = [names[i] for i in (ukey % nm).tolist()]  # one name per (window, metric) pair, not per value
-    out.m_count = np.diff(np.concatenate((first, [len(key_s)]))).astype(np.int64)
-    out.m_sum = np.add.reduceat(val_s, first)
-    out.m_min = np.minimum.reduceat(val_s, first)
-    out.m_max = np.maximum.reduceat(val_s, first)
 
 
-def _predictions(out: WindowCounts, batch: Any, row: np.ndarray, nw: int) -> None:
+def _predictions(out: WindowCounts, batch: Any, row: np.ndarray | None, nw: int) -> None:
     p_item = _arr(batch, "p_item", np.uint32)
     if not len(p_item):
         return
     label = _arr(batch, "p_label", np.int8)
     pred = _arr(batch, "p_pred", np.int8)
     score = _arr(batch, "p_score", np.float64)
-    p_row = row[p_item].astype(np.int64)
+    p_row = _rows(row, p_item)
     has = (pred >= 0) & (label >= 0)
     if has.any():
         # tp 0 (pred 1, label 1), fp 1 (1, 0), fn 2 (0, 1), tn 3 (0, 0)

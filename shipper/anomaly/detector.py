@@ -77,6 +77,29 @@ def tail_probability(sigma: float) -> float:
     return 0.5 * math.erfc(sigma / math.sqrt(2.0))
 
 
+def predictive_factor(n: np.ndarray, sigma: float) -> np.ndarray:
+    """How much wider than the sample standard deviation of ``n`` past values the spread
+    of the next value is: ``sqrt(1 + 1/n) * t(n-1) / z`` at the tail of ``sigma``.
+
+    With 10 or 20 windows of history, mean and standard deviation are estimates: a new
+    value of the same process lands beyond mean +/- 3 s far more often than 0.135% of
+    the time (Student's t with n-1 degrees of freedom, plus the mean's own error). This
+    factor widens s by exactly that, so "3 sigma" keeps its false-alarm rate whatever the
+    history length; it tends to 1 as the history grows (1.05 at 60 windows). The t
+    quantile uses the Cornish-Fisher expansion in 1/nu (no scipy), accurate to well
+    under 1% from nu = 5.
+    """
+    z = sigma
+    nu = np.maximum(n.astype(np.float64) - 1.0, 4.0)
+    t = (
+        z
+        + (z**3 + z) / (4 * nu)
+        + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * nu**2)
+        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * nu**3)
+    )
+    return np.sqrt(1.0 + 1.0 / np.maximum(n, 1)) * t / z
+
+
 @dataclass(frozen=True)
 class DetectorConfig:
     history: int = 60
@@ -165,6 +188,7 @@ class Detector:
             dev = np.where(valid, rows - mean, 0.0)
             std = np.sqrt((dev * dev).sum(axis=0) / np.maximum(cnt - 1, 1))
         mean = np.where(cnt > 0, mean, np.nan)
+        std = np.nan_to_num(std) * predictive_factor(cnt, self.cfg.sigma)
         floor = np.maximum(np.abs(np.nan_to_num(mean)) * RELATIVE_FLOOR, ABSOLUTE_FLOOR)
         counts = self._kind == COUNT
         floor = np.where(counts, np.maximum(np.sqrt(np.maximum(np.nan_to_num(mean), 0.0)), 1.0), floor)
@@ -174,7 +198,7 @@ class Detector:
             n_ev = float(mean[ev]) if ev is not None and cnt[ev] else 1.0
             p = np.clip(np.nan_to_num(mean), 0.0, 1.0)
             floor = np.where(ratio, np.maximum(np.sqrt(p * (1 - p) / max(n_ev, 1.0)), RATIO_FLOOR), floor)
-        return cnt, mean, np.maximum(np.nan_to_num(std), floor)
+        return cnt, mean, np.maximum(std, floor)
 
     # -- one window ------------------------------------------------------------------
 
