@@ -233,15 +233,16 @@ def main() -> None:
     ap.add_argument("--burst-at", type=int, default=150)
     ap.add_argument("--events-rate", type=float, default=1000)
     ap.add_argument("--error-rate", type=float, default=20)
+    ap.add_argument("--sigma", type=float, default=3.0)
     ap.add_argument("--es", default=os.environ.get("SHIPPER_TEST_ES_URL", "http://127.0.0.1:9201"))
     args = ap.parse_args()
-    cfg = DetectorConfig()
+    cfg = DetectorConfig(sigma=args.sigma, clear_sigma=min(2.0, args.sigma))
     if args.synthetic:
         r = synthetic(args.windows, args.runs, args.burst_at, args.events_rate, args.error_rate, cfg)
         print(
             f"synthetic: {r['runs']} runs x 2 sources x {r['windows']} windows, "
             f"events ~ Poisson({args.events_rate:g}), "
-            f"errors ~ Poisson({args.error_rate:g}), 5x burst at window {args.burst_at}"
+            f"errors ~ Poisson({args.error_rate:g}), 5x burst at window {args.burst_at}, sigma {args.sigma:g}"
         )
         print(f"  burst flagged (alert on) in its window or the next: {r['burst_flagged']} of {r['runs']}")
         print(
