@@ -212,3 +212,49 @@ def test_a_source_that_stops_logging_is_flagged(
     es_client.indices.refresh(index=f"shipper-metrics-{tag}")
     assert es_client.count(index=f"shipper-metrics-{tag}")["count"] >= 12
     es_client.indices.delete(index=f"shipper-*-{tag}*", ignore_unavailable=True)
+
+
+def test_counts_survive_a_crash_exactly(tmp_path: Path, es_plain: Any, es_client: Any, agent_factory: Any) -> None:
+    """SIGKILL mid-way, restart: the window documents add up to every line exactly once
+    (the state saved with each checkpoint covers exactly the events before its offsets)."""
+    tag = "t" + uuid.uuid4().hex[:10]
+    rng = random.Random(9)
+    lines, truth = make_lines(rng, 150_000, time.time() - 7200, 120.0)
+    (tmp_path / "crash").mkdir()
+    (tmp_path / "crash" / "app.log").write_text("".join(lines))
+    port = free_port()
+    cfg = config(es_plain["url"], tmp_path, port, tag, ["crash"])
+    cfg["max_inflight_bytes"] = "2MiB"  # slower, so that the kill lands mid-way
+    agent = agent_factory(cfg)
+    agent.start()
+    wait_for(
+        lambda: series(scrape(port), "shipper_source_events_total", source="crash") > 20_000,
+        60,
+        "a part counted",
+        interval=0.05,
+    )
+    agent.signal(9)
+    assert agent.proc is not None
+    agent.proc.wait(10)
+    done = series(scrape_or_empty(port), "shipper_source_events_total", source="crash")
+    assert done == 0  # the first agent is gone
+    second = agent_factory(cfg, name="second")
+    second.start("--once")
+    assert second.wait(120) == 0
+    index = f"shipper-metrics-{tag}"
+    es_client.indices.refresh(index=index)
+    aggs = es_client.search(
+        index=index,
+        size=0,
+        aggs={"events": {"sum": {"field": "window.events"}}, "errors": {"sum": {"field": "window.errors"}}},
+    )["aggregations"]
+    assert aggs["events"]["value"] == truth["events"]
+    assert aggs["errors"]["value"] == truth["errors"]
+    es_client.indices.delete(index=f"shipper-*-{tag}*", ignore_unavailable=True)
+
+
+def scrape_or_empty(port: int) -> dict[Any, float]:
+    try:
+        return scrape(port)
+    except OSError:
+        return {}

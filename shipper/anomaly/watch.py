@@ -75,6 +75,7 @@ class Source:
         self.levels: set[str] = set()
         self.signals: set[str] = set()
         self.has_predictions = False
+        self.children: dict[tuple[str, str], Any] = {}  # (series, label) -> prometheus child, once made
 
 
 def _owner_info(owner: Any, input_id: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
@@ -155,8 +156,8 @@ class AnomalyWatch:
         counts = counters.count(batch, self.cfg.window_ms, metric_names, error_classes, error_samples=MAX_SAMPLES)
         if counts is None:
             return None
-        samples = _error_messages(batch, counts) if len(counts.error_items) else {}
         src = self._source(source)
+        samples = _error_messages(batch, counts, src.windows) if len(counts.error_items) else {}
         src.inflight += 1
         return Token(source, counts, samples)
 
@@ -165,29 +166,43 @@ class AnomalyWatch:
         src = self._source(token.source)
         src.inflight -= 1
         c = token.counts
-        m = self.metrics
-        m.source_events.labels(src.name).inc(int(c.events.sum()))
-        m.source_bytes.labels(src.name).inc(int(c.bytes.sum()))
+        self._child(src, "events", "").inc(int(c.events.sum()))
+        self._child(src, "bytes", "").inc(int(c.bytes.sum()))
         for j, n in enumerate(c.levels.sum(axis=0).tolist()):
             if n:
-                level = LEVEL_NAMES[j]
-                src.levels.add(level)
-                m.source_level_events.labels(src.name, level).inc(n)
+                self._child(src, "level", LEVEL_NAMES[j]).inc(n)
         per_class = c.classes[:, 1:].sum(axis=0)
         for j in np.flatnonzero(per_class).tolist():
             name = c.class_names[j] if j < len(c.class_names) else "other"
-            src.classes.add(name)
-            m.source_error_events.labels(src.name, name).inc(int(per_class[j]))
+            self._child(src, "class", name).inc(int(per_class[j]))
         late = src.windows.late_events
         for w, r in src.windows.add(c):
             room = MAX_SAMPLES - len(w.samples)
             if room > 0 and r in token.samples:
                 w.samples.extend(token.samples[r][:room])
         if src.windows.late_events != late:
-            m.source_late_events.labels(src.name).inc(src.windows.late_events - late)
+            self._child(src, "late", "").inc(src.windows.late_events - late)
         if c.confusion.any() or len(c.pair_row):
             src.has_predictions = True
         self._cache = None
+
+    def _child(self, src: Source, series: str, label: str) -> Any:
+        """The Prometheus counter of a source (and level or class), looked up once."""
+        child = src.children.get((series, label))
+        if child is None:
+            m = self.metrics
+            if series == "level":
+                src.levels.add(label)
+                child = m.source_level_events.labels(src.name, label)
+            elif series == "class":
+                src.classes.add(label)
+                child = m.source_error_events.labels(src.name, label)
+            else:
+                child = {"events": m.source_events, "bytes": m.source_bytes, "late": m.source_late_events}[
+                    series
+                ].labels(src.name)
+            src.children[(series, label)] = child
+        return child
 
     def _source(self, name: str) -> Source:
         src = self.sources.get(name)
@@ -381,11 +396,16 @@ def _at_end(reader: Any) -> bool:
     return size <= reader.position
 
 
-def _error_messages(batch: Any, counts: WindowCounts) -> dict[int, list[str]]:
-    """First lines of the sampled error events' messages, per window row (a few per batch)."""
+def _error_messages(batch: Any, counts: WindowCounts, windows: SourceWindows) -> dict[int, list[str]]:
+    """First lines of the sampled error events' messages, per window row (a few per batch,
+    none for a window that has its samples already)."""
     ends = memoryview(batch.item_ends).cast("B").cast("q")
     out: dict[int, list[str]] = {}
+    starts = counts.starts.tolist()
     for row, item in zip(counts.error_rows.tolist(), counts.error_items.tolist(), strict=True):
+        w = windows.open.get(starts[row])
+        if w is not None and len(w.samples) >= MAX_SAMPLES:
+            continue
         start = ends[item - 1] if item else 0
         raw = bytes(memoryview(batch.body)[start : ends[item]])
         _, _, doc = raw.partition(b"\n")
