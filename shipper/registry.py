@@ -24,6 +24,7 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,10 @@ class Registry:
         self._wlock = threading.Lock()
         self._snap_seq = 0
         self._written_seq = 0
+        # other state saved in the same atomic write as the offsets (name -> provider of a
+        # JSON value), so that it always matches them; what a load found, by name
+        self.extras: dict[str, Callable[[], Any]] = {}
+        self.loaded_extras: dict[str, Any] = {}
         self._load()
 
     # -- lock and host id --------------------------------------------------------------
@@ -185,6 +190,7 @@ class Registry:
             if data["host_id"] != self.host_id:
                 raise ValueError("it belongs to another host_id")
             self.files = {f["key"]: FileState(**f) for f in data["files"]}
+            self.loaded_extras = data.get("extras") or {}
         except (ValueError, KeyError, TypeError) as e:
             raise RegistryError(
                 f"registry {self.path} is corrupt: {e}. Refusing to start rather than re-ship "
@@ -204,7 +210,10 @@ class Registry:
 
     def _snapshot(self) -> tuple[int, bytes]:
         """The registry as bytes, numbered in the order snapshots are taken (on the loop)."""
-        body = orjson.dumps({"host_id": self.host_id, "files": [asdict(f) for f in self.files.values()]})
+        data: dict[str, Any] = {"host_id": self.host_id, "files": [asdict(f) for f in self.files.values()]}
+        if self.extras:
+            data["extras"] = {name: provide() for name, provide in self.extras.items()}
+        body = orjson.dumps(data)
         header = orjson.dumps({"format": FORMAT, "version": VERSION, "sha256": hashlib.sha256(body).hexdigest()})
         self._snap_seq += 1
         return self._snap_seq, header + b"\n" + body

@@ -67,6 +67,7 @@ class FileReader:
         self._lines = metrics.input_lines.labels(cfg.id)
         self._bytes = metrics.input_bytes.labels(cfg.id)
         self.watermark = Watermark(state.offset, self._advance)
+        self.watermark.owner = self  # the anomaly counters read the source and parser tables through it
         self.parser = self._new_parser(state.offset)
         self.size = 0
         self.poll_interval = IDLE_CHECK
