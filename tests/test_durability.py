@@ -131,7 +131,8 @@ def test_two_hosts_with_identical_files_both_arrive(
     logs = tmp_path / "logs"
     logs.mkdir()
     (logs / "app.log").write_bytes(b"".join(b"same line %d\n" % i for i in range(500)))
-    for host in ("a", "b"):
+    agents = []
+    for host in ("a", "b"):  # at the same time: two hosts shipping identical files
         agent = agent_factory(
             {
                 "data_dir": str(tmp_path / f"data-{host}"),
@@ -142,6 +143,11 @@ def test_two_hosts_with_identical_files_both_arrive(
             },
             name=f"agent-{host}",
         )
-        assert agent.start("--once").wait(60) == 0
-    es_client.indices.refresh(index=f"shipper-logs-{input_id}-*")
-    assert es_client.count(index=f"shipper-logs-{input_id}-*")["count"] == 1000
+        agents.append(agent.start("--once"))
+    assert [a.wait(60) for a in agents] == [0, 0]
+    index = f"shipper-logs-{input_id}-*"
+    es_client.indices.refresh(index=index)
+    assert es_client.count(index=index)["count"] == 1000
+    per_host = es_client.search(index=index, size=0, aggs={"h": {"terms": {"field": "host.name"}}})
+    assert {b["key"]: b["doc_count"] for b in per_host["aggregations"]["h"]["buckets"]} == {
+        "host-a": 500, "host-b": 500}
