@@ -54,3 +54,16 @@ def test_gzip_and_serializer_take_a_bulk_body() -> None:
     assert gzip.decompress(_gzip(b"a\nc\nd\n")) == b"a\nc\nd\n"
     assert BulkBodySerializer().dumps(body) is body
     assert body.decode() == "a\nc\nd\n"
+
+
+def test_acknowledged_bulk_responses_are_not_parsed() -> None:
+    """Only `errors` is needed when nothing failed; everything else is parsed as before."""
+    from shipper.sinks.elasticsearch import CompatResponseSerializer, ResponseSerializer
+
+    ok = b'{"errors":false,"items":[' + b",".join([b'{"create":{"status":201}}'] * 1000) + b"]}"
+    failed = b'{"errors":true,"items":[{"create":{"status":429,"error":{"type":"x","reason":"y"}}}]}'
+    for ser in (ResponseSerializer(), CompatResponseSerializer()):
+        assert ser.loads(ok) == {"errors": False}
+        assert ser.loads(b'{"errors":false}') == {"errors": False}
+        assert ser.loads(failed)["items"][0]["create"]["status"] == 429
+        assert ser.loads(b'{"cluster_name":"x","status":"green"}') == {"cluster_name": "x", "status": "green"}
