@@ -117,7 +117,7 @@ def test_per_source_counters_equal_ground_truth(
         total = sum(t["events"] for t in truths.values())
 
         def settled() -> bool:
-            m = scrape(port)
+            m = scrape_or_empty(port)
             return sum(series(m, "shipper_source_events_total", source=s) for s in truths) >= total
 
         wait_for(settled, 60, "every event counted", interval=0.3)
@@ -183,7 +183,9 @@ def test_a_source_that_stops_logging_is_flagged(
     t = threading.Thread(target=write)
     t.start()
     try:
-        wait_for(lambda: series(scrape(port), "shipper_source_events_total", source="job") > 0, 30, "events counted")
+        wait_for(
+            lambda: series(scrape_or_empty(port), "shipper_source_events_total", source="job") > 0, 30, "events counted"
+        )
         time.sleep(10)  # steady windows: history for the detector
         assert series(scrape(port), "shipper_anomaly_active", source="job", signal="silence") == 0
         stop.set()
@@ -228,7 +230,7 @@ def test_counts_survive_a_crash_exactly(tmp_path: Path, es_plain: Any, es_client
     agent = agent_factory(cfg)
     agent.start()
     wait_for(
-        lambda: series(scrape(port), "shipper_source_events_total", source="crash") > 20_000,
+        lambda: series(scrape_or_empty(port), "shipper_source_events_total", source="crash") > 20_000,
         60,
         "a part counted",
         interval=0.05,
