@@ -260,3 +260,88 @@ def scrape_or_empty(port: int) -> dict[Any, float]:
         return scrape(port)
     except OSError:
         return {}
+
+
+def brute_auc(pairs: list[tuple[float, int]]) -> float | None:
+    pos = [s for s, y in pairs if y == 1]
+    neg = [s for s, y in pairs if y == 0]
+    if not pos or not neg:
+        return None
+    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def test_prediction_quality_per_window_equals_reference(
+    tmp_path: Path, es_plain: Any, es_client: Any, agent_factory: Any
+) -> None:
+    """JSON prediction logs: quality.* of every window document equals numpy/brute force."""
+    from shipper.config import INPUT_SCHEMA
+
+    if "predictions" not in INPUT_SCHEMA:
+        pytest.skip("the per-input predictions key is not in this tree yet (issue 4)")
+    import orjson
+
+    tag = "t" + uuid.uuid4().hex[:10]
+    rng = random.Random(11)
+    t0 = (int(time.time()) - 3600) // 10 * 10
+    by_window: dict[int, list[tuple[int, int, float]]] = {}
+    lines = []
+    for i in range(3000):
+        t = t0 + i * 0.01  # 100 per 1 s window, 30 windows
+        label = rng.randrange(2)
+        score = round(min(1.0, max(0.0, rng.gauss(0.35 + 0.3 * label, 0.2))), 2)  # rounded: ties
+        pred = int(score >= 0.5) if rng.random() > 0.05 else 1 - int(score >= 0.5)
+        if i // 100 == 7:
+            label = 1  # a window without negatives: no AUC
+        lines.append(
+            orjson.dumps(
+                {
+                    "ts": t,
+                    "msg": "predict",
+                    "y": {"true": "yes" if label else "no"},
+                    "pred": "yes" if pred else "no",
+                    "score": score,
+                }
+            ).decode()
+            + "\n"
+        )
+        by_window.setdefault(int(t) * 1000, []).append((label, pred, score))
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "pred.log").write_text("".join(lines))
+    cfg = config(es_plain["url"], tmp_path, free_port(), tag, ["model"])
+    cfg["inputs"][0].update(
+        format="json", predictions={"label": "y.true", "prediction": "pred", "score": "score", "positive": "yes"}
+    )
+    agent = agent_factory(cfg)
+    agent.start("--once")
+    assert agent.wait(120) == 0
+    index = f"shipper-metrics-{tag}"
+    es_client.indices.refresh(index=index)
+    hits = es_client.search(index=index, size=100, query={"match_all": {}})["hits"]["hits"]
+    got = {int(_ms(h["_source"]["@timestamp"])): h["_source"] for h in hits}
+    assert sorted(got) == sorted(by_window)
+    for start, recs in by_window.items():
+        y = [r[0] for r in recs]
+        p = [r[1] for r in recs]
+        tp = sum(1 for a, b in zip(y, p, strict=True) if a == 1 and b == 1)
+        fp = sum(1 for a, b in zip(y, p, strict=True) if a == 0 and b == 1)
+        fn = sum(1 for a, b in zip(y, p, strict=True) if a == 1 and b == 0)
+        tn = len(y) - tp - fp - fn
+        precision = tp / (tp + fp) if tp + fp else None
+        recall = tp / (tp + fn) if tp + fn else None
+        q = got[start]["quality"]
+        assert q["accuracy"] == pytest.approx((tp + tn) / len(y))
+        assert q["precision"] == pytest.approx(precision)
+        assert q["recall"] == pytest.approx(recall)
+        if precision and recall:
+            assert q["f1"] == pytest.approx(2 * precision * recall / (precision + recall))
+        auc = brute_auc([(r[2], r[0]) for r in recs])
+        assert q["auc"] == (None if auc is None else pytest.approx(auc)), start
+    assert got[(t0 + 7) * 1000]["quality"]["auc"] is None
+    es_client.indices.delete(index=f"shipper-*-{tag}*", ignore_unavailable=True)
+
+
+def _ms(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000
