@@ -115,6 +115,7 @@ class AnomalyWatch:
         self.sources: dict[str, Source] = {}
         self._cache: bytes | None = None  # serialized state, valid until the next change
         self._drops = {"documents": 0, "webhooks": 0}
+        self._ticks = 0
 
     @property
     def changed(self) -> bool:
@@ -216,6 +217,9 @@ class AnomalyWatch:
         """Caught-up and retirement states from the readers, then close what is due."""
         now = time.time() if now is None else now
         now_ms = int(now * 1000)
+        self._ticks += 1
+        if self._ticks % 240 == 0:
+            self._prune_keys()
         live: dict[str, bool] = {}  # source -> every live reader at the end of its file
         orphaned: set[str] = set()
         for r in self.readers():
@@ -244,6 +248,16 @@ class AnomalyWatch:
             for w in src.windows.due(now_ms):
                 self._close(src, w, judge=True)
         self._sync_drops()
+
+    def _prune_keys(self) -> None:
+        """Forget file keys the registry forgot (rotated files cleaned): bounded state."""
+        files = self.files()
+        open_keys = {r.state.key for r in self.readers()}
+        for src in self.sources.values():
+            gone = {k for k in src.keys if k not in files and k not in open_keys}
+            if gone:
+                src.keys -= gone
+                self._cache = None
 
     def _has_files(self, src: Source) -> bool:
         files = self.files()
