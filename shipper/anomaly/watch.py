@@ -177,7 +177,7 @@ class AnomalyWatch:
             name = c.class_names[j] if j < len(c.class_names) else "other"
             self._child(src, "class", name).inc(int(per_class[j]))
         late = src.windows.late_events
-        for w, r in src.windows.add(c):
+        for w, r in src.windows.add(c, int(time.time() * 1000)):
             room = MAX_SAMPLES - len(w.samples)
             if room > 0 and r in token.samples:
                 w.samples.extend(token.samples[r][:room])
