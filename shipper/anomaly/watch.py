@@ -306,7 +306,7 @@ class AnomalyWatch:
         self._cache = None
         if self.writer is not None and self.cfg.documents:
             doc = window_document(w, src.name, self.host_name, self.cfg.window_ms, src.has_predictions)
-            self.writer.put(
+            self.writer.add(
                 time.strftime(self.cfg.metrics_index, time.gmtime(w.start / 1000)),
                 doc_id(self.host_id, src.name, w.start),
                 doc,
@@ -326,7 +326,7 @@ class AnomalyWatch:
         doc = anomaly_document(change, src.name, self.host_name, w.start, w.samples if starting else [])
         (log.warning if starting else log.info)("%s", doc["message"])
         if self.writer is not None and self.cfg.documents:
-            self.writer.put(
+            self.writer.add(
                 time.strftime(self.cfg.anomalies_index, time.gmtime(w.start / 1000)),
                 doc_id(self.host_id, src.name, w.start, change.signal, change.state),
                 doc,
@@ -342,7 +342,7 @@ class AnomalyWatch:
         for src in self.sources.values():
             for w in src.windows.close_all():
                 if self.writer is not None and self.cfg.documents:
-                    self.writer.put(
+                    self.writer.add(
                         time.strftime(self.cfg.metrics_index, time.gmtime(w.start / 1000)),
                         doc_id(self.host_id, src.name, w.start),
                         window_document(w, src.name, self.host_name, self.cfg.window_ms, src.has_predictions),
