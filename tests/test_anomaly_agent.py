@@ -159,37 +159,79 @@ def test_per_source_counters_equal_ground_truth(
     es_client.indices.delete(index=f"shipper-*-{tag}*", ignore_unavailable=True)
 
 
-def test_a_source_that_stops_logging_is_flagged(
-    tmp_path: Path, es_plain: Any, es_client: Any, agent_factory: Any
-) -> None:
-    tag = "t" + uuid.uuid4().hex[:10]
-    (tmp_path / "job").mkdir()
-    log = tmp_path / "job" / "train.log"
-    log.write_text("")
-    port = free_port()
-    agent = agent_factory(config(es_plain["url"], tmp_path, port, tag, ["job"], min_history=5))
-    agent.start()
-    stop = threading.Event()
+class HookReceiver:
+    """A webhook receiver in a thread: collects the JSON bodies POSTed to it."""
 
-    def write() -> None:  # about 40 lines per 1 s window, live
-        with log.open("a") as f:
+    def __init__(self) -> None:
+        import http.server
+        import json
+
+        got: list[dict[str, Any]] = []
+        self.got = got
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Writer:
+    """Appends about 40 lines per second with the current time, until stopped."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+
+    def _run(self) -> None:
+        with self.log.open("a") as f:
             i = 0
-            while not stop.is_set():
+            while not self.stop.is_set():
                 f.write(f"{stamp(time.time())} - trainer - INFO - step {i} loss=0.5\n")
                 f.flush()
                 i += 1
                 time.sleep(0.025)
 
-    t = threading.Thread(target=write)
-    t.start()
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def test_a_source_that_stops_logging_is_flagged(
+    tmp_path: Path, es_plain: Any, es_client: Any, agent_factory: Any
+) -> None:
+    """Flagged once (also across a restart: the alert is restored, not raised again, and
+    cleared when the job logs again), as a series, a document and a webhook POST."""
+    tag = "t" + uuid.uuid4().hex[:10]
+    (tmp_path / "job").mkdir()
+    log = tmp_path / "job" / "train.log"
+    log.write_text("")
+    port = free_port()
+    hook = HookReceiver()
+    cfg = config(es_plain["url"], tmp_path, port, tag, ["job"], min_history=5, notify=[{"webhook": hook.url}])
+    agent = agent_factory(cfg)
+    agent.start()
+    writer = Writer(log)
     try:
         wait_for(
             lambda: series(scrape_or_empty(port), "shipper_source_events_total", source="job") > 0, 30, "events counted"
         )
         time.sleep(10)  # steady windows: history for the detector
         assert series(scrape(port), "shipper_anomaly_active", source="job", signal="silence") == 0
-        stop.set()
-        t.join()
+        writer.close()
         silent_from = time.time()
         wait_for(
             lambda: series(scrape(port), "shipper_anomaly_active", source="job", signal="silence") == 1,
@@ -199,18 +241,38 @@ def test_a_source_that_stops_logging_is_flagged(
         )
         assert time.time() - silent_from < 5 + 2  # within 5 windows (plus the grace period)
         time.sleep(3)
-        m = scrape(port)
-        assert series(m, "shipper_anomalies_total", source="job", signal="silence") == 1  # once
+        assert series(scrape(port), "shipper_anomalies_total", source="job", signal="silence") == 1  # once
     finally:
-        stop.set()
+        writer.close()
         assert agent.stop() == 0
+    second = agent_factory(cfg, name="second")
+    second.start()
+    try:
+        wait_for(lambda: scrape_or_empty(port), 30, "the restarted agent's listener")
+        assert series(scrape(port), "shipper_anomaly_active", source="job", signal="silence") == 1  # restored
+        time.sleep(2)
+        assert series(scrape(port), "shipper_anomalies_total", source="job", signal="silence") == 0  # not again
+        writer = Writer(log)
+        wait_for(
+            lambda: series(scrape(port), "shipper_anomaly_active", source="job", signal="silence") == 0,
+            10,
+            "silence cleared",
+            interval=0.2,
+        )
+    finally:
+        writer.close()
+        assert second.stop() == 0
+        hook.close()
     index = f"shipper-anomalies-{tag}"
-    wait_for(lambda: es_client.indices.exists(index=index), 10, "anomaly index")
     es_client.indices.refresh(index=index)
-    hits = es_client.search(index=index, query={"term": {"anomaly.signal": "silence"}})["hits"]["hits"]
-    assert [h["_source"]["anomaly"]["state"] for h in hits] == ["start"]
+    hits = es_client.search(index=index, query={"term": {"anomaly.signal": "silence"}}, sort=[{"@timestamp": "asc"}])[
+        "hits"
+    ]["hits"]
+    assert [h["_source"]["anomaly"]["state"] for h in hits] == ["start", "clear"]
     doc = hits[0]["_source"]
     assert doc["event"]["dataset"] == "job" and doc["anomaly"]["direction"] == "down"
+    posted = [(d["anomaly"]["signal"], d["anomaly"]["state"]) for d in hook.got]
+    assert ("silence", "start") in posted and ("silence", "clear") in posted
     es_client.indices.refresh(index=f"shipper-metrics-{tag}")
     assert es_client.count(index=f"shipper-metrics-{tag}")["count"] >= 12
     es_client.indices.delete(index=f"shipper-*-{tag}*", ignore_unavailable=True)
