@@ -220,22 +220,23 @@ class AnomalyWatch:
         self._ticks += 1
         if self._ticks % 240 == 0:
             self._prune_keys()
-        live: dict[str, bool] = {}  # source -> every live reader at the end of its file
+        at_end: dict[str, bool] = {}  # source -> every reader of it at the end of its file
+        live: set[str] = set()  # sources with a reader whose file is still matched
         orphaned: set[str] = set()
         for r in self.readers():
             source = _owner_info(r, r.cfg.id)[0]
             src = self._source(source)
-            src.keys.add(r.state.key)
-            if getattr(r, "orphaned", False):
-                orphaned.add(source)
-                continue
-            live[source] = live.get(source, True) and _at_end(r)
+            if r.state.key not in src.keys:
+                src.keys.add(r.state.key)
+                self._cache = None
+            (orphaned if getattr(r, "orphaned", False) else live).add(source)
+            at_end[source] = at_end.get(source, True) and _at_end(r)
         for src in list(self.sources.values()):
             if src.name in live:
                 if src.retired_at is not None:
                     log.info("source %s has files again", src.name)
                     src.retired_at = None
-                src.windows.caught_up(now_ms, live[src.name] and src.inflight == 0)
+                src.windows.caught_up(now_ms, at_end[src.name] and src.inflight == 0)
             elif src.name in orphaned or not self._has_files(src):
                 src.windows.caught_up(now_ms, False)
                 if src.retired_at is None:
