@@ -278,6 +278,45 @@ def test_a_source_that_stops_logging_is_flagged(
     es_client.indices.delete(index=f"shipper-*-{tag}*", ignore_unavailable=True)
 
 
+def test_a_source_whose_files_are_deleted_is_retired_without_alert(
+    tmp_path: Path, es_plain: Any, es_client: Any, agent_factory: Any
+) -> None:
+    tag = "t" + uuid.uuid4().hex[:10]
+    (tmp_path / "old").mkdir()
+    log = tmp_path / "old" / "train.log"
+    log.write_text("")
+    port = free_port()
+    cfg = config(es_plain["url"], tmp_path, port, tag, ["old"], min_history=5, forget_after="4s")
+    agent = agent_factory(cfg)
+    agent.start()
+    writer = Writer(log)
+    try:
+        wait_for(
+            lambda: series(scrape_or_empty(port), "shipper_source_events_total", source="old") > 0, 30, "events counted"
+        )
+        time.sleep(8)
+        writer.close()
+        log.unlink()  # the job is over and its logs are cleaned up
+        wait_for(
+            lambda: ("shipper_source_events_total", (("source", "old"),)) not in scrape(port),
+            30,
+            "the source's series removed",
+            interval=0.2,
+        )
+        text = agent.log_path.read_text()
+        assert "source old: all its files are gone; retired" in text
+        assert "anomaly started: old silence" not in text
+    finally:
+        writer.close()
+        assert agent.stop() == 0
+    anomalies = f"shipper-anomalies-{tag}"
+    if es_client.indices.exists(index=anomalies):
+        es_client.indices.refresh(index=anomalies)
+        hits = es_client.search(index=anomalies, query={"term": {"anomaly.signal": "silence"}})["hits"]["hits"]
+        assert hits == []
+    es_client.indices.delete(index=f"shipper-*-{tag}*", ignore_unavailable=True)
+
+
 def test_counts_survive_a_crash_exactly(tmp_path: Path, es_plain: Any, es_client: Any, agent_factory: Any) -> None:
     """SIGKILL mid-way, restart: the window documents add up to every line exactly once
     (the state saved with each checkpoint covers exactly the events before its offsets)."""
