@@ -23,7 +23,20 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import wait_for
 
-pytestmark = pytest.mark.integration
+
+def _parser_has_event_arrays() -> bool:
+    from _fastparse import Parser
+
+    p = Parser(input_id="a", path="/p", host_name="h", id_prefix="x", index_pattern="i")
+    return hasattr(p.feed(b"line\n", 0), "ev_time")
+
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        not _parser_has_event_arrays(), reason="the parser's per-event arrays (issue 4) are not in this tree yet"
+    ),
+]
 
 LEVELS = {"DEBUG": "debug", "INFO": "info", "WARNING": "warning", "ERROR": "error"}
 
