@@ -12,6 +12,8 @@ Three parts, each selectable:
   both sources (the control source must raise nothing).
 - ``--counters``: the per-batch cost of ``_fastparse.counters.count`` on a batch like a
   256 KiB chunk makes (about 2,500 events, metrics on a quarter of them), in ns per event.
+- ``--overhead``: agent CPU per line with the watch on and off (``-n`` lines of a
+  generated training log, to a bulk endpoint that discards; best of ``--reps``).
 - ``--e2e``: the agent as a real process over generated logs of the same two sources
   (timestamps one window apart, a burst of error lines in one window), ``--once``, to a
   real Elasticsearch (``SHIPPER_TEST_ES_URL`` or ``--es``); reports which anomaly
@@ -217,6 +219,48 @@ def e2e(es_url: str, windows: int, burst_at: int, events_rate: int, error_rate: 
     }
 
 
+def overhead(n: int, reps: int) -> dict[str, Any]:
+    """CPU of ``shipper run --once`` over a generated training log (Python layout, metrics,
+    tracebacks) to the discarding bulk endpoint, with the anomaly watch on and off,
+    alternating runs (the best of ``reps`` each: the machine is shared)."""
+    sys.path.insert(0, str(HERE))
+    from bench_e2e import corpus, free_port, measure
+
+    work = Path(tempfile.mkdtemp(prefix="shipper-anomaly-overhead-"))
+    log = work / "logs" / "train.log"
+    log.parent.mkdir()
+    log.write_bytes(corpus("training", n))
+    lines = log.read_bytes().count(b"\n")
+    port = free_port()
+    ep = subprocess.Popen([sys.executable, str(HERE / "discard_endpoint.py"), str(port)])
+    best: dict[str, float] = {}
+    try:
+        time.sleep(1.0)
+        for rep in range(reps):
+            for on in (True, False):
+                name = "on" if on else "off"
+                cfg = work / f"{name}{rep}.yml"
+                cfg.write_text(
+                    f"data_dir: {work / ('data-' + name + str(rep))}\n"
+                    f"inputs: [{{id: bench, paths: ['{log}'], format: python}}]\n"
+                    f"output: {{elasticsearch: {{hosts: ['http://127.0.0.1:{port}'], template: false}}}}\n"
+                    f"http: {{listen: null}}\nlog_level: warning\nanomaly: {{enabled: {str(on).lower()}, "
+                    "documents: false}\n"
+                )
+                r = measure([sys.executable, "-m", "shipper", "run", "-c", str(cfg), "--once"], cwd=ROOT)
+                best[name] = min(best.get(name, float("inf")), r["cpu_s"])
+    finally:
+        ep.terminate()
+    return {
+        "lines": lines,
+        "cpu_on": best["on"],
+        "cpu_off": best["off"],
+        "lines_per_cpu_s_on": lines / best["on"],
+        "lines_per_cpu_s_off": lines / best["off"],
+        "overhead": best["on"] / best["off"] - 1,
+    }
+
+
 def _ms(iso: str) -> float:
     from datetime import datetime
 
@@ -228,6 +272,9 @@ def main() -> None:
     ap.add_argument("--synthetic", action="store_true")
     ap.add_argument("--counters", action="store_true")
     ap.add_argument("--e2e", action="store_true")
+    ap.add_argument("--overhead", action="store_true", help="agent CPU with the watch on vs off")
+    ap.add_argument("-n", type=int, default=1_000_000, help="--overhead: lines")
+    ap.add_argument("--reps", type=int, default=3, help="--overhead: runs of each")
     ap.add_argument("--windows", type=int, default=200)
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--burst-at", type=int, default=150)
@@ -262,6 +309,13 @@ def main() -> None:
         windows, burst_at = min(args.windows, 60), min(args.burst_at, 45)
         r3 = e2e(args.es, windows, burst_at, int(args.events_rate // 10), int(args.error_rate // 4))
         print(f"e2e: {r3}")
+    if args.overhead:
+        r4 = overhead(args.n, args.reps)
+        print(
+            f"overhead: {r4['lines']:,} lines, "
+            f"CPU on {r4['cpu_on']:.2f} s ({r4['lines_per_cpu_s_on']:,.0f} lines/CPU-s), "
+            f"off {r4['cpu_off']:.2f} s ({r4['lines_per_cpu_s_off']:,.0f} lines/CPU-s): {100 * r4['overhead']:+.1f}%"
+        )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ class Writer:
     def __init__(self) -> None:
         self.docs: list[tuple[str, str, dict[str, Any]]] = []
 
-    def put(self, index: str, doc_id: str, doc: dict[str, Any]) -> None:
+    def add(self, index: str, doc_id: str, doc: dict[str, Any]) -> None:
         self.docs.append((index, doc_id, doc))
 
 

@@ -62,3 +62,15 @@ def test_state_round_trip() -> None:
     back = SourceWindows.from_dict(sw.to_dict(), W, 500, 60)
     assert back.event_clock == sw.event_clock and back.next_start == sw.next_start
     assert {s: w.events for s, w in back.open.items()} == {s: w.events for s, w in sw.open.items()}
+
+
+def test_a_time_far_in_the_future_does_not_close_every_window() -> None:
+    sw = SourceWindows(W, grace_ms=500, max_gap=60)
+    add(sw, T0 + 10)
+    c = counters.count(FakeBatch([Event(time=T0 + 365 * 86_400_000)]), W)  # a year ahead
+    assert c is not None
+    list(sw.add(c, now_ms=T0 + 100))
+    assert sw.event_clock is not None and sw.event_clock <= T0 + 100 + 120_000
+    closed = starts(sw.due(0))
+    assert closed[0] == (0, 1) and closed[-1][0] < 121  # at most the tolerance (2 minutes), not a year
+    assert list(sw.open) == [T0 + 365 * 86_400_000]  # its own window waits, counted

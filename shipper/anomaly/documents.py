@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import logging
 import random
 import time
-from collections import deque
 from typing import Any
 
 import orjson
 
 from .detector import Change
+from .outqueue import OutQueue
 from .windows import Window
 
 log = logging.getLogger(__name__)
@@ -101,98 +100,61 @@ def anomaly_document(
     return doc
 
 
-class DocumentWriter:
+Doc = tuple[str, str, dict[str, Any]]  # index, _id, document
+
+
+class DocumentWriter(OutQueue[Doc]):
     """Indexes documents in the background through the agent's client; never blocks a caller."""
 
     def __init__(self, client: Any, *, max_queue: int = 10000, batch: int = 500, backoff_max: float = 30.0) -> None:
+        super().__init__(max_queue, "anomaly-documents")
         self.client = client
-        self.max_queue = max_queue
         self.batch = batch
         self.backoff_max = backoff_max
-        self._queue: deque[tuple[str, str, dict[str, Any]]] = deque()
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self.dropped = 0
         self.written = 0
         self.failed_items = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._attempt = 0
 
-    def __len__(self) -> int:
-        return len(self._queue)
+    def add(self, index: str, doc_id_: str, doc: dict[str, Any]) -> None:
+        """Queue one document for ``index`` (op_type index, so a later one with the same
+        ``_id`` replaces it)."""
+        self.put((index, doc_id_, doc))
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="anomaly-documents")
-
-    def put(self, index: str, doc_id_: str, doc: dict[str, Any]) -> None:
-        """Queue one document (op_type index); the oldest goes when the queue is full."""
-        if len(self._queue) >= self.max_queue:
-            self._queue.popleft()
-            self.dropped += 1
-        self._queue.append((index, doc_id_, doc))
-        self._idle.clear()
-        self._wake.set()
-
-    async def _run(self) -> None:
-        attempt = 0
-        while True:
-            if not self._queue:
-                self._idle.set()
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            take = [self._queue[i] for i in range(min(self.batch, len(self._queue)))]
-            body = b"".join(
-                orjson.dumps({"index": {"_index": index, "_id": i}}) + b"\n" + orjson.dumps(doc) + b"\n"
-                for index, i, doc in take
-            )
-            try:
-                resp = await self.client.bulk(operations=body, filter_path="errors,items.*.status,items.*.error")
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # Elasticsearch away: wait, keep the documents (bounded)
-                attempt += 1
-                delay = min(self.backoff_max, 0.5 * 2 ** min(attempt, 10)) * (0.5 + random.random() / 2)
-                log.debug("anomaly documents not written (%s); retry in %.1fs", e, delay)
-                await asyncio.sleep(delay)
-                continue
-            attempt = 0
-            for _ in take:
-                self._queue.popleft()
-            result = resp.body if hasattr(resp, "body") else resp
-            if not result.get("errors"):
-                self.written += len(take)
-                continue
-            retry: list[tuple[str, str, dict[str, Any]]] = []
-            refused: list[Any] = []
-            for item, sent in zip(result.get("items", []), take, strict=False):
-                status = next(iter(item.values())).get("status", 200)
-                if status == 429 or status >= 500:
-                    retry.append(sent)
-                elif status >= 300:
-                    refused.append(item)
-            self.written += len(take) - len(retry) - len(refused)
-            self.failed_items += len(refused)
-            if refused:
-                log.warning(
-                    "%d window/anomaly documents refused by Elasticsearch (first: %s)", len(refused), refused[0]
-                )
-            if retry:
-                self._queue.extendleft(reversed(retry))
-                await asyncio.sleep(min(self.backoff_max, 1.0))
-
-    async def flush(self, timeout: float) -> bool:
-        """Wait until the queue is written (at shutdown), at most ``timeout`` seconds."""
-        if self._task is None:
-            return not self._queue
+    async def _drain(self) -> None:
+        take = [self._queue[i] for i in range(min(self.batch, len(self._queue)))]
+        body = b"".join(
+            orjson.dumps({"index": {"_index": index, "_id": i}}) + b"\n" + orjson.dumps(doc) + b"\n"
+            for index, i, doc in take
+        )
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-            return True
-        except asyncio.TimeoutError:
-            return False
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            resp = await self.client.bulk(operations=body, filter_path="errors,items.*.status,items.*.error")
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # Elasticsearch away: wait, keep the documents (bounded)
+            self._attempt += 1
+            delay = min(self.backoff_max, 0.5 * 2 ** min(self._attempt, 10)) * (0.5 + random.random() / 2)
+            log.debug("anomaly documents not written (%s); retry in %.1fs", e, delay)
+            await asyncio.sleep(delay)
+            return
+        self._attempt = 0
+        for _ in take:
+            self._queue.popleft()
+        result = resp.body if hasattr(resp, "body") else resp
+        if not result.get("errors"):
+            self.written += len(take)
+            return
+        retry: list[Doc] = []
+        refused: list[Any] = []
+        for item, sent in zip(result.get("items", []), take, strict=False):
+            status = next(iter(item.values())).get("status", 200)
+            if status == 429 or status >= 500:
+                retry.append(sent)
+            elif status >= 300:
+                refused.append(item)
+        self.written += len(take) - len(retry) - len(refused)
+        self.failed_items += len(refused)
+        if refused:
+            log.warning("%d window/anomaly documents refused by Elasticsearch (first: %s)", len(refused), refused[0])
+        if retry:
+            self._queue.extendleft(reversed(retry))
+            await asyncio.sleep(min(self.backoff_max, 1.0))

@@ -10,14 +10,14 @@ of this.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import orjson
+
+from .outqueue import OutQueue
 
 log = logging.getLogger(__name__)
 
@@ -30,46 +30,25 @@ class WebhookConfig:
     backoff: float = 0.5  # first retry delay, doubling
 
 
-class Webhook:
+class Webhook(OutQueue[bytes]):
     """Delivers to one URL from its own queue."""
 
     def __init__(self, cfg: WebhookConfig, max_queue: int) -> None:
+        super().__init__(max_queue, f"webhook:{cfg.url}")
         self.cfg = cfg
-        self.max_queue = max_queue
-        self._queue: deque[bytes] = deque()
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self.sent = 0
         self.failed = 0
-        self.dropped = 0
 
     def start(self) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.cfg.timeout))
-        self._task = asyncio.create_task(self._run(), name=f"webhook:{self.cfg.url}")
+        super().start()
 
-    def put(self, body: bytes) -> None:
-        if len(self._queue) >= self.max_queue:
-            self._queue.popleft()
-            self.dropped += 1
-        self._queue.append(body)
-        self._idle.clear()
-        self._wake.set()
-
-    async def _run(self) -> None:
-        while True:
-            if not self._queue:
-                self._idle.set()
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            body = self._queue.popleft()
-            if await self._post(body):
-                self.sent += 1
-            else:
-                self.failed += 1
+    async def _drain(self) -> None:
+        if await self._post(self._queue.popleft()):
+            self.sent += 1
+        else:
+            self.failed += 1
 
     async def _post(self, body: bytes) -> bool:
         assert self._session is not None
@@ -94,18 +73,8 @@ class Webhook:
         log.warning("anomaly webhook %s failed after %d attempt(s): %s", self.cfg.url, attempt + 1, error)
         return False
 
-    async def flush(self, timeout: float) -> bool:
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-            return True
-        except asyncio.TimeoutError:
-            return False
-
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await super().stop()
         if self._session is not None:
             await self._session.close()
 

@@ -115,6 +115,7 @@ class AnomalyWatch:
         self.sources: dict[str, Source] = {}
         self._cache: bytes | None = None  # serialized state, valid until the next change
         self._drops = {"documents": 0, "webhooks": 0}
+        self._ticks = 0
 
     @property
     def changed(self) -> bool:
@@ -176,7 +177,7 @@ class AnomalyWatch:
             name = c.class_names[j] if j < len(c.class_names) else "other"
             self._child(src, "class", name).inc(int(per_class[j]))
         late = src.windows.late_events
-        for w, r in src.windows.add(c):
+        for w, r in src.windows.add(c, int(time.time() * 1000)):
             room = MAX_SAMPLES - len(w.samples)
             if room > 0 and r in token.samples:
                 w.samples.extend(token.samples[r][:room])
@@ -216,22 +217,26 @@ class AnomalyWatch:
         """Caught-up and retirement states from the readers, then close what is due."""
         now = time.time() if now is None else now
         now_ms = int(now * 1000)
-        live: dict[str, bool] = {}  # source -> every live reader at the end of its file
+        self._ticks += 1
+        if self._ticks % 240 == 0:
+            self._prune_keys()
+        at_end: dict[str, bool] = {}  # source -> every reader of it at the end of its file
+        live: set[str] = set()  # sources with a reader whose file is still matched
         orphaned: set[str] = set()
         for r in self.readers():
             source = _owner_info(r, r.cfg.id)[0]
             src = self._source(source)
-            src.keys.add(r.state.key)
-            if getattr(r, "orphaned", False):
-                orphaned.add(source)
-                continue
-            live[source] = live.get(source, True) and _at_end(r)
+            if r.state.key not in src.keys:
+                src.keys.add(r.state.key)
+                self._cache = None
+            (orphaned if getattr(r, "orphaned", False) else live).add(source)
+            at_end[source] = at_end.get(source, True) and _at_end(r)
         for src in list(self.sources.values()):
             if src.name in live:
                 if src.retired_at is not None:
                     log.info("source %s has files again", src.name)
                     src.retired_at = None
-                src.windows.caught_up(now_ms, live[src.name] and src.inflight == 0)
+                src.windows.caught_up(now_ms, at_end[src.name] and src.inflight == 0)
             elif src.name in orphaned or not self._has_files(src):
                 src.windows.caught_up(now_ms, False)
                 if src.retired_at is None:
@@ -244,6 +249,16 @@ class AnomalyWatch:
             for w in src.windows.due(now_ms):
                 self._close(src, w, judge=True)
         self._sync_drops()
+
+    def _prune_keys(self) -> None:
+        """Forget file keys the registry forgot (rotated files cleaned): bounded state."""
+        files = self.files()
+        open_keys = {r.state.key for r in self.readers()}
+        for src in self.sources.values():
+            gone = {k for k in src.keys if k not in files and k not in open_keys}
+            if gone:
+                src.keys -= gone
+                self._cache = None
 
     def _has_files(self, src: Source) -> bool:
         files = self.files()
@@ -292,7 +307,7 @@ class AnomalyWatch:
         self._cache = None
         if self.writer is not None and self.cfg.documents:
             doc = window_document(w, src.name, self.host_name, self.cfg.window_ms, src.has_predictions)
-            self.writer.put(
+            self.writer.add(
                 time.strftime(self.cfg.metrics_index, time.gmtime(w.start / 1000)),
                 doc_id(self.host_id, src.name, w.start),
                 doc,
@@ -312,7 +327,7 @@ class AnomalyWatch:
         doc = anomaly_document(change, src.name, self.host_name, w.start, w.samples if starting else [])
         (log.warning if starting else log.info)("%s", doc["message"])
         if self.writer is not None and self.cfg.documents:
-            self.writer.put(
+            self.writer.add(
                 time.strftime(self.cfg.anomalies_index, time.gmtime(w.start / 1000)),
                 doc_id(self.host_id, src.name, w.start, change.signal, change.state),
                 doc,
@@ -328,7 +343,7 @@ class AnomalyWatch:
         for src in self.sources.values():
             for w in src.windows.close_all():
                 if self.writer is not None and self.cfg.documents:
-                    self.writer.put(
+                    self.writer.add(
                         time.strftime(self.cfg.metrics_index, time.gmtime(w.start / 1000)),
                         doc_id(self.host_id, src.name, w.start),
                         window_document(w, src.name, self.host_name, self.cfg.window_ms, src.has_predictions),

@@ -29,6 +29,7 @@ from .quality import window_quality
 
 MAX_PAIRS = 1_000_000  # (score, label) pairs kept per window for its AUC; beyond, the first ones
 MAX_SAMPLES = 3  # error messages quoted per window
+FUTURE_MS = 120_000  # event times this far past the wall clock do not move a window clock
 
 
 @dataclass
@@ -162,8 +163,12 @@ class SourceWindows:
     def window_of(self, t: int) -> int:
         return t - t % self.window_ms
 
-    def add(self, c: WindowCounts) -> Iterator[tuple[Window, int]]:
-        """Route a batch's rows to their windows; yields (window, row) for every row kept."""
+    def add(self, c: WindowCounts, now_ms: int | None = None) -> Iterator[tuple[Window, int]]:
+        """Route a batch's rows to their windows; yields (window, row) for every row kept.
+
+        With ``now_ms``, event times more than ``FUTURE_MS`` ahead of it (a clock off by a
+        year, a misparsed date) are counted in their windows but do not move the clock:
+        one such line would otherwise close every open window at once."""
         m_bounds = np.searchsorted(c.m_row, np.arange(len(c) + 1)) if len(c.m_row) else None
         p_bounds = np.searchsorted(c.pair_row, np.arange(len(c) + 1)) if len(c.pair_row) else None
         for r, start in enumerate(c.starts.tolist()):  # per window in the batch (one or two, typically)
@@ -177,8 +182,9 @@ class SourceWindows:
             ps = slice(int(p_bounds[r]), int(p_bounds[r + 1])) if p_bounds is not None else slice(0, 0)
             w.add(c, r, ms, ps)
             yield w, r
-        if self.event_clock is None or c.max_time > self.event_clock:
-            self.event_clock = c.max_time
+        t = c.max_time if now_ms is None else min(c.max_time, now_ms + FUTURE_MS)
+        if self.event_clock is None or t > self.event_clock:
+            self.event_clock = t
 
     def caught_up(self, now_ms: int, caught: bool) -> None:
         """Record whether every reader of the source is at the end of its files now."""

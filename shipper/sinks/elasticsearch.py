@@ -51,6 +51,8 @@ RETRY_TYPES = frozenset(
 )
 
 _NUMERIC_METRICS = {"metrics_as_double": {"path_match": "metrics.*", "mapping": {"type": "double"}}}
+_METRIC_STATS = {"metric_stats_as_double": {"path_match": "metrics.*.*", "mapping": {"type": "double"}}}
+_QUALITY = {"quality_as_double": {"path_match": "quality.*", "mapping": {"type": "double"}}}
 _STRINGS = {
     "strings_as_keyword": {"match_mapping_type": "string", "mapping": {"type": "keyword", "ignore_above": 1024}}
 }
@@ -101,7 +103,8 @@ TEMPLATES: dict[str, dict[str, Any]] = {
         "priority": 200,
         "template": {
             "mappings": {
-                "dynamic_templates": [_NUMERIC_METRICS, _STRINGS],
+                # window summaries: metrics.<name>.{count,sum,min,max,mean} and quality.<name>
+                "dynamic_templates": [_METRIC_STATS, _QUALITY, _STRINGS],
                 "properties": {
                     **_COMMON,
                     "window": {
