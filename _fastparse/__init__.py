@@ -164,9 +164,9 @@ from __future__ import annotations
 import os
 
 from . import _pyparser
-from ._common import Batch
+from ._common import ARRAYS, LEVEL_NAMES, Batch
 
-__all__ = ["IMPLEMENTATION", "NO_EXTENSIONS", "Batch", "Parser"]
+__all__ = ["ARRAYS", "IMPLEMENTATION", "LEVEL_NAMES", "NO_EXTENSIONS", "Batch", "Parser"]
 
 #: SHIPPER_NO_EXTENSIONS set (non-empty, not "0"): the compiled parser is not even imported.
 NO_EXTENSIONS = os.environ.get("SHIPPER_NO_EXTENSIONS", "") not in ("", "0")

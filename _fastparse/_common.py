@@ -10,6 +10,8 @@ be kept identical by hand.
 from __future__ import annotations
 
 import time
+from array import array
+from typing import Any
 
 from orjson import dumps as _json_dumps
 
@@ -30,6 +32,40 @@ def _tags_fragment(mask: int) -> bytes:
 
 #: ``TAGS[mask]`` is the ``,"tags":[...]`` fragment for that combination of tag bits.
 TAGS: tuple[bytes, ...] = tuple(_tags_fragment(m) for m in range(16))
+
+
+def labels_fragment(labels: dict[str, str] | None) -> bytes:
+    """``,"labels":{...}`` (in the given order), or nothing for no labels."""
+    if not labels:
+        return b""
+    return b',"labels":{' + b",".join(json_string(k) + b":" + json_string(v) for k, v in labels.items()) + b"}"
+
+
+def check_labels(labels: Any) -> dict[str, str] | None:
+    """``labels=`` checked: a mapping of str to str (ECS ``labels`` are keyword strings)."""
+    if labels is None:
+        return None
+    if not isinstance(labels, dict) or not all(isinstance(k, str) and k and isinstance(v, str)
+                                               for k, v in labels.items()):
+        raise TypeError("labels must be a dict of non-empty str -> str")
+    return dict(labels)
+
+
+#: ``ev_level`` codes: index into this tuple.
+LEVEL_NAMES = ("none", "trace", "debug", "info", "warning", "error", "critical", "other")
+LEVEL_NONE, LEVEL_OTHER = 0, 7
+#: lower-cased level text -> code; any other non-empty text is "other"
+LEVEL_CODES = {b"trace": 1, b"debug": 2, b"info": 3, b"warning": 4, b"warn": 4, b"error": 5,
+               b"critical": 6, b"fatal": 6}
+#: codes from which on an event is an error event
+LEVEL_ERROR = 5
+
+
+def level_code(text: bytes | None) -> int:
+    """The ``ev_level`` code of a ``log.level`` value (ASCII case-insensitive)."""
+    if not text:
+        return LEVEL_NONE
+    return LEVEL_CODES.get(text.lower(), LEVEL_OTHER) if len(text) <= 8 else LEVEL_OTHER
 
 
 def json_string(s: str) -> bytes:
@@ -71,13 +107,15 @@ class Fragments:
     __slots__ = ("action_tail", "doc_end", "doc_tail", "id_sep", "log_head",
                  "original_length", "tags")
 
-    def __init__(self, *, input_id: str, path: str, host_name: str, id_prefix: str) -> None:
+    def __init__(self, *, input_id: str, path: str, host_name: str, id_prefix: str,
+                 labels: dict[str, str] | None = None) -> None:
         self.id_sep = b'","_id":"' + json_string_body(id_prefix) + b"."
         self.action_tail = b'"}}\n'
         self.log_head = b',"log":{"file":{"path":' + json_string(path) + b'},"offset":'
         self.original_length = b',"original_length":'
         self.doc_tail = (b'},"host":{"name":' + json_string(host_name)
-                         + b'},"event":{"dataset":' + json_string(input_id) + b"}")
+                         + b'},"event":{"dataset":' + json_string(input_id) + b"}"
+                         + labels_fragment(labels))
         self.tags = TAGS
         self.doc_end = b"}\n"
 
@@ -143,14 +181,63 @@ class EventTime:
         return self._result
 
 
+#: The per-event arrays of a :class:`Batch`: (name, ``array`` typecode).
+ARRAYS: tuple[tuple[str, str], ...] = (
+    ("ev_time", "q"), ("ev_level", "B"), ("ev_class", "B"), ("ev_bytes", "I"),
+    ("m_item", "I"), ("m_id", "H"), ("m_value", "d"),
+    ("p_item", "I"), ("p_label", "b"), ("p_pred", "b"), ("p_score", "d"),
+)
+
+
+class EventArrays:
+    """The arrays of one batch being built (the twin appends to them per event)."""
+
+    __slots__ = tuple(name for name, _ in ARRAYS)
+
+    ev_time: array[int]
+    ev_level: array[int]
+    ev_class: array[int]
+    ev_bytes: array[int]
+    m_item: array[int]
+    m_id: array[int]
+    m_value: array[float]
+    p_item: array[int]
+    p_label: array[int]
+    p_pred: array[int]
+    p_score: array[float]
+
+    def __init__(self) -> None:
+        for name, code in ARRAYS:
+            setattr(self, name, array(code))
+
+
 class Batch:
-    """What one ``feed()`` or ``flush()`` produced. See the package docstring."""
+    """What one ``feed()``, ``flush()`` or ``expire()`` produced. See the package docstring.
+
+    Besides the body and item bookkeeping, per-event arrays (``array.array``, item order):
+    ``ev_time`` ``ev_level`` ``ev_class`` ``ev_bytes``, the metric values (``m_item``
+    ``m_id`` ``m_value``) and prediction records (``p_item`` ``p_label`` ``p_pred``
+    ``p_score``), so that counters are computed per batch without parsing the body.
+    """
 
     __slots__ = ("body", "bytes", "count", "end_offset", "item_ends", "item_offsets",
-                 "lines", "start_offset")
+                 "lines", "start_offset", *(name for name, _ in ARRAYS))
+
+    ev_time: array[int]
+    ev_level: array[int]
+    ev_class: array[int]
+    ev_bytes: array[int]
+    m_item: array[int]
+    m_id: array[int]
+    m_value: array[float]
+    p_item: array[int]
+    p_label: array[int]
+    p_pred: array[int]
+    p_score: array[float]
 
     def __init__(self, body: bytes, count: int, item_ends: bytes, item_offsets: bytes,
-                 start_offset: int, end_offset: int, lines: int) -> None:
+                 start_offset: int, end_offset: int, lines: int,
+                 arrays: EventArrays | None = None) -> None:
         self.body = body
         self.count = count
         self.item_ends = item_ends
@@ -159,6 +246,12 @@ class Batch:
         self.end_offset = end_offset
         self.lines = lines
         self.bytes: int = end_offset - start_offset
+        if arrays is None:
+            for name, code in ARRAYS:
+                setattr(self, name, array(code))
+        else:
+            for name, _ in ARRAYS:
+                setattr(self, name, getattr(arrays, name))
 
     def __repr__(self) -> str:
         return (f"<Batch count={self.count} lines={self.lines} "

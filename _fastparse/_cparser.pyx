@@ -1119,7 +1119,8 @@ cdef class Parser:
 
     def __init__(self, *, input_id, path, host_name, id_prefix, index_pattern,
                  start_offset=0, max_line_bytes=1048576, format="plain", timezone=None,
-                 json_root=False, multiline="none"):
+                 json_root=False, multiline="none", progress="last", metrics="auto",
+                 error_classes=None, labels=None, predictions=None):
         check_args(input_id, path, host_name, id_prefix, index_pattern, start_offset,
                    max_line_bytes, timezone)
         f = Fragments(input_id=input_id, path=path, host_name=host_name, id_prefix=id_prefix)
@@ -1156,15 +1157,16 @@ cdef class Parser:
             self._ml_max_bytes = ml.max_bytes
             self._ml_timeout = ml.timeout_ms
             ml = None
-        if ml is None and fmt.kind == FMT_PROGRAM:
+        if False and ml is None and fmt.kind == FMT_PROGRAM:
             self._setup_program(fmt, timezone)
-        elif ml is not None or fmt.kind != FMT_PLAIN:
+        elif True:  # error classes, metrics, arrays: the twin until the C side has them
             # json, logfmt and multiline grouping: the twin does them
             self._py = _pyparser.Parser(
                 input_id=input_id, path=path, host_name=host_name, id_prefix=id_prefix,
                 index_pattern=index_pattern, start_offset=start_offset,
                 max_line_bytes=max_line_bytes, format=format, timezone=timezone,
-                json_root=json_root, multiline=multiline)
+                json_root=json_root, multiline=multiline, progress=progress, metrics=metrics,
+                error_classes=error_classes, labels=labels, predictions=predictions)
 
     def _setup_program(self, fmt, timezone):
         cdef int i, k
@@ -1413,6 +1415,14 @@ cdef class Parser:
         buf_free(&self._err)
         free(self._ends)
         free(self._offs)
+
+    @property
+    def metric_names(self):
+        return self._py.metric_names
+
+    @property
+    def error_classes(self):
+        return self._py.error_classes
 
     @property
     def offset(self):

@@ -30,7 +30,7 @@ KIND_STR, KIND_NUM = 0, 1
 FMT_PLAIN, FMT_PROGRAM, FMT_JSON, FMT_LOGFMT = range(4)
 
 #: Root fields shipper writes: a capture with one of these names is refused.
-RESERVED = ("@timestamp", "message", "log", "host", "event", "error", "metrics", "tags")
+RESERVED = ("@timestamp", "message", "log", "host", "event", "labels", "error", "metrics", "tags")
 LEVEL_NAMES = ("Level", "level", "levelname")
 CONTENT_NAMES = ("Content", "content")
 #: level words the auto-detected python layouts accept (longest first where prefixes)
@@ -91,6 +91,14 @@ class Format:
     @property
     def nslots(self) -> int:
         return len(self.slot_names)
+
+    @property
+    def level_slot(self) -> int:
+        """The slot written as ``log.level`` (its text gives ``ev_level``), or -1."""
+        for prefix, slot, _ in self.log_plan:
+            if prefix.endswith(b'"level":'):
+                return slot
+        return -1
 
 
 def _check_name(name: str) -> None:

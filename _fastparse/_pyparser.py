@@ -15,17 +15,22 @@ from typing import Any
 
 from orjson import loads as _json_loads
 
+from ._analysis import Analyzer, clean_line
 from ._common import (
+    LEVEL_ERROR,
     TAG_INCOMPLETE,
     TAG_INVALID_UTF8,
     TAG_PARSE_ERROR,
     TAG_TRUNCATED,
     Batch,
+    EventArrays,
     EventTime,
     Fragments,
     _json_dumps,
     check_args,
+    check_labels,
     format_ms,
+    level_code,
 )
 from ._formats import (
     FMT_JSON,
@@ -69,6 +74,10 @@ from ._multiline import (
 __all__ = ["Batch", "Parser"]
 
 _CR = 13
+
+#: What a format makes of a line: (time or None, message JSON, log members, top-level members,
+#: invalid_utf8 bit, message raw bytes, level raw bytes or None, the JSON object or None)
+_Parsed = tuple[int | None, bytes, bytes, bytes, int, bytes, "bytes | None", "dict[str, Any] | None"]
 
 
 def _utf8_len(lead: int) -> int:
@@ -582,11 +591,12 @@ _TB_STATES = (FRAMES, EXC, CHAIN, GROUP)
 class _Group:
     """The open multiline event: its lines (each cut at max_line_bytes) and bookkeeping."""
 
-    __slots__ = ("blanks", "cut", "incomplete", "java", "last_ms", "length", "line", "lines", "ms",
+    __slots__ = ("blanks", "cut", "end", "incomplete", "java", "last_ms", "length", "line", "lines", "ms",
                  "nbytes", "off", "orig", "state", "state0", "tb", "trunc")
 
-    def __init__(self, cut: bytes, length: int, off: int, ms: int, state: int, line: int,
+    def __init__(self, cut: bytes, length: int, off: int, end: int, ms: int, state: int, line: int,
                  incomplete: bool, limit: int) -> None:
+        self.end = end  # the file offset after its last line (and that line's newline)
         self.lines = [cut]
         self.length = length  # the first line's full length
         self.orig = length  # the full length of all lines joined with "\n"
@@ -607,16 +617,22 @@ class _Group:
 class Parser:
     """Turns appended log bytes into ``_bulk`` items. See the package docstring."""
 
-    __slots__ = ("_action_head", "_cap", "_doc_head", "_fmt", "_frags", "_g", "_heads_ms", "_hold",
+    __slots__ = ("_action_head", "_an", "_arr", "_cap", "_doc_head", "_fmt", "_frags", "_g", "_heads_ms", "_hold",
                  "_json_root", "_last_cr", "_max", "_ml", "_nline", "_offset", "_read_ms", "_skip",
                  "_time", "_times", "_tpl", "_zone")
 
     def __init__(self, *, input_id: str, path: str, host_name: str, id_prefix: str,
                  index_pattern: str, start_offset: int = 0,
                  max_line_bytes: int = 1048576, format: str = "plain",
-                 timezone: str | None = None, json_root: bool = False, multiline: Any = "none") -> None:
+                 timezone: str | None = None, json_root: bool = False, multiline: Any = "none",
+                 progress: str = "last", metrics: Any = "auto",
+                 error_classes: dict[str, list[str]] | None = None,
+                 labels: dict[str, str] | None = None, predictions: dict[str, Any] | None = None) -> None:
         check_args(input_id, path, host_name, id_prefix, index_pattern, start_offset,
                    max_line_bytes, timezone)
+        labels = check_labels(labels)
+        self._an = Analyzer(error_classes, metrics, predictions, progress)
+        self._arr = EventArrays()
         self._ml: Config | None = parse_config(multiline)
         self._g: _Group | None = None
         self._nline = 0  # lines consumed (multiline mode)
@@ -626,7 +642,7 @@ class Parser:
         self._read_ms = 0
         self._heads_ms: tuple[int, bytes, bytes] = (-1, b"", b"")
         self._frags = Fragments(input_id=input_id, path=path, host_name=host_name,
-                                id_prefix=id_prefix)
+                                id_prefix=id_prefix, labels=labels)
         self._time = EventTime(index_pattern)
         self._times: tuple[bytes, bytes] | None = None
         self._action_head = b""
@@ -661,11 +677,13 @@ class Parser:
         self._tpl = (_esc(self._action_head) + b"%x" + _esc(f.action_tail + self._doc_head)
                      + b"%b" + _esc(f.log_head) + b"%d" + _esc(f.doc_tail + f.doc_end))
 
-    def _event(self, content: bytes, length: int, off: int, tags: int, cont: bytes = b"",
-               error: bytes = b"") -> bytes:
-        """The general event: ``content`` is the line, or its head when longer than held
-        (or already cut); ``cont`` continuation lines for ``message`` ("\\n" first),
-        ``error`` the ``,"error":{...}`` fragment."""
+    def _event(self, content: bytes, length: int, off: int, tags: int, nbytes: int, cont: bytes = b"",
+               error: bytes = b"", trace: bool = False) -> bytes:
+        """The general event: ``content`` is the line (cleaned of terminal noise), or its
+        head when longer than held (or already cut); ``length`` the line's full length,
+        ``nbytes`` the file bytes the event consumed; ``cont`` continuation lines for
+        ``message`` ("\\n" first), ``error`` the ``"type"..."stack_trace"`` members of a
+        grouped ``trace``. Appends the event's entries to the batch's arrays."""
         f = self._frags
         orig = b""
         if length > self._max:
@@ -674,7 +692,7 @@ class Parser:
             tags |= TAG_TRUNCATED
             orig = f.original_length + b"%d" % length
         kind = self._fmt.kind
-        parsed: tuple[int | None, bytes, bytes, bytes, int] | None = None
+        parsed: _Parsed | None = None
         if kind == FMT_PROGRAM:
             parsed = self._program_doc(content)
         elif kind == FMT_LOGFMT:
@@ -682,22 +700,61 @@ class Parser:
         elif kind == FMT_JSON:
             parsed = self._json_doc(content)
         action_head, doc_head = self._action_head, self._doc_head
+        ev_ms = self._read_ms
+        obj = None
+        level = None
         if parsed is None:
             if kind != FMT_PLAIN and not self._fmt.untagged_miss:
                 tags |= TAG_PARSE_ERROR
             msg, bad = _text(content)
+            raw = content
             log_extra = top_extra = b""
         else:
-            ms, msg, log_extra, top_extra, bad = parsed
+            ms, msg, log_extra, top_extra, bad, raw, level, obj = parsed
             if ms is not None:
                 action_head, doc_head = self._heads(ms)
+                ev_ms = ms
         if cont:
             cj, b3 = _text(cont)
             msg = msg[:-1] + cj[1:]
             bad |= b3
+        an = self._an
+        arr = self._arr
+        item = len(arr.ev_time)
+        metrics = b""
+        nan = False
+        if an.spec.on:
+            nl = raw.find(b"\n")
+            metrics, nan, vals = an.metrics(raw if nl < 0 else raw[:nl], obj)
+            for i, v in vals:
+                arr.m_item.append(item)
+                arr.m_id.append(i)
+                arr.m_value.append(v)
+        cls = an.class_of(raw, cont)
+        if nan and (cls < 0 or an.nan_loss < cls):
+            cls = an.nan_loss
+        lv = level_code(level)
+        if cls >= 0 or trace or lv >= LEVEL_ERROR:
+            if cls < 0:
+                cls = an.other
+            error = (b',"error":{' + error + (b"," if error else b"") + b'"class":"'
+                     + an.classes.names[cls].encode() + b'"}')
+            arr.ev_class.append(cls + 1)
+        else:
+            arr.ev_class.append(0)
+        if obj is not None and an.preds is not None:
+            p = an.prediction(obj)
+            if p is not None:
+                arr.p_item.append(item)
+                arr.p_label.append(p[0])
+                arr.p_pred.append(p[1])
+                arr.p_score.append(p[2])
+        arr.ev_time.append(ev_ms)
+        arr.ev_level.append(lv)
+        arr.ev_bytes.append(nbytes)
         return b"".join((action_head, b"%x" % off, f.action_tail, doc_head,
-                         msg, f.log_head, b"%d" % off, orig, log_extra, f.doc_tail, error, top_extra,
-                         f.tags[tags | bad], f.doc_end))
+                         msg, f.log_head, b"%d" % off, orig, log_extra, f.doc_tail, error, metrics,
+                         top_extra, f.tags[tags | bad], f.doc_end))
 
     def _heads(self, ms: int) -> tuple[bytes, bytes]:
         if self._heads_ms[0] != ms:
@@ -708,7 +765,7 @@ class Parser:
         assert self._zone is not None
         return parse_time(text, self._zone, self._read_ms)
 
-    def _program_doc(self, content: bytes) -> tuple[int | None, bytes, bytes, bytes, int] | None:
+    def _program_doc(self, content: bytes) -> _Parsed | None:
         fmt = self._fmt
         for prog in fmt.programs:
             caps: list[tuple[int, int] | None] = [None] * fmt.nslots
@@ -725,15 +782,14 @@ class Parser:
             ms = self._time_of(b" ".join(parts))  # type: ignore[arg-type]
             if ms is not None:
                 break
-        if fmt.message_slot >= 0:
-            msg, bad = _text(vals[fmt.message_slot] or b"")
-        else:
-            msg, bad = _text(content)
+        raw = (vals[fmt.message_slot] or b"") if fmt.message_slot >= 0 else content
+        msg, bad = _text(raw)
         log_extra, b1 = _render(fmt.log_plan, fmt.log_suffix, vals)
         top_extra, b2 = _render(fmt.top_plan, fmt.top_suffix, vals)
-        return ms, msg, log_extra, top_extra, bad | b1 | b2
+        level = vals[fmt.level_slot] if fmt.level_slot >= 0 else None
+        return ms, msg, log_extra, top_extra, bad | b1 | b2, raw, level, None
 
-    def _logfmt_doc(self, content: bytes) -> tuple[int | None, bytes, bytes, bytes, int] | None:
+    def _logfmt_doc(self, content: bytes) -> _Parsed | None:
         pairs = logfmt_pairs(content)
         if all(p[4] == 2 for p in pairs):
             return None
@@ -771,26 +827,33 @@ class Parser:
             log_extra = b',"level":' + lj
             bad |= b4
         top = b',"logfmt":{' + b",".join(members) + b"}" if members else b""
-        return ms, m, log_extra, top, bad | b3
+        return ms, m, log_extra, top, bad | b3, content if msg is None else msg, level, None
 
-    def _json_doc(self, content: bytes) -> tuple[int | None, bytes, bytes, bytes, int] | None:
+    def _json_doc(self, content: bytes) -> _Parsed | None:
         try:
             obj = _json_loads(content)
         except ValueError:
             return None
         if not isinstance(obj, dict):
             return None
+        whole = dict(obj)
         msg = None
+        raw = content
         for k in ("message", "msg"):
             if k in obj:
                 v = obj.pop(k)
-                msg = _json_dumps(v if isinstance(v, str) else _json_dumps(v).decode())
+                text = v if isinstance(v, str) else _json_dumps(v).decode()
+                msg = _json_dumps(text)
+                raw = text.encode("utf-8", "replace")
                 break
         log_extra = b""
+        level = None
         for k in ("level", "log.level"):
             if k in obj:
                 v = obj.pop(k)
-                log_extra = b',"level":' + _json_dumps(v if isinstance(v, str) else _json_dumps(v).decode())
+                text = v if isinstance(v, str) else _json_dumps(v).decode()
+                log_extra = b',"level":' + _json_dumps(text)
+                level = text.encode("utf-8", "replace")
                 break
         ms = None
         for k in ("@timestamp", "timestamp", "time", "ts"):
@@ -814,7 +877,7 @@ class Parser:
             top = b"".join(parts) + (b',"json":' + _json_dumps(kept) if kept else b"")
         elif obj:
             top = b',"json":' + _json_dumps(obj)
-        return ms, msg, log_extra, top, 0
+        return ms, msg, log_extra, top, 0, raw, level, whole
 
     def _hold_more(self, chunk: bytes) -> None:
         if not chunk:
@@ -847,7 +910,7 @@ class Parser:
             tags |= TAG_TRUNCATED
         lines = g.lines
         if len(lines) == 1:
-            items.append((self._event(lines[0], g.length, g.off, tags), g.off))
+            items.append((self._event(lines[0], g.length, g.off, tags, g.end - g.off), g.off))
             return
         error = b""
         if g.tb or g.java:
@@ -860,20 +923,29 @@ class Parser:
                     j, b = _text(val)
                     bad |= b
                     parts.append(b'"' + key + b'":' + j)
-            error = b',"error":{' + b",".join(parts) + b"}"
+            error = b",".join(parts)
             tags |= bad
-        item = self._event(lines[0], g.orig if g.trunc else len(lines[0]), g.off, tags,
-                           b"\n" + b"\n".join(lines[1:]), error)
+        item = self._event(lines[0], g.orig if g.trunc else len(lines[0]), g.off, tags, g.end - g.off,
+                           b"\n" + b"\n".join(lines[1:]), error, g.tb or g.java)
         items.append((item, g.off))
 
-    def _ml_line(self, content: bytes, length: int, off: int, ms: int,
+    def _ml_line(self, content: bytes, length: int, off: int, end: int, ms: int,
                  items: list[tuple[bytes, int]], incomplete: bool = False) -> None:
-        """One line (without its line break; ``content`` its head when longer than held)."""
+        """One line (without its line break; ``content`` its head when longer than held,
+        cleaned of terminal noise); ``end`` the offset after its line break."""
         cfg = self._ml
         assert cfg is not None
         g = self._g
         idx = self._nline
         self._nline += 1
+        clean = clean_line(content if length <= self._max else content[:self._cap],
+                           self._an.progress) if content else content
+        if clean is None:
+            return
+        if clean is not content:
+            content = clean
+            if not content:
+                length = 0
         if length == 0:
             if g is not None:
                 g.blanks += 1
@@ -882,7 +954,7 @@ class Parser:
                     self._emit(g, items)
                     self._g = None
             return
-        cut = content if length <= self._max else content[:cut_point(content, self._max)]
+        cut = content if len(content) <= self._max else content[:cut_point(content, self._max)]
         if g is not None:
             st = next_state(cfg, g.state, cut)
             if st >= 0:
@@ -890,7 +962,7 @@ class Parser:
                         or g.nbytes + g.blanks + 1 + len(cut) > cfg.max_bytes):
                     g.cut = True
                     self._emit(g, items)
-                    self._g = _Group(cut, length, off, ms, st, idx, incomplete, self._max)
+                    self._g = _Group(cut, length, off, end, ms, st, idx, incomplete, self._max)
                     return
                 if g.blanks:
                     g.lines.extend([b""] * g.blanks)
@@ -906,9 +978,10 @@ class Parser:
                     g.tb = True
                 g.last_ms = ms
                 g.incomplete = incomplete
+                g.end = end
                 return
             self._emit(g, items)
-        self._g = _Group(cut, length, off, ms, first_state(cfg, cut), idx, incomplete, self._max)
+        self._g = _Group(cut, length, off, end, ms, first_state(cfg, cut), idx, incomplete, self._max)
 
     def _ml_mark(self) -> int:
         return self._nline if self._g is None else self._g.line
@@ -921,7 +994,7 @@ class Parser:
             ends.append(size)
         offs = array("q", [o for _, o in items])
         return Batch(b"".join(i for i, _ in items), len(items), ends.tobytes(), offs.tobytes(),
-                     start, self.offset, self._ml_mark() - start_line)
+                     start, self.offset, self._ml_mark() - start_line, self._arr)
 
     def _complete_held(self, data: bytes) -> tuple[bytes, int, int, int] | None:
         """Finish the line held from earlier feeds with `data`: (its content, its length
@@ -948,7 +1021,7 @@ class Parser:
             if held is None:
                 return Batch(b"", 0, b"", b"", start, start, 0)
             line, length, raw, pos = held
-            self._ml_line(line, length, off, ms, items)
+            self._ml_line(line, length, off, off + raw + 1, ms, items)
             off += raw + 1
         last = data.rfind(b"\n")
         if last >= pos:
@@ -956,7 +1029,7 @@ class Parser:
                 nxt = off + len(line) + 1
                 if line.endswith(b"\r"):
                     line = line[:-1]
-                self._ml_line(line, len(line), off, ms, items)
+                self._ml_line(line, len(line), off, nxt, ms, items)
                 off = nxt
             pos = last + 1
         if pos < len(data):
@@ -971,15 +1044,24 @@ class Parser:
         g = self._g
         if g is None or self._ml is None or int(now_ms) - g.last_ms < self._ml.timeout_ms:
             return Batch(b"", 0, b"", b"", start, start, 0)
+        self._arr = EventArrays()
         start_line = self._ml_mark()
         items: list[tuple[bytes, int]] = []
         self._emit(g, items)
         self._g = None
         return self._ml_batch(items, start, start_line)
 
+    def _line_event(self, line: bytes, length: int, off: int, nbytes: int, tags: int) -> bytes | None:
+        """The event of one line outside multiline, or None (empty once cleaned, or dropped)."""
+        clean = clean_line(line if length <= self._max else line[:self._cap], self._an.progress)
+        if not clean:
+            return None
+        return self._event(clean, length, off, tags, nbytes)
+
     def feed(self, data: Any, read_time_ms: int) -> Batch:
         if not isinstance(data, bytes):
             data = memoryview(data).tobytes()
+        self._arr = arr = EventArrays()
         if self._ml is not None:
             return self._feed_ml(data, read_time_ms)
         self._prepare(read_time_ms)
@@ -990,6 +1072,7 @@ class Parser:
         size = 0
         lines = 0
         pos = 0
+        item: bytes | None
 
         if self._hold or self._skip:  # complete the line held from earlier feeds
             held = self._complete_held(data)
@@ -997,11 +1080,12 @@ class Parser:
                 return Batch(b"", 0, b"", b"", start, start, 0)
             line, length, raw, pos = held
             if length:
-                item = self._event(line, length, off, 0)
-                out.append(item)
-                size += len(item)
-                ends.append(size)
-                offs.append(off)
+                item = self._line_event(line, length, off, raw + 1, 0)
+                if item is not None:
+                    out.append(item)
+                    size += len(item)
+                    ends.append(size)
+                    offs.append(off)
             off += raw + 1
             lines += 1
 
@@ -1014,51 +1098,73 @@ class Parser:
                 if line.endswith(b"\r"):
                     line = line[:-1]
                 if line:
-                    item = self._event(line, len(line), off, 0)
-                    out.append(item)
-                    size += len(item)
-                    ends.append(size)
-                    offs.append(off)
+                    item = self._line_event(line, len(line), off, nxt - off, 0)
+                    if item is not None:
+                        out.append(item)
+                        size += len(item)
+                        ends.append(size)
+                        offs.append(off)
                 off = nxt
             pos = last + 1
         elif last >= pos:
             tpl = self._tpl
             maxb = self._max
             dumps = _json_dumps
-            event = self._event
-            region = data[pos:last].split(b"\n")
+            line_event = self._line_event
+            whole = data[pos:last]
+            hits = self._an.hits(whole)
+            nh = len(hits)
+            hi = 0
+            lpos = 0
+            region = whole.split(b"\n")
             lines += len(region)
+            ev_time, ev_level, ev_class, ev_bytes = arr.ev_time, arr.ev_level, arr.ev_class, arr.ev_bytes
+            read_ms = self._read_ms
             for line in region:
-                nxt = off + len(line) + 1
+                n = len(line)
+                nxt = off + n + 1
+                slow = False
+                while hi < nh and hits[hi] < lpos + n:
+                    if hits[hi] >= lpos:
+                        slow = True
+                    hi += 1
+                lpos += n + 1
                 if line.endswith(b"\r"):
                     line = line[:-1]
                 if line:
-                    if len(line) <= maxb:
+                    item = None
+                    if len(line) <= maxb and not slow:
                         try:
                             item = tpl % (off, dumps(line.decode("utf-8")), off)
+                            ev_time.append(read_ms)
+                            ev_level.append(0)
+                            ev_class.append(0)
+                            ev_bytes.append(n + 1)
                         except UnicodeDecodeError:
-                            item = event(line, len(line), off, 0)
+                            item = line_event(line, len(line), off, n + 1, 0)
                     else:
-                        item = event(line, len(line), off, 0)
-                    out.append(item)
-                    size += len(item)
-                    ends.append(size)
-                    offs.append(off)
+                        item = line_event(line, len(line), off, n + 1, 0)
+                    if item is not None:
+                        out.append(item)
+                        size += len(item)
+                        ends.append(size)
+                        offs.append(off)
                 off = nxt
             pos = last + 1
 
         if pos < len(data):
             self._hold_more(data[pos:])
         self._offset = off
-        return Batch(b"".join(out), len(ends), ends.tobytes(), offs.tobytes(), start, off, lines)
+        return Batch(b"".join(out), len(ends), ends.tobytes(), offs.tobytes(), start, off, lines, arr)
 
     def flush(self, read_time_ms: int) -> Batch:
+        self._arr = EventArrays()
         if self._ml is not None:
             start, start_line = self.offset, self._ml_mark()
             items: list[tuple[bytes, int]] = []
             if self._hold or self._skip:
                 content, raw = self._take_held()
-                self._ml_line(content, raw, self._offset, int(read_time_ms), items, True)
+                self._ml_line(content, raw, self._offset, self._offset + raw, int(read_time_ms), items, True)
                 self._offset += raw
             if self._g is not None:
                 self._emit(self._g, items)
@@ -1069,7 +1175,22 @@ class Parser:
             return Batch(b"", 0, b"", b"", start, start, 0)
         self._prepare(read_time_ms)
         content, raw = self._take_held()
-        item = self._event(content, raw, start, TAG_INCOMPLETE)
+        item = self._line_event(content, raw, start, raw, TAG_INCOMPLETE)
         self._offset = start + raw
+        if item is None:
+            return Batch(b"", 0, b"", b"", start, self._offset, 1)
         return Batch(item, 1, array("q", [len(item)]).tobytes(), array("q", [start]).tobytes(),
-                     start, self._offset, 1)
+                     start, self._offset, 1, self._arr)
+
+    # -- the tables ------------------------------------------------------------------------
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """Names of the metric ids in ``Batch.m_id``: ids never change; new names are
+        appended as they are first seen (read it after the batch)."""
+        return tuple(self._an.metric_names)
+
+    @property
+    def error_classes(self) -> tuple[str, ...]:
+        """Class names; ``Batch.ev_class`` is 1 + an index into this (``other`` last)."""
+        return self._an.classes.names

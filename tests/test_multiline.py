@@ -126,7 +126,8 @@ def test_real_tracebacks_one_event(impl: ModuleType, name: str) -> None:
         assert d["message"] == "step failed\n" + tb.decode()
         assert d["log"]["offset"] == 0 and d["log"]["level"] == "ERROR"
         assert d["@timestamp"] == "2026-11-25T07:30:01.123Z"
-        assert d["error"] == {"type": typ, "message": msg, "stack_trace": tb.decode()}
+        cls = "accelerator_oom" if name == "oom" else "other"
+        assert d["error"] == {"type": typ, "message": msg, "stack_trace": tb.decode(), "class": cls}
         assert "tags" not in d
         assert ds[1]["message"] == "resuming" and ds[1]["log"]["offset"] == len(LOG1) + len(tb) + 2
         assert "error" not in ds[1]
@@ -172,6 +173,7 @@ def test_java(impl: ModuleType) -> None:
         "type": "java.lang.IllegalStateException",
         "message": "boom",
         "stack_trace": java[:-1].decode(),
+        "class": "other",
     }
     assert ds[1]["message"] == "next line"
 

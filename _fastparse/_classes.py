@@ -1,0 +1,216 @@
+"""Error classes: which kind of failure an error event is, as data.
+
+``BUILTIN_CLASSES`` lists, in priority order, each class with its keywords. An event's
+``error.class`` is the first class one of whose keywords occurs in its text (``message``
+with its continuation lines, so a grouped traceback's stack counts), compared as an
+ASCII case-insensitive literal substring; ``other`` when none does. Both twins read this
+table (the compiled one turns it into a bitmap of the keywords' first two bytes and
+verifies candidates with ``memcmp``), so adding a class or a keyword is a change here
+and nowhere else.
+
+Keywords are chosen to be specific: an ordinary INFO line of a training run (NCCL and
+torchrun start-up chatter, "Loading checkpoint shards", "Saving model checkpoint", a
+DataLoader with workers) must match none of them, since a keyword alone makes an event an
+error event. Order matters where messages overlap: a CUDA ``OutOfMemoryError`` is an
+``accelerator_oom`` before ``MemoryError`` makes it a ``host_oom``; an NCCL watchdog
+timeout is a ``timeout`` before its ``NCCL`` makes it ``distributed``; a ``size mismatch``
+inside ``Error(s) in loading state_dict`` is a ``load_failure`` before an ``input_error``.
+
+Users extend the table with ``error_classes: {name: [keyword, ...]}``
+(:func:`build_classes`): a new class is checked before the built-ins; naming a built-in
+adds keywords to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+#: The class of an error event that no keyword names.
+OTHER = "other"
+
+BUILTIN_CLASSES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("accelerator_oom", (
+        "cuda out of memory",  # torch: "torch.cuda.OutOfMemoryError: CUDA out of memory. Tried to allocate"
+        "cuda error: out of memory",
+        "hip out of memory",  # ROCm builds of torch
+        "hip error: out of memory",
+        "mps backend out of memory",
+        "xpu out of memory",
+        "torch.outofmemoryerror",
+        "cuda.outofmemoryerror",
+        "cublas_status_alloc_failed",
+        "cudnn_status_alloc_failed",
+        "cuda_error_out_of_memory",
+        "cudaerrormemoryallocation",
+        "hiperroroutofmemory",
+        "oom when allocating tensor",  # TensorFlow ResourceExhaustedError
+        "resource_exhausted: out of memory",  # JAX / XLA
+        "ran out of memory in memory space hbm",  # XLA:TPU
+        "tpu out of memory",
+        "out of memory while trying to allocate",
+    )),
+    ("host_oom", (
+        "out of memory: killed process",  # the kernel's OOM killer
+        "invoked oom-killer",
+        "oom-kill",
+        "oom_kill",
+        "oomkilled",
+        "memory cgroup out of memory",
+        "memoryerror",  # Python's MemoryError, Java's OutOfMemoryError
+        "cannot allocate memory",
+        "std::bad_alloc",
+        "signal 9 (sigkill)",  # torchelastic: a worker killed, in practice by the OOM killer
+    )),
+    ("nan_loss", (
+        "loss is nan",
+        "loss is inf",
+        "loss became nan",
+        "nan loss",
+        "non-finite loss",
+        "loss is not finite",
+        "nan or inf found",  # torch.nn.utils.clip_grad_norm_(error_if_nonfinite=True)
+        "found inf or nan",
+        "tensor had nan values",  # tf.debugging.check_numerics
+        "tensor had inf values",
+        "returned nan values in its",  # torch.autograd.detect_anomaly
+        "invalid value (nan) encountered",  # jax_debug_nans
+        "nan detected",
+        "detected nan",
+        "gradient overflow",  # apex / DeepSpeed dynamic loss scaling
+        "invalid loss, terminating training",  # keras TerminateOnNaN
+    )),
+    ("load_failure", (
+        "error(s) in loading state_dict",
+        "missing key(s) in state_dict",
+        "unexpected key(s) in state_dict",
+        "failed to load checkpoint",
+        "error loading checkpoint",
+        "could not load checkpoint",
+        "unable to load weights",
+        "can't load the model",
+        "can't load tokenizer",
+        "can't load config",
+        "pytorchstreamreader failed",  # a truncated or corrupt .pt file
+        "weights only load failed",
+        "unpicklingerror",
+        "safetensorerror",
+        "error while deserializing header",
+        "unsuccessful tensorslicereader constructor",  # TensorFlow checkpoint not found
+        "no checkpoint found",
+        "checkpoint not found",
+    )),
+    ("data_loading", (
+        "dataloader worker (pid",  # "DataLoader worker (pid 123) is killed by signal" / "exited unexpectedly"
+        "caught error in dataloader worker",
+        "datalosserror",  # TensorFlow: corrupted record
+        "corrupted record at",
+        "datasetgenerationerror",
+        "arrowinvalid",
+        "unicodedecodeerror",
+        "error reading data",
+        "failed to read data",
+        "error decoding record",
+    )),
+    ("input_error", (
+        "size mismatch",
+        "shape mismatch",
+        "shapes cannot be multiplied",  # "mat1 and mat2 shapes cannot be multiplied"
+        "incompatible shapes",  # TensorFlow
+        "sizes of tensors must match",
+        "must match the size of tensor",
+        "expected input batch_size",
+        "index out of range in self",  # an embedding fed an id past its vocabulary
+        "input to reshape is a tensor with",
+        "cannot identify image file",  # PIL.UnidentifiedImageError
+        "image file is truncated",
+        "tokenizer does not have a padding token",
+        "unable to create tensor, you should probably activate truncation",
+    )),
+    ("timeout", (
+        "watchdog caught collective operation timeout",
+        "collective operation timeout",
+        "watchdog thread terminated with exception",
+        "timed out after",  # DistStoreError: "Timed out after 901 seconds waiting for clients"
+        "timed out waiting for",
+        "timed out initializing process group",
+        "rendezvoustimeouterror",
+        "deadline_exceeded",
+        "deadlineexceedederror",
+        "heartbeat timeout",
+    )),
+    ("distributed", (
+        "nccl error",
+        "ncclsystemerror",
+        "ncclinternalerror",
+        "ncclunhandledcudaerror",
+        "ncclinvalidusage",
+        "ncclremoteerror",
+        "nccl communicator was aborted",
+        "nccl operations have failed",
+        "distbackenderror",
+        "distnetworkerror",
+        "diststoreerror",
+        "childfailederror",
+        "torch.distributed.elastic.multiprocessing.errors",
+        "failed (exitcode:",  # torchelastic: "failed (exitcode: 1) local_rank: 0"
+        "gloo/transport",
+        "connection closed by peer",
+        "rendezvousclosederror",
+    )),
+)
+
+
+class ErrorClasses:
+    """The table one parser uses: ``names`` (``other`` last) and ``keywords`` as (lower-cased
+    keyword bytes, class index) in class order."""
+
+    __slots__ = ("keywords", "names")
+
+    def __init__(self, names: tuple[str, ...], keywords: tuple[tuple[bytes, int], ...]) -> None:
+        self.names = names
+        self.keywords = keywords
+
+    @property
+    def nan_loss(self) -> int:
+        """Index of ``nan_loss``: a NaN or infinite loss metric counts as its keyword."""
+        return self.names.index("nan_loss")
+
+
+def build_classes(extra: Mapping[str, Sequence[str]] | None = None) -> ErrorClasses:
+    """The built-in table extended by the user's ``error_classes`` mapping.
+
+    A class not built in is checked first (in the mapping's order); keywords given for a
+    built-in class are added to it. ``other`` cannot be named (it is what no keyword
+    matched). ValueError/TypeError name the bad entry.
+    """
+    user: list[tuple[str, tuple[str, ...]]] = []
+    added: dict[str, tuple[str, ...]] = {}
+    builtin = {name for name, _ in BUILTIN_CLASSES}
+    if extra is not None:
+        if not isinstance(extra, Mapping):
+            raise TypeError(f"error_classes must be a mapping of class -> [keyword, ...], not {type(extra).__name__}")
+        for name, words in extra.items():
+            if not isinstance(name, str) or not name or not all(c.isalnum() or c == "_" for c in name):
+                raise ValueError(f"error_classes: class name {name!r} must be letters, digits and _")
+            if name == OTHER:
+                raise ValueError(f"error_classes.{name}: 'other' is what no keyword matches; it has no keywords")
+            if isinstance(words, str) or not isinstance(words, Sequence):
+                raise TypeError(f"error_classes.{name} must be a list of keywords")
+            kws: list[str] = []
+            for w in words:
+                if not isinstance(w, str) or len(w.encode("utf-8")) < 2 or "\n" in w:
+                    raise ValueError(f"error_classes.{name}: keyword {w!r} must be one line of 2 bytes or more")
+                kws.append(w)
+            if name in builtin:
+                added[name] = tuple(kws)
+            else:
+                user.append((name, tuple(kws)))
+    table = user + [(name, words + added.get(name, ())) for name, words in BUILTIN_CLASSES]
+    names = (*(name for name, _ in table), OTHER)
+    keywords = tuple((_lower(w.encode("utf-8")), i) for i, (_, words) in enumerate(table) for w in words)
+    return ErrorClasses(names, keywords)
+
+
+def _lower(b: bytes) -> bytes:
+    """ASCII lower case (``bytes.lower`` leaves other bytes alone, as the C side does)."""
+    return b.lower()
