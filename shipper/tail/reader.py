@@ -233,6 +233,10 @@ class FileReader:
             pos += len(data)
             self._lines.inc(batch.lines)
             self._bytes.inc(len(data))
+            if fd is None and self.state.fp_len < self.cfg.fingerprint_bytes:
+                # at once, not at the end of the file: a generation begun empty is otherwise
+                # fingerprinted on 0 bytes, and a copytruncate copy is "matched" by any copy
+                identity.refresh(self.state, self.fd, pos, self.cfg.fingerprint_bytes)
             version = self._record(pos, read_ms, 0)
             await self.pipeline.submit(batch, self.watermark, self.state.generation, self.cfg.id, version)
 
