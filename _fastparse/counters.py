@@ -31,9 +31,11 @@ from typing import Any
 
 import numpy as np
 
-#: ``ev_level`` values: index -> name (0 is "no level").
-LEVEL_NAMES = ("none", "trace", "debug", "info", "warning", "error", "critical", "other")
-N_LEVELS = len(LEVEL_NAMES)
+from ._common import LEVEL_NAMES
+
+__all__ = ["CONFUSION_METRICS", "LEVEL_NAMES", "N_LEVELS", "WindowCounts", "count"]
+
+N_LEVELS = len(LEVEL_NAMES)  # ``ev_level`` values index LEVEL_NAMES (0 is "no level")
 #: Metric names whose values are confusion counts, in the column order of ``confusion``.
 CONFUSION_METRICS = ("tp", "fp", "fn", "tn")
 # Window ranges up to this many windows are indexed by offset (O(n)); wider ones sort.
