@@ -115,6 +115,9 @@ class _Batch:
         self.m_id = array("H", rng.integers(0, 4, len(items)).tolist())
         self.m_value = array("d", rng.random(len(items)).tolist())
         self.count = n
+        item = b'{"create":{"_index":"i","_id":"x"}}\n{"message":"CUDA out of memory"}\n'
+        self.body = item * n
+        self.item_ends = array("q", range(len(item), len(item) * n + 1, len(item))).tobytes()
 
 
 def counter_cost(n_events: int, reps: int) -> dict[str, float]:
@@ -139,6 +142,48 @@ def counter_cost(n_events: int, reps: int) -> dict[str, float]:
         counters.count(batches[i % 16], 10_000, names, classes)
     per_batch = (time.perf_counter() - t0) / reps
     return {"events_per_batch": n_events, "us_per_batch": per_batch * 1e6, "ns_per_event": per_batch / n_events * 1e9}
+
+
+def watch_cost(n_events: int, reps: int) -> dict[str, float]:
+    """The whole per-batch cost of the watch on the hot path: ``observe`` at submit
+    (counters, error samples) and ``settle`` when the watermark passes (totals, windows)."""
+    from shipper.anomaly.watch import AnomalyWatch, WatchConfig
+    from shipper.metrics import Metrics
+
+    class Parser:
+        metric_names = ("loss", "accuracy", "lr", "grad_norm")
+        error_classes = (
+            "accelerator_oom",
+            "host_oom",
+            "nan_loss",
+            "load_failure",
+            "data_loading",
+            "input_error",
+            "timeout",
+            "distributed",
+            "other",
+        )
+
+    class Owner:
+        source = "bench"
+        parser = Parser()
+
+    rng = np.random.default_rng(0)
+    batches = [_Batch(n_events, rng, 1_700_000_000_000 + i * 400) for i in range(16)]
+    watch = AnomalyWatch(WatchConfig(), Metrics(), host_id="h" * 32, host_name="bench")
+    owner = Owner()
+    t0 = time.perf_counter()
+    tokens = [watch.observe(batches[i % 16], owner, "bench") for i in range(reps)]
+    t1 = time.perf_counter()
+    for tok in tokens:
+        assert tok is not None
+        watch.settle(tok)
+    t2 = time.perf_counter()
+    return {
+        "observe_us": (t1 - t0) / reps * 1e6,
+        "settle_us": (t2 - t1) / reps * 1e6,
+        "ns_per_event": (t2 - t0) / reps / n_events * 1e9,
+    }
 
 
 def e2e(es_url: str, windows: int, burst_at: int, events_rate: int, error_rate: int) -> dict[str, Any]:
@@ -305,6 +350,12 @@ def main() -> None:
             r2 = counter_cost(n, 2000)
             us, ns = r2["us_per_batch"], r2["ns_per_event"]
             print(f"counters.count: {n} events/batch: {us:.1f} us/batch, {ns:.1f} ns/event")
+    if args.counters:
+        r5 = watch_cost(2500, 2000)
+        print(
+            f"watch per 2500-event batch: observe {r5['observe_us']:.1f} us, settle {r5['settle_us']:.1f} us, "
+            f"{r5['ns_per_event']:.1f} ns/event in all"
+        )
     if args.e2e:
         windows, burst_at = min(args.windows, 60), min(args.burst_at, 45)
         r3 = e2e(args.es, windows, burst_at, int(args.events_rate // 10), int(args.error_rate // 4))

@@ -76,6 +76,7 @@ class Source:
         self.signals: set[str] = set()
         self.has_predictions = False
         self.children: dict[tuple[str, str], Any] = {}  # (series, label) -> prometheus child, once made
+        self.sampled: dict[int, int] = {}  # window start -> error messages taken (at observe)
 
 
 def _owner_info(owner: Any, input_id: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
@@ -158,7 +159,7 @@ class AnomalyWatch:
         if counts is None:
             return None
         src = self._source(source)
-        samples = _error_messages(batch, counts, src.windows) if len(counts.error_items) else {}
+        samples = _error_messages(batch, counts, src.sampled) if len(counts.error_items) else {}
         src.inflight += 1
         return Token(source, counts, samples)
 
@@ -305,6 +306,9 @@ class AnomalyWatch:
     def _close(self, src: Source, w: Window, judge: bool) -> None:
         """Summarize a window; with ``judge``, run the detector on it (not on a partial one)."""
         self._cache = None
+        if judge and src.sampled:
+            for start in [s for s in src.sampled if s <= w.start]:  # late windows too: stays small
+                del src.sampled[start]
         if self.writer is not None and self.cfg.documents:
             doc = window_document(w, src.name, self.host_name, self.cfg.window_ms, src.has_predictions)
             self.writer.add(
@@ -411,16 +415,18 @@ def _at_end(reader: Any) -> bool:
     return size <= reader.position
 
 
-def _error_messages(batch: Any, counts: WindowCounts, windows: SourceWindows) -> dict[int, list[str]]:
-    """First lines of the sampled error events' messages, per window row (a few per batch,
-    none for a window that has its samples already)."""
+def _error_messages(batch: Any, counts: WindowCounts, sampled: dict[int, int]) -> dict[int, list[str]]:
+    """First lines of the sampled error events' messages, per window row: only until a
+    window has MAX_SAMPLES of them, counting batches still in flight (``sampled``: window
+    start -> messages taken), so a burst of errors costs a few JSON decodes, not one per batch."""
     ends = memoryview(batch.item_ends).cast("B").cast("q")
     out: dict[int, list[str]] = {}
     starts = counts.starts.tolist()
     for row, item in zip(counts.error_rows.tolist(), counts.error_items.tolist(), strict=True):
-        w = windows.open.get(starts[row])
-        if w is not None and len(w.samples) >= MAX_SAMPLES:
+        start_ms = starts[row]
+        if sampled.get(start_ms, 0) >= MAX_SAMPLES:
             continue
+        sampled[start_ms] = sampled.get(start_ms, 0) + 1
         start = ends[item - 1] if item else 0
         raw = bytes(memoryview(batch.body)[start : ends[item]])
         _, _, doc = raw.partition(b"\n")
