@@ -104,6 +104,20 @@ def synthetic(
     }
 
 
+METRIC_NAMES = ("loss", "accuracy", "lr", "grad_norm")
+ERROR_CLASSES = (
+    "accelerator_oom",
+    "host_oom",
+    "nan_loss",
+    "load_failure",
+    "data_loading",
+    "input_error",
+    "timeout",
+    "distributed",
+    "other",
+)  # the parser's built-in table (its ids index this)
+
+
 class _Batch:
     def __init__(self, n: int, rng: np.random.Generator, t0: int) -> None:
         self.ev_time = array("q", (t0 + np.sort(rng.integers(0, 400, n))).tolist())
@@ -123,18 +137,7 @@ class _Batch:
 def counter_cost(n_events: int, reps: int) -> dict[str, float]:
     rng = np.random.default_rng(0)
     batches = [_Batch(n_events, rng, 1_700_000_000_000 + i * 400) for i in range(16)]
-    names = ("loss", "accuracy", "lr", "grad_norm")
-    classes = (
-        "accelerator_oom",
-        "host_oom",
-        "nan_loss",
-        "load_failure",
-        "data_loading",
-        "input_error",
-        "timeout",
-        "distributed",
-        "other",
-    )
+    names, classes = METRIC_NAMES, ERROR_CLASSES
     for b in batches:
         counters.count(b, 10_000, names, classes)
     t0 = time.perf_counter()
@@ -151,18 +154,8 @@ def watch_cost(n_events: int, reps: int) -> dict[str, float]:
     from shipper.metrics import Metrics
 
     class Parser:
-        metric_names = ("loss", "accuracy", "lr", "grad_norm")
-        error_classes = (
-            "accelerator_oom",
-            "host_oom",
-            "nan_loss",
-            "load_failure",
-            "data_loading",
-            "input_error",
-            "timeout",
-            "distributed",
-            "other",
-        )
+        metric_names = METRIC_NAMES
+        error_classes = ERROR_CLASSES
 
     class Owner:
         source = "bench"
