@@ -77,6 +77,16 @@ class Source:
         self.has_predictions = False
         self.children: dict[tuple[str, str], Any] = {}  # (series, label) -> prometheus child, once made
         self.sampled: dict[int, int] = {}  # window start -> error messages taken (at observe)
+        self._detector_json: orjson.Fragment | None = None  # changes only when a window is judged
+
+    def detector_state(self) -> orjson.Fragment:
+        """The detector's saved form, serialized once per judged window, not per checkpoint."""
+        if self._detector_json is None:
+            self._detector_json = orjson.Fragment(orjson.dumps(self.detector.to_dict()))
+        return self._detector_json
+
+    def detector_changed(self) -> None:
+        self._detector_json = None
 
 
 def _owner_info(owner: Any, input_id: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
@@ -272,6 +282,7 @@ class AnomalyWatch:
     def _retire(self, src: Source, now: float) -> None:
         """Files all gone: no silence alert, alerts dropped without a clear, series kept a while."""
         src.retired_at = now
+        src.detector_changed()
         for signal in src.detector.forget_alerts():
             self.metrics.anomaly_active.labels(src.name, signal).set(0)
         log.info(
@@ -318,6 +329,7 @@ class AnomalyWatch:
             )
         if not judge:
             return
+        src.detector_changed()
         for change in src.detector.observe(w.signals(), w.start):
             self._report(src, w, change)
 
@@ -365,7 +377,7 @@ class AnomalyWatch:
                     "sources": {
                         s.name: {
                             "windows": s.windows.to_dict(),
-                            "detector": s.detector.to_dict(),
+                            "detector": s.detector_state(),
                             "keys": sorted(s.keys),
                             "retired_at": s.retired_at,
                             "has_predictions": s.has_predictions,
