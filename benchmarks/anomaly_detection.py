@@ -179,6 +179,30 @@ def watch_cost(n_events: int, reps: int) -> dict[str, float]:
     }
 
 
+def state_cost(sources: int, metrics: int, reps: int) -> dict[str, float]:
+    """What the watch adds to each registry write: the saved state's size and the time to
+    assemble it when only open windows changed (detector histories are cached)."""
+    import orjson
+
+    from shipper.anomaly.watch import AnomalyWatch, WatchConfig
+    from shipper.metrics import Metrics
+
+    watch = AnomalyWatch(WatchConfig(), Metrics(), host_id="h" * 32, host_name="bench")
+    rng = np.random.default_rng(0)
+    for i in range(sources):
+        det = watch._source(f"source{i}").detector
+        for k in range(det.cfg.history):
+            values: dict[str, float | None] = {f"metrics.m{j}.mean": float(rng.random()) for j in range(metrics)}
+            values.update({"events": 100.0, "bytes": 1e4, "error_ratio": 0.01, "errors.other": 1.0})
+            det.observe(values, k * 10_000)
+    size = len(orjson.dumps({"anomaly": watch.state()}))
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        watch._cache = None  # a settle happened: open windows changed
+        watch.state()
+    return {"kib": size / 1024, "ms": (time.perf_counter() - t0) / reps * 1e3}
+
+
 def e2e(es_url: str, windows: int, burst_at: int, events_rate: int, error_rate: int) -> dict[str, Any]:
     """Two sources as two inputs, python-format lines with timestamps one second apart per window."""
     import yaml
@@ -310,6 +334,7 @@ def main() -> None:
     ap.add_argument("--synthetic", action="store_true")
     ap.add_argument("--counters", action="store_true")
     ap.add_argument("--e2e", action="store_true")
+    ap.add_argument("--state", action="store_true", help="size and cost of the state in each registry write")
     ap.add_argument("--overhead", action="store_true", help="agent CPU with the watch on vs off")
     ap.add_argument("-n", type=int, default=1_000_000, help="--overhead: lines")
     ap.add_argument("--reps", type=int, default=3, help="--overhead: runs of each")
@@ -349,6 +374,9 @@ def main() -> None:
             f"watch per 2500-event batch: observe {r5['observe_us']:.1f} us, settle {r5['settle_us']:.1f} us, "
             f"{r5['ns_per_event']:.1f} ns/event in all"
         )
+    if args.state:
+        r6 = state_cost(20, 30, 200)
+        print(f"state: 20 sources x 34 signals x 60 windows: {r6['kib']:.0f} KiB, {r6['ms']:.3f} ms per registry write")
     if args.e2e:
         windows, burst_at = min(args.windows, 60), min(args.burst_at, 45)
         r3 = e2e(args.es, windows, burst_at, int(args.events_rate // 10), int(args.error_rate // 4))
