@@ -171,6 +171,9 @@ class AnomalyWatch:
         src = self._source(source)
         samples = _error_messages(batch, counts, src.sampled) if len(counts.error_items) else {}
         src.inflight += 1
+        key = getattr(getattr(owner, "state", None), "key", None)
+        if key is not None and key not in src.keys:  # known before any tick (a reader may close first)
+            src.keys.add(key)
         return Token(source, counts, samples)
 
     def settle(self, token: Token) -> None:
