@@ -181,3 +181,17 @@ def test_a_file_read_and_closed_before_any_tick_is_not_gone(tmp_path: Path) -> N
     settle_direct(watch, owner, [Event(time=T0 + 1)])
     watch.tick((T0 + 5000) / 1000)
     assert watch.sources["once"].retired_at is None
+
+
+def test_a_failure_in_counting_never_reaches_shipping() -> None:
+    class Broken:
+        count = 1
+
+        @property
+        def ev_time(self) -> bytes:
+            raise RuntimeError("boom")
+
+    watch, _, _ = make_watch([])
+    assert watch.observe(Broken(), FakeOwner("x"), "x") is None
+    watch.settle(object())  # type: ignore[arg-type]
+    assert watch.failures == 2

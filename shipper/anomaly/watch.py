@@ -127,6 +127,7 @@ class AnomalyWatch:
         self._cache: bytes | None = None  # serialized state, valid until the next change
         self._drops = {"documents": 0, "webhooks": 0}
         self._ticks = 0
+        self.failures = 0
 
     @property
     def changed(self) -> bool:
@@ -163,7 +164,31 @@ class AnomalyWatch:
     # -- hot path: once per batch ------------------------------------------------------
 
     def observe(self, batch: Any, owner: Any, input_id: str) -> Token | None:
-        """Count a batch when it is submitted; the counts apply when it settles."""
+        """Count a batch when it is submitted; the counts apply when it settles.
+
+        Runs inside the reader's submit: a failure here is logged and the batch is not
+        counted, but shipping goes on (the counters must never stop the logs)."""
+        try:
+            return self._observe(batch, owner, input_id)
+        except Exception:
+            self._failed("counting a batch")
+            return None
+
+    def settle(self, token: Token) -> None:
+        """The watermark moved over the batch: add its counters to windows and totals.
+
+        Runs inside the acknowledgement path: a failure is logged, never raised."""
+        try:
+            self._settle(token)
+        except Exception:
+            self._failed("adding a batch's counts")
+
+    def _failed(self, what: str) -> None:
+        self.failures += 1
+        if self.failures == 1 or self.failures % 10000 == 0:
+            log.exception("anomaly watch: %s failed (%d so far); log shipping goes on", what, self.failures)
+
+    def _observe(self, batch: Any, owner: Any, input_id: str) -> Token | None:
         source, metric_names, error_classes = _owner_info(owner, input_id)
         counts = counters.count(batch, self.cfg.window_ms, metric_names, error_classes, error_samples=MAX_SAMPLES)
         if counts is None:
@@ -176,8 +201,7 @@ class AnomalyWatch:
             src.keys.add(key)
         return Token(source, counts, samples)
 
-    def settle(self, token: Token) -> None:
-        """The watermark moved over the batch: add its counters to windows and totals."""
+    def _settle(self, token: Token) -> None:
         src = self._source(token.source)
         src.inflight -= 1
         c = token.counts
