@@ -31,9 +31,11 @@ from typing import Any
 
 import numpy as np
 
-#: ``ev_level`` values: index -> name (0 is "no level").
-LEVEL_NAMES = ("none", "trace", "debug", "info", "warning", "error", "critical", "other")
-N_LEVELS = len(LEVEL_NAMES)
+from ._common import LEVEL_NAMES
+
+__all__ = ["CONFUSION_METRICS", "LEVEL_NAMES", "N_LEVELS", "WindowCounts", "count"]
+
+N_LEVELS = len(LEVEL_NAMES)  # ``ev_level`` values index LEVEL_NAMES (0 is "no level")
 #: Metric names whose values are confusion counts, in the column order of ``confusion``.
 CONFUSION_METRICS = ("tp", "fp", "fn", "tn")
 # Window ranges up to this many windows are indexed by offset (O(n)); wider ones sort.
@@ -214,21 +216,23 @@ def _metrics(out: WindowCounts, batch: Any, row: np.ndarray | None, nw: int, nam
     m_item = _arr(batch, "m_item", np.uint32)
     if not len(m_item):
         return
-    m_id = _arr(batch, "m_id", np.uint16).astype(np.int64)
+    m_id = _arr(batch, "m_id", np.uint16).astype(np.intp)
     m_val = _arr(batch, "m_value", np.float64)
     m_row = _rows(row, m_item)
     nm = int(m_id.max()) + 1
-    conf_ids = [(col, names.index(c)) for col, c in enumerate(CONFUSION_METRICS) if c in names[:nm]]
-    for col, mid in conf_ids:  # logged TP/FP/FN/TN counts, per window
-        sel = m_id == mid
-        ok = sel & np.isfinite(m_val)
-        out.confusion[:, col] += np.rint(np.bincount(m_row[ok], weights=m_val[ok], minlength=nw)).astype(np.int64)
     finite = np.isfinite(m_val)
-    if not finite.all():
+    all_finite = bool(finite.all())
+    for col, c in enumerate(CONFUSION_METRICS):  # logged TP/FP/FN/TN counts, per window
+        if c in names[:nm]:
+            ok = m_id == names.index(c)
+            if not all_finite:
+                ok &= finite
+            out.confusion[:, col] += np.rint(np.bincount(m_row[ok], weights=m_val[ok], minlength=nw)).astype(np.int64)
+    if not all_finite:
         m_row, m_id, m_val = m_row[finite], m_id[finite], m_val[finite]
         if not len(m_row):
             return
-    key = m_row * nm + m_id
+    key = m_id if row is None else m_row * nm + m_id
     if nw * nm <= _DENSE_SPAN:  # bins per (window, metric): O(n), no sort
         cnt = np.bincount(key, minlength=nw * nm)
         present = np.flatnonzero(cnt)

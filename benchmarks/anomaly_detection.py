@@ -104,6 +104,20 @@ def synthetic(
     }
 
 
+METRIC_NAMES = ("loss", "accuracy", "lr", "grad_norm")
+ERROR_CLASSES = (
+    "accelerator_oom",
+    "host_oom",
+    "nan_loss",
+    "load_failure",
+    "data_loading",
+    "input_error",
+    "timeout",
+    "distributed",
+    "other",
+)  # the parser's built-in table (its ids index this)
+
+
 class _Batch:
     def __init__(self, n: int, rng: np.random.Generator, t0: int) -> None:
         self.ev_time = array("q", (t0 + np.sort(rng.integers(0, 400, n))).tolist())
@@ -115,23 +129,15 @@ class _Batch:
         self.m_id = array("H", rng.integers(0, 4, len(items)).tolist())
         self.m_value = array("d", rng.random(len(items)).tolist())
         self.count = n
+        item = b'{"create":{"_index":"i","_id":"x"}}\n{"message":"CUDA out of memory"}\n'
+        self.body = item * n
+        self.item_ends = array("q", range(len(item), len(item) * n + 1, len(item))).tobytes()
 
 
 def counter_cost(n_events: int, reps: int) -> dict[str, float]:
     rng = np.random.default_rng(0)
     batches = [_Batch(n_events, rng, 1_700_000_000_000 + i * 400) for i in range(16)]
-    names = ("loss", "accuracy", "lr", "grad_norm")
-    classes = (
-        "accelerator_oom",
-        "host_oom",
-        "nan_loss",
-        "load_failure",
-        "data_loading",
-        "input_error",
-        "timeout",
-        "distributed",
-        "other",
-    )
+    names, classes = METRIC_NAMES, ERROR_CLASSES
     for b in batches:
         counters.count(b, 10_000, names, classes)
     t0 = time.perf_counter()
@@ -139,6 +145,62 @@ def counter_cost(n_events: int, reps: int) -> dict[str, float]:
         counters.count(batches[i % 16], 10_000, names, classes)
     per_batch = (time.perf_counter() - t0) / reps
     return {"events_per_batch": n_events, "us_per_batch": per_batch * 1e6, "ns_per_event": per_batch / n_events * 1e9}
+
+
+def watch_cost(n_events: int, reps: int) -> dict[str, float]:
+    """The whole per-batch cost of the watch on the hot path: ``observe`` at submit
+    (counters, error samples) and ``settle`` when the watermark passes (totals, windows)."""
+    from shipper.anomaly.watch import AnomalyWatch, WatchConfig
+    from shipper.metrics import Metrics
+
+    class Parser:
+        metric_names = METRIC_NAMES
+        error_classes = ERROR_CLASSES
+
+    class Owner:
+        source = "bench"
+        parser = Parser()
+
+    rng = np.random.default_rng(0)
+    batches = [_Batch(n_events, rng, 1_700_000_000_000 + i * 400) for i in range(16)]
+    watch = AnomalyWatch(WatchConfig(), Metrics(), host_id="h" * 32, host_name="bench")
+    owner = Owner()
+    t0 = time.perf_counter()
+    tokens = [watch.observe(batches[i % 16], owner, "bench") for i in range(reps)]
+    t1 = time.perf_counter()
+    for tok in tokens:
+        assert tok is not None
+        watch.settle(tok)
+    t2 = time.perf_counter()
+    return {
+        "observe_us": (t1 - t0) / reps * 1e6,
+        "settle_us": (t2 - t1) / reps * 1e6,
+        "ns_per_event": (t2 - t0) / reps / n_events * 1e9,
+    }
+
+
+def state_cost(sources: int, metrics: int, reps: int) -> dict[str, float]:
+    """What the watch adds to each registry write: the saved state's size and the time to
+    assemble it when only open windows changed (detector histories are cached)."""
+    import orjson
+
+    from shipper.anomaly.watch import AnomalyWatch, WatchConfig
+    from shipper.metrics import Metrics
+
+    watch = AnomalyWatch(WatchConfig(), Metrics(), host_id="h" * 32, host_name="bench")
+    rng = np.random.default_rng(0)
+    for i in range(sources):
+        det = watch._source(f"source{i}").detector
+        for k in range(det.cfg.history):
+            values: dict[str, float | None] = {f"metrics.m{j}.mean": float(rng.random()) for j in range(metrics)}
+            values.update({"events": 100.0, "bytes": 1e4, "error_ratio": 0.01, "errors.other": 1.0})
+            det.observe(values, k * 10_000)
+    size = len(orjson.dumps({"anomaly": watch.state()}))
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        watch._cache = None  # a settle happened: open windows changed
+        watch.state()
+    return {"kib": size / 1024, "ms": (time.perf_counter() - t0) / reps * 1e3}
 
 
 def e2e(es_url: str, windows: int, burst_at: int, events_rate: int, error_rate: int) -> dict[str, Any]:
@@ -272,6 +334,7 @@ def main() -> None:
     ap.add_argument("--synthetic", action="store_true")
     ap.add_argument("--counters", action="store_true")
     ap.add_argument("--e2e", action="store_true")
+    ap.add_argument("--state", action="store_true", help="size and cost of the state in each registry write")
     ap.add_argument("--overhead", action="store_true", help="agent CPU with the watch on vs off")
     ap.add_argument("-n", type=int, default=1_000_000, help="--overhead: lines")
     ap.add_argument("--reps", type=int, default=3, help="--overhead: runs of each")
@@ -305,6 +368,15 @@ def main() -> None:
             r2 = counter_cost(n, 2000)
             us, ns = r2["us_per_batch"], r2["ns_per_event"]
             print(f"counters.count: {n} events/batch: {us:.1f} us/batch, {ns:.1f} ns/event")
+    if args.counters:
+        r5 = watch_cost(2500, 2000)
+        print(
+            f"watch per 2500-event batch: observe {r5['observe_us']:.1f} us, settle {r5['settle_us']:.1f} us, "
+            f"{r5['ns_per_event']:.1f} ns/event in all"
+        )
+    if args.state:
+        r6 = state_cost(20, 30, 200)
+        print(f"state: 20 sources x 34 signals x 60 windows: {r6['kib']:.0f} KiB, {r6['ms']:.3f} ms per registry write")
     if args.e2e:
         windows, burst_at = min(args.windows, 60), min(args.burst_at, 45)
         r3 = e2e(args.es, windows, burst_at, int(args.events_rate // 10), int(args.error_rate // 4))

@@ -171,3 +171,27 @@ def test_documents_have_stable_ids_and_the_issue_fields() -> None:
     q = doc["quality"]
     assert q["accuracy"] == 2 / 3 and q["precision"] == 0.5 and q["recall"] == 1.0 and q["auc"] == 1.0
     assert watch.sources["pred"].windows.open  # still open for the next run
+
+
+def test_a_file_read_and_closed_before_any_tick_is_not_gone(tmp_path: Path) -> None:
+    log = tmp_path / "a.log"
+    log.write_text("x\n")
+    owner = FakeOwner("once", key="k1", path=str(log))
+    watch, _, _ = make_watch([], {"k1": owner.state})  # the reader closed already (--once)
+    settle_direct(watch, owner, [Event(time=T0 + 1)])
+    watch.tick((T0 + 5000) / 1000)
+    assert watch.sources["once"].retired_at is None
+
+
+def test_a_failure_in_counting_never_reaches_shipping() -> None:
+    class Broken:
+        count = 1
+
+        @property
+        def ev_time(self) -> bytes:
+            raise RuntimeError("boom")
+
+    watch, _, _ = make_watch([])
+    assert watch.observe(Broken(), FakeOwner("x"), "x") is None
+    watch.settle(object())  # type: ignore[arg-type]
+    assert watch.failures == 2

@@ -114,6 +114,7 @@ class DocumentWriter(OutQueue[Doc]):
         self.written = 0
         self.failed_items = 0
         self._attempt = 0
+        self._warned = -1e9
 
     def add(self, index: str, doc_id_: str, doc: dict[str, Any]) -> None:
         """Queue one document for ``index`` (op_type index, so a later one with the same
@@ -153,8 +154,14 @@ class DocumentWriter(OutQueue[Doc]):
                 refused.append(item)
         self.written += len(take) - len(retry) - len(refused)
         self.failed_items += len(refused)
-        if refused:
-            log.warning("%d window/anomaly documents refused by Elasticsearch (first: %s)", len(refused), refused[0])
+        if refused and time.monotonic() - self._warned > 60:  # a user without rights to the index: once a minute
+            self._warned = time.monotonic()
+            log.warning(
+                "%d window/anomaly documents refused by Elasticsearch (first: %s); %d refused so far",
+                len(refused),
+                refused[0],
+                self.failed_items,
+            )
         if retry:
             self._queue.extendleft(reversed(retry))
             await asyncio.sleep(min(self.backoff_max, 1.0))

@@ -76,6 +76,17 @@ class Source:
         self.signals: set[str] = set()
         self.has_predictions = False
         self.children: dict[tuple[str, str], Any] = {}  # (series, label) -> prometheus child, once made
+        self.sampled: dict[int, int] = {}  # window start -> error messages taken (at observe)
+        self._detector_json: orjson.Fragment | None = None  # changes only when a window is judged
+
+    def detector_state(self) -> orjson.Fragment:
+        """The detector's saved form, serialized once per judged window, not per checkpoint."""
+        if self._detector_json is None:
+            self._detector_json = orjson.Fragment(orjson.dumps(self.detector.to_dict()))
+        return self._detector_json
+
+    def detector_changed(self) -> None:
+        self._detector_json = None
 
 
 def _owner_info(owner: Any, input_id: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
@@ -116,6 +127,7 @@ class AnomalyWatch:
         self._cache: bytes | None = None  # serialized state, valid until the next change
         self._drops = {"documents": 0, "webhooks": 0}
         self._ticks = 0
+        self.failures = 0
 
     @property
     def changed(self) -> bool:
@@ -152,18 +164,44 @@ class AnomalyWatch:
     # -- hot path: once per batch ------------------------------------------------------
 
     def observe(self, batch: Any, owner: Any, input_id: str) -> Token | None:
-        """Count a batch when it is submitted; the counts apply when it settles."""
+        """Count a batch when it is submitted; the counts apply when it settles.
+
+        Runs inside the reader's submit: a failure here is logged and the batch is not
+        counted, but shipping goes on (the counters must never stop the logs)."""
+        try:
+            return self._observe(batch, owner, input_id)
+        except Exception:
+            self._failed("counting a batch")
+            return None
+
+    def settle(self, token: Token) -> None:
+        """The watermark moved over the batch: add its counters to windows and totals.
+
+        Runs inside the acknowledgement path: a failure is logged, never raised."""
+        try:
+            self._settle(token)
+        except Exception:
+            self._failed("adding a batch's counts")
+
+    def _failed(self, what: str) -> None:
+        self.failures += 1
+        if self.failures == 1 or self.failures % 10000 == 0:
+            log.exception("anomaly watch: %s failed (%d so far); log shipping goes on", what, self.failures)
+
+    def _observe(self, batch: Any, owner: Any, input_id: str) -> Token | None:
         source, metric_names, error_classes = _owner_info(owner, input_id)
         counts = counters.count(batch, self.cfg.window_ms, metric_names, error_classes, error_samples=MAX_SAMPLES)
         if counts is None:
             return None
         src = self._source(source)
-        samples = _error_messages(batch, counts, src.windows) if len(counts.error_items) else {}
+        samples = _error_messages(batch, counts, src.sampled) if len(counts.error_items) else {}
         src.inflight += 1
+        key = getattr(getattr(owner, "state", None), "key", None)
+        if key is not None and key not in src.keys:  # known before any tick (a reader may close first)
+            src.keys.add(key)
         return Token(source, counts, samples)
 
-    def settle(self, token: Token) -> None:
-        """The watermark moved over the batch: add its counters to windows and totals."""
+    def _settle(self, token: Token) -> None:
         src = self._source(token.source)
         src.inflight -= 1
         c = token.counts
@@ -271,6 +309,7 @@ class AnomalyWatch:
     def _retire(self, src: Source, now: float) -> None:
         """Files all gone: no silence alert, alerts dropped without a clear, series kept a while."""
         src.retired_at = now
+        src.detector_changed()
         for signal in src.detector.forget_alerts():
             self.metrics.anomaly_active.labels(src.name, signal).set(0)
         log.info(
@@ -305,6 +344,9 @@ class AnomalyWatch:
     def _close(self, src: Source, w: Window, judge: bool) -> None:
         """Summarize a window; with ``judge``, run the detector on it (not on a partial one)."""
         self._cache = None
+        if judge and src.sampled:
+            for start in [s for s in src.sampled if s <= w.start]:  # late windows too: stays small
+                del src.sampled[start]
         if self.writer is not None and self.cfg.documents:
             doc = window_document(w, src.name, self.host_name, self.cfg.window_ms, src.has_predictions)
             self.writer.add(
@@ -314,6 +356,7 @@ class AnomalyWatch:
             )
         if not judge:
             return
+        src.detector_changed()
         for change in src.detector.observe(w.signals(), w.start):
             self._report(src, w, change)
 
@@ -361,7 +404,7 @@ class AnomalyWatch:
                     "sources": {
                         s.name: {
                             "windows": s.windows.to_dict(),
-                            "detector": s.detector.to_dict(),
+                            "detector": s.detector_state(),
                             "keys": sorted(s.keys),
                             "retired_at": s.retired_at,
                             "has_predictions": s.has_predictions,
@@ -411,16 +454,18 @@ def _at_end(reader: Any) -> bool:
     return size <= reader.position
 
 
-def _error_messages(batch: Any, counts: WindowCounts, windows: SourceWindows) -> dict[int, list[str]]:
-    """First lines of the sampled error events' messages, per window row (a few per batch,
-    none for a window that has its samples already)."""
+def _error_messages(batch: Any, counts: WindowCounts, sampled: dict[int, int]) -> dict[int, list[str]]:
+    """First lines of the sampled error events' messages, per window row: only until a
+    window has MAX_SAMPLES of them, counting batches still in flight (``sampled``: window
+    start -> messages taken), so a burst of errors costs a few JSON decodes, not one per batch."""
     ends = memoryview(batch.item_ends).cast("B").cast("q")
     out: dict[int, list[str]] = {}
     starts = counts.starts.tolist()
     for row, item in zip(counts.error_rows.tolist(), counts.error_items.tolist(), strict=True):
-        w = windows.open.get(starts[row])
-        if w is not None and len(w.samples) >= MAX_SAMPLES:
+        start_ms = starts[row]
+        if sampled.get(start_ms, 0) >= MAX_SAMPLES:
             continue
+        sampled[start_ms] = sampled.get(start_ms, 0) + 1
         start = ends[item - 1] if item else 0
         raw = bytes(memoryview(batch.body)[start : ends[item]])
         _, _, doc = raw.partition(b"\n")

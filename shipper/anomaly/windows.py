@@ -27,7 +27,7 @@ from _fastparse.counters import LEVEL_NAMES, N_LEVELS, WindowCounts
 
 from .quality import window_quality
 
-MAX_PAIRS = 1_000_000  # (score, label) pairs kept per window for its AUC; beyond, the first ones
+MAX_PAIRS = 100_000  # (score, label) pairs kept per window for its AUC (the first ones): saved with every checkpoint
 MAX_SAMPLES = 3  # error messages quoted per window
 FUTURE_MS = 120_000  # event times this far past the wall clock do not move a window clock
 
