@@ -269,3 +269,44 @@ def test_twins_identical_random_metric_lines() -> None:
         b = p.feed(data, T0)
         out.append((b.body, [getattr(b, n).tolist() for n, _ in ARRAYS], p.metric_names))
     assert out[0] == out[1]
+
+
+# -- the config keys ---------------------------------------------------------------------------
+
+
+def _input(**kw: Any) -> Any:
+    from shipper.config import from_dict
+
+    raw = {"inputs": [{"id": "trainer", "paths": ["/srv/models/**/*.log"], **kw}]}
+    top = {k: raw["inputs"][0].pop(k) for k in list(raw["inputs"][0]) if k == "error_classes"}
+    return from_dict({**raw, **top}, env={}).inputs[0]
+
+
+def test_config_keys() -> None:
+    from shipper.config import ConfigError, source_of
+
+    inp = _input()
+    assert (inp.progress, inp.metrics, inp.predictions, inp.path_fields, inp.source) == ("last", "auto", None,
+                                                                                          None, None)
+    inp = _input(path_fields="/srv/models/{model}/{run}/**", source="{model}/{run}", progress="drop",
+                 metrics={"names": ["reward"], "aliases": {"rew": "reward"}}, format="json",
+                 predictions={"label": "y", "positive": "cat"}, error_classes={"disk": ["no space left"]})
+    labels = inp.path_fields.labels("/srv/models/bert/r7/logs/train.log")
+    assert labels == {"model": "bert", "run": "r7"}
+    assert source_of(inp.source, labels, inp.id) == "bert/r7"
+    assert source_of(inp.source, {}, inp.id) == "trainer"
+    assert inp.path_fields.labels("/elsewhere/x.log") == {}
+    assert inp.metrics == {"names": ["reward"], "aliases": {"rew": "reward"}}
+    assert inp.predictions == {"label": "y", "positive": "cat"} and inp.error_classes == {"disk": ["no space left"]}
+    for kw, key in (({"progress": "first"}, "inputs[0].progress"),
+                    ({"metrics": "maybe"}, "inputs[0].metrics"),
+                    ({"metrics": {"nams": []}}, "inputs[0].metrics.nams"),
+                    ({"predictions": {"score": "p"}, "format": "json"}, "inputs[0].predictions.label"),
+                    ({"predictions": {"label": "y"}}, "inputs[0].predictions"),
+                    ({"path_fields": "/srv/models/**"}, "inputs[0].path_fields"),
+                    ({"source": "{model}"}, "inputs[0].source"),
+                    ({"error_classes": {"other": ["abcd"]}}, "error_classes.other"),
+                    ({"error_classes": {"x": ["ab"]}}, "error_classes.x")):
+        with pytest.raises(ConfigError) as e:
+            _input(**kw)
+        assert e.value.path == key, (kw, e.value)
