@@ -22,6 +22,8 @@ if sys.implementation.name != "cpython":
 
 PYX = os.path.join("_fastparse", "_cparser.pyx")
 C_SOURCE = os.path.join("_fastparse", "_cparser.c")
+IDCHECK_PYX = os.path.join("_fastparse", "_idcheck.pyx")
+IDCHECK_C = os.path.join("_fastparse", "_idcheck.c")
 
 
 def _warn(msg: str) -> None:
@@ -40,13 +42,18 @@ def _extensions() -> list[Extension]:
         from Cython.Build import cythonize
     except ImportError:
         if os.path.exists(os.path.join(HERE, C_SOURCE)):  # an sdist carries the C file
-            return [Extension("_fastparse._cparser", [C_SOURCE],
-                              extra_compile_args=compile_args)]
+            exts = [Extension("_fastparse._cparser", [C_SOURCE], extra_compile_args=compile_args)]
+            if os.path.exists(os.path.join(HERE, IDCHECK_C)):
+                exts.append(Extension("_fastparse._idcheck", [IDCHECK_C], extra_compile_args=compile_args))
+            return exts
         _warn("Cython is not installed: _fastparse._cparser is not built.")
         return []
     ext = Extension("_fastparse._cparser", [PYX], extra_compile_args=compile_args)
+    # Test-only access to the C `_id` hash (blake2b.h) for tests/test_ids.py and the
+    # id benchmarks; the parser includes the same header itself. Not needed at run time.
+    idcheck = Extension("_fastparse._idcheck", [IDCHECK_PYX], extra_compile_args=compile_args)
     return cythonize(
-        [ext],
+        [ext, idcheck],
         compiler_directives={"language_level": 3, "boundscheck": False, "wraparound": False},
         quiet=True,
     )

@@ -2,7 +2,7 @@
 time; at the end every written line must be in Elasticsearch exactly once.
 
 Defaults follow issue 5: 20 SIGKILLs while 500,000 lines are written across 10 files.
-Uses its own Elasticsearch (scripts/es.py server `soak`, port 9261).
+Uses its own Elasticsearch (scripts/es.py server `durable-soak`, port 9242).
 
     python benchmarks/crash_soak.py [--kills 20] [--lines 500000] [--files 10] [--seed 1]
 """
@@ -38,7 +38,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
     rng = random.Random(a.seed)
-    srv = es.start("soak", port=9261)
+    srv = es.start("durable-soak", port=9242)
     from elasticsearch import Elasticsearch
 
     client = Elasticsearch(srv["url"], request_timeout=120)
@@ -89,7 +89,7 @@ def main() -> None:
     }
     print(json.dumps(result, indent=2))
     client.indices.delete(index=index)
-    es.stop("soak")
+    es.stop("durable-soak")
     shutil.rmtree(work, ignore_errors=True)
     if result["missing"] or result["duplicates"] or result["wrong_messages"]:
         raise SystemExit("FAILED: not exactly once")

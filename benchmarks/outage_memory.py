@@ -91,7 +91,8 @@ def main() -> None:
     input_id = f"outage-{int(time.time())}"
     cfg = work / "shipper.yml"
     cfg.write_text(
-        f"data_dir: {work / 'data'}\ninputs: [{{id: {input_id}, paths: ['{logs}/*.log']}}]\n"
+        # multiline none: one document per line, so that "indexed == lines" checks every line
+        f"data_dir: {work / 'data'}\ninputs: [{{id: {input_id}, paths: ['{logs}/*.log'], multiline: none}}]\n"
         f"output: {{elasticsearch: {{hosts: ['http://127.0.0.1:{port}'], backoff_max: 2s, template: false}}}}\n"
         f"max_inflight_bytes: {a.inflight}\nhttp: {{listen: null}}\nlog_level: warning\n"
     )

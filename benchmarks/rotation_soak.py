@@ -4,9 +4,19 @@ With --copytruncate it copies and truncates instead (logrotate copytruncate); th
 lines written between a copy and its truncation cannot be seen by any agent: they are
 counted and reported, and everything else must arrive exactly once.
 
-Uses its own Elasticsearch (scripts/es.py server `soak`, port 9261).
+Uses its own Elasticsearch (scripts/es.py server `durable-soak`, port 9242).
 
     python benchmarks/rotation_soak.py [--seconds 60] [--every 0.1] [--copytruncate]
+    python benchmarks/rotation_soak.py --copytruncate --full-speed [--every 2] [--burst 0.05]
+
+--full-speed: the writer is a process of its own writing as fast as it can in bursts of
+--burst seconds (one every --every seconds, so that the total stays within what this
+machine's Elasticsearch indexes), and this process copies and truncates at a random moment
+inside each burst, unsynchronized with the writer. Nobody then knows which lines fell
+between a copy and its truncation, so they are counted from the files themselves: a line
+in no copy and not in the final file is unseeable; a copy that ends inside a line (a read
+racing a write) holds a fragment, shipped tagged `incomplete`. Every whole line in a file
+must be in Elasticsearch exactly once.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -65,14 +76,69 @@ def write(path: Path, seconds: float, every: float, copytruncate: bool, rate: fl
     return written, lost
 
 
+def burst_writer(path: str, seconds: float, every: float, burst: float, in_burst: Any, total: Any) -> None:
+    """Child process: numbered lines at full speed for `burst` s every `every` s."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    n = 0
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        start = time.monotonic()
+        in_burst.set()
+        while time.monotonic() - start < burst:
+            os.write(fd, "".join([f"line {i} of the soak at full speed\n" for i in range(n, n + 50)]).encode())
+            n += 50
+        in_burst.clear()
+        total.value = n
+        time.sleep(max(0.0, every - (time.monotonic() - start)))
+    os.close(fd)
+    total.value = n
+
+
+def full_speed(path: Path, seconds: float, every: float, burst: float) -> tuple[list[str], set[str], list[str]]:
+    """Lines written, the ones in no file (unseeable), and fragments that copies end with."""
+    import multiprocessing as mp
+    import random
+
+    ctx = mp.get_context("fork")
+    in_burst, total = ctx.Event(), ctx.Value("q", 0)
+    w = ctx.Process(target=burst_writer, args=(str(path), seconds, every, burst, in_burst, total))
+    w.start()
+    rng = random.Random(8)
+    rotations = 0
+    while w.is_alive():
+        if not in_burst.wait(0.2):
+            continue
+        time.sleep(rng.uniform(0, burst * 0.8))
+        rotations += 1
+        shutil.copyfile(path, path.with_name(f"{path.name}.{rotations}"))
+        os.truncate(path, 0)  # the writer's O_APPEND descriptor goes on at the new end
+        while in_burst.is_set() and w.is_alive():
+            time.sleep(0.005)
+    w.join()
+    written = [f"line {i} of the soak at full speed" for i in range(total.value)]
+    seen: set[str] = set()
+    fragments: list[str] = []
+    for f in sorted(path.parent.glob(f"{path.name}*")):
+        data = f.read_bytes().decode()
+        whole, _, tail = data.rpartition("\n")
+        seen.update(whole.split("\n") if whole else [])
+        if tail:
+            fragments.append(tail)
+    return written, set(written) - seen, fragments
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--every", type=float, default=0.1)
     ap.add_argument("--copytruncate", action="store_true")
     ap.add_argument("--rate", type=float, default=10_000, help="lines per second written")
+    ap.add_argument("--full-speed", action="store_true", help="copytruncate inside full-speed write bursts")
+    ap.add_argument("--burst", type=float, default=0.05, help="seconds of each full-speed burst")
     a = ap.parse_args()
-    srv = es.start("soak", port=9261)
+    if a.full_speed:
+        a.copytruncate = True
+    srv = es.start("durable-soak", port=9242)
     from elasticsearch import Elasticsearch
 
     client = Elasticsearch(srv["url"], request_timeout=120)
@@ -91,7 +157,11 @@ def main() -> None:
     agent = subprocess.Popen([sys.executable, "-m", "shipper", "run", "-c", str(cfg)], cwd=ROOT, stderr=log)
     time.sleep(2)
     t0 = time.monotonic()
-    written, lost = write(logs / "app.log", a.seconds, a.every, a.copytruncate, a.rate)
+    fragments: list[str] = []
+    if a.full_speed:
+        written, lost, fragments = full_speed(logs / "app.log", a.seconds, a.every, a.burst)
+    else:
+        written, lost = write(logs / "app.log", a.seconds, a.every, a.copytruncate, a.rate)
     index = f"shipper-logs-{input_id}-*"
     expect = len(written) - len(lost)
     deadline = time.monotonic() + 300
@@ -105,13 +175,18 @@ def main() -> None:
     agent.wait(60)
     client.indices.refresh(index=index)
     got: collections.Counter[str] = collections.Counter()
-    resp = client.search(index=index, size=10000, scroll="2m", _source=["message"])
+    incomplete: list[str] = []
+    resp = client.search(index=index, size=10000, scroll="2m", source_includes=["message", "tags"])
     while resp["hits"]["hits"]:
-        got.update(h["_source"]["message"] for h in resp["hits"]["hits"])
+        for h in resp["hits"]["hits"]:
+            if "incomplete" in h["_source"].get("tags", []):
+                incomplete.append(h["_source"]["message"])
+            else:
+                got[h["_source"]["message"]] += 1
         resp = client.scroll(scroll_id=resp["_scroll_id"], scroll="2m")
     want = set(written) - lost
     result = {
-        "mode": "copytruncate" if a.copytruncate else "rename",
+        "mode": ("copytruncate at full speed" if a.full_speed else "copytruncate") if a.copytruncate else "rename",
         "seconds": a.seconds,
         "every_s": a.every,
         "lines_written": len(written),
@@ -120,12 +195,15 @@ def main() -> None:
         "missing": len(want - set(got)),
         "duplicates": sum(c - 1 for c in got.values() if c > 1),
         "unseeable_that_arrived_anyway": len(lost & set(got)),
+        "fragments_at_the_end_of_copies": len(fragments),
+        "fragments_shipped_incomplete": len(set(fragments) & set(incomplete)),
+        "unexpected_documents": len(set(got) - set(written)) + len(set(incomplete) - set(fragments)),
         "wall_s": round(time.monotonic() - t0, 1),
     }
     print(json.dumps(result, indent=2))
     client.indices.delete(index=index)
     shutil.rmtree(work, ignore_errors=True)
-    if result["missing"] or result["duplicates"]:
+    if result["missing"] or result["duplicates"] or result["unexpected_documents"]:
         raise SystemExit("FAILED: not exactly once")
 
 

@@ -13,14 +13,15 @@ from collections.abc import Callable
 
 
 class Pending:
-    """One parsed chunk of one file awaiting its acknowledgement."""
+    """One parsed chunk of one file awaiting its acknowledgement (and its counters, if any)."""
 
-    __slots__ = ("done", "end_offset", "generation")
+    __slots__ = ("counts", "done", "end_offset", "generation")
 
     def __init__(self, end_offset: int, generation: int) -> None:
         self.end_offset = end_offset
         self.generation = generation
         self.done = False
+        self.counts: object = None
 
 
 class Watermark:
@@ -30,6 +31,10 @@ class Watermark:
         self.acked = acked
         self._queue: deque[Pending] = deque()
         self._on_advance = on_advance
+        # called with a chunk's counters when the watermark moves over it, in the same
+        # step as `on_advance`: counts then cover exactly what the checkpoint covers
+        self.on_settle: Callable[[object], None] | None = None
+        self.owner: object = None  # the reader (its source and parser tables, for counting)
 
     def add(self, end_offset: int, generation: int) -> Pending:
         p = Pending(end_offset, generation)
@@ -42,6 +47,8 @@ class Watermark:
         moved = False
         while q and q[0].done:
             head = q.popleft()
+            if head.counts is not None and self.on_settle is not None:
+                self.on_settle(head.counts)
             self.acked = head.end_offset
             moved = True
             gen = head.generation

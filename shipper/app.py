@@ -14,6 +14,8 @@ import signal
 import time
 from typing import Any
 
+from .anomaly import AnomalyWatch
+from .anomaly import build as build_anomaly_watch
 from .config import Config
 from .dlq import DeadLetterQueue
 from .httpserver import HttpServer
@@ -62,6 +64,20 @@ class Agent:
         for t in self.inputs:
             t.poll_interval = cfg.poll_interval
         self.metrics.open_files.set_function(lambda: sum(len(t.readers) for t in self.inputs))
+        self.watch: AnomalyWatch | None = None
+        if cfg.anomaly.enabled:
+            self.watch = build_anomaly_watch(
+                cfg.anomaly,
+                self.metrics,
+                host_id=self.registry.host_id,
+                host_name=cfg.host_name,
+                client=self.sink.client,
+                readers=lambda: [r for t in self.inputs for r in t.readers.values()],
+                files=lambda: self.registry.files,
+            )
+            self.watch.restore(self.registry.loaded_extras.get("anomaly"))
+            self.pipeline.observer = self.watch
+            self.registry.extras["anomaly"] = self.watch.state  # saved in the same write as the offsets
         self.http = HttpServer(cfg.http_listen, self.metrics, self.readiness) if cfg.http_listen else None
         self.notifier: Notifier | None = None
         self._stop = asyncio.Event()
@@ -97,7 +113,13 @@ class Agent:
         await self.sink.setup()
         now = time.gmtime()
         try:
-            await check_targets(self.sink.client, [time.strftime(i.index, now) for i in self.cfg.inputs])
+            indices = [time.strftime(i.index, now) for i in self.cfg.inputs]
+            if self.watch is not None and self.cfg.anomaly.documents:
+                indices += [
+                    time.strftime(self.cfg.anomaly.metrics_index, now),
+                    time.strftime(self.cfg.anomaly.anomalies_index, now),
+                ]
+            await check_targets(self.sink.client, indices)
         except DataStreamTarget as e:
             log.error("%s", e)
             await self.sink.close()
@@ -115,6 +137,10 @@ class Agent:
             notifier.start()
         checkpoints = asyncio.create_task(self._checkpoint_loop(), name="checkpoint")
         tails = [asyncio.create_task(t.run(), name=f"input:{t.cfg.id}") for t in self.inputs]
+        ticks = None
+        if self.watch is not None:
+            self.watch.start()
+            ticks = asyncio.create_task(self._anomaly_loop(self.watch), name="anomaly")
         log.info("shipping %d input(s) to %s", len(self.inputs), ", ".join(self.cfg.elasticsearch.hosts))
         try:
             if self.once:
@@ -129,6 +155,8 @@ class Agent:
             else:
                 await self._stop.wait()
         finally:
+            if ticks is not None:
+                ticks.cancel()
             await self._shutdown(tails, checkpoints, notifier)
         return self.exit_code
 
@@ -159,6 +187,18 @@ class Agent:
                 except OSError as e:
                     log.error("cannot write the registry: %s (will retry)", e)
 
+    async def _anomaly_loop(self, watch: AnomalyWatch) -> None:
+        """Close due windows a few times per window; a change is saved with the next checkpoint."""
+        interval = min(self.cfg.anomaly.window / 4, 1.0)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                watch.tick()
+            except Exception:  # the watch must never stop the agent; say so loudly
+                log.exception("anomaly watch tick failed")
+            if watch.changed:
+                self.registry.dirty = True
+
     async def _shutdown(
         self, tails: list[asyncio.Task[None]], checkpoints: asyncio.Task[None], notifier: Notifier | None
     ) -> None:
@@ -178,6 +218,12 @@ class Agent:
             )
         await self.pipeline.stop()
         checkpoints.cancel()
+        if self.watch is not None:
+            try:
+                self.watch.shutdown()  # due windows judged, open ones documented as they are
+            except Exception:
+                log.exception("anomaly watch shutdown failed")
+            await self.watch.close(5.0 if self.sink.state == "ok" else 0.5)
         try:
             self.registry.save()
         except OSError as e:

@@ -411,6 +411,71 @@ HTTP_SCHEMA: dict[str, Key] = {
     "listen": Key(_listen, "127.0.0.1:9108", "Address of /health, /ready, /metrics (null disables).", null_ok=True),
 }
 
+
+def _sigma(v: Any, path: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 20:
+        raise ConfigError(path, f"expected a number of standard deviations between 0 and 20, got {v!r}")
+    return float(v)
+
+
+def _nonneg_int(v: Any, path: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ConfigError(path, f"expected an integer >= 0, got {v!r}")
+    return v
+
+
+def _webhook_url(v: Any, path: str) -> str:
+    s = _str(v, path)
+    if not re.match(r"^https?://[^/\s]+(/.*)?$", s):
+        raise ConfigError(path, f"expected an http(s) URL, got {s!r}")
+    return s
+
+
+def _directions(v: Any, path: str) -> list[tuple[str, str]]:
+    if not isinstance(v, dict):
+        raise ConfigError(path, f"expected a mapping of signal pattern to up, down, both or off; got {v!r}")
+    return [(_str(k, path), _choice("up", "down", "both", "off")(d, f"{path}.{k}")) for k, d in v.items()]
+
+
+def _metrics_index(prefix: str) -> Callable[[Any, str], str]:
+    def convert(v: Any, path: str) -> str:
+        s = _index_pattern(v, path)
+        if not s.startswith(prefix):
+            raise ConfigError(path, f"must start with {prefix!r} (the index template shipper installs matches that)")
+        return s
+
+    return convert
+
+
+WEBHOOK_SCHEMA: dict[str, Key] = {
+    "webhook": Key(_webhook_url, required=True, doc="URL that each anomaly document (start, clear) is POSTed to."),
+    "timeout": Key(_duration, "5s", "Timeout of one POST."),
+    "retries": Key(_nonneg_int, 3, "Attempts after a failed one (with backoff); then the notification is dropped."),
+}
+
+ANOMALY_SCHEMA: dict[str, Key] = {
+    "enabled": Key(_bool, True, "Per-source counters, window summaries and the k-sigma watch."),
+    "window": Key(_duration, "10s", "Window length; windows follow the events' @timestamp."),
+    "grace": Key(_duration, "5s", "A window closes this long after its end, so late events still count."),
+    "history": Key(_pos_int, 60, "Closed windows each signal's mean and standard deviation are taken over."),
+    "min_history": Key(_pos_int, 10, "Windows of history needed before a signal can alert."),
+    "sigma": Key(_sigma, 3, "A value beyond mean +/- sigma standard deviations is anomalous."),
+    "clear_sigma": Key(_sigma, 2, "An alert clears when the value is back within this many (hysteresis)."),
+    "directions": Key(
+        _directions, {}, "Signal pattern -> up, down, both or off, before the built-in table (see architecture.md)."
+    ),
+    "metrics_index": Key(
+        _metrics_index("shipper-metrics"), "shipper-metrics-%Y.%m.%d", "Index of window summaries (UTC date)."
+    ),
+    "anomalies_index": Key(
+        _metrics_index("shipper-anomalies"), "shipper-anomalies-%Y.%m.%d", "Index of anomaly events (UTC date)."
+    ),
+    "documents": Key(_bool, True, "Write window summaries and anomaly events to Elasticsearch."),
+    "forget_after": Key(_duration, "10m", "Series and state of a source whose files are all gone go after this."),
+    "notify": Key(_list_of(WEBHOOK_SCHEMA), None, "Webhooks: [{webhook: URL, timeout: 5s, retries: 3}]."),
+    "notify_queue": Key(_pos_int, 1000, "Notifications queued per webhook at most; the oldest go first."),
+}
+
 ROOT_SCHEMA: dict[str, Key] = {
     "data_dir": Key(_str, "./data", "Registry, host id, lock and dead-letter queue live here."),
     "host_name": Key(_opt_str, None, "`host.name` on every event (default: the machine's name)."),
@@ -425,6 +490,7 @@ ROOT_SCHEMA: dict[str, Key] = {
         "More error classes {name: [keyword, ...]} (checked before the built-in ones; naming a "
         "built-in class adds keywords to it).",
     ),
+    "anomaly": Key(_section(ANOMALY_SCHEMA), None, "Per-source counters and anomaly detection."),
     "max_open_files": Key(_pos_int, 1024, "Files held open at once; more wait until others close."),
     "max_inflight_bytes": Key(_size, "16MiB", "Bulk bytes read but not yet acknowledged; readers wait above it."),
     "registry_flush_interval": Key(_duration, "1s", "How often acknowledged offsets are persisted."),
@@ -546,6 +612,24 @@ class ElasticsearchConfig:
 
 
 @dataclass(frozen=True)
+class AnomalyConfig:
+    enabled: bool = True
+    window: float = 10.0
+    grace: float = 5.0
+    history: int = 60
+    min_history: int = 10
+    sigma: float = 3.0
+    clear_sigma: float = 2.0
+    directions: tuple[tuple[str, str], ...] = ()
+    metrics_index: str = "shipper-metrics-%Y.%m.%d"
+    anomalies_index: str = "shipper-anomalies-%Y.%m.%d"
+    documents: bool = True
+    forget_after: float = 600.0
+    notify: tuple[tuple[str, float, int], ...] = ()  # (url, timeout, retries)
+    notify_queue: int = 1000
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path
     host_name: str
@@ -562,6 +646,7 @@ class Config:
     log_level: str
     dlq_max_bytes: int
     source: Path | None = None
+    anomaly: AnomalyConfig = field(default_factory=AnomalyConfig)
 
 
 def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
@@ -678,6 +763,30 @@ def from_dict(raw: Any, env: Mapping[str, str] | None = None, base: Path | None 
         shutdown_timeout=v["shutdown_timeout"],
         log_level=v["log_level"],
         dlq_max_bytes=v["dlq"]["max_bytes"],
+        anomaly=_anomaly(v["anomaly"]),
+    )
+
+
+def _anomaly(a: dict[str, Any]) -> AnomalyConfig:
+    if a["clear_sigma"] > a["sigma"]:
+        raise ConfigError("anomaly.clear_sigma", f"must not exceed anomaly.sigma ({a['sigma']}), or alerts never clear")
+    if a["window"] < 0.1:
+        raise ConfigError("anomaly.window", "must be at least 100ms")
+    return AnomalyConfig(
+        enabled=a["enabled"],
+        window=a["window"],
+        grace=a["grace"],
+        history=a["history"],
+        min_history=a["min_history"],
+        sigma=a["sigma"],
+        clear_sigma=a["clear_sigma"],
+        directions=tuple(a["directions"]),
+        metrics_index=a["metrics_index"],
+        anomalies_index=a["anomalies_index"],
+        documents=a["documents"],
+        forget_after=a["forget_after"],
+        notify=tuple((n["webhook"], n["timeout"], n["retries"]) for n in a["notify"] or ()),
+        notify_queue=a["notify_queue"],
     )
 
 

@@ -38,6 +38,46 @@ class Metrics:
         )
         self.inflight_bytes = Gauge("shipper_inflight_bytes", "Bulk bytes read and not yet acknowledged.", registry=r)
         self.open_files = Gauge("shipper_open_files", "Files held open by readers.", registry=r)
+        # per source (an input, or a name made from paths; never a file), counted when settled
+        self.source_events = Counter(
+            "shipper_source_events_total", "Events acknowledged or dead-lettered, per source.", ["source"], registry=r
+        )
+        self.source_bytes = Counter(
+            "shipper_source_bytes_total", "File bytes of settled events, per source.", ["source"], registry=r
+        )
+        self.source_level_events = Counter(
+            "shipper_source_level_events_total",
+            "Settled events per source and log level.",
+            ["source", "level"],
+            registry=r,
+        )
+        self.source_error_events = Counter(
+            "shipper_source_error_events_total",
+            "Settled error events per source and error class.",
+            ["source", "class"],
+            registry=r,
+        )
+        self.source_late_events = Counter(
+            "shipper_source_late_events_total",
+            "Events whose window had closed (after the grace period): in the totals, not in a window.",
+            ["source"],
+            registry=r,
+        )
+        self.anomaly_active = Gauge(
+            "shipper_anomaly_active",
+            "1 while an anomaly is active, per source and signal.",
+            ["source", "signal"],
+            registry=r,
+        )
+        self.anomalies = Counter(
+            "shipper_anomalies_total", "Anomalies started, per source and signal.", ["source", "signal"], registry=r
+        )
+        self.anomaly_dropped = Counter(
+            "shipper_anomaly_dropped_total",
+            "Window/anomaly documents or notifications dropped (queue full or given up), per output.",
+            ["output"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

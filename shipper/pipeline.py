@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from .acks import Pending, Watermark
 from .metrics import Metrics
@@ -64,6 +64,15 @@ class Segment:
         return memoryview(self.batch.body)[start : self.ends[i]]
 
 
+class Observer(Protocol):
+    """Counts batches (the anomaly watch): ``observe`` when submitted, ``settle`` when the
+    file's watermark moves over them, so counts follow the checkpoint exactly."""
+
+    def observe(self, batch: Any, owner: Any, input_id: str) -> Any: ...
+
+    def settle(self, token: Any) -> None: ...
+
+
 # A part of a bulk request: a segment and which of its items (None: all of them).
 Part = tuple[Segment, "list[int] | None"]
 Deliver = Callable[[list[Part]], Awaitable[None]]
@@ -92,6 +101,7 @@ class Pipeline:
         self._metrics = metrics
         self._deliver: Deliver | None = None
         self._before_send: Callable[[int], Awaitable[None]] | None = None
+        self.observer: Observer | None = None
 
     def start(self, deliver: Deliver, before_send: Callable[[int], Awaitable[None]] | None = None) -> None:
         self._deliver = deliver
@@ -101,6 +111,9 @@ class Pipeline:
     async def submit(self, batch: Any, watermark: Watermark, generation: int, input_id: str, version: int = 0) -> None:
         """Hand over one parsed chunk; waits while too many bytes are in flight."""
         pending = watermark.add(batch.end_offset, generation)
+        if self.observer is not None and batch.count:
+            pending.counts = self.observer.observe(batch, watermark.owner, input_id)
+            watermark.on_settle = self.observer.settle
         seg = Segment(batch, watermark, pending, input_id, version)
         if seg.remaining == 0:
             watermark.done(pending)

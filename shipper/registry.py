@@ -6,6 +6,11 @@ a registry damaged by other means (disk, a hand edit) an error that names the fi
 instead of a silent restart from zero that would re-ship everything. A lock on
 `data_dir` refuses a second agent: two writers of one registry would each checkpoint
 the other's unacknowledged work.
+
+Format versions: 1 had no `id_v2_from`; 2 adds it (the first generation of a file whose
+`_id`s follow contract v2). Version 1 files load as they are and keep contract v1 ids
+for the generation they are in, so a replay after the upgrade rebuilds the ids that were
+sent; their next generation (a truncation) starts under v2, like every new file.
 """
 
 from __future__ import annotations
@@ -19,16 +24,21 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+import _fastparse
+from _fastparse import _ids as ids_v2
+
 log = logging.getLogger(__name__)
 
 FORMAT = "shipper-registry"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 ID_SCHEME = b"shipper-id/1"
 
 
@@ -60,28 +70,53 @@ class FileState:
     # so every event comes back with the same bytes, index and `_id` (a line without a
     # time of its own is stamped with its read time, and the index follows that date).
     replay: list[list[int]] = field(default_factory=list)
+    # The first generation whose `_id`s follow contract v2 (a per-event hash); earlier
+    # generations keep v1 (prefix + hex offset), so that ids already sent never change.
+    # None: v1 for every generation (a state made by an agent that wrote only v1 ids).
+    id_v2_from: int | None = None
+
+    def id_contract(self) -> int:
+        """The `_id` contract (1 or 2) of this file's current generation."""
+        return 2 if self.id_v2_from is not None and self.generation >= self.id_v2_from else 1
 
 
 def id_prefix(host_id: str, key: str, generation: int) -> str:
-    """The fixed 22-character prefix of every `_id` of one file generation.
+    """The fixed 22-character prefix of every `_id` of one file generation under contract v1.
 
     Contract v1: `_id = prefix + "." + hex(start offset)`, where prefix is BLAKE2b-128
-    (base64url, unpadded) of the scheme tag, host id, file key and generation. The prefix
-    is collision-free across hosts, files and truncations like a per-event hash would
-    be, and the offset suffix is injective within a generation; it costs no hash per
-    event, and ids that share a prefix and grow in order are cheaper for Lucene to look
-    up on `create` than random ones.
+    (base64url, unpadded) of the scheme tag, host id, file key and generation: no hash
+    per event. Contract v2 (`_fastparse/_ids.py`: a BLAKE2b-128 per event, as issue 5
+    specifies) replaces it for new files and new generations: measured against the real
+    Elasticsearch (benchmarks/id_scheme.py, RESULTS.md "_id scheme") it costs the server
+    no more CPU on `create` (about 20% less: shorter ids) and about the same on a replay of
+    409s, for ~27 more bytes per document on disk (random ids compress worse). v1 stays
+    for the generations that began under it: their replays must rebuild the same ids.
     """
     h = hashlib.blake2b(digest_size=16)
     h.update(ID_SCHEME + b"\0" + host_id.encode() + b"\0" + key.encode() + b"\0" + str(generation).encode())
     return base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode()
 
 
-class Registry:
-    """Owns `data_dir`: the lock, the host id and the file states."""
+def parser_id_contract() -> int:
+    """The newest `_id` contract the parser can write: 2 once `_fastparse` says it can
+    (`ID_CONTRACTS`), else 1. The registry never promises ids the parser cannot write."""
+    return int(max(getattr(_fastparse, "ID_CONTRACTS", (1,))))
 
-    def __init__(self, data_dir: Path) -> None:
+
+class Registry:
+    """Owns `data_dir`: the lock, the host id and the file states.
+
+    `id_contract` is the newest `_id` contract the agent's parser writes (default: what
+    `_fastparse` declares). With 2, new files and the next generation of files that were
+    under v1 get per-event hash ids; a state already under v2 with an agent that can only
+    write v1 is refused (its replays would double).
+    """
+
+    def __init__(self, data_dir: Path, id_contract: int | None = None) -> None:
         self.data_dir = data_dir
+        self.id_contract = parser_id_contract() if id_contract is None else id_contract
+        if self.id_contract not in (1, 2):
+            raise ValueError(f"unknown _id contract {self.id_contract}")
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -98,6 +133,10 @@ class Registry:
         self._wlock = threading.Lock()
         self._snap_seq = 0
         self._written_seq = 0
+        # other state saved in the same atomic write as the offsets (name -> provider of a
+        # JSON value), so that it always matches them; what a load found, by name
+        self.extras: dict[str, Callable[[], Any]] = {}
+        self.loaded_extras: dict[str, Any] = {}
         self._load()
 
     # -- lock and host id --------------------------------------------------------------
@@ -142,23 +181,39 @@ class Registry:
             meta = orjson.loads(header)
             if meta.get("format") != FORMAT:
                 raise ValueError("not a shipper registry")
-            if meta.get("version") != VERSION:
-                raise ValueError(f"version {meta.get('version')} is not supported (this agent knows {VERSION})")
+            if meta.get("version") not in READABLE_VERSIONS:
+                raise ValueError(f"version {meta.get('version')} is not supported (this agent reads "
+                                 f"{', '.join(map(str, READABLE_VERSIONS))})")
             if hashlib.sha256(body).hexdigest() != meta.get("sha256"):
                 raise ValueError("checksum mismatch: the file was changed or damaged")
             data = orjson.loads(body)
             if data["host_id"] != self.host_id:
                 raise ValueError("it belongs to another host_id")
             self.files = {f["key"]: FileState(**f) for f in data["files"]}
+            self.loaded_extras = data.get("extras") or {}
         except (ValueError, KeyError, TypeError) as e:
             raise RegistryError(
                 f"registry {self.path} is corrupt: {e}. Refusing to start rather than re-ship "
                 "every file from the beginning; move it away to start from scratch"
             ) from None
+        for f in self.files.values():
+            if self.id_contract >= 2 and f.id_v2_from is None:
+                # The current generation's ids may have been sent as v1: keep them; the next
+                # generation starts under v2. Deterministic, so it needs no save of its own.
+                f.id_v2_from = f.generation + 1
+            elif self.id_contract < 2 and f.id_contract() == 2:
+                raise RegistryError(
+                    f"registry {self.path}: file {f.path} (key {f.key}) is under _id contract 2, which "
+                    "this agent's parser cannot write; a replay would double its events. Run an agent "
+                    "that writes contract 2"
+                )
 
     def _snapshot(self) -> tuple[int, bytes]:
         """The registry as bytes, numbered in the order snapshots are taken (on the loop)."""
-        body = orjson.dumps({"host_id": self.host_id, "files": [asdict(f) for f in self.files.values()]})
+        data: dict[str, Any] = {"host_id": self.host_id, "files": [asdict(f) for f in self.files.values()]}
+        if self.extras:
+            data["extras"] = {name: provide() for name, provide in self.extras.items()}
+        body = orjson.dumps(data)
         header = orjson.dumps({"format": FORMAT, "version": VERSION, "sha256": hashlib.sha256(body).hexdigest()})
         self._snap_seq += 1
         return self._snap_seq, header + b"\n" + body
@@ -223,7 +278,8 @@ class Registry:
         key = secrets.token_hex(8)
         while key in self.files:
             key = secrets.token_hex(8)
-        state = FileState(key, input_id, path, st.st_dev, st.st_ino, fingerprint, fp_len, 0, offset, time.time())
+        state = FileState(key, input_id, path, st.st_dev, st.st_ino, fingerprint, fp_len, 0, offset, time.time(),
+                          id_v2_from=0 if self.id_contract >= 2 else None)
         self.files[key] = state
         self.dirty = True
         return state
@@ -232,7 +288,17 @@ class Registry:
         return {(f.dev, f.ino): f for f in self.files.values()}
 
     def id_prefix(self, state: FileState) -> str:
+        """Contract v1: the `_id` prefix of the state's current generation."""
+        if state.id_contract() != 1:
+            raise ValueError(f"file {state.path} generation {state.generation} is under _id contract 2: use id_key")
         return id_prefix(self.host_id, state.key, state.generation)
+
+    def id_key(self, state: FileState) -> bytes:
+        """Contract v2: the per-generation key the parser hashes with each event's offset
+        (`_fastparse._ids.event_id_from_key`, `shipper_event_id` in C)."""
+        if state.id_contract() != 2:
+            raise ValueError(f"file {state.path} generation {state.generation} is under _id contract 1: use id_prefix")
+        return ids_v2.id_key(self.host_id, state.key, state.generation)
 
     def forget(self, key: str) -> None:
         if self.files.pop(key, None) is not None:
@@ -247,14 +313,42 @@ class Registry:
         return {"files": len(self.files), "path": str(self.path)}
 
 
+# Tests only: SHIPPER_TEST_REGISTRY_PAUSE="<phase>:<n>:<marker path>" makes the n-th write
+# of registry.json stop for good at <phase> ("mid": half the temporary file written;
+# "rename": the temporary file complete and fsynced, not yet renamed) after creating the
+# marker, so that a test can SIGKILL the agent exactly there (tests/test_registry_crash.py).
+_PAUSE = os.environ.get("SHIPPER_TEST_REGISTRY_PAUSE", "")
+_pause_writes = 0
+
+
+def _test_pause(path: Path, phase: str) -> None:
+    global _pause_writes
+    if not _PAUSE or path.name != "registry.json":
+        return
+    want_phase, nth, marker = _PAUSE.split(":", 2)
+    if phase == "mid":
+        _pause_writes += 1
+    if phase == want_phase and _pause_writes == int(nth):
+        Path(marker).write_text(f"{os.getpid()}\n")
+        log.warning("SHIPPER_TEST_REGISTRY_PAUSE: registry write %d paused at %s", _pause_writes, phase)
+        while True:
+            time.sleep(3600)
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
+        if _PAUSE:
+            half = len(data) // 2
+            os.write(fd, data[:half])
+            _test_pause(path, "mid")
+            data = data[half:]
         os.write(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
+    _test_pause(path, "rename")
     os.replace(tmp, path)
     dfd = os.open(path.parent, os.O_RDONLY)
     try:

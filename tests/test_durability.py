@@ -131,7 +131,8 @@ def test_two_hosts_with_identical_files_both_arrive(
     logs = tmp_path / "logs"
     logs.mkdir()
     (logs / "app.log").write_bytes(b"".join(b"same line %d\n" % i for i in range(500)))
-    for host in ("a", "b"):
+    agents = []
+    for host in ("a", "b"):  # at the same time: two hosts shipping identical files
         agent = agent_factory(
             {
                 "data_dir": str(tmp_path / f"data-{host}"),
@@ -142,6 +143,33 @@ def test_two_hosts_with_identical_files_both_arrive(
             },
             name=f"agent-{host}",
         )
-        assert agent.start("--once").wait(60) == 0
-    es_client.indices.refresh(index=f"shipper-logs-{input_id}-*")
-    assert es_client.count(index=f"shipper-logs-{input_id}-*")["count"] == 1000
+        agents.append(agent.start("--once"))
+    assert [a.wait(60) for a in agents] == [0, 0]
+    index = f"shipper-logs-{input_id}-*"
+    es_client.indices.refresh(index=index)
+    assert es_client.count(index=index)["count"] == 1000
+    per_host = es_client.search(index=index, size=0, aggs={"h": {"terms": {"field": "host.name"}}})
+    assert {b["key"]: b["doc_count"] for b in per_host["aggregations"]["h"]["buckets"]} == {
+        "host-a": 500, "host-b": 500}
+
+
+def test_truncation_then_a_rewrite_of_the_same_bytes(
+    es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
+) -> None:
+    """The same bytes written again after a truncation are new events (a new generation,
+    new `_id`s), not replays of the old ones: every line arrives twice, no more."""
+    r = Run(es_plain, es_client, agent_factory, tmp_path)
+    r.agent.start()
+    app = r.logs / "app.log"
+    body = r.lines("same bytes", 300)
+    app.write_bytes(body)
+    r.shipped(300)
+    with app.open("r+b") as f:
+        f.truncate(0)
+    wait_for(lambda: "truncated" in r.agent.log(), 30, "the agent to see the truncation")
+    app.write_bytes(body)  # identical content, identical fingerprint, identical size
+    r.shipped(600)
+    time.sleep(1.5)  # anything more would have arrived by now
+    got = r.messages()
+    assert set(got) == set(r.written) and set(got.values()) == {2}, got.most_common(3)
+    assert r.agent.stop() == 0

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from _fastparse import _ids as ids_v2
 from shipper.acks import Watermark
-from shipper.registry import Registry, RegistryError, id_prefix
+from shipper.registry import Registry, RegistryError, id_prefix, parser_id_contract
 
 
 def test_roundtrip_and_lock(tmp_path: Path) -> None:
@@ -91,3 +92,84 @@ def test_saves_from_the_loop_and_worker_threads_do_not_collide(tmp_path: Path) -
     r2 = Registry(tmp_path)
     assert r2.files[s.key].offset == 300  # the newest snapshot is the one on disk
     r2.close()
+
+
+# -- `_id` contracts and the registry format's migration ---------------------------------
+
+
+def _write_format_1(data_dir: Path, host_id: str, state: dict[str, object]) -> None:
+    """A registry as an agent of format version 1 wrote it (no `id_v2_from`)."""
+    import hashlib
+
+    import orjson
+
+    (data_dir / "host_id").write_text(host_id + "\n")
+    body = orjson.dumps({"host_id": host_id, "files": [state]})
+    header = orjson.dumps({"format": "shipper-registry", "version": 1, "sha256": hashlib.sha256(body).hexdigest()})
+    (data_dir / "registry.json").write_bytes(header + b"\n" + body)
+
+
+def test_format_1_registry_keeps_v1_ids_until_its_next_generation(tmp_path: Path) -> None:
+    host, key = "ab" * 16, "0123456789abcdef"
+    old = {"key": key, "input": "t", "path": "/x.log", "dev": 1, "ino": 2, "fingerprint": "fp",
+           "fp_len": 3, "generation": 4, "offset": 100, "updated": 0.0, "replay": [[200, 1764028800000, 0]]}
+    _write_format_1(tmp_path, host, old)
+    r = Registry(tmp_path, id_contract=2)
+    s = r.files[key]
+    assert (s.offset, s.replay, s.id_contract()) == (100, [[200, 1764028800000, 0]], 1)
+    assert r.id_prefix(s) == id_prefix(host, key, 4)  # the replay rebuilds the ids that were sent
+    with pytest.raises(ValueError, match="contract 1"):
+        r.id_key(s)
+    r.save()  # written as format 2; still v1 for generation 4
+    r.close()
+    r = Registry(tmp_path, id_contract=2)
+    s = r.files[key]
+    assert s.id_v2_from == 5 and s.id_contract() == 1
+    s.generation += 1  # a truncation
+    r.save()
+    r.close()
+    r = Registry(tmp_path, id_contract=2)
+    s = r.files[key]
+    assert s.id_contract() == 2
+    assert r.id_key(s) == ids_v2.id_key(host, key, 5)
+    with pytest.raises(ValueError, match="contract 2"):
+        r.id_prefix(s)
+    r.close()
+
+
+def test_new_files_get_v2_and_v1_only_agents_refuse_them(tmp_path: Path) -> None:
+    r = Registry(tmp_path, id_contract=2)
+    s = r.new_file("t", "/x.log", os.stat(tmp_path), "fp", 3, 0)
+    assert s.id_v2_from == 0 and s.id_contract() == 2
+    r.save()
+    r.close()
+    with pytest.raises(RegistryError, match="contract 2"):
+        Registry(tmp_path, id_contract=1)
+
+
+def test_v1_agent_states_move_to_v2_at_their_next_generation(tmp_path: Path) -> None:
+    r = Registry(tmp_path, id_contract=1)
+    s = r.new_file("t", "/x.log", os.stat(tmp_path), "fp", 3, 0)
+    assert s.id_v2_from is None and s.id_contract() == 1
+    s.generation = 7
+    r.save()
+    r.close()
+    r = Registry(tmp_path, id_contract=1)  # still a v1 agent: nothing changes
+    assert r.files[s.key].id_v2_from is None
+    r.close()
+    r = Registry(tmp_path, id_contract=2)
+    assert r.files[s.key].id_v2_from == 8
+    r.close()
+
+
+def test_default_contract_follows_the_parser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The registry promises v2 ids only once `_fastparse` declares it writes them."""
+    import _fastparse
+
+    monkeypatch.delattr(_fastparse, "ID_CONTRACTS", raising=False)
+    assert parser_id_contract() == 1
+    monkeypatch.setattr(_fastparse, "ID_CONTRACTS", (1, 2), raising=False)
+    assert parser_id_contract() == 2
+    r = Registry(tmp_path)
+    assert r.id_contract == 2
+    r.close()

@@ -71,6 +71,7 @@ class FileReader:
         self.labels: dict[str, str] = cfg.path_fields.labels(state.path) if cfg.path_fields else {}
         #: what the anomaly counters call this file's events: `source` over the captures, or the input id
         self.source: str = source_of(cfg.source, self.labels, cfg.id)
+        self.watermark.owner = self  # the anomaly counters read the source and parser tables through it
         self.parser = self._new_parser(state.offset)
         self.size = 0
         self.poll_interval = IDLE_CHECK

@@ -1,0 +1,185 @@
+/* BLAKE2b (RFC 7693) and shipper's `_id` contract v2, header-only, for the Cython parser.
+ *
+ * The BLAKE2b part follows the reference implementation in RFC 7693, Appendix C
+ * (M-J. Saarinen, J-P. Aumasson; the RFC's code is under the IETF Trust's simplified
+ * BSD licence), with byte-wise buffering replaced by memcpy. `shipper_event_id` is the
+ * contract (see _fastparse/_ids.py, its Python twin and reference):
+ *
+ *     _id = base64url_nopad(BLAKE2b-128(key || le64(offset)))
+ *
+ * where `key` is the per-generation bytes made by _ids.id_key(). With the agent's ids the
+ * key is 71 bytes, so key and offset fit one 128-byte block: one compression per event,
+ * no allocation, no Python object.
+ */
+#ifndef SHIPPER_BLAKE2B_H
+#define SHIPPER_BLAKE2B_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef struct {
+    uint8_t b[128];  /* input buffer */
+    uint64_t h[8];   /* chained state */
+    uint64_t t[2];   /* total number of bytes */
+    size_t c;        /* pointer for b[] */
+    size_t outlen;   /* digest size */
+} shipper_blake2b_ctx;
+
+#define SHIPPER_ROTR64(x, y) (((x) >> (y)) ^ ((x) << (64 - (y))))
+
+static inline uint64_t shipper_b2b_get64(const uint8_t *p) {
+    return ((uint64_t)p[0]) ^ ((uint64_t)p[1] << 8) ^ ((uint64_t)p[2] << 16) ^ ((uint64_t)p[3] << 24) ^
+           ((uint64_t)p[4] << 32) ^ ((uint64_t)p[5] << 40) ^ ((uint64_t)p[6] << 48) ^ ((uint64_t)p[7] << 56);
+}
+
+#define SHIPPER_B2B_G(a, b, c, d, x, y)              \
+    do {                                             \
+        v[a] = v[a] + v[b] + (x);                    \
+        v[d] = SHIPPER_ROTR64(v[d] ^ v[a], 32);      \
+        v[c] = v[c] + v[d];                          \
+        v[b] = SHIPPER_ROTR64(v[b] ^ v[c], 24);      \
+        v[a] = v[a] + v[b] + (y);                    \
+        v[d] = SHIPPER_ROTR64(v[d] ^ v[a], 16);      \
+        v[c] = v[c] + v[d];                          \
+        v[b] = SHIPPER_ROTR64(v[b] ^ v[c], 63);      \
+    } while (0)
+
+static const uint64_t shipper_blake2b_iv[8] = {
+    0x6A09E667F3BCC908ULL, 0xBB67AE8584CAA73BULL, 0x3C6EF372FE94F82BULL, 0xA54FF53A5F1D36F1ULL,
+    0x510E527FADE682D1ULL, 0x9B05688C2B3E6C1FULL, 0x1F83D9ABFB41BD6BULL, 0x5BE0CD19137E2179ULL,
+};
+
+static const uint8_t shipper_blake2b_sigma[12][16] = {
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+    {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
+    {11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4},
+    {7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8},
+    {9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13},
+    {2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9},
+    {12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11},
+    {13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10},
+    {6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5},
+    {10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0},
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+    {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
+};
+
+static inline void shipper_blake2b_compress(shipper_blake2b_ctx *ctx, int last) {
+    uint64_t v[16], m[16];
+    int i;
+    for (i = 0; i < 8; i++) {
+        v[i] = ctx->h[i];
+        v[i + 8] = shipper_blake2b_iv[i];
+    }
+    v[12] ^= ctx->t[0];
+    v[13] ^= ctx->t[1];
+    if (last) v[14] = ~v[14];
+    for (i = 0; i < 16; i++) m[i] = shipper_b2b_get64(&ctx->b[8 * i]);
+    /* The twelve rounds written out, so that every message index is a constant the
+     * compiler folds (a loop over sigma costs 16 dependent loads per round). */
+#define SHIPPER_B2B_ROUND(r)                                                                        \
+    do {                                                                                            \
+        SHIPPER_B2B_G(0, 4, 8, 12, m[shipper_blake2b_sigma[r][0]], m[shipper_blake2b_sigma[r][1]]);   \
+        SHIPPER_B2B_G(1, 5, 9, 13, m[shipper_blake2b_sigma[r][2]], m[shipper_blake2b_sigma[r][3]]);   \
+        SHIPPER_B2B_G(2, 6, 10, 14, m[shipper_blake2b_sigma[r][4]], m[shipper_blake2b_sigma[r][5]]);  \
+        SHIPPER_B2B_G(3, 7, 11, 15, m[shipper_blake2b_sigma[r][6]], m[shipper_blake2b_sigma[r][7]]);  \
+        SHIPPER_B2B_G(0, 5, 10, 15, m[shipper_blake2b_sigma[r][8]], m[shipper_blake2b_sigma[r][9]]);  \
+        SHIPPER_B2B_G(1, 6, 11, 12, m[shipper_blake2b_sigma[r][10]], m[shipper_blake2b_sigma[r][11]]); \
+        SHIPPER_B2B_G(2, 7, 8, 13, m[shipper_blake2b_sigma[r][12]], m[shipper_blake2b_sigma[r][13]]);  \
+        SHIPPER_B2B_G(3, 4, 9, 14, m[shipper_blake2b_sigma[r][14]], m[shipper_blake2b_sigma[r][15]]);  \
+    } while (0)
+    SHIPPER_B2B_ROUND(0); SHIPPER_B2B_ROUND(1); SHIPPER_B2B_ROUND(2); SHIPPER_B2B_ROUND(3);
+    SHIPPER_B2B_ROUND(4); SHIPPER_B2B_ROUND(5); SHIPPER_B2B_ROUND(6); SHIPPER_B2B_ROUND(7);
+    SHIPPER_B2B_ROUND(8); SHIPPER_B2B_ROUND(9); SHIPPER_B2B_ROUND(10); SHIPPER_B2B_ROUND(11);
+#undef SHIPPER_B2B_ROUND
+    for (i = 0; i < 8; i++) ctx->h[i] ^= v[i] ^ v[i + 8];
+}
+
+/* Unkeyed BLAKE2b with a digest of `outlen` (1..64) bytes; returns -1 for a bad size. */
+static inline int shipper_blake2b_init(shipper_blake2b_ctx *ctx, size_t outlen) {
+    int i;
+    if (outlen == 0 || outlen > 64) return -1;
+    for (i = 0; i < 8; i++) ctx->h[i] = shipper_blake2b_iv[i];
+    ctx->h[0] ^= 0x01010000ULL ^ (uint64_t)outlen;
+    ctx->t[0] = 0;
+    ctx->t[1] = 0;
+    ctx->c = 0;
+    ctx->outlen = outlen;
+    memset(ctx->b, 0, sizeof ctx->b);
+    return 0;
+}
+
+static inline void shipper_blake2b_update(shipper_blake2b_ctx *ctx, const void *in, size_t inlen) {
+    const uint8_t *p = (const uint8_t *)in;
+    while (inlen > 0) {
+        size_t n;
+        if (ctx->c == 128) {  /* the buffer is full and more input follows: not the last block */
+            ctx->t[0] += 128;
+            if (ctx->t[0] < 128) ctx->t[1]++;
+            shipper_blake2b_compress(ctx, 0);
+            ctx->c = 0;
+        }
+        n = 128 - ctx->c;
+        if (n > inlen) n = inlen;
+        memcpy(ctx->b + ctx->c, p, n);
+        ctx->c += n;
+        p += n;
+        inlen -= n;
+    }
+}
+
+static inline void shipper_blake2b_final(shipper_blake2b_ctx *ctx, void *out) {
+    size_t i;
+    ctx->t[0] += ctx->c;
+    if (ctx->t[0] < ctx->c) ctx->t[1]++;
+    if (ctx->c < 128) memset(ctx->b + ctx->c, 0, 128 - ctx->c);
+    shipper_blake2b_compress(ctx, 1);
+    for (i = 0; i < ctx->outlen; i++) ((uint8_t *)out)[i] = (uint8_t)((ctx->h[i >> 3] >> (8 * (i & 7))) & 0xFF);
+}
+
+#define SHIPPER_ID_LEN 22
+
+/* base64url without padding of 16 bytes: 22 characters. */
+static inline void shipper_b64url16(const uint8_t d[16], char out[SHIPPER_ID_LEN]) {
+    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    int i, o = 0;
+    for (i = 0; i < 15; i += 3) {
+        uint32_t x = ((uint32_t)d[i] << 16) | ((uint32_t)d[i + 1] << 8) | d[i + 2];
+        out[o++] = a[(x >> 18) & 63];
+        out[o++] = a[(x >> 12) & 63];
+        out[o++] = a[(x >> 6) & 63];
+        out[o++] = a[x & 63];
+    }
+    out[o++] = a[d[15] >> 2];
+    out[o] = a[(d[15] & 3) << 4];
+}
+
+/* `_id` contract v2: writes the 22 characters (no NUL) of the id of the event starting at
+ * byte `offset` of the file generation whose key (_ids.id_key) is key[0:keylen]. */
+static inline void shipper_event_id(const uint8_t *key, size_t keylen, uint64_t offset, char out[SHIPPER_ID_LEN]) {
+    shipper_blake2b_ctx ctx;
+    uint8_t digest[16];
+    int i;
+    if (keylen <= 120) {  /* one block: fill it directly */
+        for (i = 0; i < 8; i++) ctx.h[i] = shipper_blake2b_iv[i];
+        ctx.h[0] ^= 0x01010000ULL ^ 16ULL;
+        memcpy(ctx.b, key, keylen);
+        for (i = 0; i < 8; i++) ctx.b[keylen + i] = (uint8_t)(offset >> (8 * i));
+        memset(ctx.b + keylen + 8, 0, 128 - keylen - 8);
+        ctx.t[0] = keylen + 8;
+        ctx.t[1] = 0;
+        shipper_blake2b_compress(&ctx, 1);
+        for (i = 0; i < 16; i++) digest[i] = (uint8_t)((ctx.h[i >> 3] >> (8 * (i & 7))) & 0xFF);
+    } else {
+        uint8_t le[8];
+        for (i = 0; i < 8; i++) le[i] = (uint8_t)(offset >> (8 * i));
+        shipper_blake2b_init(&ctx, 16);
+        shipper_blake2b_update(&ctx, key, keylen);
+        shipper_blake2b_update(&ctx, le, 8);
+        shipper_blake2b_final(&ctx, digest);
+    }
+    shipper_b64url16(digest, out);
+}
+
+#endif /* SHIPPER_BLAKE2B_H */

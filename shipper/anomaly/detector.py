@@ -1,0 +1,298 @@
+"""The k-sigma watch over one source's closed windows, with numpy over a rolling history.
+
+Each closed window gives a value per signal (``events``, ``bytes``, ``error_ratio``,
+``errors.<class>``, ``metrics.<name>.mean``, ``quality.<name>``). A value above
+``mean + k*sigma`` (signals watched upwards) or below ``mean - k*sigma`` (downwards) of the
+signal's last ``history`` windows is anomalous, once ``min_history`` windows are known.
+An alert clears with hysteresis: when the value is back within ``clear_sigma`` sigmas.
+
+Sigma has a floor, so that a history without variance (a job that logs exactly 100 lines
+every window, a learning rate that never moved) does not turn every change into an
+alert: counts get the Poisson floor ``sqrt(mean)`` (at least 1), the error ratio the
+binomial one, other values a fraction of their mean.
+
+``silence``: a source whose windows are empty. With a history rate of lambda events per
+window, n empty windows in a row have probability exp(-lambda*n) under that rate; the
+source is flagged (once, until events come back) when that falls below the one-sided
+tail of ``sigma`` (0.135% for 3). A busy source is flagged after one empty window; one
+that logs once a minute is never flagged after ten seconds.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+UP, DOWN, BOTH, OFF = "up", "down", "both", "off"
+COUNT, RATIO, VALUE = 0, 1, 2
+
+#: Direction per signal, first match wins (user rules from the config come first).
+#: Losses, latencies and error counts go wrong upwards, accuracies and throughput
+#: downwards, volume both ways (a job that stops logging is a drop); a learning rate
+#: follows its schedule, so its steps are not watched.
+DEFAULT_DIRECTIONS: tuple[tuple[str, str], ...] = (
+    ("events", BOTH),
+    ("bytes", BOTH),
+    ("error_ratio", UP),
+    ("errors.*", UP),
+    ("quality.*", DOWN),
+    ("metrics.lr.mean", OFF),
+    ("metrics.*learning_rate*.mean", OFF),
+    ("metrics.*_lr.mean", OFF),
+    ("metrics.*loss*.mean", UP),
+    ("metrics.*perplexity*.mean", UP),
+    ("metrics.*latency*.mean", UP),
+    ("metrics.*rmse*.mean", UP),
+    ("metrics.*mae*.mean", UP),
+    ("metrics.*accuracy*.mean", DOWN),
+    ("metrics.*precision*.mean", DOWN),
+    ("metrics.*recall*.mean", DOWN),
+    ("metrics.*f1*.mean", DOWN),
+    ("metrics.*auc*.mean", DOWN),
+    ("metrics.*bleu*.mean", DOWN),
+    ("metrics.*throughput*.mean", DOWN),
+    ("*", BOTH),
+)
+RELATIVE_FLOOR = 0.02  # VALUE signals: sigma is at least 2% of the mean's magnitude
+ABSOLUTE_FLOOR = 1e-6
+RATIO_FLOOR = 0.005
+
+
+def signal_kind(signal: str) -> int:
+    """Counts (Poisson floor), the error ratio (binomial floor) or other values."""
+    if signal == "events" or signal.startswith("errors."):
+        return COUNT
+    if signal == "error_ratio":
+        return RATIO
+    return VALUE
+
+
+def tail_probability(sigma: float) -> float:
+    """One-sided normal tail beyond ``sigma`` (0.00135 for 3)."""
+    return 0.5 * math.erfc(sigma / math.sqrt(2.0))
+
+
+def predictive_factor(n: np.ndarray, sigma: float) -> np.ndarray:
+    """How much wider than the sample standard deviation of ``n`` past values the spread
+    of the next value is: ``sqrt(1 + 1/n) * t(n-1) / z`` at the tail of ``sigma``.
+
+    With 10 or 20 windows of history, mean and standard deviation are estimates: a new
+    value of the same process lands beyond mean +/- 3 s far more often than 0.135% of
+    the time (Student's t with n-1 degrees of freedom, plus the mean's own error). This
+    factor widens s by exactly that, so "3 sigma" keeps its false-alarm rate whatever the
+    history length; it tends to 1 as the history grows (1.05 at 60 windows). The t
+    quantile uses the Cornish-Fisher expansion in 1/nu (no scipy), accurate to well
+    under 1% from nu = 5.
+    """
+    z = sigma
+    nu = np.maximum(n.astype(np.float64) - 1.0, 4.0)
+    t = (
+        z
+        + (z**3 + z) / (4 * nu)
+        + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * nu**2)
+        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * nu**3)
+    )
+    return np.sqrt(1.0 + 1.0 / np.maximum(n, 1)) * t / z
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    history: int = 60
+    min_history: int = 10
+    sigma: float = 3.0
+    clear_sigma: float = 2.0
+    directions: tuple[tuple[str, str], ...] = ()  # user rules, before DEFAULT_DIRECTIONS
+
+    def direction(self, signal: str) -> str:
+        for pattern, d in (*self.directions, *DEFAULT_DIRECTIONS):
+            if fnmatch.fnmatchcase(signal, pattern):
+                return d
+        return BOTH
+
+
+@dataclass
+class Alert:
+    """An active anomaly: what it was when it started."""
+
+    direction: str
+    window: int  # start of the window that raised it (ms)
+    value: float
+    mean: float
+    stddev: float
+
+
+@dataclass(frozen=True)
+class Change:
+    """An alert that starts or clears at a window."""
+
+    signal: str
+    state: str  # start | clear
+    direction: str
+    value: float
+    mean: float
+    stddev: float
+
+
+class Detector:
+    """History and alerts of one source; ``observe`` is called once per closed window, in order."""
+
+    def __init__(self, cfg: DetectorConfig) -> None:
+        self.cfg = cfg
+        self.signals: list[str] = []
+        self.cols: dict[str, int] = {}
+        self._kind = np.zeros(0, dtype=np.int8)
+        self._up = np.zeros(0, dtype=bool)
+        self._down = np.zeros(0, dtype=bool)
+        self.hist = np.zeros((cfg.history, 0), dtype=np.float64)  # ring of rows, oldest at `pos` once full
+        self.n = 0  # rows filled
+        self.pos = 0  # next row to write
+        self.active: dict[str, Alert] = {}
+        self.zero_run = 0  # empty windows in a row
+        self.silence_rate = 0.0  # mean events per window before the empty run began
+
+    # -- columns ---------------------------------------------------------------------
+
+    def _ensure(self, names: Iterable[str]) -> None:
+        new = [s for s in names if s not in self.cols]
+        if not new:
+            return
+        kinds = np.array([signal_kind(s) for s in new], dtype=np.int8)
+        dirs = [self.cfg.direction(s) for s in new]
+        fill = np.where(kinds == COUNT, 0.0, np.nan)  # a class never seen before was 0 in every past window
+        block = np.tile(fill, (self.cfg.history, 1))
+        if self.n < self.cfg.history:
+            block[self.n :] = np.nan  # rows not written yet stay empty
+        self.hist = np.hstack((self.hist, block))
+        for s in new:
+            self.cols[s] = len(self.signals)
+            self.signals.append(s)
+        self._kind = np.concatenate((self._kind, kinds))
+        self._up = np.concatenate((self._up, [d in (UP, BOTH) for d in dirs]))
+        self._down = np.concatenate((self._down, [d in (DOWN, BOTH) for d in dirs]))
+
+    # -- statistics --------------------------------------------------------------------
+
+    def stats(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(count, mean, floored sigma) per signal over the history (NaN-aware)."""
+        rows = self.hist[: self.n] if self.n < self.cfg.history else self.hist
+        valid = ~np.isnan(rows)
+        cnt = valid.sum(axis=0)
+        filled = np.where(valid, rows, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = filled.sum(axis=0) / cnt
+            dev = np.where(valid, rows - mean, 0.0)
+            std = np.sqrt((dev * dev).sum(axis=0) / np.maximum(cnt - 1, 1))
+        mean = np.where(cnt > 0, mean, np.nan)
+        std = np.nan_to_num(std) * predictive_factor(cnt, self.cfg.sigma)
+        floor = np.maximum(np.abs(np.nan_to_num(mean)) * RELATIVE_FLOOR, ABSOLUTE_FLOOR)
+        counts = self._kind == COUNT
+        floor = np.where(counts, np.maximum(np.sqrt(np.maximum(np.nan_to_num(mean), 0.0)), 1.0), floor)
+        ratio = self._kind == RATIO
+        if ratio.any():
+            ev = self.cols.get("events")
+            n_ev = float(mean[ev]) if ev is not None and cnt[ev] else 1.0
+            p = np.clip(np.nan_to_num(mean), 0.0, 1.0)
+            floor = np.where(ratio, np.maximum(np.sqrt(p * (1 - p) / max(n_ev, 1.0)), RATIO_FLOOR), floor)
+        return cnt, mean, np.maximum(std, floor)
+
+    # -- one window ------------------------------------------------------------------
+
+    def observe(self, values: Mapping[str, float | None], window: int) -> list[Change]:
+        """Judge one closed window against the history, then add it to the history.
+
+        Signals missing from ``values`` are 0 for counts and unknown (not judged, not
+        added) for the others.
+        """
+        self._ensure(values)
+        x = np.where(self._kind == COUNT, 0.0, np.nan)
+        for s, v in values.items():
+            if v is not None:
+                x[self.cols[s]] = v
+        cnt, mean, sigma = self.stats()
+        k, kc = self.cfg.sigma, self.cfg.clear_sigma
+        known = (cnt >= self.cfg.min_history) & ~np.isnan(x)
+        with np.errstate(invalid="ignore"):
+            high = known & self._up & (x > mean + k * sigma)
+            low = known & self._down & (x < mean - k * sigma)
+            back_high = x <= mean + kc * sigma
+            back_low = x >= mean - kc * sigma
+        changes: list[Change] = []
+        for i in np.flatnonzero(high | low).tolist():
+            s = self.signals[i]
+            if s not in self.active:
+                d = UP if high[i] else DOWN
+                self.active[s] = Alert(d, window, float(x[i]), float(mean[i]), float(sigma[i]))
+                changes.append(Change(s, "start", d, float(x[i]), float(mean[i]), float(sigma[i])))
+        for s, a in list(self.active.items()):
+            col = self.cols.get(s)
+            if col is None or a.window == window or np.isnan(x[col]):
+                continue  # silence, raised now, or no value this window: nothing says it is over
+            if (a.direction == UP and back_high[col]) or (a.direction == DOWN and back_low[col]):
+                del self.active[s]
+                changes.append(Change(s, "clear", a.direction, float(x[col]), float(mean[col]), float(sigma[col])))
+        changes += self._silence(values.get("events"), cnt, mean, window)
+        self.hist[self.pos] = x
+        self.pos = (self.pos + 1) % self.cfg.history
+        self.n = min(self.n + 1, self.cfg.history)
+        return changes
+
+    def _silence(self, events: float | None, cnt: np.ndarray, mean: np.ndarray, window: int) -> list[Change]:
+        ev = self.cols.get("events")
+        if events is None or ev is None:
+            return []
+        if events > 0:
+            self.zero_run = 0
+            a = self.active.pop("silence", None)
+            if a is None:
+                return []
+            return [Change("silence", "clear", DOWN, float(events), a.mean, a.stddev)]
+        if self.zero_run == 0:
+            self.silence_rate = float(mean[ev]) if cnt[ev] >= self.cfg.min_history else 0.0
+        self.zero_run += 1
+        rate = self.silence_rate
+        if "silence" in self.active or rate <= 0:
+            return []
+        if math.exp(-rate * self.zero_run) < tail_probability(self.cfg.sigma):
+            a = Alert(DOWN, window, 0.0, rate, math.sqrt(rate))
+            self.active["silence"] = a
+            return [Change("silence", "start", DOWN, 0.0, rate, a.stddev)]
+        return []
+
+    # -- persistence -----------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """History in time order (oldest first), alerts and the silence run."""
+        order = np.r_[self.pos : self.cfg.history, 0 : self.pos] if self.n == self.cfg.history else np.arange(self.n)
+        return {
+            "signals": self.signals,
+            "history": [[None if math.isnan(v) else v for v in row] for row in self.hist[order].tolist()],
+            "active": {s: a.__dict__ for s, a in self.active.items()},
+            "zero_run": self.zero_run,
+            "silence_rate": self.silence_rate,
+        }
+
+    @classmethod
+    def from_dict(cls, cfg: DetectorConfig, d: Mapping[str, Any]) -> Detector:
+        """Restore; a history longer than the configured one keeps its newest rows."""
+        det = cls(cfg)
+        det._ensure(d.get("signals", []))
+        rows = d.get("history", [])[-cfg.history :]
+        for r, row in enumerate(rows):
+            det.hist[r] = [np.nan if v is None else v for v in row]
+        det.n = len(rows)
+        det.pos = det.n % cfg.history
+        det.active = {s: Alert(**a) for s, a in d.get("active", {}).items()}
+        det.zero_run = int(d.get("zero_run", 0))
+        det.silence_rate = float(d.get("silence_rate", 0.0))
+        return det
+
+    def forget_alerts(self) -> list[str]:
+        """Drop every alert without a clear (a retired source); the signals that were active."""
+        gone = list(self.active)
+        self.active.clear()
+        return gone

@@ -1,0 +1,160 @@
+"""Window summaries and anomaly events as Elasticsearch documents, and their writer.
+
+Documents go to ``shipper-metrics*`` / ``shipper-anomalies*`` indices (the templates
+installed by the Elasticsearch output map them) with ``op_type: index`` and an ``_id``
+that is a hash of the host id, the source and the window start (and, for anomalies, the
+signal and state): a window closed again after a restart (its state is restored with
+the checkpoint) replaces its document instead of doubling it.
+
+The writer has its own bounded queue and task and shares only the client with log
+shipping: it never waits in the caller, never holds in-flight budget, and when
+Elasticsearch is away for long it drops its oldest documents (counted) rather than grow
+without bound or slow the readers down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+import random
+import time
+from typing import Any
+
+import orjson
+
+from .detector import Change
+from .outqueue import OutQueue
+from .windows import Window
+
+log = logging.getLogger(__name__)
+
+ID_SCHEME = b"shipper-window/1"
+
+
+def doc_id(host_id: str, source: str, start_ms: int, *extra: str) -> str:
+    """BLAKE2b-128 (base64url) of host id, source, window start (and signal, state)."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(
+        b"\0".join([ID_SCHEME, host_id.encode(), source.encode(), str(start_ms).encode(), *(e.encode() for e in extra)])
+    )
+    return base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode()
+
+
+def iso(ms: int) -> str:
+    sec, milli = divmod(int(ms), 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{milli:03d}Z"
+
+
+def window_document(w: Window, source: str, host_name: str, window_ms: int, quality: bool) -> dict[str, Any]:
+    """The summary of one closed window (the fields a dashboard charts)."""
+    doc: dict[str, Any] = {
+        "@timestamp": iso(w.start),
+        "event": {"dataset": source, "kind": "metric"},
+        "host": {"name": host_name},
+        "window": {
+            "start": iso(w.start),
+            "end": iso(w.start + window_ms),
+            "events": w.events,
+            "bytes": w.bytes,
+            "errors": w.errors,
+            "level": w.level_counts(),
+            "error_class": dict(w.classes),
+        },
+    }
+    if w.metrics:
+        doc["metrics"] = {
+            name: {"count": c, "sum": s, "min": lo, "max": hi, "mean": s / c if c else None}
+            for name, (c, s, lo, hi) in w.metrics.items()
+        }
+    if quality or w.has_predictions():
+        doc["quality"] = w.quality()
+    return doc
+
+
+def anomaly_document(
+    change: Change, source: str, host_name: str, window_start: int, samples: list[str]
+) -> dict[str, Any]:
+    """One anomaly start or clear, with a few error messages of its window."""
+    verb = "started" if change.state == "start" else "cleared"
+    doc: dict[str, Any] = {
+        "@timestamp": iso(window_start),
+        "event": {"dataset": source, "kind": "alert"},
+        "host": {"name": host_name},
+        "message": (
+            f"anomaly {verb}: {source} {change.signal} = {change.value:.6g} "
+            f"({change.direction}; mean {change.mean:.6g}, stddev {change.stddev:.6g})"
+        ),
+        "anomaly": {
+            "signal": change.signal,
+            "value": change.value,
+            "mean": change.mean,
+            "stddev": change.stddev,
+            "direction": change.direction,
+            "state": change.state,
+        },
+    }
+    if samples:
+        doc["anomaly"]["samples"] = samples
+    return doc
+
+
+Doc = tuple[str, str, dict[str, Any]]  # index, _id, document
+
+
+class DocumentWriter(OutQueue[Doc]):
+    """Indexes documents in the background through the agent's client; never blocks a caller."""
+
+    def __init__(self, client: Any, *, max_queue: int = 10000, batch: int = 500, backoff_max: float = 30.0) -> None:
+        super().__init__(max_queue, "anomaly-documents")
+        self.client = client
+        self.batch = batch
+        self.backoff_max = backoff_max
+        self.written = 0
+        self.failed_items = 0
+        self._attempt = 0
+
+    def add(self, index: str, doc_id_: str, doc: dict[str, Any]) -> None:
+        """Queue one document for ``index`` (op_type index, so a later one with the same
+        ``_id`` replaces it)."""
+        self.put((index, doc_id_, doc))
+
+    async def _drain(self) -> None:
+        take = [self._queue[i] for i in range(min(self.batch, len(self._queue)))]
+        body = b"".join(
+            orjson.dumps({"index": {"_index": index, "_id": i}}) + b"\n" + orjson.dumps(doc) + b"\n"
+            for index, i, doc in take
+        )
+        try:
+            resp = await self.client.bulk(operations=body, filter_path="errors,items.*.status,items.*.error")
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # Elasticsearch away: wait, keep the documents (bounded)
+            self._attempt += 1
+            delay = min(self.backoff_max, 0.5 * 2 ** min(self._attempt, 10)) * (0.5 + random.random() / 2)
+            log.debug("anomaly documents not written (%s); retry in %.1fs", e, delay)
+            await asyncio.sleep(delay)
+            return
+        self._attempt = 0
+        for _ in take:
+            self._queue.popleft()
+        result = resp.body if hasattr(resp, "body") else resp
+        if not result.get("errors"):
+            self.written += len(take)
+            return
+        retry: list[Doc] = []
+        refused: list[Any] = []
+        for item, sent in zip(result.get("items", []), take, strict=False):
+            status = next(iter(item.values())).get("status", 200)
+            if status == 429 or status >= 500:
+                retry.append(sent)
+            elif status >= 300:
+                refused.append(item)
+        self.written += len(take) - len(retry) - len(refused)
+        self.failed_items += len(refused)
+        if refused:
+            log.warning("%d window/anomaly documents refused by Elasticsearch (first: %s)", len(refused), refused[0])
+        if retry:
+            self._queue.extendleft(reversed(retry))
+            await asyncio.sleep(min(self.backoff_max, 1.0))

@@ -1,0 +1,436 @@
+"""The anomaly watch: per-source counters, windows, detection and outputs, wired together.
+
+Counting is exact across crashes because it happens when events are *settled*, in
+checkpoint order: a batch's counters are computed (numpy, once per batch) when the
+reader submits it, carried on its acknowledgement entry, and added when the file's
+watermark moves over it, in the same step that moves the registry offset. The window
+state saved with a checkpoint therefore covers exactly the events before the saved
+offsets; what is replayed after a crash was never counted, and is counted once.
+
+A tick (a few times per window) looks at the readers (caught up or not, files gone),
+closes due windows in order, runs the detector on each, and hands the window summary
+and any anomaly to the document writer, the webhooks, the agent log and Prometheus.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from _fastparse import counters
+from _fastparse.counters import LEVEL_NAMES, WindowCounts
+
+from ..metrics import Metrics
+from .detector import Change, Detector, DetectorConfig
+from .documents import DocumentWriter, anomaly_document, doc_id, window_document
+from .notify import Notifier
+from .windows import MAX_SAMPLES, SourceWindows, Window
+
+log = logging.getLogger("shipper.anomaly")
+
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    window_ms: int = 10_000
+    grace_ms: int = 5_000
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    max_gap: int = 60  # empty windows closed in a row for a gap in event time
+    forget_after_ms: int = 600_000  # a retired source's series and state go after this
+    metrics_index: str = "shipper-metrics-%Y.%m.%d"
+    anomalies_index: str = "shipper-anomalies-%Y.%m.%d"
+    documents: bool = True
+
+
+class Token:
+    """One batch's counters, from submit to settle."""
+
+    __slots__ = ("counts", "samples", "source")
+
+    def __init__(self, source: str, counts: WindowCounts, samples: dict[int, list[str]]) -> None:
+        self.source = source
+        self.counts = counts
+        self.samples = samples
+
+
+class Source:
+    """Everything the watch keeps about one source."""
+
+    def __init__(self, name: str, cfg: WatchConfig) -> None:
+        self.name = name
+        self.windows = SourceWindows(cfg.window_ms, cfg.grace_ms, cfg.max_gap)
+        self.detector = Detector(cfg.detector)
+        self.keys: set[str] = set()  # file keys seen for it (to tell files gone from files idle)
+        self.inflight = 0  # batches submitted, not settled
+        self.retired_at: float | None = None
+        self.classes: set[str] = set()  # label values used, to remove the series later
+        self.levels: set[str] = set()
+        self.signals: set[str] = set()
+        self.has_predictions = False
+        self.children: dict[tuple[str, str], Any] = {}  # (series, label) -> prometheus child, once made
+
+
+def _owner_info(owner: Any, input_id: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """(source, metric names, error classes) of a reader; the input id without one."""
+    source = getattr(owner, "source", None) or input_id
+    parser = getattr(owner, "parser", None)
+    return (
+        source,
+        tuple(getattr(parser, "metric_names", ()) or ()),
+        tuple(getattr(parser, "error_classes", ()) or ()),
+    )
+
+
+class AnomalyWatch:
+    """Owns the per-source state; fed by the pipeline, ticked by the agent."""
+
+    def __init__(
+        self,
+        cfg: WatchConfig,
+        metrics: Metrics,
+        *,
+        host_id: str,
+        host_name: str,
+        writer: DocumentWriter | None = None,
+        notifier: Notifier | None = None,
+        readers: Callable[[], Iterable[Any]] = list,
+        files: Callable[[], dict[str, Any]] = dict,
+    ) -> None:
+        self.cfg = cfg
+        self.metrics = metrics
+        self.host_id = host_id
+        self.host_name = host_name
+        self.writer = writer
+        self.notifier = notifier
+        self.readers = readers
+        self.files = files
+        self.sources: dict[str, Source] = {}
+        self._cache: bytes | None = None  # serialized state, valid until the next change
+        self._drops = {"documents": 0, "webhooks": 0}
+        self._ticks = 0
+
+    @property
+    def changed(self) -> bool:
+        """Something changed since the state was last serialized (the registry should save)."""
+        return self._cache is None
+
+    def start(self) -> None:
+        """Start the document writer and the webhooks (needs the running loop)."""
+        if self.writer is not None:
+            self.writer.start()
+        if self.notifier is not None:
+            self.notifier.start()
+
+    async def close(self, timeout: float) -> None:
+        """Give queued documents and notifications ``timeout`` seconds, then stop them."""
+        if self.writer is not None:
+            if not await self.writer.flush(timeout):
+                log.warning("%d window/anomaly documents not written at shutdown", len(self.writer))
+            await self.writer.stop()
+        if self.notifier is not None:
+            await self.notifier.close(timeout)
+        self._sync_drops()
+
+    def _sync_drops(self) -> None:
+        now = {
+            "documents": (self.writer.dropped + self.writer.failed_items) if self.writer else 0,
+            "webhooks": (self.notifier.dropped + self.notifier.failed) if self.notifier else 0,
+        }
+        for output, n in now.items():
+            if n > self._drops[output]:
+                self.metrics.anomaly_dropped.labels(output).inc(n - self._drops[output])
+                self._drops[output] = n
+
+    # -- hot path: once per batch ------------------------------------------------------
+
+    def observe(self, batch: Any, owner: Any, input_id: str) -> Token | None:
+        """Count a batch when it is submitted; the counts apply when it settles."""
+        source, metric_names, error_classes = _owner_info(owner, input_id)
+        counts = counters.count(batch, self.cfg.window_ms, metric_names, error_classes, error_samples=MAX_SAMPLES)
+        if counts is None:
+            return None
+        src = self._source(source)
+        samples = _error_messages(batch, counts, src.windows) if len(counts.error_items) else {}
+        src.inflight += 1
+        return Token(source, counts, samples)
+
+    def settle(self, token: Token) -> None:
+        """The watermark moved over the batch: add its counters to windows and totals."""
+        src = self._source(token.source)
+        src.inflight -= 1
+        c = token.counts
+        self._child(src, "events", "").inc(int(c.events.sum()))
+        self._child(src, "bytes", "").inc(int(c.bytes.sum()))
+        for j, n in enumerate(c.levels.sum(axis=0).tolist()):
+            if n:
+                self._child(src, "level", LEVEL_NAMES[j]).inc(n)
+        per_class = c.classes[:, 1:].sum(axis=0)
+        for j in np.flatnonzero(per_class).tolist():
+            name = c.class_names[j] if j < len(c.class_names) else "other"
+            self._child(src, "class", name).inc(int(per_class[j]))
+        late = src.windows.late_events
+        for w, r in src.windows.add(c, int(time.time() * 1000)):
+            room = MAX_SAMPLES - len(w.samples)
+            if room > 0 and r in token.samples:
+                w.samples.extend(token.samples[r][:room])
+        if src.windows.late_events != late:
+            self._child(src, "late", "").inc(src.windows.late_events - late)
+        if c.confusion.any() or len(c.pair_row):
+            src.has_predictions = True
+        self._cache = None
+
+    def _child(self, src: Source, series: str, label: str) -> Any:
+        """The Prometheus counter of a source (and level or class), looked up once."""
+        child = src.children.get((series, label))
+        if child is None:
+            m = self.metrics
+            if series == "level":
+                src.levels.add(label)
+                child = m.source_level_events.labels(src.name, label)
+            elif series == "class":
+                src.classes.add(label)
+                child = m.source_error_events.labels(src.name, label)
+            else:
+                child = {"events": m.source_events, "bytes": m.source_bytes, "late": m.source_late_events}[
+                    series
+                ].labels(src.name)
+            src.children[(series, label)] = child
+        return child
+
+    def _source(self, name: str) -> Source:
+        src = self.sources.get(name)
+        if src is None:
+            src = self.sources[name] = Source(name, self.cfg)
+        return src
+
+    # -- the tick ----------------------------------------------------------------------
+
+    def tick(self, now: float | None = None) -> None:
+        """Caught-up and retirement states from the readers, then close what is due."""
+        now = time.time() if now is None else now
+        now_ms = int(now * 1000)
+        self._ticks += 1
+        if self._ticks % 240 == 0:
+            self._prune_keys()
+        at_end: dict[str, bool] = {}  # source -> every reader of it at the end of its file
+        live: set[str] = set()  # sources with a reader whose file is still matched
+        orphaned: set[str] = set()
+        for r in self.readers():
+            source = _owner_info(r, r.cfg.id)[0]
+            src = self._source(source)
+            if r.state.key not in src.keys:
+                src.keys.add(r.state.key)
+                self._cache = None
+            (orphaned if getattr(r, "orphaned", False) else live).add(source)
+            at_end[source] = at_end.get(source, True) and _at_end(r)
+        for src in list(self.sources.values()):
+            if src.name in live:
+                if src.retired_at is not None:
+                    log.info("source %s has files again", src.name)
+                    src.retired_at = None
+                src.windows.caught_up(now_ms, at_end[src.name] and src.inflight == 0)
+            elif src.name in orphaned or not self._has_files(src):
+                src.windows.caught_up(now_ms, False)
+                if src.retired_at is None:
+                    self._retire(src, now)
+                elif now - src.retired_at > self.cfg.forget_after_ms / 1000 and src.inflight == 0:
+                    self._forget(src)
+                    continue
+            else:  # files idle and closed: nothing unread that the agent knows of
+                src.windows.caught_up(now_ms, src.inflight == 0)
+            for w in src.windows.due(now_ms):
+                self._close(src, w, judge=True)
+        self._sync_drops()
+
+    def _prune_keys(self) -> None:
+        """Forget file keys the registry forgot (rotated files cleaned): bounded state."""
+        files = self.files()
+        open_keys = {r.state.key for r in self.readers()}
+        for src in self.sources.values():
+            gone = {k for k in src.keys if k not in files and k not in open_keys}
+            if gone:
+                src.keys -= gone
+                self._cache = None
+
+    def _has_files(self, src: Source) -> bool:
+        files = self.files()
+        for key in src.keys:
+            st = files.get(key)
+            if st is not None and os.path.exists(st.path):
+                return True
+        return False
+
+    def _retire(self, src: Source, now: float) -> None:
+        """Files all gone: no silence alert, alerts dropped without a clear, series kept a while."""
+        src.retired_at = now
+        for signal in src.detector.forget_alerts():
+            self.metrics.anomaly_active.labels(src.name, signal).set(0)
+        log.info(
+            "source %s: all its files are gone; retired (series removed after %ds)",
+            src.name,
+            self.cfg.forget_after_ms // 1000,
+        )
+        self._cache = None
+
+    def _forget(self, src: Source) -> None:
+        for w in src.windows.close_all():
+            self._close(src, w, judge=False)
+        m = self.metrics
+        for metric, labelsets in (
+            (m.source_events, [(src.name,)]),
+            (m.source_bytes, [(src.name,)]),
+            (m.source_late_events, [(src.name,)]),
+            (m.source_level_events, [(src.name, v) for v in src.levels]),
+            (m.source_error_events, [(src.name, v) for v in src.classes]),
+            (m.anomaly_active, [(src.name, v) for v in src.signals]),
+            (m.anomalies, [(src.name, v) for v in src.signals]),
+        ):
+            for labels in labelsets:
+                try:
+                    metric.remove(*labels)
+                except KeyError:
+                    pass
+        del self.sources[src.name]
+        self._cache = None
+        log.info("source %s forgotten", src.name)
+
+    def _close(self, src: Source, w: Window, judge: bool) -> None:
+        """Summarize a window; with ``judge``, run the detector on it (not on a partial one)."""
+        self._cache = None
+        if self.writer is not None and self.cfg.documents:
+            doc = window_document(w, src.name, self.host_name, self.cfg.window_ms, src.has_predictions)
+            self.writer.add(
+                time.strftime(self.cfg.metrics_index, time.gmtime(w.start / 1000)),
+                doc_id(self.host_id, src.name, w.start),
+                doc,
+            )
+        if not judge:
+            return
+        for change in src.detector.observe(w.signals(), w.start):
+            self._report(src, w, change)
+
+    def _report(self, src: Source, w: Window, change: Change) -> None:
+        m = self.metrics
+        src.signals.add(change.signal)
+        starting = change.state == "start"
+        m.anomaly_active.labels(src.name, change.signal).set(1 if starting else 0)
+        if starting:
+            m.anomalies.labels(src.name, change.signal).inc()
+        doc = anomaly_document(change, src.name, self.host_name, w.start, w.samples if starting else [])
+        (log.warning if starting else log.info)("%s", doc["message"])
+        if self.writer is not None and self.cfg.documents:
+            self.writer.add(
+                time.strftime(self.cfg.anomalies_index, time.gmtime(w.start / 1000)),
+                doc_id(self.host_id, src.name, w.start, change.signal, change.state),
+                doc,
+            )
+        if self.notifier is not None:
+            self.notifier.notify(doc)
+
+    def shutdown(self, now: float | None = None) -> None:
+        """Close what is due (judged), then document the open windows as they are (not
+        judged: a partial window is no evidence). They stay open in the saved state, so
+        the next run completes them and replaces their documents."""
+        self.tick(now)
+        for src in self.sources.values():
+            for w in src.windows.close_all():
+                if self.writer is not None and self.cfg.documents:
+                    self.writer.add(
+                        time.strftime(self.cfg.metrics_index, time.gmtime(w.start / 1000)),
+                        doc_id(self.host_id, src.name, w.start),
+                        window_document(w, src.name, self.host_name, self.cfg.window_ms, src.has_predictions),
+                    )
+
+    # -- persistence -----------------------------------------------------------------
+
+    def state(self) -> Any:
+        """The state for the registry snapshot (serialized once per change)."""
+        if self._cache is None:
+            self._cache = orjson.dumps(
+                {
+                    "version": STATE_VERSION,
+                    "window_ms": self.cfg.window_ms,
+                    "sources": {
+                        s.name: {
+                            "windows": s.windows.to_dict(),
+                            "detector": s.detector.to_dict(),
+                            "keys": sorted(s.keys),
+                            "retired_at": s.retired_at,
+                            "has_predictions": s.has_predictions,
+                            "signals": sorted(s.signals),
+                        }
+                        for s in self.sources.values()
+                    },
+                },
+                option=orjson.OPT_SERIALIZE_NUMPY,
+            )
+        return orjson.Fragment(self._cache)
+
+    def restore(self, data: Any) -> None:
+        """Take back a saved state (from the registry). A different window length makes
+        history and open windows meaningless: they are dropped, with a log line."""
+        if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+            return
+        if data.get("window_ms") != self.cfg.window_ms:
+            log.info(
+                "anomaly window changed (%s ms -> %d ms): history starts over",
+                data.get("window_ms"),
+                self.cfg.window_ms,
+            )
+            return
+        for name, d in data.get("sources", {}).items():
+            src = self._source(name)
+            src.windows = SourceWindows.from_dict(d["windows"], self.cfg.window_ms, self.cfg.grace_ms, self.cfg.max_gap)
+            src.detector = Detector.from_dict(self.cfg.detector, d["detector"])
+            src.keys = set(d.get("keys", []))
+            src.retired_at = d.get("retired_at")
+            src.has_predictions = bool(d.get("has_predictions"))
+            src.signals = set(d.get("signals", []))
+            for signal in src.detector.active:  # an alert raised before the restart is still on
+                src.signals.add(signal)
+                self.metrics.anomaly_active.labels(name, signal).set(1)
+        self._cache = None
+
+
+def _at_end(reader: Any) -> bool:
+    """Read to the end of its file (asks the file, since the reader's size may be stale)."""
+    if getattr(reader, "behind", 0) > 0:
+        return False
+    try:
+        size = os.fstat(reader.fd).st_size
+    except (OSError, AttributeError, TypeError):
+        return True
+    return size <= reader.position
+
+
+def _error_messages(batch: Any, counts: WindowCounts, windows: SourceWindows) -> dict[int, list[str]]:
+    """First lines of the sampled error events' messages, per window row (a few per batch,
+    none for a window that has its samples already)."""
+    ends = memoryview(batch.item_ends).cast("B").cast("q")
+    out: dict[int, list[str]] = {}
+    starts = counts.starts.tolist()
+    for row, item in zip(counts.error_rows.tolist(), counts.error_items.tolist(), strict=True):
+        w = windows.open.get(starts[row])
+        if w is not None and len(w.samples) >= MAX_SAMPLES:
+            continue
+        start = ends[item - 1] if item else 0
+        raw = bytes(memoryview(batch.body)[start : ends[item]])
+        _, _, doc = raw.partition(b"\n")
+        try:
+            d = orjson.loads(doc)
+        except orjson.JSONDecodeError:
+            continue
+        msg = d.get("message", "") if isinstance(d, dict) else ""
+        err = d.get("error") if isinstance(d, dict) else None
+        if isinstance(err, dict) and err.get("type"):
+            msg = f"{err.get('type')}: {err.get('message', '')}" if err.get("message") else str(err["type"])
+        out.setdefault(row, []).append(str(msg).split("\n", 1)[0][:500])
+    return out

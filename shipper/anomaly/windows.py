@@ -1,0 +1,265 @@
+"""Windows of one source: what they hold, and when event time and wall time close them.
+
+Windows follow event time (each event's ``@timestamp``), so a backfill of old logs
+closes the same windows, with the same counts, as watching the logs live: a window
+closes once the source's clock passes its end plus the grace period, which leaves
+late events (a slow writer, a multiline event held until its timeout) time to count.
+
+The clock of a source is the newest event time it settled; wall-clock time moves it
+too, but only while the source has caught up (every reader at the end of its file and
+nothing of it in flight), and only from the moment it caught up: a backfill finishing
+does not produce a run of empty windows between its last event and now. Empty windows
+between events (a gap inside a backfill, a quiet spell live) are closed with zero
+counts, which is how silence is seen; at most ``max_gap`` of them in a row, beyond
+which more zeros change nothing the detector would say.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from _fastparse.counters import LEVEL_NAMES, N_LEVELS, WindowCounts
+
+from .quality import window_quality
+
+MAX_PAIRS = 1_000_000  # (score, label) pairs kept per window for its AUC; beyond, the first ones
+MAX_SAMPLES = 3  # error messages quoted per window
+FUTURE_MS = 120_000  # event times this far past the wall clock do not move a window clock
+
+
+@dataclass
+class Window:
+    """The counters of one source in one window."""
+
+    start: int
+    events: int = 0
+    bytes: int = 0
+    levels: np.ndarray = field(default_factory=lambda: np.zeros(N_LEVELS, np.int64))
+    classes: dict[str, int] = field(default_factory=dict)  # error class -> error events
+    metrics: dict[str, list[float]] = field(default_factory=dict)  # name -> [count, sum, min, max]
+    confusion: np.ndarray = field(default_factory=lambda: np.zeros(4, np.int64))
+    scores: list[np.ndarray] = field(default_factory=list)
+    labels: list[np.ndarray] = field(default_factory=list)
+    samples: list[str] = field(default_factory=list)
+
+    @property
+    def errors(self) -> int:
+        return sum(self.classes.values())
+
+    @property
+    def n_pairs(self) -> int:
+        return sum(len(s) for s in self.scores)
+
+    def add(self, c: WindowCounts, r: int, m_rows: slice, p_rows: slice) -> None:
+        """Add row ``r`` of a batch's counters (its metric and pair rows given as slices)."""
+        self.events += int(c.events[r])
+        self.bytes += int(c.bytes[r])
+        self.levels += c.levels[r]
+        cls = c.classes[r]
+        for j in np.flatnonzero(cls[1:]).tolist():  # per class present, not per event
+            name = c.class_names[j] if j < len(c.class_names) else "other"
+            self.classes[name] = self.classes.get(name, 0) + int(cls[j + 1])
+        for k in range(m_rows.start, m_rows.stop):  # per metric name present
+            name = c.m_name[k]
+            m = self.metrics.get(name)
+            cnt, tot, lo, hi = int(c.m_count[k]), float(c.m_sum[k]), float(c.m_min[k]), float(c.m_max[k])
+            if m is None:
+                self.metrics[name] = [cnt, tot, lo, hi]
+            else:
+                m[0] += cnt
+                m[1] += tot
+                m[2] = min(m[2], lo)
+                m[3] = max(m[3], hi)
+        self.confusion += c.confusion[r]
+        if p_rows.stop > p_rows.start and self.n_pairs < MAX_PAIRS:
+            self.scores.append(c.pair_score[p_rows].copy())
+            self.labels.append(c.pair_label[p_rows].copy())
+
+    def pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self.scores:
+            return np.zeros(0), np.zeros(0, np.int8)
+        return np.concatenate(self.scores)[:MAX_PAIRS], np.concatenate(self.labels)[:MAX_PAIRS]
+
+    def quality(self) -> dict[str, float | None]:
+        scores, labels = self.pairs()
+        return window_quality(self.confusion if self.confusion.any() else None, scores, labels)
+
+    def has_predictions(self) -> bool:
+        return bool(self.confusion.any() or self.scores)
+
+    def signals(self) -> dict[str, float | None]:
+        """The values the detector judges (signal names are a stable interface)."""
+        out: dict[str, float | None] = {
+            "events": float(self.events),
+            "bytes": float(self.bytes),
+            "error_ratio": self.errors / self.events if self.events else None,
+        }
+        for name, n in self.classes.items():
+            out[f"errors.{name}"] = float(n)
+        for name, (cnt, tot, _, _) in self.metrics.items():
+            out[f"metrics.{name}.mean"] = tot / cnt if cnt else None
+        if self.has_predictions():
+            for name, v in self.quality().items():
+                out[f"quality.{name}"] = v
+        return out
+
+    def level_counts(self) -> dict[str, int]:
+        return {LEVEL_NAMES[i]: int(n) for i, n in enumerate(self.levels.tolist()) if n}
+
+    # -- persistence -----------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        scores, labels = self.pairs()
+        return {
+            "start": self.start,
+            "events": self.events,
+            "bytes": self.bytes,
+            "levels": self.levels.tolist(),
+            "classes": self.classes,
+            "metrics": self.metrics,
+            "confusion": self.confusion.tolist(),
+            "scores": base64.b64encode(scores.astype("<f8").tobytes()).decode(),
+            "labels": base64.b64encode(labels.astype(np.int8).tobytes()).decode(),
+            "samples": self.samples,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Window:
+        w = cls(
+            start=int(d["start"]),
+            events=int(d["events"]),
+            bytes=int(d["bytes"]),
+            levels=np.array(d["levels"], np.int64),
+            classes={k: int(v) for k, v in d["classes"].items()},
+            metrics={k: [int(v[0]), float(v[1]), float(v[2]), float(v[3])] for k, v in d["metrics"].items()},
+            confusion=np.array(d["confusion"], np.int64),
+            samples=list(d.get("samples", [])),
+        )
+        scores = np.frombuffer(base64.b64decode(d.get("scores", "")), "<f8")
+        if len(scores):
+            w.scores = [scores.astype(np.float64)]
+            w.labels = [np.frombuffer(base64.b64decode(d["labels"]), np.int8).copy()]
+        return w
+
+
+class SourceWindows:
+    """The open windows of one source and its clock."""
+
+    def __init__(self, window_ms: int, grace_ms: int, max_gap: int) -> None:
+        self.window_ms = window_ms
+        self.grace_ms = grace_ms
+        self.max_gap = max_gap
+        self.open: dict[int, Window] = {}
+        self.event_clock: int | None = None  # newest settled event time
+        self.wall_from: int | None = None  # caught up since (ms): wall time moves the clock
+        self.next_start: int | None = None  # the first window not closed yet
+        self.late_events = 0  # events whose window was closed already (counted in totals only)
+
+    def window_of(self, t: int) -> int:
+        return t - t % self.window_ms
+
+    def add(self, c: WindowCounts, now_ms: int | None = None) -> Iterator[tuple[Window, int]]:
+        """Route a batch's rows to their windows; yields (window, row) for every row kept.
+
+        With ``now_ms``, event times more than ``FUTURE_MS`` ahead of it (a clock off by a
+        year, a misparsed date) are counted in their windows but do not move the clock:
+        one such line would otherwise close every open window at once."""
+        m_bounds = np.searchsorted(c.m_row, np.arange(len(c) + 1)) if len(c.m_row) else None
+        p_bounds = np.searchsorted(c.pair_row, np.arange(len(c) + 1)) if len(c.pair_row) else None
+        for r, start in enumerate(c.starts.tolist()):  # per window in the batch (one or two, typically)
+            if self.next_start is not None and start < self.next_start:
+                self.late_events += int(c.events[r])
+                continue
+            w = self.open.get(start)
+            if w is None:
+                w = self.open[start] = Window(start)
+            ms = slice(int(m_bounds[r]), int(m_bounds[r + 1])) if m_bounds is not None else slice(0, 0)
+            ps = slice(int(p_bounds[r]), int(p_bounds[r + 1])) if p_bounds is not None else slice(0, 0)
+            w.add(c, r, ms, ps)
+            yield w, r
+        t = c.max_time if now_ms is None else min(c.max_time, now_ms + FUTURE_MS)
+        if self.event_clock is None or t > self.event_clock:
+            self.event_clock = t
+
+    def caught_up(self, now_ms: int, caught: bool) -> None:
+        """Record whether every reader of the source is at the end of its files now."""
+        if not caught:
+            self.wall_from = None
+        elif self.wall_from is None:
+            self.wall_from = now_ms
+
+    def clock(self, now_ms: int) -> int | None:
+        """The time that closes windows: event time, or wall time while caught up."""
+        if self.wall_from is None:
+            return self.event_clock
+        if self.event_clock is None:
+            return now_ms
+        return max(self.event_clock, now_ms)
+
+    def due(self, now_ms: int) -> list[Window]:
+        """Windows to close now, in order, with empty ones for gaps (see the module doc)."""
+        clock = self.clock(now_ms)
+        if clock is None:
+            return []
+        last = self.window_of(clock - self.grace_ms) - self.window_ms  # newest window whose end+grace passed
+        fill_from = None if self.wall_from is None else self.window_of(self.wall_from)
+        if self.next_start is None:
+            if self.open:
+                self.next_start = min(self.open)
+            elif fill_from is not None:
+                self.next_start = fill_from  # known only through wall time (restored, or never wrote)
+            else:
+                return []
+        ev_last = None if self.event_clock is None else self.window_of(self.event_clock)
+        out: list[Window] = []
+        start = self.next_start
+        empty_run = 0
+        while start <= last:
+            w = self.open.pop(start, None)
+            if w is not None:
+                empty_run = 0
+                out.append(w)
+                start += self.window_ms
+                continue
+            # an empty window between old event times and the moment the source caught up
+            in_gap = fill_from is not None and start < fill_from and (ev_last is None or start > ev_last)
+            empty_run += 1
+            if in_gap or empty_run > self.max_gap:
+                nxt = min((s for s in self.open if s > start), default=None)
+                targets = [t for t in (nxt, fill_from if in_gap else None) if t is not None]
+                start = min(targets) if targets else last + self.window_ms
+                empty_run = 0
+                continue
+            out.append(Window(start))
+            start += self.window_ms
+        self.next_start = start
+        return out
+
+    def close_all(self) -> list[Window]:
+        """Every open window, in order (at shutdown and retirement: documents, no judgement)."""
+        out = [self.open[s] for s in sorted(self.open)]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "open": [w.to_dict() for w in self.open.values()],
+            "event_clock": self.event_clock,
+            "next_start": self.next_start,
+            "late_events": self.late_events,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], window_ms: int, grace_ms: int, max_gap: int) -> SourceWindows:
+        sw = cls(window_ms, grace_ms, max_gap)
+        saved = [Window.from_dict(w) for w in d.get("open", [])]
+        sw.open = {w.start: w for w in saved if w.start % window_ms == 0}
+        sw.event_clock = d.get("event_clock")
+        ns = d.get("next_start")
+        sw.next_start = None if ns is None or ns % window_ms else int(ns)
+        sw.late_events = int(d.get("late_events", 0))
+        return sw

@@ -1,0 +1,115 @@
+"""The k-sigma detector: bursts, floors, directions, minimum history, hysteresis, silence."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from shipper.anomaly.detector import Detector, DetectorConfig
+
+CFG = DetectorConfig(history=60, min_history=10, sigma=3.0, clear_sigma=2.0)
+
+
+def feed(det: Detector, rows: Sequence[Mapping[str, float | None]], start: int = 0) -> list[tuple[int, str, str]]:
+    out = []
+    for i, row in enumerate(rows):
+        for c in det.observe(row, (start + i) * 1000):
+            out.append((start + i, c.signal, c.state))
+    return out
+
+
+def test_burst_in_error_count_is_flagged_and_clears() -> None:
+    rng = np.random.default_rng(1)
+    det = Detector(CFG)
+    rows = [{"events": 1000.0, "errors.timeout": float(x)} for x in rng.poisson(20, 100)]
+    rows[70]["errors.timeout"] = 100.0
+    got = feed(det, rows)
+    assert (70, "errors.timeout", "start") in got
+    assert (71, "errors.timeout", "clear") in got or (72, "errors.timeout", "clear") in got
+    assert [g for g in got if g[0] != 70 and g[2] == "start"] == []
+
+
+def test_min_history_before_any_alert() -> None:
+    det = Detector(CFG)
+    got = feed(det, [{"events": 10.0}] * 9 + [{"events": 10000.0}])
+    assert got == []
+    det = Detector(CFG)
+    got = feed(det, [{"events": 10.0}] * 10 + [{"events": 10000.0}])
+    assert got == [(10, "events", "start")]
+
+
+def test_zero_variance_history_does_not_alert_on_every_change() -> None:
+    det = Detector(CFG)
+    rows: list[dict[str, float | None]] = [{"events": 100.0, "metrics.gpu_util.mean": 50.0} for _ in range(30)]
+    rows.append({"events": 110.0, "metrics.gpu_util.mean": 50.5})  # within the floors (sqrt(100), 2% of 50)
+    assert feed(det, rows) == []
+    assert feed(det, [{"events": 100.0, "metrics.gpu_util.mean": 60.0}], start=31) == [
+        (31, "metrics.gpu_util.mean", "start")
+    ]
+
+
+def test_directions_per_signal() -> None:
+    det = Detector(CFG)
+    base: list[dict[str, float | None]] = [
+        {"events": 100.0, "metrics.loss.mean": 1.0 + 0.01 * (i % 3), "quality.accuracy": 0.9 + 0.001 * (i % 3)}
+        for i in range(20)
+    ]
+    assert feed(det, base) == []
+    # loss going down and accuracy going up are good news: no alert
+    assert feed(det, [{"events": 100.0, "metrics.loss.mean": 0.1, "quality.accuracy": 0.99}], start=20) == []
+    got = feed(det, [{"events": 100.0, "metrics.loss.mean": 9.0, "quality.accuracy": 0.5}], start=21)
+    assert sorted(got) == [(21, "metrics.loss.mean", "start"), (21, "quality.accuracy", "start")]
+    user = Detector(DetectorConfig(min_history=10, directions=(("metrics.loss.mean", "off"),)))
+    feed(user, base)
+    assert feed(user, [{"events": 100.0, "metrics.loss.mean": 9.0}], start=20) == []
+
+
+def test_events_both_ways_and_lr_not_watched() -> None:
+    det = Detector(CFG)
+    feed(det, [{"events": 100.0 + (i % 5), "metrics.lr.mean": 1e-3} for i in range(20)])
+    assert feed(det, [{"events": 40.0, "metrics.lr.mean": 1e-4}], start=20) == [(20, "events", "start")]
+
+
+def test_hysteresis_keeps_an_alert_until_back_within_clear_sigma() -> None:
+    det = Detector(CFG)
+    rng = np.random.default_rng(3)
+    feed(det, [{"metrics.latency.mean": float(x)} for x in rng.normal(100, 10, 60)])
+    got = feed(det, [{"metrics.latency.mean": v} for v in (200.0, 145.0, 100.0)], start=60)
+    # 145 is still beyond 2 sigma (active, no second start); 100 clears
+    assert got == [(60, "metrics.latency.mean", "start"), (62, "metrics.latency.mean", "clear")]
+
+
+def test_new_error_class_has_a_zero_history() -> None:
+    det = Detector(CFG)
+    feed(det, [{"events": 100.0} for _ in range(20)])
+    got = feed(det, [{"events": 100.0, "errors.accelerator_oom": 5.0}], start=20)
+    assert got == [(20, "errors.accelerator_oom", "start")]
+
+
+def test_silence_flagged_once_and_cleared_when_events_return() -> None:
+    det = Detector(CFG)
+    feed(det, [{"events": 50.0 + (i % 7)} for i in range(30)])
+    got = feed(det, [{"events": 0.0}] * 5 + [{"events": 50.0}], start=30)
+    assert [g for g in got if g[1] == "silence"] == [(30, "silence", "start"), (35, "silence", "clear")]
+    sparse = Detector(CFG)  # about one event every other window: a few empty windows are normal
+    feed(sparse, [{"events": float(i % 2)} for i in range(30)])
+    assert [g for g in feed(sparse, [{"events": 0.0}] * 5, start=30) if g[1] == "silence"] == []
+
+
+def test_state_round_trip_keeps_history_and_alerts() -> None:
+    det = Detector(CFG)
+    rng = np.random.default_rng(5)
+    rows = [
+        {"events": float(x), "metrics.loss.mean": float(y)}
+        for x, y in zip(rng.poisson(80, 75), rng.random(75), strict=True)
+    ]
+    feed(det, rows)
+    feed(det, [{"events": 400.0}], start=75)
+    assert "events" in det.active
+    back = Detector.from_dict(CFG, det.to_dict())
+    a, b = det.stats(), back.stats()
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_allclose(x, y)
+    assert back.active == det.active
+    assert feed(back, [{"events": 80.0}], start=76) == [(76, "events", "clear")]

@@ -1,0 +1,173 @@
+"""The watch: counts at the checkpoint (settle order), saved with the registry, silence, retirement."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from shipper.acks import Watermark
+from shipper.anomaly.detector import DetectorConfig
+from shipper.anomaly.watch import AnomalyWatch, WatchConfig
+from shipper.metrics import Metrics
+from shipper.pipeline import Pipeline, Segment
+from shipper.registry import Registry
+from tests.anomaly_batches import Event, FakeBatch, FakeOwner, FakeParser
+
+W = 1000
+T0 = 1_700_000_000_000
+CFG = WatchConfig(window_ms=W, grace_ms=500, detector=DetectorConfig(min_history=10), forget_after_ms=5000)
+
+
+class Writer:
+    """Collects what the watch would index."""
+
+    dropped = failed_items = 0
+
+    def __init__(self) -> None:
+        self.docs: list[tuple[str, str, dict[str, Any]]] = []
+
+    def add(self, index: str, doc_id: str, doc: dict[str, Any]) -> None:
+        self.docs.append((index, doc_id, doc))
+
+
+def sample(m: Metrics, name: str, **labels: str) -> float:
+    v = m.registry.get_sample_value(name, labels)
+    return 0.0 if v is None else v
+
+
+def make_watch(owners: list[FakeOwner], files: dict[str, Any] | None = None) -> tuple[AnomalyWatch, Metrics, Writer]:
+    m = Metrics()
+    w = Writer()
+    watch = AnomalyWatch(
+        CFG,
+        m,
+        host_id="h" * 32,
+        host_name="gpu1",
+        writer=w,  # type: ignore[arg-type]
+        readers=lambda: owners,
+        files=lambda: files or {},
+    )
+    return watch, m, w
+
+
+async def test_counts_follow_the_watermark_not_the_order_of_acknowledgements() -> None:
+    owner = FakeOwner("trainer", FakeParser(("loss",), ("accelerator_oom", "other")))
+    watch, m, _ = make_watch([owner])
+    pipeline = Pipeline(
+        max_inflight_bytes=1 << 30, max_bytes=1 << 20, max_events=1000, flush_interval=0.1, senders=1, metrics=m
+    )
+    pipeline.observer = watch
+    offsets: list[int] = []
+    wm = Watermark(0, lambda off, gen: offsets.append(off))
+    wm.owner = owner
+    batches = [
+        FakeBatch([Event(time=T0 + 10 * i + j, cls=1 if j == 0 else 0) for j in range(5)], start_offset=500 * i)
+        for i in range(3)
+    ]
+    for b in batches:
+        await pipeline.submit(b, wm, 0, "trainer")
+    segs: list[Segment] = [pipeline._queue.get_nowait() for _ in range(3)]
+    await pipeline.settle(segs[2], 5)  # acknowledged first, but after two unacknowledged chunks
+    assert sample(m, "shipper_source_events_total", source="trainer") == 0
+    await pipeline.settle(segs[0], 5)
+    assert sample(m, "shipper_source_events_total", source="trainer") == 5 and offsets == [500]
+    await pipeline.settle(segs[1], 3)
+    assert sample(m, "shipper_source_events_total", source="trainer") == 5
+    await pipeline.settle(segs[1], 2)
+    assert sample(m, "shipper_source_events_total", source="trainer") == 15 and offsets == [500, 1500]
+    assert sample(m, "shipper_source_error_events_total", source="trainer", **{"class": "accelerator_oom"}) == 3
+    assert sample(m, "shipper_source_bytes_total", source="trainer") == 1500
+
+
+def settle_direct(watch: AnomalyWatch, owner: FakeOwner, events: list[Event]) -> None:
+    token = watch.observe(FakeBatch(events), owner, owner.source)
+    assert token is not None
+    watch.settle(token)
+
+
+def test_state_is_saved_with_the_registry_and_restored(tmp_path: Path) -> None:
+    owner = FakeOwner("svc", FakeParser(("loss",)))
+    watch, _, _ = make_watch([owner])
+    reg = Registry(tmp_path)
+    reg.extras["anomaly"] = watch.state
+    for k in range(30):
+        settle_direct(watch, owner, [Event(time=T0 + k * W + j, metrics={0: 1.0 + j}) for j in range(10)])
+    watch.tick((T0 + 29 * W + 600) / 1000)
+    settle_direct(watch, owner, [Event(time=T0 + 30 * W + 5)])
+    reg.save()
+    reg.close()
+    reg2 = Registry(tmp_path)
+    watch2, _, _ = make_watch([owner])
+    watch2.restore(reg2.loaded_extras["anomaly"])
+    reg2.close()
+    a, b = watch.sources["svc"], watch2.sources["svc"]
+    assert a.detector.to_dict() == b.detector.to_dict()
+    assert a.windows.to_dict() == b.windows.to_dict()
+    assert sorted(b.windows.open) == [T0 + 29 * W, T0 + 30 * W]
+    assert b.windows.open[T0 + 29 * W].metrics["loss"] == [10, 55.0, 1.0, 10.0]
+
+
+def test_silence_of_a_caught_up_source_is_flagged_once() -> None:
+    owner = FakeOwner("job")
+    watch, m, writer = make_watch([owner])
+    for k in range(20):
+        settle_direct(watch, owner, [Event(time=T0 + k * W + j * 10) for j in range(40)])
+        watch.tick((T0 + k * W + 999) / 1000)
+    # the job stops logging; its reader is at the end of its file, wall time goes on
+    for k in range(20, 26):
+        watch.tick((T0 + k * W + 600) / 1000)
+    assert sample(m, "shipper_anomaly_active", source="job", signal="silence") == 1
+    assert sample(m, "shipper_anomalies_total", source="job", signal="silence") == 1
+    anomalies = [d for _, _, d in writer.docs if "anomaly" in d and d["anomaly"]["signal"] == "silence"]
+    assert [d["anomaly"]["state"] for d in anomalies] == ["start"]
+    windows = [d for _, _, d in writer.docs if "window" in d]
+    assert [d["window"]["events"] for d in windows][-5:] == [0, 0, 0, 0, 0]
+    settle_direct(watch, owner, [Event(time=T0 + 26 * W + 1)])
+    watch.tick((T0 + 27 * W + 600) / 1000)
+    assert sample(m, "shipper_anomaly_active", source="job", signal="silence") == 0
+
+
+def test_a_source_whose_files_are_gone_is_retired_without_alert(tmp_path: Path) -> None:
+    log = tmp_path / "a.log"
+    log.write_text("x\n")
+    owner = FakeOwner("gone", key="k9", path=str(log))
+    owners = [owner]
+    files = {"k9": owner.state}
+    watch, m, writer = make_watch(owners, files)
+    for k in range(20):
+        settle_direct(watch, owner, [Event(time=T0 + k * W + j) for j in range(40)])
+        watch.tick((T0 + k * W + 999) / 1000)
+    owners.clear()  # the reader read to its end and closed
+    log.unlink()
+    for k in range(20, 24):
+        watch.tick((T0 + k * W + 600) / 1000)
+    assert watch.sources["gone"].retired_at is not None
+    assert sample(m, "shipper_source_events_total", source="gone") == 800
+    for k in range(24, 30):  # forget_after (5 s) later
+        watch.tick((T0 + k * W + 600) / 1000)
+    assert not [d for _, _, d in writer.docs if "anomaly" in d]
+    assert "gone" not in watch.sources
+    assert m.registry.get_sample_value("shipper_source_events_total", {"source": "gone"}) is None
+
+
+def test_documents_have_stable_ids_and_the_issue_fields() -> None:
+    owner = FakeOwner("pred", FakeParser(("loss",), ("timeout", "other")))
+    watch, _, writer = make_watch([owner])
+    events = [
+        Event(time=T0 + 1, level=5, cls=1, message="NCCL timeout", metrics={0: 2.0}, label=1, pred=1, score=0.9),
+        Event(time=T0 + 2, level=3, metrics={0: 4.0}, label=0, pred=1, score=0.4),
+        Event(time=T0 + 3, level=3, label=0, pred=0, score=0.2),
+    ]
+    settle_direct(watch, owner, events)
+    watch.shutdown((T0 + 100) / 1000)  # the window is open: documented as it is, kept open
+    watch.shutdown((T0 + 200) / 1000)
+    (idx1, id1, doc), (idx2, id2, _) = writer.docs
+    assert id1 == id2 and idx1 == idx2 and idx1.startswith("shipper-metrics-")
+    assert doc["@timestamp"] == "2023-11-14T22:13:20.000Z" and doc["event"]["dataset"] == "pred"
+    win = doc["window"]
+    assert (win["events"], win["bytes"], win["errors"]) == (3, 300, 1)
+    assert win["level"] == {"info": 2, "error": 1} and win["error_class"] == {"timeout": 1}
+    assert doc["metrics"]["loss"] == {"count": 2, "sum": 6.0, "min": 2.0, "max": 4.0, "mean": 3.0}
+    q = doc["quality"]
+    assert q["accuracy"] == 2 / 3 and q["precision"] == 0.5 and q["recall"] == 1.0 and q["auc"] == 1.0
+    assert watch.sources["pred"].windows.open  # still open for the next run
