@@ -10,7 +10,7 @@ three bytes objects made at the end. No Python object is made per line.
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int16_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memchr, memcmp, memcpy, memset
 
@@ -1311,6 +1311,71 @@ cdef Py_ssize_t number_text(const uint8_t* s, Py_ssize_t n, char* out) noexcept 
 cdef extern from "math.h" nogil:
     bint isfinite(double)
 
+cdef double _POW10[23]
+for _i in range(23):
+    _POW10[_i] = float(10 ** _i)
+
+
+cdef double number_value(const char* t, Py_ssize_t n) noexcept nogil:
+    """``float(t[:n])`` of a JSON number (``number_text``'s output, NUL-terminated):
+    m * 10**e in one IEEE operation when m < 2**53 and |e| <= 22 (then exactly rounded,
+    as ``strtod`` and Python are), else ``strtod``."""
+    cdef Py_ssize_t i = 0
+    cdef uint64_t m = 0
+    cdef int digits = 0, frac = 0, e = 0, esign = 1
+    cdef bint neg = False, seen_dot = False
+    if t[0] == b'-':
+        neg = True
+        i = 1
+    while i < n:
+        if t[i] == b'.':
+            seen_dot = True
+        elif t[i] >= b'0' and t[i] <= b'9':
+            if m or t[i] != b'0':
+                digits += 1
+            if digits > 15:
+                return strtod(t, NULL)
+            m = m * 10 + <uint64_t>(t[i] - 48)
+            if seen_dot:
+                frac += 1
+        else:
+            break
+        i += 1
+    if i < n:  # the exponent
+        i += 1
+        if t[i] == b'-':
+            esign = -1
+            i += 1
+        elif t[i] == b'+':
+            i += 1
+        while i < n:
+            e = e * 10 + (t[i] - 48)
+            if e > 400:
+                return strtod(t, NULL)
+            i += 1
+    e = esign * e - frac
+    cdef double v = <double>m
+    if e > 22 or e < -22:
+        return strtod(t, NULL)
+    if e >= 0:
+        v = v * _POW10[e]
+    else:
+        v = v / _POW10[-e]
+    return -v if neg else v
+
+
+cdef enum:
+    _KEYS = 32  # the key cache of a parser: logged key -> metric name, direct-mapped
+
+cdef struct KeyEntry:
+    uint32_t hash
+    int16_t rawlen  # -1: empty
+    int16_t nl  # -1: not a metric
+    int16_t id  # -1: not known yet
+    bint nan  # a loss or gradient norm
+    char raw[_MAX_KEY]
+    char name[96]
+
 cdef extern from "stdlib.h" nogil:
     double strtod(const char*, char**)
 
@@ -1432,6 +1497,7 @@ cdef class Parser:
     cdef int* _name_start
     cdef uint16_t* _name_slot  # open addressing: id + 1, 0 empty
     cdef int _nnames
+    cdef KeyEntry* _keys
 
     # per-feed output
     cdef Buf _out
@@ -1463,6 +1529,7 @@ cdef class Parser:
         self._mi = NULL
         self._mid = NULL
         self._mv = NULL
+        self._keys = NULL
         self._plan_pre = NULL
         self._caps = NULL
         self._vals = NULL
@@ -1801,6 +1868,7 @@ cdef class Parser:
         free(self._mid)
         free(self._mv)
         free(self._cls_frag)
+        free(self._keys)
         free(self._name_start)
         free(self._name_slot)
         buf_free(&self._cl)
@@ -1905,7 +1973,8 @@ cdef class Parser:
         cdef const uint8_t* pe
         cdef const uint8_t* pc
         cdef int kind, id_
-        cdef bint dup
+        cdef bint dup, isnan
+        cdef KeyEntry* ent
         cdef char name[_NAME_CAP + 1]
         cdef char text[_MAX_NUMBER + 4]
         cdef double v
@@ -1937,7 +2006,15 @@ cdef class Parser:
                 i = sep + 1
             else:
                 i = vend
-                nl = metric_name(&self._known, &self._al_from, &self._al_to, s + ks, ke - ks, name)
+                ent = self._key_entry(s + ks, ke - ks)
+                if ent == NULL:
+                    nl = metric_name(&self._known, &self._al_from, &self._al_to, s + ks, ke - ks, name)
+                    isnan = nl >= 0 and in_list(&self._nanl, name, nl)
+                else:
+                    nl = ent.nl
+                    if nl >= 0:
+                        memcpy(name, ent.name, nl)
+                    isnan = ent.nan
                 if nl >= 0:
                     dup = False
                     q = 0
@@ -1958,14 +2035,19 @@ cdef class Parser:
                         if kind == 1:
                             tl = number_text(s + k2, vend - k2, text)
                             text[tl] = 0
-                            v = strtod(text, NULL)
+                            v = number_value(text, tl)
                         if kind == 2 or not isfinite(v):
-                            if in_list(&self._nanl, name, nl):
+                            if isnan:
                                 nan[0] = True
                         else:
-                            id_ = self._metric_id(name, nl)
-                            if id_ == -2:
-                                return -1
+                            if ent != NULL and ent.id >= 0:
+                                id_ = ent.id
+                            else:
+                                id_ = self._metric_id(name, nl)
+                                if id_ == -2:
+                                    return -1
+                                if ent != NULL and id_ >= 0:
+                                    ent.id = <int16_t>id_
                             if id_ >= 0:
                                 if buf_reserve(f, nl + tl + 20) < 0 or self._reserve_metrics() < 0:
                                     return -1
@@ -1992,6 +2074,39 @@ cdef class Parser:
             f.data[f.len] = b'}'
             f.len += 1
         return 0
+
+    cdef KeyEntry* _key_entry(self, const uint8_t* key, Py_ssize_t kn) noexcept nogil:
+        """The cache entry of a logged key (filled on a miss), or NULL (no cache, key too long)."""
+        cdef uint32_t h = 2166136261
+        cdef Py_ssize_t i
+        cdef KeyEntry* e
+        if kn > _MAX_KEY:
+            return NULL
+        if self._keys == NULL:
+            self._keys = <KeyEntry*>malloc(sizeof(KeyEntry) * _KEYS)
+            if self._keys == NULL:
+                return NULL
+            for i in range(_KEYS):
+                self._keys[i].rawlen = -1
+        for i in range(kn):
+            h = (h ^ key[i]) * 16777619
+        e = &self._keys[(h ^ (h >> 16)) & (_KEYS - 1)]
+        if e.hash == h and e.rawlen == kn and memcmp(e.raw, key, kn) == 0:
+            return e
+        cdef char name[_NAME_CAP + 1]
+        cdef Py_ssize_t nl = metric_name(&self._known, &self._al_from, &self._al_to, key, kn, name)
+        if nl > 96:
+            return NULL
+        e.hash = h
+        e.rawlen = <int16_t>kn
+        memcpy(e.raw, key, kn)
+        e.nl = <int16_t>nl
+        e.id = -1
+        e.nan = False
+        if nl >= 0:
+            memcpy(e.name, name, nl)
+            e.nan = in_list(&self._nanl, name, nl)
+        return e
 
     cdef int _reserve_metrics(self) noexcept nogil:
         cdef Py_ssize_t cap
