@@ -82,11 +82,13 @@ class FileReader:
         self._replay = [tuple(e) for e in state.replay]
 
     def _new_parser(self, offset: int) -> ParserType:
+        v2 = self.state.id_contract() == 2  # else v1: a generation begun by an older agent
         return Parser(
             input_id=self.cfg.id,
             path=self.state.path,
             host_name=self.host_name,
-            id_prefix=self.registry.id_prefix(self.state),
+            id_prefix="" if v2 else self.registry.id_prefix(self.state),
+            id_key=self.registry.id_key(self.state) if v2 else None,
             index_pattern=self.cfg.index,
             start_offset=offset,
             max_line_bytes=self.cfg.max_line_bytes,
