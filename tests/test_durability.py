@@ -204,3 +204,32 @@ def test_copytruncate_mid_read_of_a_generation_begun_empty_takes_the_right_copy(
         f.write(r.lines("gen1", 100))
     r.assert_exactly_once()
     assert r.agent.stop() == 0
+
+
+def test_copytruncate_and_regrowth_while_the_reader_waits_mid_file(
+    es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
+) -> None:
+    """A reader held by backpressure in the middle of a long read must not go on reading
+    the next generation's bytes as if they were this one's: copied, truncated and written
+    past the reader's position in the meantime, the file's first bytes tell. Found by
+    `benchmarks/rotation_soak.py --copytruncate --full-speed` (whole generations lost)."""
+    r = Run(es_plain, es_client, agent_factory, tmp_path, rotated_paths=[f"{tmp_path}/logs/app.log.*"])
+    import yaml
+
+    cfg = yaml.safe_load(r.agent.config.read_text())
+    cfg["max_inflight_bytes"] = "256KiB"  # a slow reader: the truncation comes mid-read
+    r.agent.config.write_text(yaml.safe_dump(cfg))
+    app = r.logs / "app.log"
+    app.write_bytes(r.lines("first", 10))
+    r.agent.start()
+    r.shipped(10)
+    with app.open("ab") as f:
+        f.write(r.lines("gen0", 150_000))
+    r.shipped(5_000)
+    assert r.count() < 100_000, "the agent read the whole file before the truncation: no test"
+    shutil.copyfile(app, r.logs / "app.log.1")
+    with app.open("r+b") as f:
+        f.truncate(0)
+        f.write(r.lines("gen1", 200_000))  # past the reader's position at once
+    r.assert_exactly_once()
+    assert r.agent.stop() == 0

@@ -27,10 +27,18 @@ def matches(state: FileState, fd: int, size: int) -> bool:
 
 
 def refresh(state: FileState, fd: int, size: int, want: int) -> bool:
-    """Grow a short fingerprint once the file has more bytes; True when it changed."""
+    """Grow a short fingerprint once the file has more bytes; True when it changed.
+
+    Only while the bytes it was taken on are still there: a file truncated and rewritten
+    meanwhile is another generation, and fingerprinting its new first bytes would make
+    the state vouch for content it never read (and match the wrong copytruncate copy).
+    """
     if state.fp_len >= want or size <= state.fp_len:
         return False
     n = min(size, want)
-    state.fingerprint = fingerprint(fd, n)
+    data = os.pread(fd, n, 0)
+    if len(data) < n or hashlib.blake2b(data[: state.fp_len], digest_size=16).hexdigest() != state.fingerprint:
+        return False
+    state.fingerprint = hashlib.blake2b(data, digest_size=16).hexdigest()
     state.fp_len = n
     return True

@@ -227,6 +227,11 @@ class FileReader:
             data = os.pread(self.fd if fd is None else fd, n, pos)
             if not data:
                 break
+            end = pos + len(data)
+            if fd is None and 0 < self.state.fp_len <= end and not identity.matches(self.state, self.fd, end):
+                # truncated and written past us while this read waited for room in flight:
+                # these bytes are the next generation's; the caller's loop sees the change
+                break
             batch = self.parser.feed(data, read_ms)
             self._last_feed_ms = read_ms
             pos += len(data)
