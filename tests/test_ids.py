@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib
 import random
 import struct
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -16,7 +18,7 @@ from hypothesis import strategies as st
 from _fastparse import _ids
 
 try:  # built by setup.py with the Cython extension; the twin's tests run without it
-    from _fastparse import _idcheck as idcheck
+    idcheck: Any = importlib.import_module("_fastparse._idcheck")
 except ImportError:  # pragma: no cover - a build without the C extension
     idcheck = None
 
