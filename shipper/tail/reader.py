@@ -239,6 +239,11 @@ class FileReader:
             data = os.pread(self.fd if fd is None else fd, n, pos)
             if not data:
                 break
+            end = pos + len(data)
+            if fd is None and 0 < self.state.fp_len <= end and not identity.matches(self.state, self.fd, end):
+                # truncated and written past us while this read waited for room in flight:
+                # these bytes are the next generation's; the caller's loop sees the change
+                break
             batch = self.parser.feed(data, read_ms)
             self._last_feed_ms = read_ms
             pos += len(data)
@@ -295,14 +300,22 @@ class FileReader:
             self.position,
             self.state.generation + 1,
         )
+        # The new generation's first bytes, taken while the old one is finished (its copy
+        # read, its acknowledgements awaited: seconds when Elasticsearch is slow): if the
+        # file is copied and truncated again meanwhile, this fingerprint finds that copy.
+        want = self.cfg.fingerprint_bytes
+        fp, fp_len = identity.grow(self.fd, identity.fingerprint(self.fd, 0), 0, os.fstat(self.fd).st_size, want)
         await self._read_rotated_copy()
-        while self.watermark.outstanding:
+        while True:
+            fp, fp_len = identity.grow(self.fd, fp, fp_len, os.fstat(self.fd).st_size, want)
+            if not self.watermark.outstanding:
+                break
             await asyncio.sleep(0.05)
         self.state.generation += 1
         self.state.offset = 0
         self.state.replay.clear()
         self._replay.clear()
-        self.state.fingerprint, self.state.fp_len = identity.fingerprint(self.fd, 0), 0
+        self.state.fingerprint, self.state.fp_len = fp, fp_len
         self.registry.save()  # the generation is durable before any event of it is sent
         self.watermark.reset(0)
         self.parser = self._new_parser(0)
