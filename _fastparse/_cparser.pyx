@@ -1928,12 +1928,7 @@ cdef class Parser:
         self._nan_cls = an.nan_loss
         self._other = an.other
         self._level_slot = -1
-        self._name_start = <int*>malloc(sizeof(int) * (_MAX_NAMES + 1))
-        self._name_slot = <uint16_t*>calloc(_NAME_SLOTS, sizeof(uint16_t))
-        if self._name_start == NULL or self._name_slot == NULL:
-            raise MemoryError()
-        self._name_start[0] = 0
-        self._nnames = 0
+        self._nnames = 0  # the name table is allocated with the first metric (8 KiB a parser)
         self._ckeep = keep
 
     cdef int _metric_id(self, const char* name, Py_ssize_t n) noexcept nogil:
@@ -1941,6 +1936,16 @@ cdef class Parser:
         cdef uint32_t h = 2166136261
         cdef Py_ssize_t i
         cdef int slot, id_
+        if self._name_slot == NULL:
+            self._name_start = <int*>malloc(sizeof(int) * (_MAX_NAMES + 1))
+            self._name_slot = <uint16_t*>calloc(_NAME_SLOTS, sizeof(uint16_t))
+            if self._name_start == NULL or self._name_slot == NULL:
+                free(self._name_start)
+                free(self._name_slot)
+                self._name_start = NULL
+                self._name_slot = NULL
+                return -2
+            self._name_start[0] = 0
         for i in range(n):
             h = (h ^ <uint8_t>name[i]) * 16777619
         slot = h & (_NAME_SLOTS - 1)
