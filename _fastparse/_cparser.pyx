@@ -2578,6 +2578,8 @@ cdef class Parser:
             batch.m_value.frombytes(PyBytes_FromStringAndSize(<char*>self._mv, m * 8))
         if self._out.cap > _KEEP_BYTES:
             buf_free(&self._out)
+        if self._cl.cap > _KEEP_HOLD:  # a long line's escapes were removed
+            buf_free(&self._cl)
         if self._items_cap > _KEEP_BYTES // 64:
             self._free_items()
         return batch
