@@ -218,7 +218,8 @@ is nothing; ``ARRAYS`` lists them), so counters are computed per batch with nump
   6 critical (CRITICAL, FATAL), 7 any other level text: ``LEVEL_NAMES[code]``.
 - ``ev_class`` 'B': 0 not an error event, else 1 + index into ``Parser.error_classes``.
 - ``ev_bytes`` 'I': the file bytes of the event's lines with their line breaks (from its
-  first line's offset to the end of its last line; empty lines inside included).
+  first line's offset to the end of its last line; empty lines inside included; at most
+  2**32 - 1).
 - ``m_item`` 'I', ``m_id`` 'H', ``m_value`` 'd': one entry per metric value written.
 - ``p_item`` 'I', ``p_label`` 'b', ``p_pred`` 'b', ``p_score`` 'd': prediction records.
 

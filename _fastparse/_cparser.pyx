@@ -311,6 +311,7 @@ assert (MODE_LAZY, MODE_FIRST, MODE_TIME, MODE_LEVEL) == (0, 1, 2, 3)
 assert MAX_MATCH_BYTES < 1 << 30 and FAR_PAST < 0
 
 cdef int64_t _MAX_MS_C = 253402300799999
+cdef int64_t _MAX_U32 = 4294967295
 cdef long MATCH_BUDGET_C = _pyparser.MATCH_BUDGET
 cdef Py_ssize_t MAX_MATCH_C = MAX_MATCH_BYTES
 
@@ -2159,6 +2160,8 @@ cdef class Parser:
         self._evt[self._count] = ms
         self._evl[self._count] = <uint8_t>level
         self._evc[self._count] = <uint8_t>ev_class
+        if nbytes > _MAX_U32:  # 'I': a line of 4 GiB or more counts as 4 GiB - 1
+            nbytes = _MAX_U32
         self._evb[self._count] = <uint32_t>nbytes
         self._count += 1
 

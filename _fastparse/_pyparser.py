@@ -751,7 +751,7 @@ class Parser:
                 arr.p_score.append(p[2])
         arr.ev_time.append(ev_ms)
         arr.ev_level.append(lv)
-        arr.ev_bytes.append(nbytes)
+        arr.ev_bytes.append(min(nbytes, 0xFFFFFFFF))  # 'I': a line of 4 GiB or more counts as 4 GiB - 1
         return b"".join((action_head, b"%x" % off, f.action_tail, doc_head,
                          msg, f.log_head, b"%d" % off, orig, log_extra, f.doc_tail, error, metrics,
                          top_extra, f.tags[tags | bad], f.doc_end))
