@@ -8,17 +8,67 @@ missing or the environment variable ``SHIPPER_NO_EXTENSIONS`` is set (non-empty,
 A :class:`Parser` is fed the bytes appended to one file, in any chunking::
 
     p = Parser(input_id="trainer", path="/logs/train.log", host_name="gpu1",
-               id_prefix="a1b2", index_pattern="shipper-logs-trainer-%Y.%m.%d")
+               id_prefix="a1b2", index_pattern="shipper-logs-trainer-%Y.%m.%d",
+               # optional: format, timezone, json_root, multiline (below), and
+               progress="last", metrics="auto", error_classes=None, labels=None, predictions=None)
     batch = p.feed(chunk, read_time_ms)   # complete lines -> events
     batch = p.flush(read_time_ms)         # the partial last line, tagged "incomplete"
 
-Each non-empty line (without its ``\\n`` and one ``\\r`` before it) becomes one item of
-the body, an action line and a document line::
+Each non-empty line (without its ``\\n`` and one ``\\r`` before it, cleaned of terminal
+noise as below) becomes one item of the body, an action line and a document line::
 
     {"create":{"_index":"<index>","_id":"<id_prefix>.<line offset, hex>"}}
     {"@timestamp":"2026-11-25T07:30:01.123Z","message":"<line>","log":{"file":{"path":"..."},
      "offset":<line offset>[,"original_length":<n>]},"host":{"name":"..."},
-     "event":{"dataset":"<input_id>"}[,"tags":["truncated","invalid_utf8","incomplete"]]}
+     "event":{"dataset":"<input_id>"}[,"labels":{...}][,"error":{...,"class":"<class>"}]
+     [,"metrics":{"<name>":<number>,...}][,"tags":["truncated","invalid_utf8","incomplete"]]}
+
+``labels=`` (a dict of str to str, e.g. a file's ``path_fields`` captures) is written as
+the constant ``"labels":{...}`` of every document, in the dict's order.
+
+Terminal noise. Before the format sees a line: with ``progress="last"`` (the default) a
+line holding a ``\\r`` that is not its last byte (progress bars redrawn in place; the
+``\\r`` of CRLF is already gone) keeps only the text after its last such ``\\r``;
+``"drop"`` drops such a line (counted in ``lines``, no event); ``"all"`` keeps it as is.
+Then terminal escapes are removed: CSI (``ESC [``, bytes 0x20-0x3F, one final byte
+0x40-0x7E), OSC (``ESC ]`` up to BEL or ``ESC \\``, or the line's end), ``ESC`` and one
+byte 0x20-0x7E, a lone ``ESC``; so ``\\x1b[31mERROR\\x1b[0m:root:x`` has level ERROR. A line
+longer than ``max_line_bytes`` is cleaned over its first ``max_line_bytes + 4`` bytes
+(what a partial line holds), then cut. A line empty once cleaned is an empty line. Both
+checks are one ``memchr`` each when there is no ``\\r`` or ``ESC``.
+
+Error events. An event is an error event when its ``log.level`` is ERROR, CRITICAL or
+FATAL (any case), when it is a grouped traceback or stack trace, or when a keyword of
+an error class occurs in its text (``message``, continuation lines included) or a loss
+or gradient norm metric is NaN/infinite. It gets ``"error":{...,"class":"<class>"}``
+(after ``type``/``message``/``stack_trace`` when grouped; ``{"class":..}`` alone else):
+the first class, in the order of ``Parser.error_classes``, one of whose keywords occurs
+(ASCII case-insensitive substring; the NaN metric counts as a ``nan_loss`` keyword), else
+``other``. The table is data (``_classes.py``: ``accelerator_oom``, ``host_oom``,
+``nan_loss``, ``load_failure``, ``data_loading``, ``input_error``, ``timeout``,
+``distributed``, then ``other``); ``error_classes={name: [keyword, ...]}`` adds classes
+(checked first) or keywords to built-in ones; keywords are one line of 4 bytes or more.
+
+Metrics (``metrics=``: ``"auto"`` default, ``"none"``, or ``{"names": [...], "aliases":
+{logged: canonical}}`` added to the built-in tables of ``_metrics.py``). In the first line
+of the message, ``key=value``, ``key: value``, ``key = value`` (the key optionally quoted,
+as in a printed dict) where the key is ``[A-Za-z][A-Za-z0-9_./-]*`` not preceded by such a
+character and the value a number (``[-+]?(digits[.digits]|.digits)([eE][-+]?digits)``,
+what follows it, a unit or ``%``, ignored) or ``nan``/``inf``/``infinity``; in json also
+the object's numeric top-level values, first. The name is lower-cased with ``/ . -`` as
+``_``, an alias folds (the whole name or a suffix after ``_``: ``val_acc`` ->
+``val_accuracy``), and it is kept when it is a known metric or ends with ``_`` + one
+(``train_loss``). The first value of a name in an event is kept; NaN/inf ones are not
+written. Numbers are written as JSON (no ``+``, no leading zeros, ``.5`` -> ``0.5``, ``5.``
+-> ``5``, else as logged); ``m_value`` is their double. ``Parser.metric_names`` names the
+ids: a new name gets the next id (at most 1024 per parser; further names are not
+written), so read it after the batch.
+
+Predictions (``predictions={"label": F, "prediction": F, "score": F, "positive": V}``,
+json only, label required; ``F`` a key or dotted path): a line whose label field is a
+scalar gives a record: ``p_label`` 1 when it equals ``positive`` (booleans to booleans,
+numbers by value, strings as strings; default ``true`` or ``1``), ``p_pred`` likewise or
+-1 when absent, ``p_score`` the score (a number) or NaN.
 
 The `_id` is contract v1's ``<id_prefix>.<hex offset>``, or with ``id_key=`` (bytes,
 from ``_ids.id_key``) contract v2's 22-character base64url BLAKE2b-128 of the key and the
@@ -71,11 +121,12 @@ except in ``python``, where such lines (traceback lines) are plain and untagged:
   arbitrary pairs, and ``labels`` would mix them with the user's own labels), a repeated
   key keeps its first value, at most 128 pairs. No ``=`` at all: ``parse_error``.
 
-A capture named ``@timestamp``, ``message``, ``log``, ``host``, ``event``, ``error``,
-``metrics`` or ``tags`` is refused (ValueError naming it) when the Parser is made.
+A capture named ``@timestamp``, ``message``, ``log``, ``host``, ``event``, ``labels``,
+``error``, ``metrics`` or ``tags`` is refused (ValueError naming it) when the Parser is made.
 
 Document order: ``@timestamp``, ``message``, ``log`` (file, offset, original_length, then
-level/logger/origin), ``host``, ``event``, then ``process``, captures, ``json``/``logfmt``, ``tags``.
+level/logger/origin), ``host``, ``event``, ``labels``, ``error`` (type, message,
+stack_trace, class), ``metrics``, then ``process``, captures, ``json``/``logfmt``, ``tags``.
 
 Timestamps. ``@timestamp`` comes from the line when the format finds a time there
 (layouts: asctime; templates: the first that parses of Time; Date+Time; Month+Day+Time;
@@ -160,6 +211,25 @@ A :class:`Batch` carries the body, ``count`` items, ``item_ends`` and ``item_off
 starts), the file range consumed (``start_offset``..``end_offset``, ``bytes``) and the
 number of lines consumed (``lines``, empty lines included). ``Parser.offset`` is where the next batch
 starts (``start_offset + bytes`` of the last one) and ``pending`` the bytes fed past it.
+
+Per-event arrays of every :class:`Batch` (``array.array``, item order; empty when there
+is nothing; ``ARRAYS`` lists them), so counters are computed per batch with numpy:
+
+- ``ev_time`` 'q': the event's ``@timestamp`` in epoch ms (the value written: its own
+  time, else the read time of the feed that brought its first line).
+- ``ev_level`` 'B': 0 none, 1 trace, 2 debug, 3 info, 4 warning (WARN), 5 error,
+  6 critical (CRITICAL, FATAL), 7 any other level text: ``LEVEL_NAMES[code]``.
+- ``ev_class`` 'B': 0 not an error event, else 1 + index into ``Parser.error_classes``.
+- ``ev_bytes`` 'I': the file bytes of the event's lines with their line breaks (from its
+  first line's offset to the end of its last line; empty lines inside included; at most
+  2**32 - 1).
+- ``m_item`` 'I', ``m_id`` 'H', ``m_value`` 'd': one entry per metric value written.
+- ``p_item`` 'I', ``p_label`` 'b', ``p_pred`` 'b', ``p_score`` 'd': prediction records.
+
+In the compiled parser all of this is done in C for plain and the program formats (no
+Python object per line: a keyword index of 4-byte windows shared by parsers with the
+same table, a metric scan from each ``=``/``:`` back to its key with a per-parser cache
+of key -> name and id; the GIL is taken only for a metric name never seen before).
 """
 
 from __future__ import annotations

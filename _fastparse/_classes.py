@@ -231,7 +231,7 @@ def window_hash(b: bytes) -> int:
 
 
 @functools.lru_cache(maxsize=16)
-def scan_tables(keywords: tuple[tuple[bytes, int], ...]) -> tuple[int, bytes, bytes, bytes, bytes, bytes]:
+def scan_tables(keywords: tuple[tuple[bytes, int], ...]) -> tuple[int, bytes, bytes, bytes, bytes, bytes, bytes]:
     """The compiled parser's keyword index, shared by every parser with the same table.
 
     With ``L`` the shortest keyword, every occurrence of a keyword covers a 4-byte window
@@ -239,8 +239,9 @@ def scan_tables(keywords: tuple[tuple[bytes, int], ...]) -> tuple[int, bytes, by
     looks the hash up in a 65,536-bit bitmap of all 4-byte windows of all keywords, and
     on a hit verifies the keywords listed for that hash at their offsets. Exact, and
     about ``n / stride`` lookups for ``n`` bytes of text. Returns (stride, bitmap,
-    entries: sorted (hash, keyword index, offset) int32 triples, keyword bytes
-    concatenated, their start offsets (int32, one more than keywords), their classes)."""
+    entries: sorted (hash, keyword index, offset) int32 triples, where each hash's entries
+    start (65,537 uint16), keyword bytes concatenated, their start offsets (int32, one
+    more than keywords), their classes). About 140 KiB, once per distinct table."""
     shortest = min((len(k) for k, _ in keywords), default=MIN_KEYWORD)
     stride = max(1, shortest - 3)
     bitmap = bytearray(8192)
@@ -251,9 +252,16 @@ def scan_tables(keywords: tuple[tuple[bytes, int], ...]) -> tuple[int, bytes, by
             bitmap[h >> 3] |= 1 << (h & 7)
             entries.append((h, i, off))
     entries.sort()
+    if len(entries) >= 65536:
+        raise ValueError("error_classes: too many keywords (their 4-byte windows exceed 65,535)")
+    first = [0] * 65537
+    for h, _, _ in entries:
+        first[h + 1] += 1
+    for h in range(65536):
+        first[h + 1] += first[h]
     starts = [0]
     for kw, _ in keywords:
         starts.append(starts[-1] + len(kw))
     return (stride, bytes(bitmap), array("i", [x for e in entries for x in e]).tobytes(),
-            b"".join(k for k, _ in keywords) + b"\0", array("i", starts).tobytes(),
+            array("H", first).tobytes(), b"".join(k for k, _ in keywords) + b"\0", array("i", starts).tobytes(),
             array("i", [c for _, c in keywords]).tobytes())

@@ -190,28 +190,6 @@ ARRAYS: tuple[tuple[str, str], ...] = (
 )
 
 
-class EventArrays:
-    """The arrays of one batch being built (the twin appends to them per event)."""
-
-    __slots__ = tuple(name for name, _ in ARRAYS)
-
-    ev_time: array[int]
-    ev_level: array[int]
-    ev_class: array[int]
-    ev_bytes: array[int]
-    m_item: array[int]
-    m_id: array[int]
-    m_value: array[float]
-    p_item: array[int]
-    p_label: array[int]
-    p_pred: array[int]
-    p_score: array[float]
-
-    def __init__(self) -> None:
-        for name, code in ARRAYS:
-            setattr(self, name, array(code))
-
-
 class Batch:
     """What one ``feed()``, ``flush()`` or ``expire()`` produced. See the package docstring.
 
@@ -237,8 +215,7 @@ class Batch:
     p_score: array[float]
 
     def __init__(self, body: bytes, count: int, item_ends: bytes, item_offsets: bytes,
-                 start_offset: int, end_offset: int, lines: int,
-                 arrays: EventArrays | None = None) -> None:
+                 start_offset: int, end_offset: int, lines: int, arrays: Batch | None = None) -> None:
         self.body = body
         self.count = count
         self.item_ends = item_ends
@@ -250,9 +227,14 @@ class Batch:
         if arrays is None:
             for name, code in ARRAYS:
                 setattr(self, name, array(code))
-        else:
+        else:  # the arrays another batch collected (the twin fills an empty one per feed)
             for name, _ in ARRAYS:
                 setattr(self, name, getattr(arrays, name))
+
+    @classmethod
+    def collector(cls) -> Batch:
+        """An empty batch whose arrays a feed appends to, then hands to the real one."""
+        return cls(b"", 0, b"", b"", 0, 0, 0)
 
     def __repr__(self) -> str:
         return (f"<Batch count={self.count} lines={self.lines} "

@@ -98,6 +98,15 @@ cdef inline void buf_put(Buf* b, const char* s, Py_ssize_t n) noexcept nogil:
     b.len += n
 
 
+cdef inline int grow(void** p, size_t size) noexcept nogil:
+    """``realloc`` of ``*p`` to ``size`` bytes; -1 (and ``*p`` unchanged) when out of memory."""
+    cdef void* q = realloc(p[0], size)
+    if q == NULL:
+        return -1
+    p[0] = q
+    return 0
+
+
 cdef void buf_free(Buf* b) noexcept nogil:
     free(b.data)
     b.data = NULL
@@ -314,6 +323,7 @@ assert (MODE_LAZY, MODE_FIRST, MODE_TIME, MODE_LEVEL) == (0, 1, 2, 3)
 assert MAX_MATCH_BYTES < 1 << 30 and FAR_PAST < 0
 
 cdef int64_t _MAX_MS_C = 253402300799999
+cdef int64_t _MAX_U32 = 4294967295
 cdef long MATCH_BUDGET_C = _pyparser.MATCH_BUDGET
 cdef Py_ssize_t MAX_MATCH_C = MAX_MATCH_BYTES
 
@@ -1142,6 +1152,7 @@ cdef struct ClassTab:
     int stride
     const uint8_t* bitmap
     const int* ent  # (hash, keyword, offset) triples sorted by hash
+    const uint16_t* first  # first[h]..first[h + 1]: the entries of hash h
     Py_ssize_t nent
     const uint8_t* kw
     const int* kw_start
@@ -1157,22 +1168,16 @@ cdef inline uint32_t win_hash(const uint8_t* s) noexcept nogil:
 cdef int class_scan(const ClassTab* t, const uint8_t* s, Py_ssize_t n, int best) noexcept nogil:
     """The lowest class index of a keyword occurring in ``s[:n]``, if below ``best`` (-1:
     none yet); else ``best``. Hashes the 4-byte windows at multiples of the stride."""
-    cdef Py_ssize_t i = 0, lo, hi, mid, p, kl, j
+    cdef Py_ssize_t i = 0, lo, hi, p, kl, j
     cdef uint32_t h
     cdef int k, c
     cdef const uint8_t* kw
     while i + 4 <= n:
         h = win_hash(s + i)
         if t.bitmap[h >> 3] & (1 << (h & 7)):
-            lo = 0
-            hi = t.nent
+            lo = t.first[h]
+            hi = t.first[h + 1]
             while lo < hi:
-                mid = (lo + hi) >> 1
-                if <uint32_t>t.ent[3 * mid] < h:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            while lo < t.nent and <uint32_t>t.ent[3 * lo] == h:
                 k = t.ent[3 * lo + 1]
                 c = t.kw_class[k]
                 if best < 0 or c < best:
@@ -1876,12 +1881,7 @@ cdef class Parser:
         buf_free(&self._out)
         buf_free(&self._g)
         buf_free(&self._err)
-        free(self._ends)
-        free(self._offs)
-        free(self._evt)
-        free(self._evl)
-        free(self._evc)
-        free(self._evb)
+        self._free_items()
         free(self._mi)
         free(self._mid)
         free(self._mv)
@@ -1913,12 +1913,13 @@ cdef class Parser:
         self._an = an
         self._progress = an.progress
         self._mon = an.spec.on
-        stride, bitmap, ent, kw, kw_start, kw_class = scan_tables(an.classes.keywords)
-        keep.extend((bitmap, ent, kw, kw_start, kw_class))
+        stride, bitmap, ent, first, kw, kw_start, kw_class = scan_tables(an.classes.keywords)
+        keep.extend((bitmap, ent, first, kw, kw_start, kw_class))
         self._ct.stride = stride
         self._ct.bitmap = <const uint8_t*>PyBytes_AS_STRING(bitmap)
         self._ct.ent = <const int*>PyBytes_AS_STRING(ent)
         self._ct.nent = len(ent) // 12
+        self._ct.first = <const uint16_t*>PyBytes_AS_STRING(first)
         self._ct.kw = <const uint8_t*>PyBytes_AS_STRING(kw)
         self._ct.kw_start = <const int*>PyBytes_AS_STRING(kw_start)
         self._ct.kw_class = <const int*>PyBytes_AS_STRING(kw_class)
@@ -1946,12 +1947,7 @@ cdef class Parser:
         self._nan_cls = an.nan_loss
         self._other = an.other
         self._level_slot = -1
-        self._name_start = <int*>malloc(sizeof(int) * (_MAX_NAMES + 1))
-        self._name_slot = <uint16_t*>calloc(_NAME_SLOTS, sizeof(uint16_t))
-        if self._name_start == NULL or self._name_slot == NULL:
-            raise MemoryError()
-        self._name_start[0] = 0
-        self._nnames = 0
+        self._nnames = 0  # the name table is allocated with the first metric (8 KiB a parser)
         self._ckeep = keep
 
     cdef int _metric_id(self, const char* name, Py_ssize_t n) noexcept nogil:
@@ -1959,6 +1955,16 @@ cdef class Parser:
         cdef uint32_t h = 2166136261
         cdef Py_ssize_t i
         cdef int slot, id_
+        if self._name_slot == NULL:
+            self._name_start = <int*>malloc(sizeof(int) * (_MAX_NAMES + 1))
+            self._name_slot = <uint16_t*>calloc(_NAME_SLOTS, sizeof(uint16_t))
+            if self._name_start == NULL or self._name_slot == NULL:
+                free(self._name_start)
+                free(self._name_slot)
+                self._name_start = NULL
+                self._name_slot = NULL
+                return -2
+            self._name_start[0] = 0
         for i in range(n):
             h = (h ^ <uint8_t>name[i]) * 16777619
         slot = h & (_NAME_SLOTS - 1)
@@ -1993,7 +1999,8 @@ cdef class Parser:
         cdef int kind, id_
         cdef bint dup, isnan
         cdef KeyEntry* ent
-        cdef char name[_NAME_CAP + 1]
+        cdef char buf[_NAME_CAP + 1]
+        cdef const char* name = buf
         cdef char text[_MAX_NUMBER + 4]
         cdef double v
         cdef Buf* f = &self._mfrag
@@ -2026,12 +2033,12 @@ cdef class Parser:
                 i = vend
                 ent = self._key_entry(s + ks, ke - ks)
                 if ent == NULL:
-                    nl = metric_name(&self._known, &self._al_from, &self._al_to, s + ks, ke - ks, name)
+                    nl = metric_name(&self._known, &self._al_from, &self._al_to, s + ks, ke - ks, buf)
+                    name = buf
                     isnan = nl >= 0 and in_list(&self._nanl, name, nl)
                 else:
                     nl = ent.nl
-                    if nl >= 0:
-                        memcpy(name, ent.name, nl)
+                    name = ent.name
                     isnan = ent.nan
                 if nl >= 0:
                     dup = False
@@ -2128,22 +2135,12 @@ cdef class Parser:
 
     cdef int _reserve_metrics(self) noexcept nogil:
         cdef Py_ssize_t cap
-        cdef void* p
         if FP_LIKELY(self._mn < self._mcap):
             return 0
         cap = self._mcap * 2 if self._mcap else 1024
-        p = realloc(self._mi, cap * sizeof(uint32_t))
-        if p == NULL:
+        if (grow(<void**>&self._mi, cap * sizeof(uint32_t)) < 0 or grow(<void**>&self._mid, cap * sizeof(uint16_t)) < 0
+                or grow(<void**>&self._mv, cap * sizeof(double)) < 0):
             return -1
-        self._mi = <uint32_t*>p
-        p = realloc(self._mid, cap * sizeof(uint16_t))
-        if p == NULL:
-            return -1
-        self._mid = <uint16_t*>p
-        p = realloc(self._mv, cap * sizeof(double))
-        if p == NULL:
-            return -1
-        self._mv = <double*>p
         self._mcap = cap
         return 0
 
@@ -2181,6 +2178,8 @@ cdef class Parser:
         self._evt[self._count] = ms
         self._evl[self._count] = <uint8_t>level
         self._evc[self._count] = <uint8_t>ev_class
+        if nbytes > _MAX_U32:  # 'I': a line of 4 GiB or more counts as 4 GiB - 1
+            nbytes = _MAX_U32
         self._evb[self._count] = <uint32_t>nbytes
         self._count += 1
 
@@ -2239,37 +2238,31 @@ cdef class Parser:
 
     cdef int _reserve_items(self) noexcept nogil:
         cdef Py_ssize_t cap
-        cdef int64_t* e
-        cdef int64_t* o
         if FP_LIKELY(self._count < self._items_cap):
             return 0
         cap = self._items_cap * 2 if self._items_cap else 4096
-        e = <int64_t*>realloc(self._ends, cap * sizeof(int64_t))
-        if e == NULL:
+        if (grow(<void**>&self._ends, cap * sizeof(int64_t)) < 0 or grow(<void**>&self._offs, cap * sizeof(int64_t)) < 0
+                or grow(<void**>&self._evt, cap * sizeof(int64_t)) < 0 or grow(<void**>&self._evl, cap) < 0
+                or grow(<void**>&self._evc, cap) < 0 or grow(<void**>&self._evb, cap * sizeof(uint32_t)) < 0):
             return -1
-        self._ends = e
-        o = <int64_t*>realloc(self._offs, cap * sizeof(int64_t))
-        if o == NULL:
-            return -1
-        self._offs = o
-        o = <int64_t*>realloc(self._evt, cap * sizeof(int64_t))
-        if o == NULL:
-            return -1
-        self._evt = o
-        cdef void* v = realloc(self._evl, cap)
-        if v == NULL:
-            return -1
-        self._evl = <uint8_t*>v
-        v = realloc(self._evc, cap)
-        if v == NULL:
-            return -1
-        self._evc = <uint8_t*>v
-        v = realloc(self._evb, cap * sizeof(uint32_t))
-        if v == NULL:
-            return -1
-        self._evb = <uint32_t*>v
         self._items_cap = cap
         return 0
+
+    cdef void _free_items(self) noexcept nogil:
+        """Give back the per-item arrays (grown large by a big feed, or at the end)."""
+        free(self._ends)
+        free(self._offs)
+        free(self._evt)
+        free(self._evl)
+        free(self._evc)
+        free(self._evb)
+        self._ends = NULL
+        self._offs = NULL
+        self._evt = NULL
+        self._evl = NULL
+        self._evc = NULL
+        self._evb = NULL
+        self._items_cap = 0
 
     cdef int _line_event(self, const uint8_t* s, Py_ssize_t avail, int64_t length, int64_t off,
                          int tags, int64_t nbytes) noexcept nogil:
@@ -2606,20 +2599,10 @@ cdef class Parser:
             batch.m_value.frombytes(PyBytes_FromStringAndSize(<char*>self._mv, m * 8))
         if self._out.cap > _KEEP_BYTES:
             buf_free(&self._out)
+        if self._cl.cap > _KEEP_HOLD:  # a long line's escapes were removed
+            buf_free(&self._cl)
         if self._items_cap > _KEEP_BYTES // 64:
-            free(self._ends)
-            free(self._offs)
-            free(self._evt)
-            free(self._evl)
-            free(self._evc)
-            free(self._evb)
-            self._ends = NULL
-            self._offs = NULL
-            self._evt = NULL
-            self._evl = NULL
-            self._evc = NULL
-            self._evb = NULL
-            self._items_cap = 0
+            self._free_items()
         return batch
 
     def feed(self, data, read_time_ms):

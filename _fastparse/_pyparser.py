@@ -13,6 +13,7 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Callable
 from functools import partial
+from itertools import accumulate
 from typing import Any
 
 from orjson import loads as _json_loads
@@ -25,7 +26,6 @@ from ._common import (
     TAG_PARSE_ERROR,
     TAG_TRUNCATED,
     Batch,
-    EventArrays,
     EventTime,
     Fragments,
     _json_dumps,
@@ -640,7 +640,7 @@ class Parser:
                    max_line_bytes, timezone, id_key)
         labels = check_labels(labels)
         self._an = Analyzer(error_classes, metrics, predictions, progress)
-        self._arr = EventArrays()
+        self._arr = Batch.collector()
         self._ml: Config | None = parse_config(multiline)
         self._g: _Group | None = None
         self._nline = 0  # lines consumed (multiline mode)
@@ -761,7 +761,7 @@ class Parser:
                 arr.p_score.append(p[2])
         arr.ev_time.append(ev_ms)
         arr.ev_level.append(lv)
-        arr.ev_bytes.append(nbytes)
+        arr.ev_bytes.append(min(nbytes, 0xFFFFFFFF))  # 'I': a line of 4 GiB or more counts as 4 GiB - 1
         return b"".join((action_head, self._id(off), f.action_tail, doc_head,
                          msg, f.log_head, b"%d" % off, orig, log_extra, f.doc_tail, error, metrics,
                          top_extra, f.tags[tags | bad], f.doc_end))
@@ -1054,7 +1054,7 @@ class Parser:
         g = self._g
         if g is None or self._ml is None or int(now_ms) - g.last_ms < self._ml.timeout_ms:
             return Batch(b"", 0, b"", b"", start, start, 0)
-        self._arr = EventArrays()
+        self._arr = Batch.collector()
         start_line = self._ml_mark()
         items: list[tuple[bytes, int]] = []
         self._emit(g, items)
@@ -1071,15 +1071,13 @@ class Parser:
     def feed(self, data: Any, read_time_ms: int) -> Batch:
         if not isinstance(data, bytes):
             data = memoryview(data).tobytes()
-        self._arr = arr = EventArrays()
+        self._arr = arr = Batch.collector()
         if self._ml is not None:
             return self._feed_ml(data, read_time_ms)
         self._prepare(read_time_ms)
         start = off = self._offset
         out: list[bytes] = []
-        ends = array("q")
         offs = array("q")
-        size = 0
         lines = 0
         pos = 0
         item: bytes | None
@@ -1093,8 +1091,6 @@ class Parser:
                 item = self._line_event(line, length, off, raw + 1, 0)
                 if item is not None:
                     out.append(item)
-                    size += len(item)
-                    ends.append(size)
                     offs.append(off)
             off += raw + 1
             lines += 1
@@ -1111,8 +1107,6 @@ class Parser:
                     item = self._line_event(line, len(line), off, nxt - off, 0)
                     if item is not None:
                         out.append(item)
-                        size += len(item)
-                        ends.append(size)
                         offs.append(off)
                 off = nxt
             pos = last + 1
@@ -1157,8 +1151,6 @@ class Parser:
                         item = line_event(line, len(line), off, n + 1, 0)
                     if item is not None:
                         out.append(item)
-                        size += len(item)
-                        ends.append(size)
                         offs.append(off)
                 off = nxt
             pos = last + 1
@@ -1166,10 +1158,11 @@ class Parser:
         if pos < len(data):
             self._hold_more(data[pos:])
         self._offset = off
+        ends = array("q", accumulate(map(len, out)))
         return Batch(b"".join(out), len(ends), ends.tobytes(), offs.tobytes(), start, off, lines, arr)
 
     def flush(self, read_time_ms: int) -> Batch:
-        self._arr = EventArrays()
+        self._arr = Batch.collector()
         if self._ml is not None:
             start, start_line = self.offset, self._ml_mark()
             items: list[tuple[bytes, int]] = []

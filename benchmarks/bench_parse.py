@@ -204,7 +204,7 @@ def _naive_part(parts: list[bytes], ms: int, rx: Any) -> tuple[int, int]:
                 if rx is not LOG_RE:
                     m = rx.match(line)
                     if m:
-                        fields = {k: v.strip().decode() for k, v in m.groupdict().items()}
+                        fields = {k: (v or b"").strip().decode("utf-8", "replace") for k, v in m.groupdict().items()}
                         doc["message"] = fields.pop("Content")
                         if "Level" in fields:
                             doc["log"]["level"] = fields["Level"]
