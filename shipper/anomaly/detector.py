@@ -8,8 +8,16 @@ An alert clears with hysteresis: when the value is back within ``clear_sigma`` s
 
 Sigma has a floor, so that a history without variance (a job that logs exactly 100 lines
 every window, a learning rate that never moved) does not turn every change into an
-alert: counts get the Poisson floor ``sqrt(mean)`` (at least 1), the error ratio the
-binomial one, other values a fraction of their mean.
+alert, and is widened for short histories (``predictive_factor``).
+
+Counts (``events``, ``errors.<class>``) and the error ratio are judged on variance-
+stabilizing scales: 2 sqrt(c + 3/8) for a count c (Anscombe), 2 sqrt(n) asin(sqrt((c +
+3/8)/(n + 3/4))) for c errors of n events. On those scales Poisson and binomial noise is
+close to normal with sigma 1 at any rate, so mean +/- k sigma there (sigma floored at 1)
+keeps the false-alarm rate of k whatever the rate; on the raw scale a count of a few
+errors per window is skewed and crosses mean + 3 sd several times more often than
+0.135%. Other values are judged as they are, sigma floored at 2% of their mean. Anomaly
+documents report mean and standard deviation in the signal's own units.
 
 ``silence``: a source whose windows are empty. With a history rate of lambda events per
 window, n empty windows in a row have probability exp(-lambda*n) under that rate; the
@@ -101,6 +109,18 @@ def predictive_factor(n: np.ndarray, sigma: float) -> np.ndarray:
     return np.sqrt(1.0 + 1.0 / np.maximum(n, 1)) * t / z
 
 
+def _moments(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(count, mean, sample standard deviation) per column, ignoring NaN (no value)."""
+    valid = ~np.isnan(rows)
+    cnt = valid.sum(axis=0)
+    filled = np.where(valid, rows, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = filled.sum(axis=0) / cnt
+        dev = np.where(valid, rows - mean, 0.0)
+        std = np.sqrt((dev * dev).sum(axis=0) / np.maximum(cnt - 1, 1))
+    return cnt, np.where(cnt > 0, mean, np.nan), np.nan_to_num(std)
+
+
 @dataclass(frozen=True)
 class DetectorConfig:
     history: int = 60
@@ -178,18 +198,14 @@ class Detector:
 
     # -- statistics --------------------------------------------------------------------
 
+    def _rows(self) -> np.ndarray:
+        return self.hist[: self.n] if self.n < self.cfg.history else self.hist
+
     def stats(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(count, mean, floored sigma) per signal over the history (NaN-aware)."""
-        rows = self.hist[: self.n] if self.n < self.cfg.history else self.hist
-        valid = ~np.isnan(rows)
-        cnt = valid.sum(axis=0)
-        filled = np.where(valid, rows, 0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = filled.sum(axis=0) / cnt
-            dev = np.where(valid, rows - mean, 0.0)
-            std = np.sqrt((dev * dev).sum(axis=0) / np.maximum(cnt - 1, 1))
-        mean = np.where(cnt > 0, mean, np.nan)
-        std = np.nan_to_num(std) * predictive_factor(cnt, self.cfg.sigma)
+        """(count, mean, floored sigma) per signal over the history (NaN-aware), in the
+        signals' own units (what anomaly documents report)."""
+        cnt, mean, std = _moments(self._rows())
+        std = std * predictive_factor(cnt, self.cfg.sigma)
         floor = np.maximum(np.abs(np.nan_to_num(mean)) * RELATIVE_FLOOR, ABSOLUTE_FLOOR)
         counts = self._kind == COUNT
         floor = np.where(counts, np.maximum(np.sqrt(np.maximum(np.nan_to_num(mean), 0.0)), 1.0), floor)
@@ -200,6 +216,32 @@ class Detector:
             p = np.clip(np.nan_to_num(mean), 0.0, 1.0)
             floor = np.where(ratio, np.maximum(np.sqrt(p * (1 - p) / max(n_ev, 1.0)), RATIO_FLOOR), floor)
         return cnt, mean, np.maximum(std, floor)
+
+    def _count_bounds(self, x: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Counts judged on the Anscombe scale 2 sqrt(c + 3/8), where Poisson counts are
+        nearly normal with sigma 1 whatever their rate: (value, mean, sigma) there. On the
+        raw scale mean + 3 sd of a Poisson count is exceeded 2-4 times more often than
+        0.135% at low rates (the distribution is skewed), which is most false alarms."""
+        y_hist = 2.0 * np.sqrt(np.maximum(self._rows()[:, cols], 0.0) + 0.375)
+        cnt, mean, std = _moments(y_hist)
+        sigma = np.maximum(std * predictive_factor(cnt, self.cfg.sigma), 1.0)
+        return 2.0 * np.sqrt(np.maximum(x[cols], 0.0) + 0.375), mean, sigma
+
+    def _ratio_bounds(self, x: np.ndarray, cols: np.ndarray, ev: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The error ratio on the binomial Anscombe scale 2 sqrt(n) asin(sqrt((c + 3/8) /
+        (n + 3/4))) (c errors of n events; sigma about 1 for any rate), for the same reason
+        as counts: a ratio of a few errors per window is as skewed as their count."""
+
+        def scale(ratio: np.ndarray, n: np.ndarray) -> np.ndarray:
+            c = np.maximum(ratio, 0.0) * n
+            with np.errstate(invalid="ignore"):
+                return 2.0 * np.sqrt(n) * np.arcsin(np.sqrt(np.clip((c + 0.375) / (n + 0.75), 0.0, 1.0)))
+
+        rows = self._rows()
+        n_hist = np.maximum(rows[:, ev : ev + 1], 0.0)
+        cnt, mean, std = _moments(scale(rows[:, cols], n_hist))
+        sigma = np.maximum(std * predictive_factor(cnt, self.cfg.sigma), 1.0)
+        return scale(x[cols], np.full(len(cols), max(x[ev], 0.0))), mean, sigma
 
     # -- one window ------------------------------------------------------------------
 
@@ -217,11 +259,21 @@ class Detector:
         cnt, mean, sigma = self.stats()
         k, kc = self.cfg.sigma, self.cfg.clear_sigma
         known = (cnt >= self.cfg.min_history) & ~np.isnan(x)
+        xj, mj, sj = x, mean, sigma  # what is judged: counts and the error ratio on stabilized scales
+        counts = np.flatnonzero(self._kind == COUNT)
+        ratio = np.flatnonzero(self._kind == RATIO)
+        ev = self.cols.get("events")
+        if len(counts) or (len(ratio) and ev is not None):
+            xj, mj, sj = x.copy(), mean.copy(), sigma.copy()
+        if len(counts):
+            xj[counts], mj[counts], sj[counts] = self._count_bounds(x, counts)
+        if len(ratio) and ev is not None:
+            xj[ratio], mj[ratio], sj[ratio] = self._ratio_bounds(x, ratio, ev)
         with np.errstate(invalid="ignore"):
-            high = known & self._up & (x > mean + k * sigma)
-            low = known & self._down & (x < mean - k * sigma)
-            back_high = x <= mean + kc * sigma
-            back_low = x >= mean - kc * sigma
+            high = known & self._up & (xj > mj + k * sj)
+            low = known & self._down & (xj < mj - k * sj)
+            back_high = xj <= mj + kc * sj
+            back_low = xj >= mj - kc * sj
         changes: list[Change] = []
         for i in np.flatnonzero(high | low).tolist():
             s = self.signals[i]
