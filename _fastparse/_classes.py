@@ -23,6 +23,8 @@ adds keywords to it.
 
 from __future__ import annotations
 
+import functools
+from array import array
 from collections.abc import Mapping, Sequence
 
 #: The class of an error event that no keyword names.
@@ -68,7 +70,8 @@ BUILTIN_CLASSES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "nan loss",
         "non-finite loss",
         "loss is not finite",
-        "nan or inf found",  # torch.nn.utils.clip_grad_norm_(error_if_nonfinite=True)
+        "nan or inf found",
+        "is non-finite, so it cannot be clipped",  # torch.nn.utils.clip_grad_norm_(error_if_nonfinite=True)
         "found inf or nan",
         "tensor had nan values",  # tf.debugging.check_numerics
         "tensor had inf values",
@@ -101,7 +104,7 @@ BUILTIN_CLASSES: tuple[tuple[str, tuple[str, ...]], ...] = (
     )),
     ("data_loading", (
         "dataloader worker (pid",  # "DataLoader worker (pid 123) is killed by signal" / "exited unexpectedly"
-        "caught error in dataloader worker",
+        "in dataloader worker process",  # "Caught ValueError in DataLoader worker process 3."
         "datalosserror",  # TensorFlow: corrupted record
         "corrupted record at",
         "datasetgenerationerror",
@@ -198,8 +201,9 @@ def build_classes(extra: Mapping[str, Sequence[str]] | None = None) -> ErrorClas
                 raise TypeError(f"error_classes.{name} must be a list of keywords")
             kws: list[str] = []
             for w in words:
-                if not isinstance(w, str) or len(w.encode("utf-8")) < 2 or "\n" in w:
-                    raise ValueError(f"error_classes.{name}: keyword {w!r} must be one line of 2 bytes or more")
+                if not isinstance(w, str) or len(w.encode("utf-8")) < MIN_KEYWORD or "\n" in w:
+                    raise ValueError(f"error_classes.{name}: keyword {w!r} must be one line of "
+                                     f"{MIN_KEYWORD} bytes or more")
                 kws.append(w)
             if name in builtin:
                 added[name] = tuple(kws)
@@ -214,3 +218,42 @@ def build_classes(extra: Mapping[str, Sequence[str]] | None = None) -> ErrorClas
 def _lower(b: bytes) -> bytes:
     """ASCII lower case (``bytes.lower`` leaves other bytes alone, as the C side does)."""
     return b.lower()
+
+
+#: Keywords are found by 4-byte windows (see :func:`scan_tables`): none may be shorter.
+MIN_KEYWORD = 4
+
+
+def window_hash(b: bytes) -> int:
+    """16-bit hash of 4 lower-cased bytes (little-endian word times a Fibonacci constant);
+    ``_cparser.pyx`` computes the same."""
+    return ((int.from_bytes(b, "little") * 0x9E3779B1) & 0xFFFFFFFF) >> 16
+
+
+@functools.lru_cache(maxsize=16)
+def scan_tables(keywords: tuple[tuple[bytes, int], ...]) -> tuple[int, bytes, bytes, bytes, bytes, bytes]:
+    """The compiled parser's keyword index, shared by every parser with the same table.
+
+    With ``L`` the shortest keyword, every occurrence of a keyword covers a 4-byte window
+    starting at a multiple of ``stride = L - 3``: the scan hashes only those windows,
+    looks the hash up in a 65,536-bit bitmap of all 4-byte windows of all keywords, and
+    on a hit verifies the keywords listed for that hash at their offsets. Exact, and
+    about ``n / stride`` lookups for ``n`` bytes of text. Returns (stride, bitmap,
+    entries: sorted (hash, keyword index, offset) int32 triples, keyword bytes
+    concatenated, their start offsets (int32, one more than keywords), their classes)."""
+    shortest = min((len(k) for k, _ in keywords), default=MIN_KEYWORD)
+    stride = max(1, shortest - 3)
+    bitmap = bytearray(8192)
+    entries = []
+    for i, (kw, _) in enumerate(keywords):
+        for off in range(len(kw) - 3):
+            h = window_hash(kw[off:off + 4])
+            bitmap[h >> 3] |= 1 << (h & 7)
+            entries.append((h, i, off))
+    entries.sort()
+    starts = [0]
+    for kw, _ in keywords:
+        starts.append(starts[-1] + len(kw))
+    return (stride, bytes(bitmap), array("i", [x for e in entries for x in e]).tobytes(),
+            b"".join(k for k, _ in keywords) + b"\0", array("i", starts).tobytes(),
+            array("i", [c for _, c in keywords]).tobytes())

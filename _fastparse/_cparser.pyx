@@ -10,12 +10,15 @@ three bytes objects made at the end. No Python object is made per line.
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.stdint cimport int64_t, uint8_t, uint64_t
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdint cimport int16_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memchr, memcmp, memcpy, memset
 
 from ._common import TAG_INCOMPLETE, TAG_INVALID_UTF8, TAG_TRUNCATED
-from ._common import Batch, EventTime, Fragments, check_args
+from ._common import ARRAYS, Batch, EventTime, Fragments, check_args, check_labels
+from ._analysis import PROGRESS_ALL, PROGRESS_DROP, PROGRESS_LAST, Analyzer
+from ._classes import scan_tables
+from ._metrics import MAX_KEY, MAX_NAMES, MAX_NUMBER, NAN_LOSS
 from . import _pyparser
 from ._multiline import parse_config as parse_multiline
 from ._multiline import (CHAIN as ML_CHAIN, CHAIN_PHRASES, EG_HEADER, EXC as ML_EXC, FRAMES as ML_FRAMES,
@@ -1038,6 +1041,384 @@ cdef void ml_error_fields(const uint8_t* s, Py_ssize_t n, bint java, int state0,
     out[3] = exc_b
 
 
+# -- terminal noise, error classes, metrics (mirrors of ``_analysis``) --------------------
+
+cdef enum:
+    _PROGRESS_LAST = 0
+    _PROGRESS_ALL = 1
+    _PROGRESS_DROP = 2
+    _MAX_KEY = 64
+    _MAX_NUMBER = 40
+    _NAME_CAP = 256
+    _MAX_NAMES = 1024
+    _NAME_SLOTS = 2048
+
+assert (PROGRESS_LAST, PROGRESS_ALL, PROGRESS_DROP) == (0, 1, 2)
+assert (MAX_KEY, MAX_NUMBER, MAX_NAMES) == (_MAX_KEY, _MAX_NUMBER, _MAX_NAMES)
+
+cdef uint8_t _LOW[256]
+cdef uint8_t _KEYCH[256]  # [A-Za-z0-9_./-]: a metric key's bytes
+for _i in range(256):
+    _LOW[_i] = _i + 32 if 65 <= _i <= 90 else _i
+    _KEYCH[_i] = 1 if (48 <= _i <= 57 or 65 <= _i <= 90 or 97 <= _i <= 122 or _i in (95, 46, 47, 45)) else 0
+
+
+cdef int strip_ansi(const uint8_t* s, Py_ssize_t n, Buf* out) noexcept nogil:
+    """``_analysis.strip_ansi`` of ``s[:n]`` into ``out`` (emptied first); -1: no memory."""
+    cdef Py_ssize_t i = 0, j, k
+    cdef const uint8_t* hit
+    cdef uint8_t c
+    out.len = 0
+    if buf_reserve(out, n) < 0:
+        return -1
+    while i < n:
+        hit = <const uint8_t*>memchr(s + i, 27, n - i)
+        if hit == NULL:
+            buf_put(out, <const char*>(s + i), n - i)
+            break
+        j = hit - s
+        buf_put(out, <const char*>(s + i), j - i)
+        k = j + 1
+        if k < n:
+            c = s[k]
+            if c == 0x5B:
+                k += 1
+                while k < n and s[k] >= 0x20 and s[k] <= 0x3F:
+                    k += 1
+                if k < n and s[k] >= 0x40 and s[k] <= 0x7E:
+                    k += 1
+            elif c == 0x5D:
+                k += 1
+                while k < n:
+                    if s[k] == 7:
+                        k += 1
+                        break
+                    if s[k] == 0x1B and k + 1 < n and s[k + 1] == 0x5C:
+                        k += 2
+                        break
+                    k += 1
+            elif c >= 0x20 and c <= 0x7E:
+                k += 1
+        i = k
+    return 0
+
+
+cdef Py_ssize_t clean_line(const uint8_t* s, Py_ssize_t n, int progress, Buf* out,
+                           const uint8_t** res) noexcept nogil:
+    """``_analysis.clean_line``: the cleaned length with ``res`` pointing at it (``s`` or
+    ``out``), -2: dropped (progress drop), -1: no memory. Two memchr when there is no noise."""
+    cdef Py_ssize_t r
+    res[0] = s
+    if progress != _PROGRESS_ALL and n > 1 and memchr(s, 13, n - 1) != NULL:
+        r = n - 2
+        while s[r] != 13:
+            r -= 1
+        if progress == _PROGRESS_DROP:
+            return -2
+        s += r + 1
+        n -= r + 1
+        res[0] = s
+    if n and memchr(s, 27, n) != NULL:
+        if strip_ansi(s, n, out) < 0:
+            return -1
+        res[0] = <const uint8_t*>out.data
+        return out.len
+    return n
+
+
+cdef struct ClassTab:
+    int stride
+    const uint8_t* bitmap
+    const int* ent  # (hash, keyword, offset) triples sorted by hash
+    Py_ssize_t nent
+    const uint8_t* kw
+    const int* kw_start
+    const int* kw_class
+
+
+cdef inline uint32_t win_hash(const uint8_t* s) noexcept nogil:
+    cdef uint32_t w = (<uint32_t>_LOW[s[0]] | (<uint32_t>_LOW[s[1]] << 8) | (<uint32_t>_LOW[s[2]] << 16)
+                       | (<uint32_t>_LOW[s[3]] << 24))
+    return (w * <uint32_t>0x9E3779B1) >> 16
+
+
+cdef int class_scan(const ClassTab* t, const uint8_t* s, Py_ssize_t n, int best) noexcept nogil:
+    """The lowest class index of a keyword occurring in ``s[:n]``, if below ``best`` (-1:
+    none yet); else ``best``. Hashes the 4-byte windows at multiples of the stride."""
+    cdef Py_ssize_t i = 0, lo, hi, mid, p, kl, j
+    cdef uint32_t h
+    cdef int k, c
+    cdef const uint8_t* kw
+    while i + 4 <= n:
+        h = win_hash(s + i)
+        if t.bitmap[h >> 3] & (1 << (h & 7)):
+            lo = 0
+            hi = t.nent
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if <uint32_t>t.ent[3 * mid] < h:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            while lo < t.nent and <uint32_t>t.ent[3 * lo] == h:
+                k = t.ent[3 * lo + 1]
+                c = t.kw_class[k]
+                if best < 0 or c < best:
+                    p = i - t.ent[3 * lo + 2]
+                    kl = t.kw_start[k + 1] - t.kw_start[k]
+                    if p >= 0 and p + kl <= n:
+                        kw = t.kw + t.kw_start[k]
+                        j = 0
+                        while j < kl and _LOW[s[p + j]] == kw[j]:
+                            j += 1
+                        if j == kl:
+                            best = c
+                            if best == 0:
+                                return 0
+                lo += 1
+        i += t.stride
+    return best
+
+
+cdef struct NameList:
+    const char* blob
+    const int* start  # n + 1 offsets
+    int n
+
+
+cdef inline bint ends_with_part(const char* s, Py_ssize_t n, const char* w, Py_ssize_t wn) noexcept nogil:
+    """``s`` is ``w`` or ends with ``_`` + ``w``."""
+    if n == wn:
+        return memcmp(s, w, n) == 0
+    return n > wn and s[n - wn - 1] == b'_' and memcmp(s + n - wn, w, wn) == 0
+
+
+cdef inline bint in_list(const NameList* l, const char* s, Py_ssize_t n) noexcept nogil:
+    cdef int i
+    for i in range(l.n):
+        if ends_with_part(s, n, l.blob + l.start[i], l.start[i + 1] - l.start[i]):
+            return True
+    return False
+
+
+cdef Py_ssize_t metric_name(const NameList* known, const NameList* al_from, const NameList* al_to,
+                            const uint8_t* key, Py_ssize_t kn, char* out) noexcept nogil:
+    """``MetricSpec.name``: the normalised, aliased name in ``out`` (``_NAME_CAP`` bytes) and
+    its length, or -1 when the key is not a metric."""
+    cdef Py_ssize_t i, an, bn, n = kn
+    cdef uint8_t c
+    if kn > _MAX_KEY:
+        return -1
+    for i in range(kn):
+        c = _LOW[key[i]]
+        out[i] = b'_' if (c == 47 or c == 46 or c == 45) else <char>c
+    for i in range(al_from.n):
+        an = al_from.start[i + 1] - al_from.start[i]
+        if ends_with_part(out, n, al_from.blob + al_from.start[i], an):
+            bn = al_to.start[i + 1] - al_to.start[i]
+            if n - an + bn > _NAME_CAP:
+                return -1
+            memcpy(out + n - an, al_to.blob + al_to.start[i], bn)
+            n = n - an + bn
+            break
+    if in_list(known, out, n):
+        return n
+    return -1
+
+
+cdef Py_ssize_t number_end(const uint8_t* s, Py_ssize_t n, Py_ssize_t k, int* kind) noexcept nogil:
+    """The value of ``METRIC_RE`` at ``s[k:]``: its end, ``kind`` 1 a number, 2 nan/inf, 0 none."""
+    cdef Py_ssize_t p = k, d, q
+    kind[0] = 0
+    if p < n and (s[p] == 43 or s[p] == 45):
+        p += 1
+    d = p
+    while p < n and is_digit(s[p]):
+        p += 1
+    if p > d:
+        if p < n and s[p] == 46:
+            p += 1
+            while p < n and is_digit(s[p]):
+                p += 1
+    elif p + 1 < n and s[p] == 46 and is_digit(s[p + 1]):
+        p += 1
+        while p < n and is_digit(s[p]):
+            p += 1
+    else:
+        p = -1
+    if p >= 0:
+        if p < n and (s[p] == 101 or s[p] == 69):
+            q = p + 1
+            if q < n and (s[q] == 43 or s[q] == 45):
+                q += 1
+            if q < n and is_digit(s[q]):
+                while q < n and is_digit(s[q]):
+                    q += 1
+                p = q
+        kind[0] = 1
+        return p
+    p = d
+    if p + 3 <= n and _LOW[s[p]] == 110 and _LOW[s[p + 1]] == 97 and _LOW[s[p + 2]] == 110:  # nan
+        p += 3
+    elif p + 3 <= n and _LOW[s[p]] == 105 and _LOW[s[p + 1]] == 110 and _LOW[s[p + 2]] == 102:  # inf
+        p += 3
+        if p + 5 <= n and _LOW[s[p]] == 105 and _LOW[s[p + 1]] == 110 and _LOW[s[p + 2]] == 105 \
+                and _LOW[s[p + 3]] == 116 and _LOW[s[p + 4]] == 121:  # inity
+            p += 5
+    else:
+        return k
+    if p < n and (is_alpha(s[p]) or is_digit(s[p])):
+        return k
+    kind[0] = 2
+    return p
+
+
+cdef Py_ssize_t number_text(const uint8_t* s, Py_ssize_t n, char* out) noexcept nogil:
+    """``_metrics.number_text`` of the number ``s[:n]`` into ``out`` (n + 2 bytes)."""
+    cdef Py_ssize_t i = 0, o = 0, e, dot = -1, a
+    if s[0] == 45:
+        out[0] = b'-'
+        o = 1
+    if s[0] == 43 or s[0] == 45:
+        i = 1
+    e = n
+    for a in range(i, n):
+        if s[a] == 101 or s[a] == 69:
+            e = a
+            break
+    for a in range(i, e):
+        if s[a] == 46:
+            dot = a
+            break
+    if dot < 0:
+        dot = e
+    a = i
+    while a < dot and s[a] == 48:
+        a += 1
+    if a == dot:
+        out[o] = b'0'
+        o += 1
+    else:
+        memcpy(out + o, s + a, dot - a)
+        o += dot - a
+    if dot + 1 < e:
+        memcpy(out + o, s + dot, e - dot)
+        o += e - dot
+    memcpy(out + o, s + e, n - e)
+    return o + n - e
+
+
+cdef extern from "math.h" nogil:
+    bint isfinite(double)
+
+cdef double _POW10[23]
+for _i in range(23):
+    _POW10[_i] = float(10 ** _i)
+
+
+cdef double number_value(const char* t, Py_ssize_t n) noexcept nogil:
+    """``float(t[:n])`` of a JSON number (``number_text``'s output, NUL-terminated):
+    m * 10**e in one IEEE operation when m < 2**53 and |e| <= 22 (then exactly rounded,
+    as ``strtod`` and Python are), else ``strtod``."""
+    cdef Py_ssize_t i = 0
+    cdef uint64_t m = 0
+    cdef int digits = 0, frac = 0, e = 0, esign = 1
+    cdef bint neg = False, seen_dot = False
+    if t[0] == b'-':
+        neg = True
+        i = 1
+    while i < n:
+        if t[i] == b'.':
+            seen_dot = True
+        elif t[i] >= b'0' and t[i] <= b'9':
+            if m or t[i] != b'0':
+                digits += 1
+            if digits > 15:
+                return strtod(t, NULL)
+            m = m * 10 + <uint64_t>(t[i] - 48)
+            if seen_dot:
+                frac += 1
+        else:
+            break
+        i += 1
+    if i < n:  # the exponent
+        i += 1
+        if t[i] == b'-':
+            esign = -1
+            i += 1
+        elif t[i] == b'+':
+            i += 1
+        while i < n:
+            e = e * 10 + (t[i] - 48)
+            if e > 400:
+                return strtod(t, NULL)
+            i += 1
+    e = esign * e - frac
+    cdef double v = <double>m
+    if e > 22 or e < -22:
+        return strtod(t, NULL)
+    if e >= 0:
+        v = v * _POW10[e]
+    else:
+        v = v / _POW10[-e]
+    return -v if neg else v
+
+
+cdef enum:
+    _KEYS = 32  # the key cache of a parser: logged key -> metric name, direct-mapped
+
+cdef struct KeyEntry:
+    uint32_t hash
+    int16_t rawlen  # -1: empty
+    int16_t nl  # -1: not a metric
+    int16_t id  # -1: not known yet
+    bint nan  # a loss or gradient norm
+    char raw[_MAX_KEY]
+    char name[96]
+
+cdef extern from "stdlib.h" nogil:
+    double strtod(const char*, char**)
+
+
+cdef inline bint nan_name(const NameList* l, const char* s, Py_ssize_t n) noexcept nogil:
+    return in_list(l, s, n)
+
+
+cdef inline int level_code(const uint8_t* s, Py_ssize_t n) noexcept nogil:
+    """``_common.level_code``."""
+    cdef char low[8]
+    cdef Py_ssize_t i
+    if n == 0:
+        return 0
+    if n > 8:
+        return 7
+    for i in range(n):
+        low[i] = <char>_LOW[s[i]]
+    if n == 5 and memcmp(low, b"trace", 5) == 0:
+        return 1
+    if n == 5 and memcmp(low, b"debug", 5) == 0:
+        return 2
+    if n == 4 and memcmp(low, b"info", 4) == 0:
+        return 3
+    if (n == 7 and memcmp(low, b"warning", 7) == 0) or (n == 4 and memcmp(low, b"warn", 4) == 0):
+        return 4
+    if n == 5 and memcmp(low, b"error", 5) == 0:
+        return 5
+    if (n == 8 and memcmp(low, b"critical", 8) == 0) or (n == 5 and memcmp(low, b"fatal", 5) == 0):
+        return 6
+    return 7
+
+
+def _name_list(keep, names):
+    """(blob, starts, n) of a list of bytes, the blob and offsets kept alive by ``keep``."""
+    blob = b"".join(names) + b"\0"
+    keep.append(blob)
+    starts = [0]
+    for x in names:
+        starts.append(starts[len(starts) - 1] + len(x))
+    return blob, starts, len(names)
+
+
 cdef class Parser:
     """Turns appended log bytes into ``_bulk`` items. See the package docstring."""
 
@@ -1097,14 +1478,58 @@ cdef class Parser:
     cdef Py_ssize_t _cont_n
     cdef Buf _err
 
+    cdef int64_t _g_end  # the file offset after the open event's last line
+
+    # terminal noise, error classes, metrics
+    cdef object _an  # the twin's Analyzer: the tables (and the metric names list)
+    cdef list _ckeep  # bytes the tables point into
+    cdef int _progress
+    cdef bint _mon, _trace
+    cdef ClassTab _ct
+    cdef NameList _known, _al_from, _al_to, _nanl
+    cdef Frag* _cls_frag  # '"class":"<name>"}' per class
+    cdef Py_ssize_t _cls_max
+    cdef int _nan_cls, _other, _level_slot
+    cdef Buf _cl  # a line cleaned of escapes
+    cdef Buf _mfrag  # the event's ',"metrics":{...}'
+    cdef Buf _seen  # names of the event's metrics so far, each after a 2-byte length
+    cdef Buf _names  # metric names by id, concatenated
+    cdef int* _name_start
+    cdef uint16_t* _name_slot  # open addressing: id + 1, 0 empty
+    cdef int _nnames
+    cdef KeyEntry* _keys
+
     # per-feed output
     cdef Buf _out
     cdef int64_t* _ends
     cdef int64_t* _offs
+    cdef int64_t* _evt
+    cdef uint8_t* _evl
+    cdef uint8_t* _evc
+    cdef uint32_t* _evb
     cdef Py_ssize_t _count, _items_cap
     cdef int64_t _lines
+    cdef uint32_t* _mi
+    cdef uint16_t* _mid
+    cdef double* _mv
+    cdef Py_ssize_t _mn, _mcap
 
     def __cinit__(self):
+        self._cls_frag = NULL
+        self._cl.data = NULL
+        self._mfrag.data = NULL
+        self._seen.data = NULL
+        self._names.data = NULL
+        self._name_start = NULL
+        self._name_slot = NULL
+        self._evt = NULL
+        self._evl = NULL
+        self._evc = NULL
+        self._evb = NULL
+        self._mi = NULL
+        self._mid = NULL
+        self._mv = NULL
+        self._keys = NULL
         self._plan_pre = NULL
         self._caps = NULL
         self._vals = NULL
@@ -1123,7 +1548,11 @@ cdef class Parser:
                  error_classes=None, labels=None, predictions=None):
         check_args(input_id, path, host_name, id_prefix, index_pattern, start_offset,
                    max_line_bytes, timezone)
-        f = Fragments(input_id=input_id, path=path, host_name=host_name, id_prefix=id_prefix)
+        labels = check_labels(labels)
+        an = Analyzer(error_classes, metrics, predictions, progress)
+        self._setup_analysis(an)
+        f = Fragments(input_id=input_id, path=path, host_name=host_name, id_prefix=id_prefix,
+                      labels=labels)
         self._frags_obj = f
         self._time = EventTime(index_pattern)
         self._times = None
@@ -1157,9 +1586,10 @@ cdef class Parser:
             self._ml_max_bytes = ml.max_bytes
             self._ml_timeout = ml.timeout_ms
             ml = None
-        if False and ml is None and fmt.kind == FMT_PROGRAM:
+        if ml is None and fmt.kind == FMT_PROGRAM:
             self._setup_program(fmt, timezone)
-        elif True:  # error classes, metrics, arrays: the twin until the C side has them
+        elif ml is not None or fmt.kind != FMT_PLAIN:
+            # json, logfmt and start patterns: the twin does them
             # json, logfmt and multiline grouping: the twin does them
             self._py = _pyparser.Parser(
                 input_id=input_id, path=path, host_name=host_name, id_prefix=id_prefix,
@@ -1200,6 +1630,7 @@ cdef class Parser:
             pg.grp_slots = int_array(keep, [x for g in prog.groups for x in g])
         self._nslots = fmt.nslots
         self._msg_slot = fmt.message_slot
+        self._level_slot = fmt.level_slot
         self._untagged_miss = fmt.untagged_miss
         plan = fmt.log_plan + fmt.top_plan
         self._nlog = len(fmt.log_plan)
@@ -1279,7 +1710,7 @@ cdef class Parser:
         return 0
 
     cdef int _prog_event(self, const uint8_t* s, Py_ssize_t n, int64_t length, int64_t off,
-                         int tags) noexcept nogil:
+                         int tags, int64_t nbytes) noexcept nogil:
         """Write the event of a line a program matches: 0; no program matches: 1; -1: no memory."""
         cdef Matcher st
         cdef int i, r = 0, slot, c
@@ -1357,8 +1788,23 @@ cdef class Parser:
             with gil:
                 if self._set_index(ms) < 0:
                     return -1
+        cdef int level = 0, ev_class
+        if self._level_slot >= 0 and self._vals[2 * self._level_slot] >= 0:
+            a = self._vals[2 * self._level_slot]
+            level = level_code(s + a, self._vals[2 * self._level_slot + 1] - a)
+        if self._msg_slot >= 0:
+            a = self._vals[2 * self._msg_slot]
+            if a >= 0:
+                ev_class = self._analyze(s + a, self._vals[2 * self._msg_slot + 1] - a, level)
+            else:
+                ev_class = self._analyze(s, 0, level)
+        else:
+            ev_class = self._analyze(s, n, level)
+        if ev_class < 0:
+            return -1
         if buf_reserve(b, self._fixed + self._action_head.n + self._doc_head.n + self._idx.n + 96
-                       + 18 * n + self._plan_fixed + 6 * self._cont_n + self._err.len) < 0:
+                       + 18 * n + self._plan_fixed + 6 * self._cont_n + self._err.len
+                       + self._cls_max + self._mfrag.len + 12) < 0:
             return -1
         if self._reserve_items() < 0:
             return -1
@@ -1391,8 +1837,7 @@ cdef class Parser:
             self._put_value(s, self._plan_slot[i], self._plan_kind[i], &tags)
         buf_put(b, self._log_suffix.p, self._log_suffix.n)
         buf_put(b, self._doc_tail.p, self._doc_tail.n)
-        if self._err.len:
-            buf_put(b, self._err.data, self._err.len)
+        self._put_error_metrics(b, ev_class)
         for i in range(self._nlog, self._nlog + self._ntop):
             buf_put(b, self._plan_pre[i].p, self._plan_pre[i].n)
             self._put_value(s, self._plan_slot[i], self._plan_kind[i], &tags)
@@ -1401,7 +1846,7 @@ cdef class Parser:
             buf_put(b, self._tags[tags].p, self._tags[tags].n)
         buf_put(b, self._doc_end.p, self._doc_end.n)
         self._ends[self._count] = b.len
-        self._count += 1
+        self._push(ms if ok else self._read_ms, level, ev_class, nbytes)
         return 0
 
     def __dealloc__(self):
@@ -1415,14 +1860,311 @@ cdef class Parser:
         buf_free(&self._err)
         free(self._ends)
         free(self._offs)
+        free(self._evt)
+        free(self._evl)
+        free(self._evc)
+        free(self._evb)
+        free(self._mi)
+        free(self._mid)
+        free(self._mv)
+        free(self._cls_frag)
+        free(self._keys)
+        free(self._name_start)
+        free(self._name_slot)
+        buf_free(&self._cl)
+        buf_free(&self._mfrag)
+        buf_free(&self._seen)
+        buf_free(&self._names)
 
     @property
     def metric_names(self):
-        return self._py.metric_names
+        """See ``_pyparser.Parser.metric_names``."""
+        if self._py is not None:
+            return self._py.metric_names
+        return tuple(self._an.metric_names)
 
     @property
     def error_classes(self):
-        return self._py.error_classes
+        """See ``_pyparser.Parser.error_classes``."""
+        return self._an.classes.names
+
+    def _setup_analysis(self, an):
+        """C copies of the twin's tables: keyword index (shared), metric names and aliases."""
+        cdef int i
+        keep = []
+        self._an = an
+        self._progress = an.progress
+        self._mon = an.spec.on
+        stride, bitmap, ent, kw, kw_start, kw_class = scan_tables(an.classes.keywords)
+        keep.extend((bitmap, ent, kw, kw_start, kw_class))
+        self._ct.stride = stride
+        self._ct.bitmap = <const uint8_t*>PyBytes_AS_STRING(bitmap)
+        self._ct.ent = <const int*>PyBytes_AS_STRING(ent)
+        self._ct.nent = len(ent) // 12
+        self._ct.kw = <const uint8_t*>PyBytes_AS_STRING(kw)
+        self._ct.kw_start = <const int*>PyBytes_AS_STRING(kw_start)
+        self._ct.kw_class = <const int*>PyBytes_AS_STRING(kw_class)
+        cdef NameList* lists[4]
+        lists[0] = &self._known
+        lists[1] = &self._al_from
+        lists[2] = &self._al_to
+        lists[3] = &self._nanl
+        for i, names in enumerate((an.spec.known, [a for a, _ in an.spec.aliases],
+                                   [b for _, b in an.spec.aliases], [n.encode() for n in NAN_LOSS])):
+            blob, starts, n = _name_list(keep, names)
+            lists[i].blob = PyBytes_AS_STRING(blob)
+            lists[i].start = int_array(keep, starts)
+            lists[i].n = n
+        names = an.classes.names
+        self._cls_frag = <Frag*>malloc(sizeof(Frag) * len(names))
+        if self._cls_frag == NULL:
+            raise MemoryError()
+        self._cls_max = 0
+        for i, name in enumerate(names):
+            frag = b'"class":"' + name.encode() + b'"}'
+            keep.append(frag)
+            self._cls_frag[i] = frag_of(frag)
+            self._cls_max = max(self._cls_max, len(frag))
+        self._nan_cls = an.nan_loss
+        self._other = an.other
+        self._level_slot = -1
+        self._name_start = <int*>malloc(sizeof(int) * (_MAX_NAMES + 1))
+        self._name_slot = <uint16_t*>calloc(_NAME_SLOTS, sizeof(uint16_t))
+        if self._name_start == NULL or self._name_slot == NULL:
+            raise MemoryError()
+        self._name_start[0] = 0
+        self._nnames = 0
+        self._ckeep = keep
+
+    cdef int _metric_id(self, const char* name, Py_ssize_t n) noexcept nogil:
+        """The id of a metric name (a new one gets the next id), -1: past MAX_NAMES, -2: error."""
+        cdef uint32_t h = 2166136261
+        cdef Py_ssize_t i
+        cdef int slot, id_
+        for i in range(n):
+            h = (h ^ <uint8_t>name[i]) * 16777619
+        slot = h & (_NAME_SLOTS - 1)
+        while self._name_slot[slot]:
+            id_ = self._name_slot[slot] - 1
+            if (self._name_start[id_ + 1] - self._name_start[id_] == n
+                    and memcmp(self._names.data + self._name_start[id_], name, n) == 0):
+                return id_
+            slot = (slot + 1) & (_NAME_SLOTS - 1)
+        if self._nnames >= _MAX_NAMES:
+            return -1
+        if buf_reserve(&self._names, n) < 0:
+            return -2
+        buf_put(&self._names, name, n)
+        id_ = self._nnames
+        with gil:
+            try:
+                self._an.metric_names.append(PyBytes_FromStringAndSize(name, n).decode("ascii"))
+            except BaseException:
+                return -2
+        self._nnames += 1
+        self._name_start[self._nnames] = <int>self._names.len
+        self._name_slot[slot] = <uint16_t>(id_ + 1)
+        return id_
+
+    cdef int _metrics(self, const uint8_t* s, Py_ssize_t n, bint* nan) noexcept nogil:
+        """``Analyzer.metrics`` for ``s[:n]``: the fragment in ``_mfrag``, values in the m
+        arrays (item ``_count``); ``nan`` set for a NaN/inf loss. -1: no memory."""
+        cdef Py_ssize_t i = 0, sep, k, ks, ke, k2, vend, nl, tl, q
+        cdef const uint8_t* pe
+        cdef const uint8_t* pc
+        cdef int kind, id_
+        cdef bint dup, isnan
+        cdef KeyEntry* ent
+        cdef char name[_NAME_CAP + 1]
+        cdef char text[_MAX_NUMBER + 4]
+        cdef double v
+        cdef Buf* f = &self._mfrag
+        self._seen.len = 0
+        pe = <const uint8_t*>memchr(s, 61, n)
+        pc = <const uint8_t*>memchr(s, 58, n)
+        while pe != NULL or pc != NULL:
+            if pc == NULL or (pe != NULL and pe < pc):
+                sep = pe - s
+            else:
+                sep = pc - s
+            k = sep
+            while k > i and (s[k - 1] == 32 or s[k - 1] == 9):
+                k -= 1
+            if k > i and (s[k - 1] == 39 or s[k - 1] == 34):
+                k -= 1
+            ke = k
+            ks = ke
+            while ks > 0 and _KEYCH[s[ks - 1]]:
+                ks -= 1
+            kind = 0
+            if ks < ke and ks >= i and is_alpha(s[ks]):
+                k2 = sep + 1
+                while k2 < n and (s[k2] == 32 or s[k2] == 9):
+                    k2 += 1
+                vend = number_end(s, n, k2, &kind)
+            if kind == 0:
+                i = sep + 1
+            else:
+                i = vend
+                ent = self._key_entry(s + ks, ke - ks)
+                if ent == NULL:
+                    nl = metric_name(&self._known, &self._al_from, &self._al_to, s + ks, ke - ks, name)
+                    isnan = nl >= 0 and in_list(&self._nanl, name, nl)
+                else:
+                    nl = ent.nl
+                    if nl >= 0:
+                        memcpy(name, ent.name, nl)
+                    isnan = ent.nan
+                if nl >= 0:
+                    dup = False
+                    q = 0
+                    while q < self._seen.len:
+                        tl = (<uint8_t>self._seen.data[q]) | ((<uint8_t>self._seen.data[q + 1]) << 8)
+                        if tl == nl and memcmp(self._seen.data + q + 2, name, nl) == 0:
+                            dup = True
+                            break
+                        q += 2 + tl
+                    if not dup and not (kind == 1 and vend - k2 > _MAX_NUMBER):
+                        if buf_reserve(&self._seen, nl + 2) < 0:
+                            return -1
+                        self._seen.data[self._seen.len] = <char>(nl & 255)
+                        self._seen.data[self._seen.len + 1] = <char>(nl >> 8)
+                        memcpy(self._seen.data + self._seen.len + 2, name, nl)
+                        self._seen.len += nl + 2
+                        v = 0
+                        if kind == 1:
+                            tl = number_text(s + k2, vend - k2, text)
+                            text[tl] = 0
+                            v = number_value(text, tl)
+                        if kind == 2 or not isfinite(v):
+                            if isnan:
+                                nan[0] = True
+                        else:
+                            if ent != NULL and ent.id >= 0:
+                                id_ = ent.id
+                            else:
+                                id_ = self._metric_id(name, nl)
+                                if id_ == -2:
+                                    return -1
+                                if ent != NULL and id_ >= 0:
+                                    ent.id = <int16_t>id_
+                            if id_ >= 0:
+                                if buf_reserve(f, nl + tl + 20) < 0 or self._reserve_metrics() < 0:
+                                    return -1
+                                if f.len == 0:
+                                    buf_put(f, ',"metrics":{"', 13)
+                                else:
+                                    buf_put(f, ',"', 2)
+                                buf_put(f, name, nl)
+                                buf_put(f, '":', 2)
+                                buf_put(f, text, tl)
+                                self._mi[self._mn] = <uint32_t>self._count
+                                self._mid[self._mn] = <uint16_t>id_
+                                self._mv[self._mn] = v
+                                self._mn += 1
+            if i >= n:
+                break
+            if pe != NULL and pe - s < i:
+                pe = <const uint8_t*>memchr(s + i, 61, n - i)
+            if pc != NULL and pc - s < i:
+                pc = <const uint8_t*>memchr(s + i, 58, n - i)
+        if f.len:
+            if buf_reserve(f, 1) < 0:
+                return -1
+            f.data[f.len] = b'}'
+            f.len += 1
+        return 0
+
+    cdef KeyEntry* _key_entry(self, const uint8_t* key, Py_ssize_t kn) noexcept nogil:
+        """The cache entry of a logged key (filled on a miss), or NULL (no cache, key too long)."""
+        cdef uint32_t h = 2166136261
+        cdef Py_ssize_t i
+        cdef KeyEntry* e
+        if kn > _MAX_KEY:
+            return NULL
+        if self._keys == NULL:
+            self._keys = <KeyEntry*>malloc(sizeof(KeyEntry) * _KEYS)
+            if self._keys == NULL:
+                return NULL
+            for i in range(_KEYS):
+                self._keys[i].rawlen = -1
+        for i in range(kn):
+            h = (h ^ key[i]) * 16777619
+        e = &self._keys[(h ^ (h >> 16)) & (_KEYS - 1)]
+        if e.hash == h and e.rawlen == kn and memcmp(e.raw, key, kn) == 0:
+            return e
+        cdef char name[_NAME_CAP + 1]
+        cdef Py_ssize_t nl = metric_name(&self._known, &self._al_from, &self._al_to, key, kn, name)
+        if nl > 96:
+            return NULL
+        e.hash = h
+        e.rawlen = <int16_t>kn
+        memcpy(e.raw, key, kn)
+        e.nl = <int16_t>nl
+        e.id = -1
+        e.nan = False
+        if nl >= 0:
+            memcpy(e.name, name, nl)
+            e.nan = in_list(&self._nanl, name, nl)
+        return e
+
+    cdef int _reserve_metrics(self) noexcept nogil:
+        cdef Py_ssize_t cap
+        cdef void* p
+        if FP_LIKELY(self._mn < self._mcap):
+            return 0
+        cap = self._mcap * 2 if self._mcap else 1024
+        p = realloc(self._mi, cap * sizeof(uint32_t))
+        if p == NULL:
+            return -1
+        self._mi = <uint32_t*>p
+        p = realloc(self._mid, cap * sizeof(uint16_t))
+        if p == NULL:
+            return -1
+        self._mid = <uint16_t*>p
+        p = realloc(self._mv, cap * sizeof(double))
+        if p == NULL:
+            return -1
+        self._mv = <double*>p
+        self._mcap = cap
+        return 0
+
+    cdef int _analyze(self, const uint8_t* s, Py_ssize_t n, int level) noexcept nogil:
+        """Metrics and error class of the event being written (message ``s[:n]``, its
+        continuation at ``_cont_p``): its ``ev_class`` (0: not an error event), -1: no memory."""
+        cdef bint nan = False
+        cdef int cls
+        self._mfrag.len = 0
+        if self._mon and self._metrics(s, n, &nan) < 0:
+            return -1
+        cls = class_scan(&self._ct, s, n, -1)
+        if cls != 0 and self._cont_n:
+            cls = class_scan(&self._ct, self._cont_p, self._cont_n, cls)
+        if nan and (cls < 0 or self._nan_cls < cls):
+            cls = self._nan_cls
+        if cls >= 0 or self._trace or level >= 5:
+            return (cls if cls >= 0 else self._other) + 1
+        return 0
+
+    cdef inline void _put_error_metrics(self, Buf* b, int ev_class) noexcept nogil:
+        """``,"error":{...,"class":..}`` for an error event, then ``,"metrics":{...}``."""
+        if ev_class:
+            buf_put(b, ',"error":{', 10)
+            if self._err.len:
+                buf_put(b, self._err.data, self._err.len)
+                b.data[b.len] = b','
+                b.len += 1
+            buf_put(b, self._cls_frag[ev_class - 1].p, self._cls_frag[ev_class - 1].n)
+        if self._mfrag.len:
+            buf_put(b, self._mfrag.data, self._mfrag.len)
+
+    cdef inline void _push(self, int64_t ms, int level, int ev_class, int64_t nbytes) noexcept nogil:
+        """The event's entries in the per-event arrays; the item is complete."""
+        self._evt[self._count] = ms
+        self._evl[self._count] = <uint8_t>level
+        self._evc[self._count] = <uint8_t>ev_class
+        self._evb[self._count] = <uint32_t>nbytes
+        self._count += 1
 
     @property
     def offset(self):
@@ -1492,11 +2234,40 @@ cdef class Parser:
         if o == NULL:
             return -1
         self._offs = o
+        o = <int64_t*>realloc(self._evt, cap * sizeof(int64_t))
+        if o == NULL:
+            return -1
+        self._evt = o
+        cdef void* v = realloc(self._evl, cap)
+        if v == NULL:
+            return -1
+        self._evl = <uint8_t*>v
+        v = realloc(self._evc, cap)
+        if v == NULL:
+            return -1
+        self._evc = <uint8_t*>v
+        v = realloc(self._evb, cap * sizeof(uint32_t))
+        if v == NULL:
+            return -1
+        self._evb = <uint32_t*>v
         self._items_cap = cap
         return 0
 
+    cdef int _line_event(self, const uint8_t* s, Py_ssize_t avail, int64_t length, int64_t off,
+                         int tags, int64_t nbytes) noexcept nogil:
+        """A line outside multiline: cleaned of terminal noise (its first max+4 bytes when
+        longer than max_line_bytes), then ``_event``; nothing when dropped or empty."""
+        cdef const uint8_t* c
+        cdef Py_ssize_t n = avail if length <= self._max or avail <= self._cap else self._cap
+        n = clean_line(s, n, self._progress, &self._cl, &c)
+        if n == -1:
+            return -1
+        if n <= 0:
+            return 0
+        return self._event(c, n, length, off, tags, nbytes)
+
     cdef int _event(self, const uint8_t* s, Py_ssize_t avail, int64_t length, int64_t off,
-                    int tags) noexcept nogil:
+                    int tags, int64_t nbytes) noexcept nogil:
         """Append one event. ``s[:avail]`` is the line or, when it is longer than held,
         its head (then ``avail`` >= max+3); ``length`` is the line's full length."""
         cdef Py_ssize_t n = avail
@@ -1507,13 +2278,16 @@ cdef class Parser:
                 n = cut_point(s, avail, self._max)
             tags |= _TRUNCATED
         if self._kind == 1:
-            r = self._prog_event(s, n, length, off, tags)
+            r = self._prog_event(s, n, length, off, tags, nbytes)
             if r <= 0:
                 return r
             if not self._untagged_miss:
                 tags |= _PARSE_ERROR
+        cdef int ev_class = self._analyze(s, n, 0)
+        if ev_class < 0:
+            return -1
         if buf_reserve(b, self._fixed + self._action_head.n + self._doc_head.n + 6 * n
-                       + 6 * self._cont_n + self._err.len) < 0:
+                       + 6 * self._cont_n + self._err.len + self._cls_max + self._mfrag.len + 12) < 0:
             return -1
         if self._reserve_items() < 0:
             return -1
@@ -1527,13 +2301,12 @@ cdef class Parser:
         b.len += escape_msg(s, n, b.data + b.len, &tags)
         self._msg_tail(b, off, length, &tags)
         buf_put(b, self._doc_tail.p, self._doc_tail.n)
-        if self._err.len:
-            buf_put(b, self._err.data, self._err.len)
+        self._put_error_metrics(b, ev_class)
         if tags:
             buf_put(b, self._tags[tags].p, self._tags[tags].n)
         buf_put(b, self._doc_end.p, self._doc_end.n)
         self._ends[self._count] = b.len
-        self._count += 1
+        self._push(self._read_ms, 0, ev_class, nbytes)
         return 0
 
     cdef int _hold_more(self, const uint8_t* s, Py_ssize_t n) noexcept nogil:
@@ -1585,7 +2358,7 @@ cdef class Parser:
         cdef Buf* e = &self._err
         if buf_reserve(e, kn + 8 + 6 * n) < 0:
             return -1
-        if e.data[e.len - 1] != b'{':
+        if e.len:
             e.data[e.len] = b','
             e.len += 1
         buf_put(e, key, kn)
@@ -1615,30 +2388,27 @@ cdef class Parser:
             self._doc_head = self._gdoc_head
             self._read_ms = self._g_ms
         if self._g_nlines == 1:
-            r = self._event(s, self._g_first, self._g_length, self._g_off, tags)
+            r = self._event(s, self._g_first, self._g_length, self._g_off, tags, self._g_end - self._g_off)
         else:
             self._err.len = 0
             if self._g_tb or self._g_java:
                 ml_error_fields(s, self._g.len, self._g_java, self._g_state0, f)
-                if buf_reserve(&self._err, 12) < 0:
-                    return -1
-                buf_put(&self._err, ',"error":{', 10)
+                self._trace = True
                 r = 0
                 if f[0] >= 0:
                     r |= self._err_part('"type":', 7, s + f[0], f[1] - f[0], &tags)
                 if f[2] >= 0:
                     r |= self._err_part('"message":', 10, s + f[2], f[3] - f[2], &tags)
                 r |= self._err_part('"stack_trace":', 14, s + f[4], self._g.len - f[4], &tags)
-                if r < 0 or buf_reserve(&self._err, 2) < 0:
+                if r < 0:
                     return -1
-                self._err.data[self._err.len] = b'}'
-                self._err.len += 1
             self._cont_p = s + self._g_first
             self._cont_n = self._g.len - self._g_first
             r = self._event(s, self._g_first, self._g_orig if self._g_trunc else self._g_first,
-                            self._g_off, tags)
+                            self._g_off, tags, self._g_end - self._g_off)
             self._cont_n = 0
             self._err.len = 0
+            self._trace = False
         if swap:
             self._action_head = ah
             self._doc_head = dh
@@ -1648,8 +2418,9 @@ cdef class Parser:
         self._g.len = 0
         return r
 
-    cdef int _open(self, const uint8_t* s, Py_ssize_t n, int64_t length, int64_t off, int state,
-                   int64_t idx, bint incomplete) noexcept nogil:
+    cdef int _open(self, const uint8_t* s, Py_ssize_t n, int64_t length, int64_t off, int64_t end,
+                   int state, int64_t idx, bint incomplete) noexcept nogil:
+        self._g_end = end
         self._g.len = 0
         if buf_reserve(&self._g, n + 1) < 0:
             return -1
@@ -1671,12 +2442,25 @@ cdef class Parser:
         return 0
 
     cdef int _ml_line(self, const uint8_t* s, Py_ssize_t avail, int64_t length, int64_t off,
-                      bint incomplete) noexcept nogil:
-        """``_pyparser.Parser._ml_line``: one line, ``s[:avail]`` it or its head."""
+                      int64_t end, bint incomplete) noexcept nogil:
+        """``_pyparser.Parser._ml_line``: one line, ``s[:avail]`` it or its head; ``end`` the
+        offset after its line break."""
         cdef int64_t idx = self._nline
         cdef Py_ssize_t n
         cdef int st
+        cdef const uint8_t* c
         self._nline += 1
+        if length:
+            n = avail if length <= self._max or avail <= self._cap else self._cap
+            n = clean_line(s, n, self._progress, &self._cl, &c)
+            if n == -1:
+                return -1
+            if n == -2:
+                return 0
+            if n == 0:
+                length = 0
+            s = c
+            avail = n
         if length == 0:
             if self._g_open:
                 self._g_blanks += 1
@@ -1684,7 +2468,7 @@ cdef class Parser:
                 if self._g_nlines + self._g_blanks >= self._ml_max_lines:
                     return self._emit()
             return 0
-        n = length if length <= self._max else cut_point(s, avail, self._max)
+        n = avail if avail <= self._max else cut_point(s, avail, self._max)
         if self._g_open:
             st = ml_next_state(self._g_state, s, n)
             if st >= 0:
@@ -1693,7 +2477,7 @@ cdef class Parser:
                     self._g_cut = True
                     if self._emit() < 0:
                         return -1
-                    return self._open(s, n, length, off, st, idx, incomplete)
+                    return self._open(s, n, length, off, end, st, idx, incomplete)
                 if buf_reserve(&self._g, self._g_blanks + 1 + n) < 0:
                     return -1
                 memset(self._g.data + self._g.len, 10, self._g_blanks + 1)
@@ -1711,10 +2495,11 @@ cdef class Parser:
                     self._g_tb = True
                 self._g_last_ms = self._read_ms
                 self._g_incomplete = incomplete
+                self._g_end = end
                 return 0
             if self._emit() < 0:
                 return -1
-        return self._open(s, n, length, off, ml_first_state(s, n), idx, incomplete)
+        return self._open(s, n, length, off, end, ml_first_state(s, n), idx, incomplete)
 
     cdef int _scan(self, const uint8_t* p, Py_ssize_t n) noexcept nogil:
         cdef const uint8_t* end = p + n
@@ -1734,11 +2519,11 @@ cdef class Parser:
             length = raw - self._last_cr
             if self._mlon:
                 if self._ml_line(<const uint8_t*>self._hold, held if held < length else length,
-                                 length, off, False) < 0:
+                                 length, off, off + raw + 1, False) < 0:
                     return -1
             elif length:
-                if self._event(<const uint8_t*>self._hold, held if held < length else length,
-                               length, off, 0) < 0:
+                if self._line_event(<const uint8_t*>self._hold, held if held < length else length,
+                                    length, off, 0, raw + 1) < 0:
                     return -1
             off += raw + 1
             self._lines += 1
@@ -1755,11 +2540,11 @@ cdef class Parser:
             if length and p[length - 1] == 13:
                 length -= 1
             if self._mlon:
-                if self._ml_line(p, length, length, off, False) < 0:
+                if self._ml_line(p, length, length, off, off + raw + 1, False) < 0:
                     self._offset = off
                     return -1
             elif length:
-                if self._event(p, length, length, off, 0) < 0:
+                if self._line_event(p, length, length, off, 0, raw + 1) < 0:
                     self._offset = off
                     return -1
             off += raw + 1
@@ -1779,6 +2564,8 @@ cdef class Parser:
         self._lines = 0
         self._cont_n = 0
         self._err.len = 0
+        self._mn = 0
+        self._trace = False
         self._start_line = self._mark()
 
     cdef object _batch(self, int64_t start):
@@ -1787,16 +2574,35 @@ cdef class Parser:
         body = PyBytes_FromStringAndSize(self._out.data, self._out.len)
         ends = PyBytes_FromStringAndSize(<char*>self._ends, self._count * 8)
         offs = PyBytes_FromStringAndSize(<char*>self._offs, self._count * 8)
+        batch = Batch(body, self._count, ends, offs, start,
+                      self._g_off if self._g_open else self._offset, self._lines)
+        cdef Py_ssize_t c = self._count, m = self._mn
+        if c:
+            batch.ev_time.frombytes(PyBytes_FromStringAndSize(<char*>self._evt, c * 8))
+            batch.ev_level.frombytes(PyBytes_FromStringAndSize(<char*>self._evl, c))
+            batch.ev_class.frombytes(PyBytes_FromStringAndSize(<char*>self._evc, c))
+            batch.ev_bytes.frombytes(PyBytes_FromStringAndSize(<char*>self._evb, c * 4))
+        if m:
+            batch.m_item.frombytes(PyBytes_FromStringAndSize(<char*>self._mi, m * 4))
+            batch.m_id.frombytes(PyBytes_FromStringAndSize(<char*>self._mid, m * 2))
+            batch.m_value.frombytes(PyBytes_FromStringAndSize(<char*>self._mv, m * 8))
         if self._out.cap > _KEEP_BYTES:
             buf_free(&self._out)
         if self._items_cap > _KEEP_BYTES // 64:
             free(self._ends)
             free(self._offs)
+            free(self._evt)
+            free(self._evl)
+            free(self._evc)
+            free(self._evb)
             self._ends = NULL
             self._offs = NULL
+            self._evt = NULL
+            self._evl = NULL
+            self._evc = NULL
+            self._evb = NULL
             self._items_cap = 0
-        return Batch(body, self._count, ends, offs, start,
-                     self._g_off if self._g_open else self._offset, self._lines)
+        return batch
 
     def feed(self, data, read_time_ms):
         if self._py is not None:
@@ -1854,8 +2660,8 @@ cdef class Parser:
         self._prepare(read_time_ms)
         self._start()
         try:
-            if self._event(<const uint8_t*>self._hold, self._hold_len, raw, start,
-                           _INCOMPLETE) < 0:
+            if self._line_event(<const uint8_t*>self._hold, self._hold_len, raw, start,
+                                _INCOMPLETE, raw) < 0:
                 raise MemoryError()
             self._offset = start + raw
             self._lines = 1
@@ -1871,7 +2677,8 @@ cdef class Parser:
         self._start()
         try:
             if raw:
-                if self._ml_line(<const uint8_t*>self._hold, self._hold_len, raw, self._offset, True) < 0:
+                if self._ml_line(<const uint8_t*>self._hold, self._hold_len, raw, self._offset,
+                                 self._offset + raw, True) < 0:
                     raise MemoryError()
                 self._offset += raw
                 self._drop_held()

@@ -11,12 +11,16 @@ best of --repeat runs, each contender turning them into an Elasticsearch ``_bulk
 
 With ``--format python`` the parsers run the ``python`` format (fields, @timestamp from
 the line); ``--format hdfs`` runs the LogHub HDFS template over the HDFS sample repeated
-to N lines (needs ../shared/corpora/loghub; the naive loop uses the equivalent regex).
+to N lines; ``--format loghub`` the LogHub mix: each of the 16 datasets with its template
+from ``formats.tsv``, N/16 lines each (needs ../shared/corpora/loghub; the naive loop
+uses the regex LogPAI's own code makes of each template).
 
-With ``--multiline auto`` (or ``none``, the default) the parsers group tracebacks.
+With ``--multiline auto`` (or ``none``, the default) the parsers group tracebacks. Error
+classes, terminal-noise stripping and the per-event arrays are always on; metrics are on
+(``auto``) unless ``--metrics none``.
 
-    python benchmarks/bench_parse.py [-n 1000000] [--format plain|python|hdfs] [--chunk 262144]
-                                     [--multiline none|auto] [--repeat 3] [--json]
+    python benchmarks/bench_parse.py [-n 1000000] [--format plain|python|hdfs|loghub] [--chunk 262144]
+                                     [--multiline none|auto] [--metrics auto|none] [--repeat 3] [--json]
 """
 
 from __future__ import annotations
@@ -111,8 +115,35 @@ LOGHUB = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.ab
 HDFS_FORMAT = "<Date> <Time> <Pid> <Level> <Component>: <Content>"
 HDFS_RE = re.compile(rb"^(?P<Date>.*?)\s+(?P<Time>.*?)\s+(?P<Pid>.*?)\s+(?P<Level>.*?)\s+(?P<Component>.*?):\s+"
                      rb"(?P<Content>.*?)$", re.S)
-FORMAT = {"plain": "plain", "python": "python", "hdfs": HDFS_FORMAT}
+FORMAT = {"plain": "plain", "python": "python", "hdfs": HDFS_FORMAT, "loghub": "loghub"}
 EXTRA: dict[str, Any] = {}
+#: (format, naive regex, chunks) per part of the workload; one parser per part
+WORKLOAD: list[tuple[str, Any, list[bytes]]] = []
+
+
+def logpai_regex(fmt: str) -> re.Pattern[bytes]:
+    """The regex LogPAI's benchmark code (``generate_logformat_regex``) makes of a template."""
+    parts = re.split(r"(<[^<>]+>)", fmt)
+    regex = ""
+    for k, part in enumerate(parts):
+        if k % 2 == 0:
+            regex += re.sub(" +", "\\\\s+", part)
+        else:
+            regex += f"(?P<{part.strip('<>')}>.*?)"
+    return re.compile(("^" + regex + "$").encode(), re.S)
+
+
+def loghub_workload(n: int, size: int) -> list[tuple[str, Any, list[bytes]]]:
+    """The 16 LogHub samples, each repeated to n/16 lines, with their templates."""
+    out = []
+    with open(os.path.join(LOGHUB, "formats.tsv")) as f:
+        rows = [line.rstrip("\n").split("\t") for line in f.read().splitlines()[1:] if line.strip()]
+    for name, fmt in rows:
+        with open(os.path.join(LOGHUB, f"{name}_2k.log"), "rb") as f:
+            sample = f.read().splitlines(keepends=True)
+        data = b"".join(sample[i % len(sample)] for i in range(n // len(rows)))
+        out.append((fmt, logpai_regex(fmt), chunks(data, size)))
+    return out
 
 
 def generate_hdfs(n: int) -> bytes:
@@ -122,24 +153,35 @@ def generate_hdfs(n: int) -> bytes:
 
 
 def run_parser(module: Any) -> Callable[[list[bytes], int], tuple[int, int]]:
-    def go(parts: list[bytes], ms: int) -> tuple[int, int]:
-        p = module.Parser(**KW, **EXTRA)
+    def go(_: list[bytes], ms: int) -> tuple[int, int]:
         events = size = 0
-        for c in parts:
-            b = p.feed(c, ms)
+        for fmt, _rx, parts in WORKLOAD:
+            p = module.Parser(**KW, **{**EXTRA, "format": fmt})
+            for c in parts:
+                b = p.feed(c, ms)
+                events += b.count
+                size += len(b.body)
+            b = p.flush(ms)
             events += b.count
             size += len(b.body)
-        b = p.flush(ms)
-        return events + b.count, size + len(b.body)
+        return events, size
     return go
 
 
 LOG_RE = re.compile(rb"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) - (\S+) - ([A-Z]+) - (.*)", re.S)
-NAIVE_RE = LOG_RE
 
 
-def run_naive(parts: list[bytes], ms: int) -> tuple[int, int]:
-    """What one would write first: a line loop, a regex, a dict, orjson."""
+def run_naive(_: list[bytes], ms: int) -> tuple[int, int]:
+    """What one would write first: a line loop, a regex, a dict, orjson (per workload part)."""
+    events = size = 0
+    for _fmt, rx, parts in WORKLOAD:
+        e, s = _naive_part(parts, ms, rx)
+        events += e
+        size += s
+    return events, size
+
+
+def _naive_part(parts: list[bytes], ms: int, rx: Any) -> tuple[int, int]:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
     index = time.strftime(KW["index_pattern"], time.gmtime(ms // 1000))
     path, host, dataset, prefix = KW["path"], KW["host_name"], KW["input_id"], KW["id_prefix"]
@@ -159,12 +201,13 @@ def run_naive(parts: list[bytes], ms: int) -> tuple[int, int]:
                                        "message": line.decode("utf-8", "replace"),
                                        "log": {"file": {"path": path}, "offset": offset},
                                        "host": {"name": host}, "event": {"dataset": dataset}}
-                if NAIVE_RE is HDFS_RE:
-                    m = HDFS_RE.match(line)
+                if rx is not LOG_RE:
+                    m = rx.match(line)
                     if m:
                         fields = {k: v.strip().decode() for k, v in m.groupdict().items()}
                         doc["message"] = fields.pop("Content")
-                        doc["log"]["level"] = fields["Level"]
+                        if "Level" in fields:
+                            doc["log"]["level"] = fields["Level"]
                         doc.update(fields)
                 else:
                     m = LOG_RE.match(line)
@@ -201,18 +244,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     ap.add_argument("--format", choices=sorted(FORMAT), default="plain", help="the parsers' format")
     ap.add_argument("--multiline", choices=["none", "auto"], default="none", help="the parsers' grouping")
+    ap.add_argument("--metrics", choices=["none", "auto"], default="auto", help="the parsers' metric extraction")
     args = ap.parse_args(argv)
 
-    global NAIVE_RE
     EXTRA.clear()
-    EXTRA.update(format=FORMAT[args.format], timezone="UTC", multiline=args.multiline)
-    if args.format == "hdfs":
-        NAIVE_RE = HDFS_RE
-        data = generate_hdfs(args.lines)
+    EXTRA.update(timezone="UTC", multiline=args.multiline, metrics=args.metrics)
+    WORKLOAD.clear()
+    if args.format == "loghub":
+        WORKLOAD.extend(loghub_workload(args.lines, args.chunk))
     else:
-        data = generate(args.lines)
-    nlines = data.count(b"\n")
-    parts = chunks(data, args.chunk)
+        data = generate_hdfs(args.lines) if args.format == "hdfs" else generate(args.lines)
+        WORKLOAD.append((FORMAT[args.format], HDFS_RE if args.format == "hdfs" else LOG_RE,
+                         chunks(data, args.chunk)))
+    data_len = sum(len(c) for _, _, parts in WORKLOAD for c in parts)
+    nlines = sum(c.count(b"\n") for _, _, parts in WORKLOAD for c in parts)
+    parts: list[bytes] = []
     contenders: dict[str, Callable[[list[bytes], int], tuple[int, int]]] = {}
     if _cparser is not None:
         contenders["cython"] = run_parser(_cparser)
@@ -228,16 +274,18 @@ def main(argv: list[str] | None = None) -> int:
     for name, fn in contenders.items():
         secs, events, body = measure(fn, parts, args.repeat)
         results[name] = {"seconds": round(secs, 4), "lines_per_s": round(nlines / secs),
-                         "mb_per_s": round(len(data) / secs / 1e6, 1), "events": events,
+                         "mb_per_s": round(data_len / secs / 1e6, 1), "events": events,
                          "body_bytes": body}
-    report = {"format": args.format, "multiline": args.multiline, "lines": nlines, "input_bytes": len(data),
+    report = {"format": args.format, "multiline": args.multiline, "metrics": args.metrics, "lines": nlines,
+              "input_bytes": data_len,
               "chunk": args.chunk,
               "repeat": args.repeat, "python": platform.python_version(),
               "machine": platform.machine(), "cpus": os.cpu_count(), "results": results}
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"format {args.format}, multiline {args.multiline}: {nlines:,} lines, {len(data) / 1e6:.1f} MB input, "
+    print(f"format {args.format}, multiline {args.multiline}, metrics {args.metrics}: {nlines:,} lines, "
+          f"{data_len / 1e6:.1f} MB input, "
           f"{args.chunk // 1024} KiB feeds, "
           f"best of {args.repeat}")
     print(f"{'parser':<8} {'seconds':>8} {'lines/s':>12} {'MB/s':>8} {'events':>10} "

@@ -9,6 +9,9 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
+
+import orjson
 
 from . import __version__
 from .config import Config, ConfigError, load, reference
@@ -31,6 +34,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     prs.add_argument("--json-root", action="store_true")
     prs.add_argument("--multiline", default="auto", help="auto (tracebacks, stack traces), none")
     prs.add_argument("--input-id", default="cli")
+    prs.add_argument("--progress", default="last", choices=["last", "all", "drop"],
+                     help="a line redrawn with \\r: keep the last state, all of it, or drop it")
+    prs.add_argument("--metrics", default="auto", choices=["auto", "none"], help="key=value metrics")
+    prs.add_argument("--metric", action="append", default=[], metavar="NAME", help="one more metric name")
+    prs.add_argument("--error-class", action="append", default=[], metavar="CLASS:KEYWORD",
+                     help="one more error class keyword (a new class is checked first)")
+    prs.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="a label on every event")
+    prs.add_argument("--path-fields", default=None, metavar="GLOB",
+                     help="a glob with {name} captures: a file's captures become its labels")
+    prs.add_argument("--predictions", default=None, metavar="label=F[,prediction=F][,score=F][,positive=V]",
+                     help="json: prediction fields (shown on stderr per batch)")
     prs.add_argument("files", nargs="*")
     sub.add_parser("config-reference", help="print the reference of every config key")
     dlq = sub.add_parser("dlq", help="show or re-send the documents Elasticsearch refused")
@@ -46,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cmd == "dlq":
             return _dlq(args.config, args.action, args.limit)
         if args.cmd == "parse":
-            return _parse(args.format, args.input_id, args.files, args.timezone, args.json_root, args.multiline)
+            return _parse(args)
         sys.stdout.write(reference())
         return 0
     except ConfigError as e:
@@ -126,23 +140,55 @@ async def _check_output(cfg: Config) -> int:
         await client.close()
 
 
-def _parse(fmt: str, input_id: str, files: list[str], timezone: str | None, json_root: bool, multiline: str) -> int:
+def _pairs(items: list[str], sep: str, what: str) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        k, found, v = item.partition(sep)
+        if not found or not k:
+            raise ConfigError(what, f"expected {what.lstrip('-').upper()} as NAME{sep}VALUE, got {item!r}")
+        out.append((k, v))
+    return out
+
+
+def _parse_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The parse command's options as an input's config keys (checked by the same schema)."""
+    raw: dict[str, Any] = {
+        "id": args.input_id, "paths": ["-"], "format": args.format, "timezone": args.timezone,
+        "json_root": args.json_root, "multiline": args.multiline, "progress": args.progress,
+        "metrics": {"names": args.metric} if args.metric and args.metrics == "auto" else args.metrics,
+        "path_fields": args.path_fields,
+    }
+    if args.predictions:
+        preds: dict[str, Any] = {}
+        for k, v in _pairs(args.predictions.split(","), "=", "--predictions"):
+            try:
+                preds[k] = orjson.loads(v) if k == "positive" else v
+            except orjson.JSONDecodeError:
+                preds[k] = v
+        raw["predictions"] = preds
+    return raw
+
+
+def _parse(args: argparse.Namespace) -> int:
     """The documents lines would become: the tool to try a format before deploying it."""
     from _fastparse import Parser
 
     from .config import _check_format, from_dict
 
-    inp = from_dict(
-        {"inputs": [{"id": input_id, "paths": ["-"], "format": fmt, "timezone": timezone, "json_root": json_root}]},
-        env={},
-    ).inputs[0]
+    classes: dict[str, list[str]] = {}
+    for name, kw in _pairs(args.error_class, ":", "--error-class"):
+        classes.setdefault(name, []).append(kw)
+    labels = dict(_pairs(args.label, "=", "--label"))
+    cfg = {"inputs": [_parse_options(args)], **({"error_classes": classes} if classes else {})}
+    inp = from_dict(cfg, env={}).inputs[0]
     _check_format(inp, "--format")
     out = sys.stdout.buffer
-    sources = files or ["-"]
+    sources = args.files or ["-"]
     for src in sources:
         name = "<stdin>" if src == "-" else os.path.abspath(src)
+        file_labels = {**(inp.path_fields.labels(name) if inp.path_fields else {}), **labels}
         p = Parser(
-            input_id=input_id,
+            input_id=args.input_id,
             path=name,
             host_name=os.uname().nodename,
             id_prefix="parse",
@@ -152,17 +198,30 @@ def _parse(fmt: str, input_id: str, files: list[str], timezone: str | None, json
             timezone=inp.timezone,
             json_root=inp.json_root,
             multiline=inp.multiline,
+            progress=inp.progress,
+            metrics=inp.metrics,
+            error_classes=inp.error_classes,
+            labels=file_labels or None,
+            predictions=inp.predictions,
         )
         f = sys.stdin.buffer if src == "-" else open(src, "rb")  # noqa: SIM115
         try:
             while chunk := f.read(1 << 16):
-                _print_docs(p.feed(chunk, int(time.time() * 1000)).body, out)
-            _print_docs(p.flush(int(time.time() * 1000)).body, out)
+                _print_batch(p.feed(chunk, int(time.time() * 1000)), out)
+            _print_batch(p.flush(int(time.time() * 1000)), out)
         finally:
             if f is not sys.stdin.buffer:
                 f.close()
     out.flush()
     return 0
+
+
+def _print_batch(batch: Any, out: object) -> None:
+    _print_docs(batch.body, out)
+    for i in range(len(batch.p_item)):
+        pred = batch.p_pred[i]
+        sys.stderr.write(f"prediction item={batch.p_item[i]} label={batch.p_label[i]} "
+                         f"prediction={'-' if pred < 0 else pred} score={batch.p_score[i]}\n")
 
 
 def _print_docs(body: bytes, out: object) -> None:

@@ -160,6 +160,116 @@ def _multiline(v: Any, path: str) -> str | dict[str, Any]:
     return out
 
 
+METRICS_SCHEMA: dict[str, Key] = {
+    "names": Key(_str_list, [], "More metric names (matched like the built-in ones, also as the last `_` part)."),
+    "aliases": Key(lambda v, p: _str_map(v, p), None, "More spellings: {logged: canonical}, e.g. {rew: reward}."),
+}
+
+
+def _str_map(v: Any, path: str) -> dict[str, str]:
+    if not isinstance(v, dict):
+        raise ConfigError(path, f"expected a mapping of strings, got {v!r}")
+    return {_str(k, path): _str(x, _join(path, str(k))) for k, x in v.items()}
+
+
+def _metrics(v: Any, path: str) -> str | dict[str, Any]:
+    if v in ("auto", "none"):
+        return str(v)
+    if not isinstance(v, dict):
+        raise ConfigError(path, f"expected auto, none or a mapping with names, aliases; got {v!r}")
+    m = _validate(v, METRICS_SCHEMA, path)
+    return {"names": m["names"], "aliases": m["aliases"] or {}}
+
+
+def _scalar(v: Any, path: str) -> Any:
+    if not isinstance(v, (str, int, float, bool)):
+        raise ConfigError(path, f"expected a string, number or boolean, got {v!r}")
+    return v
+
+
+PREDICTIONS_SCHEMA: dict[str, Key] = {
+    "label": Key(_str, required=True, doc="Field (dotted path) of the true label in each JSON line."),
+    "prediction": Key(_opt_str, None, "Field of the predicted label (unset: not logged)."),
+    "score": Key(_opt_str, None, "Field of the score (a number; unset: not logged)."),
+    "positive": Key(_scalar, None, "The label value that is positive (default: true or 1)."),
+}
+
+
+def _predictions(v: Any, path: str) -> dict[str, Any] | None:
+    if v is None:
+        return None
+    p = _validate(v, PREDICTIONS_SCHEMA, path)
+    return {k: x for k, x in p.items() if x is not None}
+
+
+_CAPTURE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class PathFields:
+    """``path_fields``: a glob whose ``{name}`` parts capture path segments as labels.
+
+    ``**`` matches any depth, ``*`` and ``?`` within one segment, ``{name}`` one whole
+    segment or part of one; the whole path must match."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self.names: list[str] = []
+        out = []
+        i = 0
+        while i < len(pattern):
+            m = _CAPTURE.match(pattern, i)
+            if m:
+                if m.group(1) in self.names:
+                    raise ValueError(f"the capture {{{m.group(1)}}} appears twice")
+                self.names.append(m.group(1))
+                out.append(f"(?P<{m.group(1)}>[^/]+)")
+                i = m.end()
+            elif pattern.startswith("**", i):
+                out.append(".*")
+                i += 2
+            elif pattern[i] == "*":
+                out.append("[^/]*")
+                i += 1
+            elif pattern[i] == "?":
+                out.append("[^/]")
+                i += 1
+            else:
+                out.append(re.escape(pattern[i]))
+                i += 1
+        if not self.names:
+            raise ValueError("has no {name} capture")
+        self.regex = re.compile("".join(out))
+
+    def labels(self, path: str) -> dict[str, str]:
+        """The captures of ``path`` (empty when it does not match)."""
+        m = self.regex.fullmatch(path)
+        return dict(m.groupdict()) if m else {}
+
+
+def source_of(template: str | None, labels: Mapping[str, str], input_id: str) -> str:
+    """``source`` filled with a file's captures; the input's id when unset or a capture is missing."""
+    if not template:
+        return input_id
+    try:
+        return template.format_map(dict(labels))
+    except (KeyError, IndexError, ValueError):
+        return input_id
+
+
+def _error_classes(v: Any, path: str) -> dict[str, list[str]]:
+    from _fastparse._classes import build_classes
+
+    if not isinstance(v, dict):
+        raise ConfigError(path, f"expected a mapping of class -> [keyword, ...], got {v!r}")
+    out = {str(k): _nonempty_str_list(x, _join(path, str(k))) for k, x in v.items()}
+    try:
+        build_classes(out)
+    except (TypeError, ValueError) as e:
+        name = next((k for k in out if repr(k) in str(e) or f".{k}" in str(e)), "")
+        raise ConfigError(_join(path, name) if name else path, str(e).split(": ", 1)[-1]) from None
+    return out
+
+
 def _listen(v: Any, path: str) -> str | None:
     if v is None or v is False or v == "":
         return None
@@ -212,6 +322,32 @@ INPUT_SCHEMA: dict[str, Key] = {
         "{start: REGEX, max_lines: 500, max_bytes: 1MiB, timeout: 2s}.",
     ),
     "json_root": Key(_bool, False, "json: put the other keys at the root instead of under `json`."),
+    "progress": Key(
+        _choice("last", "all", "drop"),
+        "last",
+        "A line redrawn with `\\r` (progress bars): keep the text after the last `\\r`, `all` of it, or `drop` it.",
+    ),
+    "metrics": Key(
+        lambda v, p: _metrics(v, p),
+        "auto",
+        "`key=value` / `key: value` model metrics into `metrics.<name>`: `auto`, `none`, or "
+        "{names: [...], aliases: {logged: canonical}} (added to the built-in tables).",
+    ),
+    "predictions": Key(
+        lambda v, p: _predictions(v, p),
+        None,
+        "json: prediction records {label: FIELD, prediction: FIELD, score: FIELD, positive: VALUE}.",
+    ),
+    "path_fields": Key(
+        _opt_str,
+        None,
+        "A glob with `{name}` captures (`/srv/models/{model}/{run}/**`): a file's captures become its `labels`.",
+    ),
+    "source": Key(
+        _opt_str,
+        None,
+        "What the anomaly counters call a file's events: a template over the captures (`{model}/{run}`).",
+    ),
     "index": Key(_index_pattern, None, "Index pattern for this input only (default: the output's)."),
     "max_line_bytes": Key(_size, "1MiB", "Longer lines are truncated, tagged `truncated`, their length kept."),
     "start_at": Key(_choice("beginning", "end"), "beginning", "Where to start in files found at the first start."),
@@ -348,6 +484,12 @@ ROOT_SCHEMA: dict[str, Key] = {
     "http": Key(_section(HTTP_SCHEMA), None, "The agent's own HTTP listener."),
     "watch": Key(_section(WATCH_SCHEMA), None, "How changes are noticed."),
     "dlq": Key(_section(DLQ_SCHEMA), None, "The dead-letter queue in data_dir/dlq."),
+    "error_classes": Key(
+        lambda v, p: _error_classes(v, p),
+        None,
+        "More error classes {name: [keyword, ...]} (checked before the built-in ones; naming a "
+        "built-in class adds keywords to it).",
+    ),
     "anomaly": Key(_section(ANOMALY_SCHEMA), None, "Per-source counters and anomaly detection."),
     "max_open_files": Key(_pos_int, 1024, "Files held open at once; more wait until others close."),
     "max_inflight_bytes": Key(_size, "16MiB", "Bulk bytes read but not yet acknowledged; readers wait above it."),
@@ -437,6 +579,12 @@ class InputConfig:
     ignore_older: float | None
     clean_removed_after: float
     rotated_paths: list[str]
+    progress: str = "last"
+    metrics: Any = "auto"
+    predictions: dict[str, Any] | None = None
+    path_fields: PathFields | None = None
+    source: str | None = None
+    error_classes: dict[str, list[str]] | None = None  # the top-level table, for the parser
 
 
 @dataclass(frozen=True)
@@ -568,8 +716,14 @@ def from_dict(raw: Any, env: Mapping[str, str] | None = None, base: Path | None 
             ignore_older=inp["ignore_older"],
             clean_removed_after=inp["clean_removed_after"],
             rotated_paths=[_abs_glob(g, base) for g in inp["rotated_paths"]],
+            progress=inp["progress"],
+            metrics=inp["metrics"],
+            predictions=inp["predictions"],
+            path_fields=_path_fields(inp, base, f"inputs[{i}]"),
+            source=inp["source"],
+            error_classes=v["error_classes"],
         )
-        for inp in v["inputs"]
+        for i, inp in enumerate(v["inputs"])
     ]
     for i, inp in enumerate(inputs):
         _check_format(inp, f"inputs[{i}]")
@@ -657,10 +811,30 @@ def _check_format(inp: InputConfig, path: str) -> None:
             format=fmt,
             timezone=inp.timezone,
             json_root=inp.json_root,
+            metrics=inp.metrics,
+            predictions=inp.predictions,
         )
-    except ValueError as e:
+    except (TypeError, ValueError) as e:
         key = "timezone" if inp.timezone and "zone" in str(e).lower() else "format"
         raise ConfigError(f"{path}.{key}", str(e)) from None
+
+
+def _path_fields(inp: dict[str, Any], base: Path, path: str) -> PathFields | None:
+    """``path_fields`` compiled (relative to the config's directory), ``source`` checked against it."""
+    pf = None
+    if inp["path_fields"]:
+        try:
+            pf = PathFields(_abs_glob(inp["path_fields"], base))
+        except ValueError as e:
+            raise ConfigError(f"{path}.path_fields", str(e)) from None
+    if inp["source"]:
+        names = _CAPTURE.findall(inp["source"])
+        missing = [n for n in names if pf is None or n not in pf.names]
+        if missing:
+            raise ConfigError(f"{path}.source", f"{{{missing[0]}}} is not a capture of path_fields")
+    if inp["format"] != "json" and inp["predictions"]:
+        raise ConfigError(f"{path}.predictions", "needs format: json")
+    return pf
 
 
 def _abs_glob(g: str, base: Path) -> str:

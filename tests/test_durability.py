@@ -173,3 +173,34 @@ def test_truncation_then_a_rewrite_of_the_same_bytes(
     got = r.messages()
     assert set(got) == set(r.written) and set(got.values()) == {2}, got.most_common(3)
     assert r.agent.stop() == 0
+
+
+def test_copytruncate_mid_read_of_a_generation_begun_empty_takes_the_right_copy(
+    es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
+) -> None:
+    """A generation that began empty is fingerprinted on 0 bytes until the fingerprint is
+    extended; copied and truncated before that, any copy "matched" it and the first in
+    sorted order (here an older, larger one) was read in its place. Found by
+    `benchmarks/rotation_soak.py --copytruncate --full-speed`."""
+    r = Run(es_plain, es_client, agent_factory, tmp_path, rotated_paths=[f"{tmp_path}/logs/app.log.*"])
+    import yaml
+
+    cfg = yaml.safe_load(r.agent.config.read_text())
+    cfg["max_inflight_bytes"] = "256KiB"  # a slow reader: the truncation comes mid-file
+    r.agent.config.write_text(yaml.safe_dump(cfg))
+    app = r.logs / "app.log"
+    app.write_bytes(b"")
+    (r.logs / "app.log.0").write_bytes(b"".join(b"decoy %d from an older rotation\n" % i for i in range(300_000)))
+    r.agent.start()
+    wait_for(lambda: (tmp_path / "data" / "registry.json").exists(), 30, "the agent to register the empty file")
+    time.sleep(1.5)
+    app.write_bytes(r.lines("gen0", 150_000))
+    r.shipped(2_000)
+    assert r.count() < 100_000, "the agent read the whole file before the truncation: no test"
+    shutil.copyfile(app, r.logs / "app.log.1")
+    with app.open("r+b") as f:
+        f.truncate(0)
+    with app.open("ab") as f:
+        f.write(r.lines("gen1", 100))
+    r.assert_exactly_once()
+    assert r.agent.stop() == 0

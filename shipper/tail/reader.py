@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from _fastparse import Parser
 
 from ..acks import Watermark
-from ..config import InputConfig
+from ..config import InputConfig, source_of
 from ..metrics import Metrics
 from ..pipeline import Pipeline
 from ..registry import FileState, Registry
@@ -67,6 +67,10 @@ class FileReader:
         self._lines = metrics.input_lines.labels(cfg.id)
         self._bytes = metrics.input_bytes.labels(cfg.id)
         self.watermark = Watermark(state.offset, self._advance)
+        #: the file's `path_fields` captures (its events' `labels`)
+        self.labels: dict[str, str] = cfg.path_fields.labels(state.path) if cfg.path_fields else {}
+        #: what the anomaly counters call this file's events: `source` over the captures, or the input id
+        self.source: str = source_of(cfg.source, self.labels, cfg.id)
         self.watermark.owner = self  # the anomaly counters read the source and parser tables through it
         self.parser = self._new_parser(state.offset)
         self.size = 0
@@ -90,6 +94,11 @@ class FileReader:
             timezone=self.cfg.timezone,
             json_root=self.cfg.json_root,
             multiline=self.cfg.multiline,
+            progress=self.cfg.progress,
+            metrics=self.cfg.metrics,
+            error_classes=self.cfg.error_classes,
+            labels=self.labels or None,
+            predictions=self.cfg.predictions,
         )
 
     def _advance(self, offset: int, generation: int) -> None:
@@ -233,6 +242,10 @@ class FileReader:
             pos += len(data)
             self._lines.inc(batch.lines)
             self._bytes.inc(len(data))
+            if fd is None and self.state.fp_len < self.cfg.fingerprint_bytes:
+                # at once, not at the end of the file: a generation begun empty is otherwise
+                # fingerprinted on 0 bytes, and a copytruncate copy is "matched" by any copy
+                identity.refresh(self.state, self.fd, pos, self.cfg.fingerprint_bytes)
             version = self._record(pos, read_ms, 0)
             await self.pipeline.submit(batch, self.watermark, self.state.generation, self.cfg.id, version)
 
