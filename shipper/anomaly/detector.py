@@ -114,11 +114,16 @@ def _moments(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     valid = ~np.isnan(rows)
     cnt = valid.sum(axis=0)
     filled = np.where(valid, rows, 0.0)
+    s1 = filled.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = filled.sum(axis=0) / cnt
-        dev = np.where(valid, rows - mean, 0.0)
-        std = np.sqrt((dev * dev).sum(axis=0) / np.maximum(cnt - 1, 1))
-    return cnt, np.where(cnt > 0, mean, np.nan), np.nan_to_num(std)
+        mean = s1 / cnt
+        # centred on the first row's value: sums of squares of deviations stay small, so
+        # the one-pass formula keeps its precision for large values (bytes per window)
+        shift = np.where(valid[0], filled[0], 0.0) if len(rows) else 0.0
+        d = np.where(valid, rows - shift, 0.0)
+        ds = d.sum(axis=0)
+        var = ((d * d).sum(axis=0) - ds * ds / np.maximum(cnt, 1)) / np.maximum(cnt - 1, 1)
+    return cnt, np.where(cnt > 0, mean, np.nan), np.sqrt(np.maximum(var, 0.0))
 
 
 @dataclass(frozen=True)
@@ -173,6 +178,7 @@ class Detector:
         self.n = 0  # rows filled
         self.pos = 0  # next row to write
         self.active: dict[str, Alert] = {}
+        self._factor = predictive_factor(np.arange(cfg.history + 1), cfg.sigma)  # by history length
         self.zero_run = 0  # empty windows in a row
         self.silence_rate = 0.0  # mean events per window before the empty run began
 
@@ -205,43 +211,41 @@ class Detector:
         """(count, mean, floored sigma) per signal over the history (NaN-aware), in the
         signals' own units (what anomaly documents report)."""
         cnt, mean, std = _moments(self._rows())
-        std = std * predictive_factor(cnt, self.cfg.sigma)
-        floor = np.maximum(np.abs(np.nan_to_num(mean)) * RELATIVE_FLOOR, ABSOLUTE_FLOOR)
-        counts = self._kind == COUNT
-        floor = np.where(counts, np.maximum(np.sqrt(np.maximum(np.nan_to_num(mean), 0.0)), 1.0), floor)
+        std = std * self._factor[cnt]
+        m0 = np.where(np.isnan(mean), 0.0, mean)
+        floor = np.maximum(np.abs(m0) * RELATIVE_FLOOR, ABSOLUTE_FLOOR)
+        floor = np.where(self._kind == COUNT, np.maximum(np.sqrt(np.maximum(m0, 0.0)), 1.0), floor)
         ratio = self._kind == RATIO
         if ratio.any():
             ev = self.cols.get("events")
             n_ev = float(mean[ev]) if ev is not None and cnt[ev] else 1.0
-            p = np.clip(np.nan_to_num(mean), 0.0, 1.0)
+            p = np.clip(m0, 0.0, 1.0)
             floor = np.where(ratio, np.maximum(np.sqrt(p * (1 - p) / max(n_ev, 1.0)), RATIO_FLOOR), floor)
         return cnt, mean, np.maximum(std, floor)
 
-    def _count_bounds(self, x: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Counts judged on the Anscombe scale 2 sqrt(c + 3/8), where Poisson counts are
-        nearly normal with sigma 1 whatever their rate: (value, mean, sigma) there. On the
-        raw scale mean + 3 sd of a Poisson count is exceeded 2-4 times more often than
-        0.135% at low rates (the distribution is skewed), which is most false alarms."""
-        y_hist = 2.0 * np.sqrt(np.maximum(self._rows()[:, cols], 0.0) + 0.375)
-        cnt, mean, std = _moments(y_hist)
-        sigma = np.maximum(std * predictive_factor(cnt, self.cfg.sigma), 1.0)
-        return 2.0 * np.sqrt(np.maximum(x[cols], 0.0) + 0.375), mean, sigma
-
-    def _ratio_bounds(self, x: np.ndarray, cols: np.ndarray, ev: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The error ratio on the binomial Anscombe scale 2 sqrt(n) asin(sqrt((c + 3/8) /
-        (n + 3/4))) (c errors of n events; sigma about 1 for any rate), for the same reason
-        as counts: a ratio of a few errors per window is as skewed as their count."""
-
-        def scale(ratio: np.ndarray, n: np.ndarray) -> np.ndarray:
-            c = np.maximum(ratio, 0.0) * n
-            with np.errstate(invalid="ignore"):
-                return 2.0 * np.sqrt(n) * np.arcsin(np.sqrt(np.clip((c + 0.375) / (n + 0.75), 0.0, 1.0)))
-
-        rows = self._rows()
-        n_hist = np.maximum(rows[:, ev : ev + 1], 0.0)
-        cnt, mean, std = _moments(scale(rows[:, cols], n_hist))
-        sigma = np.maximum(std * predictive_factor(cnt, self.cfg.sigma), 1.0)
-        return scale(x[cols], np.full(len(cols), max(x[ev], 0.0))), mean, sigma
+    def _stabilized(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """(columns, value, mean, sigma) of the counts and the error ratio on their
+        variance-stabilizing scales, where Poisson and binomial noise is close to normal
+        with sigma 1 whatever the rate (sigma floored at 1 there); None without such
+        signals. Counts: Anscombe 2 sqrt(c + 3/8). The error ratio of c errors in n
+        events: 2 sqrt(n) asin(sqrt((c + 3/8) / (n + 3/4))). On the raw scale a count of a
+        few per window is skewed and crosses mean + 3 sd far more often than 0.135%."""
+        ev = self.cols.get("events")
+        stab = (self._kind == COUNT) | ((self._kind == RATIO) if ev is not None else False)
+        cols = np.flatnonzero(stab)
+        if not len(cols):
+            return None
+        hist = np.concatenate((self._rows(), x[None, :]))[:, cols]  # history and the new value, one pass
+        is_ratio = self._kind[cols] == RATIO
+        with np.errstate(invalid="ignore"):
+            y = 2.0 * np.sqrt(np.maximum(hist, 0.0) + 0.375)
+            if is_ratio.any():
+                assert ev is not None
+                n = np.maximum(np.concatenate((self._rows()[:, ev], x[ev : ev + 1])), 0.0)[:, None]
+                frac = np.clip((np.maximum(hist[:, is_ratio], 0.0) * n + 0.375) / (n + 0.75), 0.0, 1.0)
+                y[:, is_ratio] = 2.0 * np.sqrt(n) * np.arcsin(np.sqrt(frac))
+        cnt, mean, std = _moments(y[:-1])
+        return cols, y[-1], mean, np.maximum(std * self._factor[cnt], 1.0)
 
     # -- one window ------------------------------------------------------------------
 
@@ -260,15 +264,11 @@ class Detector:
         k, kc = self.cfg.sigma, self.cfg.clear_sigma
         known = (cnt >= self.cfg.min_history) & ~np.isnan(x)
         xj, mj, sj = x, mean, sigma  # what is judged: counts and the error ratio on stabilized scales
-        counts = np.flatnonzero(self._kind == COUNT)
-        ratio = np.flatnonzero(self._kind == RATIO)
-        ev = self.cols.get("events")
-        if len(counts) or (len(ratio) and ev is not None):
+        stable = self._stabilized(x)
+        if stable is not None:
+            cols, xs, ms, ss = stable
             xj, mj, sj = x.copy(), mean.copy(), sigma.copy()
-        if len(counts):
-            xj[counts], mj[counts], sj[counts] = self._count_bounds(x, counts)
-        if len(ratio) and ev is not None:
-            xj[ratio], mj[ratio], sj[ratio] = self._ratio_bounds(x, ratio, ev)
+            xj[cols], mj[cols], sj[cols] = xs, ms, ss
         with np.errstate(invalid="ignore"):
             high = known & self._up & (xj > mj + k * sj)
             low = known & self._down & (xj < mj - k * sj)

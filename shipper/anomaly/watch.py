@@ -216,9 +216,8 @@ class AnomalyWatch:
             self._child(src, "class", name).inc(int(per_class[j]))
         late = src.windows.late_events
         for w, r in src.windows.add(c, int(time.time() * 1000)):
-            room = MAX_SAMPLES - len(w.samples)
-            if room > 0 and r in token.samples:
-                w.samples.extend(token.samples[r][:room])
+            if r in token.samples:
+                w.add_samples(token.samples[r])
         if src.windows.late_events != late:
             self._child(src, "late", "").inc(src.windows.late_events - late)
         if c.confusion.any() or len(c.pair_row):
@@ -345,8 +344,10 @@ class AnomalyWatch:
         """Summarize a window; with ``judge``, run the detector on it (not on a partial one)."""
         self._cache = None
         if judge and src.sampled:
-            for start in [s for s in src.sampled if s <= w.start]:  # late windows too: stays small
-                del src.sampled[start]
+            src.sampled.pop(w.start, None)
+            if len(src.sampled) > 256:  # entries of late windows, never closed: drop the past ones
+                for start in [s for s in src.sampled if s <= w.start]:
+                    del src.sampled[start]
         if self.writer is not None and self.cfg.documents:
             doc = window_document(w, src.name, self.host_name, self.cfg.window_ms, src.has_predictions)
             self.writer.add(
