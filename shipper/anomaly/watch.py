@@ -283,8 +283,9 @@ class AnomalyWatch:
                     continue
             else:  # files idle and closed: nothing unread that the agent knows of
                 src.windows.caught_up(now_ms, src.inflight == 0)
-            for w in src.windows.due(now_ms):
-                self._close(src, w, judge=True)
+            due = src.windows.due(now_ms)
+            if due:
+                self._judge(src, due)
         self._sync_drops()
 
     def _prune_keys(self) -> None:
@@ -341,7 +342,8 @@ class AnomalyWatch:
         log.info("source %s forgotten", src.name)
 
     def _close(self, src: Source, w: Window, judge: bool) -> None:
-        """Summarize a window; with ``judge``, run the detector on it (not on a partial one)."""
+        """Summarize a window (its document); ``judge``: a complete one, which `_judge`
+        then runs the detector on (a partial one, at shutdown or retirement, is no evidence)."""
         self._cache = None
         if judge and src.sampled:
             src.sampled.pop(w.start, None)
@@ -355,11 +357,16 @@ class AnomalyWatch:
                 doc_id(self.host_id, src.name, w.start),
                 doc,
             )
-        if not judge:
-            return
+
+    def _judge(self, src: Source, due: list[Window]) -> None:
+        """Close windows in order and run the detector over all of them in one pass."""
+        for w in due:
+            self._close(src, w, judge=True)
         src.detector_changed()
-        for change in src.detector.observe(w.signals(), w.start):
-            self._report(src, w, change)
+        results = src.detector.observe_many([(w.signals(), w.start) for w in due])
+        for w, changes in zip(due, results, strict=True):
+            for change in changes:
+                self._report(src, w, change)
 
     def _report(self, src: Source, w: Window, change: Change) -> None:
         m = self.metrics
