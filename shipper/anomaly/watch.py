@@ -345,11 +345,6 @@ class AnomalyWatch:
         """Summarize a window (its document); ``judge``: a complete one, which `_judge`
         then runs the detector on (a partial one, at shutdown or retirement, is no evidence)."""
         self._cache = None
-        if judge and src.sampled:
-            src.sampled.pop(w.start, None)
-            if len(src.sampled) > 256:  # entries of late windows, never closed: drop the past ones
-                for start in [s for s in src.sampled if s <= w.start]:
-                    del src.sampled[start]
         if self.writer is not None and self.cfg.documents:
             doc = window_document(w, src.name, self.host_name, self.cfg.window_ms, src.has_predictions)
             self.writer.add(
@@ -362,6 +357,9 @@ class AnomalyWatch:
         """Close windows in order and run the detector over all of them in one pass."""
         for w in due:
             self._close(src, w, judge=True)
+        if src.sampled:  # sampling bookkeeping of closed (and late) windows, once per tick
+            last = due[-1].start
+            src.sampled = {start: n for start, n in src.sampled.items() if start > last}
         src.detector_changed()
         results = src.detector.observe_many([(w.signals(), w.start) for w in due])
         for w, changes in zip(due, results, strict=True):
