@@ -20,7 +20,10 @@ the body, an action line and a document line::
      "offset":<line offset>[,"original_length":<n>]},"host":{"name":"..."},
      "event":{"dataset":"<input_id>"}[,"tags":["truncated","invalid_utf8","incomplete"]]}
 
-The timestamp is the feed's read time, the index ``index_pattern`` formatted with its UTC
+The `_id` is contract v1's ``<id_prefix>.<hex offset>``, or with ``id_key=`` (bytes,
+from ``_ids.id_key``) contract v2's 22-character base64url BLAKE2b-128 of the key and the
+event's start offset (``_ids.event_id_from_key``; in C one compression per event,
+``blake2b.h``). The timestamp is the feed's read time, the index ``index_pattern`` formatted with its UTC
 date. Invalid UTF-8 is replaced like ``bytes.decode("utf-8", "replace")`` does (tag
 "invalid_utf8"); a line longer than ``max_line_bytes`` keeps its first ``max_line_bytes``
 bytes, less up to 3 so as not to cut a UTF-8 character (tag "truncated", and the full
@@ -166,7 +169,11 @@ import os
 from . import _pyparser
 from ._common import ARRAYS, LEVEL_NAMES, Batch
 
-__all__ = ["ARRAYS", "IMPLEMENTATION", "LEVEL_NAMES", "NO_EXTENSIONS", "Batch", "Parser"]
+__all__ = ["ARRAYS", "ID_CONTRACTS", "IMPLEMENTATION", "LEVEL_NAMES", "NO_EXTENSIONS", "Batch", "Parser"]
+
+#: The `_id` contracts both parsers write: 1 (``id_prefix`` + "." + hex offset) and 2
+#: (``id_key``: a per-event BLAKE2b-128, see ``_ids.py``). The registry reads this.
+ID_CONTRACTS = (1, 2)
 
 #: SHIPPER_NO_EXTENSIONS set (non-empty, not "0"): the compiled parser is not even imported.
 NO_EXTENSIONS = os.environ.get("SHIPPER_NO_EXTENSIONS", "") not in ("", "0")

@@ -97,7 +97,7 @@ class Fragments:
 
     An event is, with ``<...>`` filled in per line and ``[...]`` present only sometimes::
 
-        action_head <id hex> action_tail
+        action_head <id> action_tail
         doc_head "<message>" log_head <offset> [original_length <N>] doc_tail [tags] doc_end
 
     ``action_head`` and ``doc_head`` depend on the feed's time (index name, timestamp)
@@ -108,8 +108,9 @@ class Fragments:
                  "original_length", "tags")
 
     def __init__(self, *, input_id: str, path: str, host_name: str, id_prefix: str,
-                 labels: dict[str, str] | None = None) -> None:
-        self.id_sep = b'","_id":"' + json_string_body(id_prefix) + b"."
+                 labels: dict[str, str] | None = None, id_key: bytes | None = None) -> None:
+        # contract v1: <prefix>.<hex offset>; v2 (id_key): the 22-character hash alone
+        self.id_sep = b'","_id":"' + (b"" if id_key else json_string_body(id_prefix) + b".")
         self.action_tail = b'"}}\n'
         self.log_head = b',"log":{"file":{"path":' + json_string(path) + b'},"offset":'
         self.original_length = b',"original_length":'
@@ -259,7 +260,10 @@ class Batch:
 
 
 def check_args(input_id: str, path: str, host_name: str, id_prefix: str, index_pattern: str,
-               start_offset: int, max_line_bytes: int, timezone: str | None = None) -> None:
+               start_offset: int, max_line_bytes: int, timezone: str | None = None,
+               id_key: bytes | None = None) -> None:
+    if id_key is not None and (not isinstance(id_key, bytes) or not id_key):
+        raise TypeError("id_key must be non-empty bytes or None")
     if timezone is not None and not isinstance(timezone, str):
         raise TypeError(f"timezone must be a str or None, not {type(timezone).__name__}")
     for name, value in (("input_id", input_id), ("path", path), ("host_name", host_name),

@@ -105,6 +105,18 @@ cdef void buf_free(Buf* b) noexcept nogil:
     b.cap = 0
 
 
+include "_ids.pxi"
+
+
+cdef inline Py_ssize_t put_id(char* out, const uint8_t* key, Py_ssize_t keylen, uint64_t off) noexcept nogil:
+    """The `_id` after the action head: contract v1 the hex offset (the head holds the
+    prefix), v2 (a key) the per-event BLAKE2b-128 of key and offset (blake2b.h)."""
+    if keylen == 0:
+        return put_hex(out, off)
+    shipper_event_id(key, <size_t>keylen, off, out)
+    return SHIPPER_ID_LEN
+
+
 cdef inline Py_ssize_t put_hex(char* out, uint64_t v) noexcept nogil:
     cdef char tmp[16]
     cdef int k = 16
@@ -1462,6 +1474,9 @@ cdef class Parser:
     cdef int64_t _gran, _idx_period
     cdef bytes _idx_obj
     cdef Frag _idx, _action_open, _id_sep, _doc_open, _msg_key
+    cdef bytes _idk_obj  # contract v2's per-generation key (empty: v1)
+    cdef const uint8_t* _idk
+    cdef Py_ssize_t _idk_n
 
     # multiline (built-in rules; start patterns go to the twin)
     cdef bint _mlon, _g_open, _g_trunc, _g_cut, _g_tb, _g_java, _g_incomplete
@@ -1545,14 +1560,17 @@ cdef class Parser:
     def __init__(self, *, input_id, path, host_name, id_prefix, index_pattern,
                  start_offset=0, max_line_bytes=1048576, format="plain", timezone=None,
                  json_root=False, multiline="none", progress="last", metrics="auto",
-                 error_classes=None, labels=None, predictions=None):
+                 error_classes=None, labels=None, predictions=None, id_key=None):
         check_args(input_id, path, host_name, id_prefix, index_pattern, start_offset,
-                   max_line_bytes, timezone)
+                   max_line_bytes, timezone, id_key)
+        self._idk_obj = id_key or b""
+        self._idk = <const uint8_t*>PyBytes_AS_STRING(self._idk_obj)
+        self._idk_n = PyBytes_GET_SIZE(self._idk_obj)
         labels = check_labels(labels)
         an = Analyzer(error_classes, metrics, predictions, progress)
         self._setup_analysis(an)
         f = Fragments(input_id=input_id, path=path, host_name=host_name, id_prefix=id_prefix,
-                      labels=labels)
+                      labels=labels, id_key=id_key)
         self._frags_obj = f
         self._time = EventTime(index_pattern)
         self._times = None
@@ -1569,7 +1587,7 @@ cdef class Parser:
                 tags_max = self._tags[i].n
         self._fixed = (self._action_tail.n + self._log_head.n + self._original_length.n
                        + self._doc_tail.n + self._doc_end.n + tags_max
-                       + 16 + 20 + 20 + 2)  # hex id, offset, original length, 2 quotes
+                       + 22 + 20 + 20 + 2)  # id (16 hex or 22), offset, original length, 2 quotes
         self._max = max_line_bytes
         self._cap = self._max + 4
         self._offset = start_offset
@@ -1596,7 +1614,7 @@ cdef class Parser:
                 index_pattern=index_pattern, start_offset=start_offset,
                 max_line_bytes=max_line_bytes, format=format, timezone=timezone,
                 json_root=json_root, multiline=multiline, progress=progress, metrics=metrics,
-                error_classes=error_classes, labels=labels, predictions=predictions)
+                error_classes=error_classes, labels=labels, predictions=predictions, id_key=id_key)
 
     def _setup_program(self, fmt, timezone):
         cdef int i, k
@@ -1815,7 +1833,7 @@ cdef class Parser:
             buf_put(b, self._id_sep.p, self._id_sep.n)
         else:
             buf_put(b, self._action_head.p, self._action_head.n)
-        b.len += put_hex(b.data + b.len, <uint64_t>off)
+        b.len += put_id(b.data + b.len, self._idk, self._idk_n, <uint64_t>off)
         buf_put(b, self._action_tail.p, self._action_tail.n)
         if ok:
             buf_put(b, self._doc_open.p, self._doc_open.n)
@@ -2293,7 +2311,7 @@ cdef class Parser:
             return -1
         self._offs[self._count] = off
         buf_put(b, self._action_head.p, self._action_head.n)
-        b.len += put_hex(b.data + b.len, <uint64_t>off)
+        b.len += put_id(b.data + b.len, self._idk, self._idk_n, <uint64_t>off)
         buf_put(b, self._action_tail.p, self._action_tail.n)
         buf_put(b, self._doc_head.p, self._doc_head.n)
         b.data[b.len] = b'"'

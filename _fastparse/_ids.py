@@ -49,6 +49,11 @@ def event_id_from_key(key: bytes, offset: int) -> str:
     return base64.urlsafe_b64encode(digest)[:ID_LEN].decode("ascii")
 
 
+def event_id_bytes(key: bytes, offset: int) -> bytes:
+    """``event_id_from_key`` as ASCII bytes: what the twin parser writes into a body."""
+    return base64.urlsafe_b64encode(blake2b(key + _le64(offset), digest_size=16).digest())[:ID_LEN]
+
+
 def event_id(host_id: str, file_key: str, generation: int, offset: int) -> str:
     """The v2 `_id` of one event (convenience; the hot path computes the key once)."""
     return event_id_from_key(id_key(host_id, file_key, generation), offset)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from array import array
 from bisect import bisect_right
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from orjson import loads as _json_loads
@@ -57,6 +59,7 @@ from ._formats import (
     days_from_civil,
     zone_table,
 )
+from ._ids import event_id_bytes
 from ._multiline import (
     CHAIN,
     EXC,
@@ -110,6 +113,10 @@ def cut_point(content: bytes, limit: int) -> int:
             return p
         break
     return limit
+
+
+def _hex_id(off: int) -> bytes:
+    return b"%x" % off
 
 
 def _esc(b: bytes) -> bytes:
@@ -618,7 +625,7 @@ class Parser:
     """Turns appended log bytes into ``_bulk`` items. See the package docstring."""
 
     __slots__ = ("_action_head", "_an", "_arr", "_cap", "_doc_head", "_fmt", "_frags", "_g", "_heads_ms", "_hold",
-                 "_json_root", "_last_cr", "_max", "_ml", "_nline", "_offset", "_read_ms", "_skip",
+                 "_id", "_json_root", "_last_cr", "_max", "_ml", "_nline", "_offset", "_read_ms", "_skip",
                  "_time", "_times", "_tpl", "_zone")
 
     def __init__(self, *, input_id: str, path: str, host_name: str, id_prefix: str,
@@ -627,9 +634,10 @@ class Parser:
                  timezone: str | None = None, json_root: bool = False, multiline: Any = "none",
                  progress: str = "last", metrics: Any = "auto",
                  error_classes: dict[str, list[str]] | None = None,
-                 labels: dict[str, str] | None = None, predictions: dict[str, Any] | None = None) -> None:
+                 labels: dict[str, str] | None = None, predictions: dict[str, Any] | None = None,
+                 id_key: bytes | None = None) -> None:
         check_args(input_id, path, host_name, id_prefix, index_pattern, start_offset,
-                   max_line_bytes, timezone)
+                   max_line_bytes, timezone, id_key)
         labels = check_labels(labels)
         self._an = Analyzer(error_classes, metrics, predictions, progress)
         self._arr = EventArrays()
@@ -642,7 +650,9 @@ class Parser:
         self._read_ms = 0
         self._heads_ms: tuple[int, bytes, bytes] = (-1, b"", b"")
         self._frags = Fragments(input_id=input_id, path=path, host_name=host_name,
-                                id_prefix=id_prefix, labels=labels)
+                                id_prefix=id_prefix, labels=labels, id_key=id_key)
+        # the `_id` after the action head's prefix: hex offset (contract v1) or hash (v2)
+        self._id: Callable[[int], bytes] = _hex_id if id_key is None else partial(event_id_bytes, id_key)
         self._time = EventTime(index_pattern)
         self._times: tuple[bytes, bytes] | None = None
         self._action_head = b""
@@ -673,8 +683,8 @@ class Parser:
         self._times = times
         f = self._frags
         self._action_head, self._doc_head = f.heads(*times)
-        # One bytes-% template for the common event: (offset hex, message JSON, offset).
-        self._tpl = (_esc(self._action_head) + b"%x" + _esc(f.action_tail + self._doc_head)
+        # One bytes-% template for the common event: (id, message JSON, offset).
+        self._tpl = (_esc(self._action_head) + b"%b" + _esc(f.action_tail + self._doc_head)
                      + b"%b" + _esc(f.log_head) + b"%d" + _esc(f.doc_tail + f.doc_end))
 
     def _event(self, content: bytes, length: int, off: int, tags: int, nbytes: int, cont: bytes = b"",
@@ -752,7 +762,7 @@ class Parser:
         arr.ev_time.append(ev_ms)
         arr.ev_level.append(lv)
         arr.ev_bytes.append(nbytes)
-        return b"".join((action_head, b"%x" % off, f.action_tail, doc_head,
+        return b"".join((action_head, self._id(off), f.action_tail, doc_head,
                          msg, f.log_head, b"%d" % off, orig, log_extra, f.doc_tail, error, metrics,
                          top_extra, f.tags[tags | bad], f.doc_end))
 
@@ -1111,6 +1121,7 @@ class Parser:
             maxb = self._max
             dumps = _json_dumps
             line_event = self._line_event
+            make_id = self._id
             whole = data[pos:last]
             hits = self._an.hits(whole)
             nh = len(hits)
@@ -1135,7 +1146,7 @@ class Parser:
                     item = None
                     if len(line) <= maxb and not slow:
                         try:
-                            item = tpl % (off, dumps(line.decode("utf-8")), off)
+                            item = tpl % (make_id(off), dumps(line.decode("utf-8")), off)
                             ev_time.append(read_ms)
                             ev_level.append(0)
                             ev_class.append(0)

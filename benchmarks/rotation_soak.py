@@ -135,7 +135,8 @@ def main() -> None:
     ap.add_argument("--copytruncate", action="store_true")
     ap.add_argument("--rate", type=float, default=10_000, help="lines per second written")
     ap.add_argument("--full-speed", action="store_true", help="copytruncate inside full-speed write bursts")
-    ap.add_argument("--burst", type=float, default=0.05, help="seconds of each full-speed burst")
+    ap.add_argument("--burst", type=float, default=0.02, help="seconds of each full-speed burst")
+    ap.add_argument("--log-level", default="warning", help="the agent's (info shows each copy it reads)")
     a = ap.parse_args()
     if a.full_speed:
         a.copytruncate = True
@@ -152,7 +153,7 @@ def main() -> None:
     cfg.write_text(
         f"data_dir: {work / 'data'}\n"
         f"inputs: [{{id: {input_id}, paths: ['{logs}/*.log'], scan_interval: 1s{rotated}}}]\n"
-        f"output: {{elasticsearch: {{hosts: ['{srv['url']}']}}}}\nhttp: {{listen: null}}\nlog_level: warning\n"
+        f"output: {{elasticsearch: {{hosts: ['{srv['url']}']}}}}\nhttp: {{listen: null}}\nlog_level: {a.log_level}\n"
     )
     log = open(work / "agent.log", "wb")  # noqa: SIM115 - the agent's stderr for its whole life
     agent = subprocess.Popen([sys.executable, "-m", "shipper", "run", "-c", str(cfg)], cwd=ROOT, stderr=log)

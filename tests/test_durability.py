@@ -175,6 +175,29 @@ def test_truncation_then_a_rewrite_of_the_same_bytes(
     assert r.agent.stop() == 0
 
 
+def _slow_copytruncate_run(es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path) -> Run:
+    """copytruncate with copies as app.log.*, and a small in-flight budget: a slow reader,
+    so that a truncation comes while it is in the middle of the file."""
+    import yaml
+
+    r = Run(es_plain, es_client, agent_factory, tmp_path, rotated_paths=[f"{tmp_path}/logs/app.log.*"])
+    cfg = yaml.safe_load(r.agent.config.read_text())
+    cfg["max_inflight_bytes"] = "256KiB"
+    r.agent.config.write_text(yaml.safe_dump(cfg))
+    return r
+
+
+def _copy_and_truncate_mid_read(r: Run, app: Path, shipped: int, then: bytes) -> None:
+    """Once `shipped` documents are in (the reader still far from the end): copy to
+    app.log.1, truncate, write `then`."""
+    r.shipped(shipped)
+    assert r.count() < 100_000, "the agent read the whole file before the truncation: no test"
+    shutil.copyfile(app, r.logs / "app.log.1")
+    with app.open("r+b") as f:
+        f.truncate(0)
+        f.write(then)
+
+
 def test_copytruncate_mid_read_of_a_generation_begun_empty_takes_the_right_copy(
     es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
 ) -> None:
@@ -182,12 +205,7 @@ def test_copytruncate_mid_read_of_a_generation_begun_empty_takes_the_right_copy(
     extended; copied and truncated before that, any copy "matched" it and the first in
     sorted order (here an older, larger one) was read in its place. Found by
     `benchmarks/rotation_soak.py --copytruncate --full-speed`."""
-    r = Run(es_plain, es_client, agent_factory, tmp_path, rotated_paths=[f"{tmp_path}/logs/app.log.*"])
-    import yaml
-
-    cfg = yaml.safe_load(r.agent.config.read_text())
-    cfg["max_inflight_bytes"] = "256KiB"  # a slow reader: the truncation comes mid-file
-    r.agent.config.write_text(yaml.safe_dump(cfg))
+    r = _slow_copytruncate_run(es_plain, es_client, agent_factory, tmp_path)
     app = r.logs / "app.log"
     app.write_bytes(b"")
     (r.logs / "app.log.0").write_bytes(b"".join(b"decoy %d from an older rotation\n" % i for i in range(300_000)))
@@ -195,12 +213,25 @@ def test_copytruncate_mid_read_of_a_generation_begun_empty_takes_the_right_copy(
     wait_for(lambda: (tmp_path / "data" / "registry.json").exists(), 30, "the agent to register the empty file")
     time.sleep(1.5)
     app.write_bytes(r.lines("gen0", 150_000))
-    r.shipped(2_000)
-    assert r.count() < 100_000, "the agent read the whole file before the truncation: no test"
-    shutil.copyfile(app, r.logs / "app.log.1")
-    with app.open("r+b") as f:
-        f.truncate(0)
+    _copy_and_truncate_mid_read(r, app, 2_000, r.lines("gen1", 100))
+    r.assert_exactly_once()
+    assert r.agent.stop() == 0
+
+
+def test_copytruncate_and_regrowth_while_the_reader_waits_mid_file(
+    es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
+) -> None:
+    """A reader held by backpressure in the middle of a long read must not go on reading
+    the next generation's bytes as if they were this one's: copied, truncated and written
+    past the reader's position in the meantime, the file's first bytes tell. Found by
+    `benchmarks/rotation_soak.py --copytruncate --full-speed` (whole generations lost)."""
+    r = _slow_copytruncate_run(es_plain, es_client, agent_factory, tmp_path)
+    app = r.logs / "app.log"
+    app.write_bytes(r.lines("first", 10))
+    r.agent.start()
+    r.shipped(10)
     with app.open("ab") as f:
-        f.write(r.lines("gen1", 100))
+        f.write(r.lines("gen0", 150_000))
+    _copy_and_truncate_mid_read(r, app, 5_000, r.lines("gen1", 200_000))  # past the reader at once
     r.assert_exactly_once()
     assert r.agent.stop() == 0

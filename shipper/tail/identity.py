@@ -26,11 +26,26 @@ def matches(state: FileState, fd: int, size: int) -> bool:
     return fingerprint(fd, state.fp_len) == state.fingerprint
 
 
+def grow(fd: int, fp: str, fp_len: int, size: int, want: int) -> tuple[str, int]:
+    """A fingerprint over more of the file's first bytes (up to `want`, as far as `size`),
+    only while the bytes it was taken on are still there; else the one given.
+
+    A file truncated and rewritten meanwhile is another generation: fingerprinting its new
+    first bytes would vouch for content never read (and match the wrong copytruncate copy).
+    """
+    if fp_len >= want or size <= fp_len:
+        return fp, fp_len
+    n = min(size, want)
+    data = os.pread(fd, n, 0)
+    if len(data) < n or hashlib.blake2b(data[:fp_len], digest_size=16).hexdigest() != fp:
+        return fp, fp_len
+    return hashlib.blake2b(data, digest_size=16).hexdigest(), n
+
+
 def refresh(state: FileState, fd: int, size: int, want: int) -> bool:
     """Grow a short fingerprint once the file has more bytes; True when it changed."""
-    if state.fp_len >= want or size <= state.fp_len:
+    fp, n = grow(fd, state.fingerprint, state.fp_len, size, want)
+    if n == state.fp_len:
         return False
-    n = min(size, want)
-    state.fingerprint = fingerprint(fd, n)
-    state.fp_len = n
+    state.fingerprint, state.fp_len = fp, n
     return True

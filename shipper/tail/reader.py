@@ -82,11 +82,13 @@ class FileReader:
         self._replay = [tuple(e) for e in state.replay]
 
     def _new_parser(self, offset: int) -> ParserType:
+        v2 = self.state.id_contract() == 2  # else v1: a generation begun by an older agent
         return Parser(
             input_id=self.cfg.id,
             path=self.state.path,
             host_name=self.host_name,
-            id_prefix=self.registry.id_prefix(self.state),
+            id_prefix="" if v2 else self.registry.id_prefix(self.state),
+            id_key=self.registry.id_key(self.state) if v2 else None,
             index_pattern=self.cfg.index,
             start_offset=offset,
             max_line_bytes=self.cfg.max_line_bytes,
@@ -237,6 +239,11 @@ class FileReader:
             data = os.pread(self.fd if fd is None else fd, n, pos)
             if not data:
                 break
+            end = pos + len(data)
+            if fd is None and 0 < self.state.fp_len <= end and not identity.matches(self.state, self.fd, end):
+                # truncated and written past us while this read waited for room in flight:
+                # these bytes are the next generation's; the caller's loop sees the change
+                break
             batch = self.parser.feed(data, read_ms)
             self._last_feed_ms = read_ms
             pos += len(data)
@@ -293,14 +300,22 @@ class FileReader:
             self.position,
             self.state.generation + 1,
         )
+        # The new generation's first bytes, taken while the old one is finished (its copy
+        # read, its acknowledgements awaited: seconds when Elasticsearch is slow): if the
+        # file is copied and truncated again meanwhile, this fingerprint finds that copy.
+        want = self.cfg.fingerprint_bytes
+        fp, fp_len = identity.grow(self.fd, identity.fingerprint(self.fd, 0), 0, os.fstat(self.fd).st_size, want)
         await self._read_rotated_copy()
-        while self.watermark.outstanding:
+        while True:
+            fp, fp_len = identity.grow(self.fd, fp, fp_len, os.fstat(self.fd).st_size, want)
+            if not self.watermark.outstanding:
+                break
             await asyncio.sleep(0.05)
         self.state.generation += 1
         self.state.offset = 0
         self.state.replay.clear()
         self._replay.clear()
-        self.state.fingerprint, self.state.fp_len = identity.fingerprint(self.fd, 0), 0
+        self.state.fingerprint, self.state.fp_len = fp, fp_len
         self.registry.save()  # the generation is durable before any event of it is sent
         self.watermark.reset(0)
         self.parser = self._new_parser(0)
