@@ -248,6 +248,13 @@ def e2e(es_url: str, windows: int, burst_at: int, events_rate: int, error_rate: 
             },
         }
         (root / "c.yml").write_text(yaml.safe_dump(cfg))
+        from shipper.sinks.elasticsearch import TEMPLATES
+
+        es = Elasticsearch(es_url)
+        for kind in ("metrics", "anomalies"):  # this tree's mappings, whatever template another agent put
+            es.indices.create(
+                index=f"shipper-{kind}-bench-{tag}", mappings=TEMPLATES[f"shipper-{kind}"]["template"]["mappings"]
+            )
         t0 = time.time()
         subprocess.run(
             [sys.executable, "-m", "shipper", "run", "-c", str(root / "c.yml"), "--once"],
@@ -257,7 +264,6 @@ def e2e(es_url: str, windows: int, burst_at: int, events_rate: int, error_rate: 
             stderr=subprocess.DEVNULL,
         )
         wall = time.time() - t0
-    es = Elasticsearch(es_url)
     es.indices.refresh(index=f"shipper-*-bench-{tag}*")
     hits = es.search(index=f"shipper-anomalies-bench-{tag}", size=1000, query={"match_all": {}})["hits"]["hits"]
     windows_indexed = es.count(index=f"shipper-metrics-bench-{tag}")["count"]

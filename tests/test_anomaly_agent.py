@@ -83,6 +83,20 @@ def make_lines(rng: random.Random, n: int, t0: float, span: float) -> tuple[list
     return lines, truth
 
 
+def create_indices(es: Any, tag: str) -> None:
+    """Create the test's window index with the mappings of this tree's template.
+
+    The index template is cluster state shared by every agent started against this
+    Elasticsearch: an agent of an older tree (another developer's tests) reinstalls its
+    own version of `shipper-metrics` at startup, and an index created under that one
+    refuses window summaries. Creating the index with these mappings first makes the test
+    independent of who started last."""
+    from shipper.sinks.elasticsearch import TEMPLATES
+
+    es.indices.create(index=f"shipper-metrics-{tag}", mappings=TEMPLATES["shipper-metrics"]["template"]["mappings"])
+    es.indices.create(index=f"shipper-anomalies-{tag}", mappings=TEMPLATES["shipper-anomalies"]["template"]["mappings"])
+
+
 def config(es_url: str, root: Path, port: int, tag: str, sources: list[str], **anomaly: Any) -> dict[str, Any]:
     return {
         "data_dir": str(root / "data"),
@@ -116,6 +130,7 @@ def test_per_source_counters_equal_ground_truth(
     tmp_path: Path, es_plain: Any, es_client: Any, agent_factory: Any
 ) -> None:
     tag = "t" + uuid.uuid4().hex[:10]
+    create_indices(es_client, tag)
     rng = random.Random(4)
     t0 = time.time() - 3600  # an hour ago: a backfill, windows by event time
     truths = {}
@@ -229,6 +244,7 @@ def test_a_source_that_stops_logging_is_flagged(
     """Flagged once (also across a restart: the alert is restored, not raised again, and
     cleared when the job logs again), as a series, a document and a webhook POST."""
     tag = "t" + uuid.uuid4().hex[:10]
+    create_indices(es_client, tag)
     (tmp_path / "job").mkdir()
     log = tmp_path / "job" / "train.log"
     log.write_text("")
@@ -295,6 +311,7 @@ def test_a_source_whose_files_are_deleted_is_retired_without_alert(
     tmp_path: Path, es_plain: Any, es_client: Any, agent_factory: Any
 ) -> None:
     tag = "t" + uuid.uuid4().hex[:10]
+    create_indices(es_client, tag)
     (tmp_path / "old").mkdir()
     log = tmp_path / "old" / "train.log"
     log.write_text("")
@@ -334,6 +351,7 @@ def test_counts_survive_a_crash_exactly(tmp_path: Path, es_plain: Any, es_client
     """SIGKILL mid-way, restart: the window documents add up to every line exactly once
     (the state saved with each checkpoint covers exactly the events before its offsets)."""
     tag = "t" + uuid.uuid4().hex[:10]
+    create_indices(es_client, tag)
     rng = random.Random(9)
     lines, truth = make_lines(rng, 150_000, time.time() - 7200, 120.0)
     (tmp_path / "crash").mkdir()
@@ -396,6 +414,7 @@ def test_prediction_quality_per_window_equals_reference(
     import orjson
 
     tag = "t" + uuid.uuid4().hex[:10]
+    create_indices(es_client, tag)
     rng = random.Random(11)
     t0 = (int(time.time()) - 3600) // 10 * 10
     by_window: dict[int, list[tuple[int, int, float]]] = {}

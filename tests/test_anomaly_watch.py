@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from shipper.acks import Watermark
 from shipper.anomaly.detector import DetectorConfig
 from shipper.anomaly.watch import AnomalyWatch, WatchConfig
@@ -102,7 +104,7 @@ def test_state_is_saved_with_the_registry_and_restored(tmp_path: Path) -> None:
     reg2.close()
     a, b = watch.sources["svc"], watch2.sources["svc"]
     assert a.detector.to_dict() == b.detector.to_dict()
-    assert a.windows.to_dict() == b.windows.to_dict()
+    assert orjson.dumps(a.windows.to_dict()) == orjson.dumps(b.windows.to_dict())
     assert sorted(b.windows.open) == [T0 + 29 * W, T0 + 30 * W]
     assert b.windows.open[T0 + 29 * W].metrics["loss"] == [10, 55.0, 1.0, 10.0]
 

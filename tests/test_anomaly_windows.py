@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import orjson
+
 from _fastparse import counters
 from shipper.anomaly.windows import SourceWindows, Window
 from tests.anomaly_batches import Event, FakeBatch
@@ -59,7 +61,7 @@ def test_state_round_trip() -> None:
     sw = SourceWindows(W, grace_ms=500, max_gap=60)
     add(sw, T0 + 1, T0 + 1001)
     sw.due(0)
-    back = SourceWindows.from_dict(sw.to_dict(), W, 500, 60)
+    back = SourceWindows.from_dict(orjson.loads(orjson.dumps(sw.to_dict())), W, 500, 60)
     assert back.event_clock == sw.event_clock and back.next_start == sw.next_start
     assert {s: w.events for s, w in back.open.items()} == {s: w.events for s, w in sw.open.items()}
 

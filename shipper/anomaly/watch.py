@@ -216,9 +216,8 @@ class AnomalyWatch:
             self._child(src, "class", name).inc(int(per_class[j]))
         late = src.windows.late_events
         for w, r in src.windows.add(c, int(time.time() * 1000)):
-            room = MAX_SAMPLES - len(w.samples)
-            if room > 0 and r in token.samples:
-                w.samples.extend(token.samples[r][:room])
+            if r in token.samples:
+                w.add_samples(token.samples[r])
         if src.windows.late_events != late:
             self._child(src, "late", "").inc(src.windows.late_events - late)
         if c.confusion.any() or len(c.pair_row):
@@ -284,8 +283,9 @@ class AnomalyWatch:
                     continue
             else:  # files idle and closed: nothing unread that the agent knows of
                 src.windows.caught_up(now_ms, src.inflight == 0)
-            for w in src.windows.due(now_ms):
-                self._close(src, w, judge=True)
+            due = src.windows.due(now_ms)
+            if due:
+                self._judge(src, due)
         self._sync_drops()
 
     def _prune_keys(self) -> None:
@@ -342,11 +342,9 @@ class AnomalyWatch:
         log.info("source %s forgotten", src.name)
 
     def _close(self, src: Source, w: Window, judge: bool) -> None:
-        """Summarize a window; with ``judge``, run the detector on it (not on a partial one)."""
+        """Summarize a window (its document); ``judge``: a complete one, which `_judge`
+        then runs the detector on (a partial one, at shutdown or retirement, is no evidence)."""
         self._cache = None
-        if judge and src.sampled:
-            for start in [s for s in src.sampled if s <= w.start]:  # late windows too: stays small
-                del src.sampled[start]
         if self.writer is not None and self.cfg.documents:
             doc = window_document(w, src.name, self.host_name, self.cfg.window_ms, src.has_predictions)
             self.writer.add(
@@ -354,11 +352,19 @@ class AnomalyWatch:
                 doc_id(self.host_id, src.name, w.start),
                 doc,
             )
-        if not judge:
-            return
+
+    def _judge(self, src: Source, due: list[Window]) -> None:
+        """Close windows in order and run the detector over all of them in one pass."""
+        for w in due:
+            self._close(src, w, judge=True)
+        if src.sampled:  # sampling bookkeeping of closed (and late) windows, once per tick
+            last = due[-1].start
+            src.sampled = {start: n for start, n in src.sampled.items() if start > last}
         src.detector_changed()
-        for change in src.detector.observe(w.signals(), w.start):
-            self._report(src, w, change)
+        results = src.detector.observe_many([(w.signals(), w.start) for w in due])
+        for w, changes in zip(due, results, strict=True):
+            for change in changes:
+                self._report(src, w, change)
 
     def _report(self, src: Source, w: Window, change: Change) -> None:
         m = self.metrics

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 
 from _fastparse.counters import LEVEL_NAMES, N_LEVELS, WindowCounts
 
@@ -46,6 +47,19 @@ class Window:
     scores: list[np.ndarray] = field(default_factory=list)
     labels: list[np.ndarray] = field(default_factory=list)
     samples: list[str] = field(default_factory=list)
+    saved: orjson.Fragment | None = field(default=None, repr=False, compare=False)  # to_dict, serialized
+
+    def fragment(self) -> orjson.Fragment:
+        """The saved form, serialized once per change (the registry saves it often)."""
+        if self.saved is None:
+            self.saved = orjson.Fragment(orjson.dumps(self.to_dict()))
+        return self.saved
+
+    def add_samples(self, messages: list[str]) -> None:
+        room = MAX_SAMPLES - len(self.samples)
+        if room > 0 and messages:
+            self.samples.extend(messages[:room])
+            self.saved = None
 
     @property
     def errors(self) -> int:
@@ -57,6 +71,7 @@ class Window:
 
     def add(self, c: WindowCounts, r: int, m_rows: slice, p_rows: slice) -> None:
         """Add row ``r`` of a batch's counters (its metric and pair rows given as slices)."""
+        self.saved = None
         self.events += int(c.events[r])
         self.bytes += int(c.bytes[r])
         self.levels += c.levels[r]
@@ -247,7 +262,7 @@ class SourceWindows:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "open": [w.to_dict() for w in self.open.values()],
+            "open": [w.fragment() for w in self.open.values()],
             "event_clock": self.event_clock,
             "next_start": self.next_start,
             "late_events": self.late_events,

@@ -51,7 +51,10 @@ RETRY_TYPES = frozenset(
 )
 
 _NUMERIC_METRICS = {"metrics_as_double": {"path_match": "metrics.*", "mapping": {"type": "double"}}}
-_METRIC_STATS = {"metric_stats_as_double": {"path_match": "metrics.*.*", "mapping": {"type": "double"}}}
+# window summaries hold metrics.<name>.{count,sum,min,max,mean}; the rule keeps the logs'
+# rule's name so that it replaces that rule wherever both meet (dynamic templates merge
+# by name: an index created with these mappings under an older shipper-metrics template)
+_METRIC_STATS = {"metrics_as_double": {"path_match": "metrics.*.*", "mapping": {"type": "double"}}}
 _QUALITY = {"quality_as_double": {"path_match": "quality.*", "mapping": {"type": "double"}}}
 _STRINGS = {
     "strings_as_keyword": {"match_mapping_type": "string", "mapping": {"type": "keyword", "ignore_above": 1024}}
