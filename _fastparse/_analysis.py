@@ -120,8 +120,9 @@ def trie_regex(words: Sequence[bytes]) -> bytes:
     return walk(trie)
 
 
-#: Lines of the plain format that may hold a metric (a superset of ``METRIC_RE``'s matches).
-_METRIC_HINT = re.compile(rb"[A-Za-z_'\"][0-9]*[ \t]*[=:][ \t]*[-+.0-9nNiI]")
+#: Lines of the plain format that may hold a metric (a superset of ``METRIC_RE``'s matches:
+#: a key ends with a non-digit key byte or a quote, then maybe digits; so "07:30" is no hint).
+_METRIC_HINT = re.compile(rb"[A-Za-z_./\-'\"][0-9]*[ \t]*[=:][ \t]*[-+.0-9nNiI]")
 _KEY = re.compile(r"[A-Za-z][A-Za-z0-9_./\-]*")
 _NOISE = re.compile(rb"\x1b|\r(?!\n|\Z)")
 

@@ -124,6 +124,9 @@ def parse_spec(value: Any) -> MetricSpec:
         if not isinstance(extra, Mapping) or not all(
                 isinstance(k, str) and k and isinstance(v, str) and v for k, v in extra.items()):
             raise TypeError("metrics.aliases must be a mapping of name -> name")
+        for n in (*names, *extra, *extra.values()):
+            if len(n.encode("utf-8")) > MAX_KEY:  # the compiled parser's name buffers
+                raise ValueError(f"metrics: the name {n!r} is longer than {MAX_KEY} bytes")
     else:
         raise ValueError(f'metrics must be "auto", "none" or a mapping, not {value!r}')
     known = list(dict.fromkeys(normalise(k) for k in (*KNOWN, *names)))

@@ -254,7 +254,8 @@ def test_twins_identical_with_arrays(data: bytes, cuts: list[int], fmt: str, ml:
 @needs_both
 def test_twins_identical_random_metric_lines() -> None:
     rng = random.Random(7)
-    keys = [*KNOWN, *ALIASES, "val_acc", "train/loss", "x", "Loss", "LR", "eval-f1_score", "top10"]
+    keys = [*KNOWN, *ALIASES, "val_acc", "train/loss", "x", "Loss", "LR", "eval-f1_score", "top10", "x.1", "k-",
+            "at.7", "m/"]
     seps = ["=", ": ", " = ", ":", "'=", "\t:\t"]
     vals = ["0.5", "-1", "+3.", ".25", "1e-4", "1E+400", "nan", "-Inf", "infinity", "12ms", "97%", "0x1f",
             "007", "", "abc", "1.2.3", "3/10"]
@@ -265,10 +266,12 @@ def test_twins_identical_random_metric_lines() -> None:
     data = "\n".join(lines).encode() + b"\n"
     out = []
     for m in (CPARSER, _pyparser):
-        p = make(m)
-        b = p.feed(data, T0)
-        out.append((b.body, [getattr(b, n).tolist() for n, _ in ARRAYS], p.metric_names))
-    assert out[0] == out[1]
+        for metrics in ("auto", {"names": ["x_1", "k_", "at_7", "m_"]}):
+            p = make(m, metrics=metrics)
+            b = p.feed(data, T0)
+            out.append((b.body, [getattr(b, n).tolist() for n, _ in ARRAYS], p.metric_names))
+    assert out[0] == out[2] and out[1] == out[3]
+    assert b'"x_1":' in out[3][0] and b'"at_7":' in out[3][0]
 
 
 # -- the config keys ---------------------------------------------------------------------------
