@@ -43,64 +43,131 @@ sys.path.insert(0, str(ROOT))
 
 from _fastparse import counters  # noqa: E402
 from shipper.anomaly.detector import Detector, DetectorConfig  # noqa: E402
+from shipper.anomaly.windows import Window  # noqa: E402
+
+ERROR_SIGNALS = ("errors.other", "error_ratio")
+
+
+def synthetic_source(
+    rng: np.random.Generator,
+    windows: int,
+    burst_at: int | None,
+    events_rate: float,
+    error_rate: float,
+    volume: str = "poisson",
+    jitter: float = 0.02,
+) -> list[dict[str, float | None]]:
+    """Per-window signals of one source, built by the agent's own ``Window.signals()``.
+
+    ``volume``: ``poisson`` (events ~ Poisson(events_rate), errors ~ Poisson(error_rate),
+    bytes ~ events x 200 + noise of sd 200 sqrt(events): the original study), ``fixed``
+    (events = events_rate every window: a steady volume, error events ~ Poisson(rate x
+    events), bytes = events x 200) or ``jitter`` (events uniform within +-``jitter`` of
+    events_rate, otherwise as ``fixed``). A burst window has 5x the error rate; its extra
+    error lines are extra events (and bytes)."""
+    p = error_rate / events_rate
+    if volume == "poisson":
+        ev = rng.poisson(events_rate, windows).astype(float)
+        err = rng.poisson(error_rate, windows).astype(float)
+    else:
+        if volume == "fixed":
+            ev = np.full(windows, float(round(events_rate)))
+        elif volume == "jitter":
+            ev = np.round(events_rate * rng.uniform(1 - jitter, 1 + jitter, windows))
+        else:
+            raise ValueError(f"volume: {volume!r}")
+        err = rng.poisson(p * ev).astype(float)
+    if burst_at is not None:
+        base = err[burst_at]
+        err[burst_at] = rng.poisson(5 * p * ev[burst_at])
+        ev[burst_at] += max(err[burst_at] - base, 0.0)  # the extra error lines are extra events
+    # bytes: line lengths vary in the original study; otherwise tied to events (200 per line)
+    nbytes = ev * 200 + rng.normal(0, 200, windows) * np.sqrt(ev) if volume == "poisson" else ev * 200
+    rows = []
+    for w in range(windows):
+        win = Window(start=w * 10_000, events=int(ev[w]), bytes=int(nbytes[w]), classes={"other": int(err[w])})
+        rows.append(win.signals())
+    return rows
+
+
+def run_source(
+    cfg: DetectorConfig, rows: list[dict[str, float | None]], batch: int = 1
+) -> tuple[list[list[str]], list[list[str]]]:
+    """The alerts that start in each window, and those on after it, judged as the watch
+    does (``observe_many`` over the windows a tick closes; ``batch`` windows per tick;
+    the alert state after a batch is that of its last window, so ``active`` is exact only
+    for ``batch`` 1)."""
+    det = Detector(cfg)
+    starts: list[list[str]] = []
+    active: list[list[str]] = []
+    for lo in range(0, len(rows), batch):
+        chunk = [(rows[w], w * 10_000) for w in range(lo, min(lo + batch, len(rows)))]
+        for changes in det.observe_many(chunk):
+            starts.append([c.signal for c in changes if c.state == "start"])
+            active.append(sorted(det.active))
+    return starts, active
 
 
 def synthetic(
-    windows: int, runs: int, burst_at: int, events_rate: float, error_rate: float, cfg: DetectorConfig
+    windows: int,
+    runs: int,
+    burst_at: int,
+    events_rate: float,
+    error_rate: float,
+    cfg: DetectorConfig,
+    volume: str = "poisson",
+    jitter: float = 0.02,
 ) -> dict[str, Any]:
     flagged = 0
+    flagged_on = 0
     false_pos = 0
     judged = 0
     control_alerts = 0
     clean_controls = 0
     error_fp = 0
+    by_signal: dict[str, int] = {}
     for seed in range(runs):
         rng = np.random.default_rng(seed)
         for source in ("control", "burst"):
-            det = Detector(cfg)
-            ev = rng.poisson(events_rate, windows).astype(float)
-            err = rng.poisson(error_rate, windows).astype(float)
-            if source == "burst":
-                err[burst_at] = rng.poisson(5 * error_rate)
-                ev[burst_at] += err[burst_at] - error_rate  # the extra error lines are extra events
-            nbytes = ev * 200 + rng.normal(0, 200, windows) * np.sqrt(ev)
-            hit = False
+            rows = synthetic_source(
+                rng, windows, burst_at if source == "burst" else None, events_rate, error_rate, volume, jitter
+            )
+            starts, active = run_source(cfg, rows)
             raised = 0
-            for w in range(windows):
-                values = {
-                    "events": ev[w],
-                    "bytes": float(nbytes[w]),
-                    "error_ratio": err[w] / ev[w] if ev[w] else None,
-                    "errors.other": err[w],
-                }
-                starts = [c.signal for c in det.observe(values, w) if c.state == "start"]
-                burst_window = source == "burst" and w in (burst_at, burst_at + 1)
-                if burst_window:
-                    # raised now, or still on from before (hysteresis): the burst is visible
-                    hit = hit or any(s in ("errors.other", "error_ratio") for s in (*starts, *det.active))
+            for w, st in enumerate(starts):
+                if source == "burst" and w in (burst_at, burst_at + 1):
                     continue
                 if w >= cfg.min_history:
                     judged += 1
-                    if starts:
+                    if st:
                         false_pos += 1
                         raised += 1
                         if source == "control":
                             control_alerts += 1
-                    if any(s in ("errors.other", "error_ratio") for s in starts):
+                        for s in st:
+                            by_signal[s] = by_signal.get(s, 0) + 1
+                    if any(s in ERROR_SIGNALS for s in st):
                         error_fp += 1
-            flagged += hit
-            if source == "control" and raised == 0:
+            if source == "burst":
+                # an error-signal alert starts in the burst window or the next one
+                flagged += any(s in ERROR_SIGNALS for w in (burst_at, burst_at + 1) for s in starts[w])
+                # or on during the burst window (a false alarm just before it, not yet cleared)
+                flagged_on += any(s in ERROR_SIGNALS for w in (burst_at, burst_at + 1) for s in active[w])
+            elif raised == 0:
                 clean_controls += 1
     return {
         "runs": runs,
         "windows": windows,
         "burst_flagged": flagged,
+        "burst_alert_on": flagged_on,
         "judged_windows": judged,
         "false_positive_windows": false_pos,
         "fp_rate": false_pos / judged,
         "control_alert_windows": control_alerts,
         "clean_controls": clean_controls,
+        "error_fp_windows": error_fp,
         "error_fp_rate": error_fp / judged,
+        "by_signal": by_signal,
     }
 
 
@@ -350,25 +417,44 @@ def main() -> None:
     ap.add_argument("--events-rate", type=float, default=1000)
     ap.add_argument("--error-rate", type=float, default=20)
     ap.add_argument("--sigma", type=float, default=3.0)
+    ap.add_argument(
+        "--volume",
+        choices=("poisson", "fixed", "jitter"),
+        default="poisson",
+        help="--synthetic: events per window Poisson (and bytes noisy), constant, or uniform within +-jitter",
+    )
+    ap.add_argument("--jitter", type=float, default=0.02, help="--synthetic --volume jitter: relative spread")
     ap.add_argument("--es", default=os.environ.get("SHIPPER_TEST_ES_URL", "http://127.0.0.1:9201"))
     args = ap.parse_args()
     cfg = DetectorConfig(sigma=args.sigma, clear_sigma=min(2.0, args.sigma))
     if args.synthetic:
-        r = synthetic(args.windows, args.runs, args.burst_at, args.events_rate, args.error_rate, cfg)
-        print(
-            f"synthetic: {r['runs']} runs x 2 sources x {r['windows']} windows, "
-            f"events ~ Poisson({args.events_rate:g}), "
-            f"errors ~ Poisson({args.error_rate:g}), 5x burst at window {args.burst_at}, sigma {args.sigma:g}"
+        r = synthetic(
+            args.windows, args.runs, args.burst_at, args.events_rate, args.error_rate, cfg, args.volume, args.jitter
         )
-        print(f"  burst flagged (alert on) in its window or the next: {r['burst_flagged']} of {r['runs']}")
+        vol = {
+            "poisson": f"events ~ Poisson({args.events_rate:g}), errors ~ Poisson({args.error_rate:g})",
+            "fixed": f"events = {args.events_rate:g}, errors ~ Poisson({args.error_rate:g})",
+            "jitter": f"events = {args.events_rate:g} +-{100 * args.jitter:g}% (uniform), "
+            f"errors ~ Poisson({args.error_rate / args.events_rate:g} x events)",
+        }[args.volume]
+        print(
+            f"synthetic: {r['runs']} runs x 2 sources x {r['windows']} windows, {vol}, "
+            f"5x burst at window {args.burst_at}, sigma {args.sigma:g}"
+        )
+        print(
+            f"  burst flagged (error alert starts) in its window or the next: {r['burst_flagged']} of {r['runs']} "
+            f"(an error alert on then: {r['burst_alert_on']})"
+        )
         print(
             f"  false positives: {r['false_positive_windows']} of {r['judged_windows']} stationary windows "
             f"= {100 * r['fp_rate']:.3f}% (control source: {r['control_alert_windows']} windows)"
         )
         print(
-            f"  error signals alone (errors.other, error_ratio): {100 * r['error_fp_rate']:.3f}% of windows; "
+            f"  error signals alone (errors.other, error_ratio): {r['error_fp_windows']} windows "
+            f"= {100 * r['error_fp_rate']:.3f}%; "
             f"control raised nothing at all in {r['clean_controls']} of {r['runs']} runs"
         )
+        print(f"  alert starts by signal: {dict(sorted(r['by_signal'].items()))}")
     if args.counters:
         for n in (2500, 250):
             r2 = counter_cost(n, 2000)
