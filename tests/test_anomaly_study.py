@@ -11,9 +11,13 @@ per event. (With Poisson event volume as well, ``events`` and ``bytes`` alarm at
 nominal ~0.15% of windows each: see benchmarks/RESULTS.md.)
 
 What 3 sigma promises and what it does not: a burst is flagged, the false-positive rate
-stays near the nominal tail (far under 1%), and a window whose error count is itself
-beyond the one-sided 3-sigma tail of the true rate may be flagged in the control source
-too; that is the detector being right, not a false alarm of the detector. Seed 1 of the
+stays near the nominal tail (far under 1%), but "the control source raises nothing" holds
+only most of the time: over 200 windows a steady Poisson(20) source draws a count beyond
+its own one-sided 3-sigma tail in about one run of eight, and the detector flags it (it
+is judged against a 60-window estimate, so it also flags a few windows just short of the
+exact tail and misses a few beyond it: 13 alarms, 8 of them true outliers, in 100 runs of
+benchmarks/anomaly_detection.py --synthetic --volume fixed). For these seeds every control
+alarm is on such a true outlier, which is what the test asserts. Seed 1 of the
 fixed-volume case draws 40 errors at a rate of 20 in window 130 (P(Poisson(20) >= 40) =
 5e-5) and is flagged; with jitter, seeds 1 and 3 draw 41 and 37 (rates 20.2 and 19.8). At
 ``sigma: 4`` nothing in any control source is flagged and every burst still is.
