@@ -13,7 +13,7 @@ nominal ~0.15% of windows each: see benchmarks/RESULTS.md.)
 What 3 sigma promises and what it does not: a burst is flagged, the false-positive rate
 stays near the nominal tail (far under 1%), but "the control source raises nothing" holds
 only most of the time: over 200 windows a steady Poisson(20) source draws a count beyond
-its own one-sided 3-sigma tail in about one run of eight, and the detector flags it (it
+its own one-sided 3-sigma tail in about one run of seven, and the detector flags it (it
 is judged against a 60-window estimate, so it also flags a few windows just short of the
 exact tail and misses a few beyond it: 13 alarms, 8 of them true outliers, in 100 runs of
 benchmarks/anomaly_detection.py --synthetic --volume fixed). For these seeds every control
