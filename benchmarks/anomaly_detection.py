@@ -9,7 +9,10 @@ Three parts, each selectable:
   burst is flagged in its window or the next, and the false-positive rate: windows past
   ``min_history`` in which any signal (events, bytes, error_ratio, errors.*) starts an
   alert, other than the burst window and the one after it, over all stationary windows of
-  both sources (the control source must raise nothing).
+  both sources (the control source must raise nothing). ``--volume fixed`` (events constant,
+  error events ~ Poisson(rate x events), bytes 200 per event: issue 7's "stationary Poisson
+  error rates") or ``--volume jitter`` (events within +-``--jitter``) instead of Poisson
+  volume; the signals are built by the agent's ``Window.signals()``.
 - ``--counters``: the per-batch cost of ``_fastparse.counters.count`` on a batch like a
   256 KiB chunk makes (about 2,500 events, metrics on a quarter of them), in ns per event.
 - ``--overhead``: agent CPU per line with the watch on and off (``-n`` lines of a
