@@ -205,9 +205,10 @@ def main() -> None:
         "wall_s": round(time.monotonic() - t0, 1),
     }
     print(json.dumps(result, indent=2))
-    client.indices.delete(index=index)
     if result["missing"] or result["duplicates"] or result["unexpected_documents"]:
-        raise SystemExit(f"FAILED: not exactly once (files and the agent's log kept in {work})")
+        raise SystemExit(f"FAILED: not exactly once (files and the agent's log kept in {work}, "
+                         f"documents in {index} on {srv['url']})")
+    client.indices.delete(index=index)
     shutil.rmtree(work, ignore_errors=True)
 
 
