@@ -164,6 +164,7 @@ def main() -> None:
     )
     ap.add_argument("--es", action="store_true", help="also ship into the real Elasticsearch (scripts/es.py soak)")
     ap.add_argument("--profile", action="store_true", help="a stage breakdown from a cProfile of the agent")
+    ap.add_argument("--keep-profile", metavar="PATH", help="with --profile: copy the cProfile stats here")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--append-results", action="store_true", help="append a row to benchmarks/RESULTS.md")
     a = ap.parse_args()
@@ -184,8 +185,11 @@ def main() -> None:
         cfg = work / f"{name}.yml"
         cfg.write_text(
             f"data_dir: {work / ('data-' + name)}\n"
-            f"inputs: [{{id: bench, paths: ['{log}'], format: '{fmt}'}}]\n"
+            # issue 8's goal is measured with multiline, error classes (always on in the
+            # parser), metrics and the anomaly counters on: said here, not left to defaults
+            f"inputs: [{{id: bench, paths: ['{log}'], format: '{fmt}', multiline: auto, metrics: auto}}]\n"
             f"output: {{elasticsearch: {{hosts: ['{hosts}'], template: false}}}}\n"
+            "anomaly: {enabled: true}\n"
             "http: {listen: null}\nlog_level: warning\n"
         )
         return cfg
@@ -239,6 +243,8 @@ def main() -> None:
                 check=True,
             )
             results["stages_percent"] = stage_breakdown(prof)
+            if a.keep_profile:
+                subprocess.run(["cp", str(prof), a.keep_profile], check=True)
 
         if a.es:
             sys.path.insert(0, str(ROOT / "scripts"))
