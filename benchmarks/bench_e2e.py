@@ -103,7 +103,7 @@ def corpus(kind: str, n: int) -> bytes:
     """About n lines: a training log (Python logging layout, metrics, tracebacks), JSON
     inference records, or the 16 LogHub samples repeated (their licence: shared/corpora)."""
     if kind == "training":
-        return generate(n)
+        return in_the_past(generate(n))
     if kind == "inference":
         rng = random.Random(2)
         rows = [
@@ -126,6 +126,17 @@ def corpus(kind: str, n: int) -> bytes:
     mix = b"".join(p.read_bytes() for p in sorted(loghub.glob("*_2k.log")))
     reps = max(1, n // max(1, mix.count(b"\n")))
     return mix * reps
+
+
+def in_the_past(data: bytes) -> bytes:
+    """The generated training log is stamped from 2026-11-25 07:30 UTC on (6-7 hours per
+    million lines): run today, much of it lies in the future, where the anomaly watch's
+    clock stops (FUTURE_MS past the wall clock) and its windows stay open to the end of
+    the run. Dated six days earlier (each date moved back, so the order is kept) it is a
+    backfill of the past, like a real log's."""
+    for day in range(25, 31):  # up to ~6 days of corpus; later dates are never generated here
+        data = data.replace(f"2026-11-{day} ".encode(), f"2026-11-{day - 6:02d} ".encode())
+    return data
 
 
 def stage_breakdown(stats_path: Path) -> dict[str, float]:
