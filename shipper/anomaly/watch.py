@@ -37,7 +37,7 @@ log = logging.getLogger("shipper.anomaly")
 
 STATE_VERSION = 1
 # open windows of a source that make a settle close the due ones itself, not wait for the tick
-EARLY_CLOSE = 32
+EARLY_CLOSE = 128
 
 
 @dataclass(frozen=True)
