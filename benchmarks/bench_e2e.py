@@ -175,6 +175,7 @@ def main() -> None:
     )
     ap.add_argument("--es", action="store_true", help="also ship into the real Elasticsearch (scripts/es.py soak)")
     ap.add_argument("--profile", action="store_true", help="a stage breakdown from a cProfile of the agent")
+    ap.add_argument("--root", type=Path, default=ROOT, help="the tree whose agent runs (a before/after check)")
     ap.add_argument("--keep-profile", metavar="PATH", help="with --profile: copy the cProfile stats here")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--append-results", action="store_true", help="append a row to benchmarks/RESULTS.md")
@@ -224,7 +225,7 @@ def main() -> None:
 
         before = endpoint_docs(url)
         agent = [sys.executable, "-m", "shipper", "run", "-c", str(config("discard", url)), "--once"]
-        results["shipper"] = measure(agent, cwd=ROOT)
+        results["shipper"] = measure(agent, cwd=a.root)
         results["shipper"]["docs"] = endpoint_docs(url) - before
         import _fastparse
 
@@ -250,7 +251,7 @@ def main() -> None:
                     str(config("profile", url)),
                     "--once",
                 ],
-                cwd=ROOT,
+                cwd=a.root,
                 check=True,
             )
             results["stages_percent"] = stage_breakdown(prof)
@@ -264,7 +265,7 @@ def main() -> None:
             srv = es.start("soak", port=9261)
             cpu0 = server_cpu(srv["dir"])
             results["shipper_es"] = measure(
-                [sys.executable, "-m", "shipper", "run", "-c", str(config("es", srv["url"])), "--once"], cwd=ROOT
+                [sys.executable, "-m", "shipper", "run", "-c", str(config("es", srv["url"])), "--once"], cwd=a.root
             )
             results["shipper_es"]["server_cpu_s"] = server_cpu(srv["dir"]) - cpu0
     finally:
