@@ -175,6 +175,7 @@ def main() -> None:
     )
     ap.add_argument("--es", action="store_true", help="also ship into the real Elasticsearch (scripts/es.py soak)")
     ap.add_argument("--profile", action="store_true", help="a stage breakdown from a cProfile of the agent")
+    ap.add_argument("--no-anomaly", action="store_true", help="the anomaly watch off (what it costs, by difference)")
     ap.add_argument("--root", type=Path, default=ROOT, help="the tree whose agent runs (a before/after check)")
     ap.add_argument("--keep-profile", metavar="PATH", help="with --profile: copy the cProfile stats here")
     ap.add_argument("--json", action="store_true")
@@ -201,7 +202,7 @@ def main() -> None:
             # parser), metrics and the anomaly counters on: said here, not left to defaults
             f"inputs: [{{id: bench, paths: ['{log}'], format: '{fmt}', multiline: auto, metrics: auto}}]\n"
             f"output: {{elasticsearch: {{hosts: ['{hosts}'], template: false}}}}\n"
-            "anomaly: {enabled: true}\n"
+            f"anomaly: {{enabled: {'false' if a.no_anomaly else 'true'}}}\n"
             "http: {listen: null}\nlog_level: warning\n"
         )
         return cfg
