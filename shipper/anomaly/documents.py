@@ -101,7 +101,7 @@ def anomaly_document(
 
 
 # One queued document: its bulk action and source lines, serialized when queued (a
-# window summary as nested dicts is ~5 KB of objects, as bytes ~1 KB: a backfill closes
+# window summary as nested dicts is ~2.5 KB of objects, as bytes ~0.9 KB: a backfill closes
 # windows faster than one request a second drains them)
 Doc = bytes
 
