@@ -66,8 +66,19 @@ class Segment:
 
 # The per-event arrays a parsed batch carries for the counters (about a quarter of its
 # body's size, not in the in-flight budget): counted at submit, not needed after it.
-_ARRAYS = ("ev_time", "ev_level", "ev_class", "ev_bytes", "m_item", "m_id", "m_value",
-           "p_item", "p_label", "p_pred", "p_score")
+_ARRAYS = (
+    "ev_time",
+    "ev_level",
+    "ev_class",
+    "ev_bytes",
+    "m_item",
+    "m_id",
+    "m_value",
+    "p_item",
+    "p_label",
+    "p_pred",
+    "p_score",
+)
 
 
 def _drop_arrays(batch: Any) -> None:

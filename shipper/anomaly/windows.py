@@ -179,8 +179,19 @@ class _Rows:
     """A batch's counters as Python lists, for the per-window steps (numpy scalars cost
     a conversion each; one ``tolist`` per array and batch does them all at once)."""
 
-    __slots__ = ("bytes", "c", "classes", "errors", "events", "has_confusion",
-                 "m_count", "m_max", "m_min", "m_name", "m_sum")
+    __slots__ = (
+        "bytes",
+        "c",
+        "classes",
+        "errors",
+        "events",
+        "has_confusion",
+        "m_count",
+        "m_max",
+        "m_min",
+        "m_name",
+        "m_sum",
+    )
 
     def __init__(self, c: WindowCounts) -> None:
         self.c = c
