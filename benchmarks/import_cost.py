@@ -9,7 +9,7 @@ Then the agent itself: `shipper run` idle on an empty directory (no Elasticsearc
 it waits), its VmRSS after start-up, and that plus numpy's marginal cost (the anomaly
 detector will import numpy).
 
-    python benchmarks/import_cost.py
+    python benchmarks/import_cost.py [--idle-only] [--root OTHER_TREE]
 """
 
 from __future__ import annotations
@@ -49,17 +49,20 @@ def rss_after(mods: list[str]) -> list[float]:
     return min(runs, key=lambda r: r[-1])
 
 
-def agent_idle() -> float:
-    """VmRSS of a real agent 4 s after start, tailing an empty directory."""
-    with tempfile.TemporaryDirectory(prefix="shipper-idle-") as d, socket.socket() as s:
+def agent_idle(extra: str = "http: {listen: null}\n", root: Path = ROOT) -> float:
+    """VmRSS of a real agent 4 s after start, tailing an empty directory (``extra``: more
+    config; the anomaly watch is on by default, so numpy is loaded unless it is off)."""
+    with tempfile.TemporaryDirectory(prefix="shipper-idle-") as d, socket.socket() as s, socket.socket() as h:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        h.bind(("127.0.0.1", 0))
+        port, http_port = s.getsockname()[1], h.getsockname()[1]
+        h.close()
         cfg = Path(d) / "c.yml"
         (Path(d) / "logs").mkdir()
         cfg.write_text(f"data_dir: {d}/data\ninputs: [{{id: idle, paths: ['{d}/logs/*.log']}}]\n"
                        f"output: {{elasticsearch: {{hosts: ['http://127.0.0.1:{port}'], template: false}}}}\n"
-                       "http: {listen: null}\nlog_level: error\n")
-        p = subprocess.Popen([sys.executable, "-m", "shipper", "run", "-c", str(cfg)], cwd=ROOT,
+                       "log_level: error\n" + extra.replace("HTTP_PORT", str(http_port)))
+        p = subprocess.Popen([sys.executable, "-m", "shipper", "run", "-c", str(cfg)], cwd=root,
                              stderr=subprocess.DEVNULL, env={**os.environ})
         try:
             time.sleep(4)
@@ -72,7 +75,24 @@ def agent_idle() -> float:
             p.wait()
 
 
+IDLE_CONFIGS = {
+    "defaults (anomaly watch on, http.listen on)": "http: {listen: '127.0.0.1:HTTP_PORT'}\n",
+    "http.listen: null": "http: {listen: null}\n",
+    "http.listen: null, anomaly.enabled: false": "http: {listen: null}\nanomaly: {enabled: false}\n",
+}
+
+
 def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--idle-only", action="store_true", help="only the real agent's idle RSS")
+    ap.add_argument("--root", type=Path, default=ROOT, help="the tree to run the agent from (a before/after check)")
+    a = ap.parse_args()
+    if a.idle_only:
+        for name, extra in IDLE_CONFIGS.items():
+            print(f"agent idle, {name}: {agent_idle(extra, a.root):.1f} MiB (goal 64)")
+        return
     ordered = rss_after(MODULES)
     full = ordered[-1]
     print(f"{'module':22} {'in order':>10} {'marginal':>10}")
@@ -85,9 +105,8 @@ def main() -> None:
             marginal[m] = all_libs - rss_after([x for x in libs if x != m])[-1]
         print(f"{m:22} {ordered[i + 1] - ordered[i]:+8.1f}   " + (f"{marginal[m]:+8.1f}" if m in marginal else ""))
     print(f"{'all':22} {full:8.1f} MiB")
-    idle = agent_idle()
-    print(f"agent idle (shipper run, no numpy yet): {idle:.1f} MiB; with numpy's marginal cost: "
-          f"{idle + marginal['numpy']:.1f} MiB (goal 64)")
+    for name, extra in IDLE_CONFIGS.items():
+        print(f"agent idle, {name}: {agent_idle(extra, a.root):.1f} MiB (goal 64)")
 
 
 if __name__ == "__main__":

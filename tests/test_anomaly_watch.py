@@ -197,3 +197,37 @@ def test_a_failure_in_counting_never_reaches_shipping() -> None:
     assert watch.observe(Broken(), FakeOwner("x"), "x") is None
     watch.settle(object())  # type: ignore[arg-type]
     assert watch.failures == 2
+
+
+def test_a_backfill_closes_due_windows_without_waiting_for_the_tick() -> None:
+    """Many windows settled between two ticks (a backfill) are closed and judged as they
+    become due, so open windows (saved with every checkpoint) stay few."""
+    from shipper.anomaly.watch import EARLY_CLOSE
+
+    owner = FakeOwner("backfill")
+    watch, _, writer = make_watch([owner])
+    n = 3 * EARLY_CLOSE
+    for k in range(n):  # no tick at all
+        settle_direct(watch, owner, [Event(time=T0 + k * W + j * 10) for j in range(5)])
+    src = watch.sources["backfill"]
+    assert len(src.windows.open) <= EARLY_CLOSE
+    windows = [d["window"]["events"] for _, _, d in writer.docs if "window" in d]
+    assert len(windows) >= n - EARLY_CLOSE and set(windows) == {5}
+    assert len(src.detector.to_dict()) > 0
+
+
+async def test_submit_drops_the_per_event_arrays_once_counted() -> None:
+    owner = FakeOwner("trainer", FakeParser(("loss",)))
+    watch, m, _ = make_watch([owner])
+    pipeline = Pipeline(
+        max_inflight_bytes=1 << 30, max_bytes=1 << 20, max_events=1000, flush_interval=0.1, senders=1, metrics=m
+    )
+    pipeline.observer = watch
+    wm = Watermark(0, lambda off, gen: None)
+    wm.owner = owner
+    b = FakeBatch([Event(time=T0 + j, metrics={0: 1.0}) for j in range(5)])
+    await pipeline.submit(b, wm, 0, "trainer")
+    assert b.ev_time is None and b.m_value is None  # type: ignore[comparison-overlap]
+    seg = pipeline._queue.get_nowait()
+    await pipeline.settle(seg, 5)
+    assert sample(m, "shipper_source_events_total", source="trainer") == 5

@@ -71,29 +71,42 @@ class Window:
 
     def add(self, c: WindowCounts, r: int, m_rows: slice, p_rows: slice) -> None:
         """Add row ``r`` of a batch's counters (its metric and pair rows given as slices)."""
+        self.add_row(_Rows(c), r, m_rows, p_rows)
+
+    def add_row(self, b: _Rows, r: int, m_rows: slice, p_rows: slice) -> None:
+        """`add` from a batch's counters as Python lists (converted once per batch, not
+        per window: a sparse backfill adds a few hundred events per window)."""
         self.saved = None
-        self.events += int(c.events[r])
-        self.bytes += int(c.bytes[r])
-        self.levels += c.levels[r]
-        cls = c.classes[r]
-        for j in np.flatnonzero(cls[1:]).tolist():  # per class present, not per event
-            name = c.class_names[j] if j < len(c.class_names) else "other"
-            self.classes[name] = self.classes.get(name, 0) + int(cls[j + 1])
-        for k in range(m_rows.start, m_rows.stop):  # per metric name present
-            name = c.m_name[k]
-            m = self.metrics.get(name)
-            cnt, tot, lo, hi = int(c.m_count[k]), float(c.m_sum[k]), float(c.m_min[k]), float(c.m_max[k])
-            if m is None:
-                self.metrics[name] = [cnt, tot, lo, hi]
-            else:
-                m[0] += cnt
-                m[1] += tot
-                m[2] = min(m[2], lo)
-                m[3] = max(m[3], hi)
-        self.confusion += c.confusion[r]
+        self.events += b.events[r]
+        self.bytes += b.bytes[r]
+        self.levels += b.c.levels[r]
+        if b.errors[r]:
+            names = b.c.class_names
+            classes = self.classes
+            for j, n in enumerate(b.classes[r]):  # per class of the table, not per event
+                if n and j:
+                    name = names[j - 1] if j - 1 < len(names) else "other"
+                    classes[name] = classes.get(name, 0) + n
+        if m_rows.stop > m_rows.start:
+            metrics = self.metrics
+            m_name, m_count, m_sum, m_min, m_max = b.m_name, b.m_count, b.m_sum, b.m_min, b.m_max
+            for k in range(m_rows.start, m_rows.stop):  # per metric name present
+                name = m_name[k]
+                m = metrics.get(name)
+                if m is None:
+                    metrics[name] = [m_count[k], m_sum[k], m_min[k], m_max[k]]
+                else:
+                    m[0] += m_count[k]
+                    m[1] += m_sum[k]
+                    if m_min[k] < m[2]:
+                        m[2] = m_min[k]
+                    if m_max[k] > m[3]:
+                        m[3] = m_max[k]
+        if b.has_confusion:
+            self.confusion += b.c.confusion[r]
         if p_rows.stop > p_rows.start and self.n_pairs < MAX_PAIRS:
-            self.scores.append(c.pair_score[p_rows].copy())
-            self.labels.append(c.pair_label[p_rows].copy())
+            self.scores.append(b.c.pair_score[p_rows].copy())
+            self.labels.append(b.c.pair_label[p_rows].copy())
 
     def pairs(self) -> tuple[np.ndarray, np.ndarray]:
         if not self.scores:
@@ -162,6 +175,38 @@ class Window:
         return w
 
 
+class _Rows:
+    """A batch's counters as Python lists, for the per-window steps (numpy scalars cost
+    a conversion each; one ``tolist`` per array and batch does them all at once)."""
+
+    __slots__ = (
+        "bytes",
+        "c",
+        "classes",
+        "errors",
+        "events",
+        "has_confusion",
+        "m_count",
+        "m_max",
+        "m_min",
+        "m_name",
+        "m_sum",
+    )
+
+    def __init__(self, c: WindowCounts) -> None:
+        self.c = c
+        self.events: list[int] = c.events.tolist()
+        self.bytes: list[int] = c.bytes.tolist()
+        self.errors: list[int] = c.classes[:, 1:].sum(axis=1).tolist()
+        self.classes: list[list[int]] = c.classes.tolist()
+        self.has_confusion = bool(c.confusion.any())
+        self.m_name = c.m_name
+        self.m_count: list[int] = c.m_count.tolist()
+        self.m_sum: list[float] = c.m_sum.tolist()
+        self.m_min: list[float] = c.m_min.tolist()
+        self.m_max: list[float] = c.m_max.tolist()
+
+
 class SourceWindows:
     """The open windows of one source and its clock."""
 
@@ -184,18 +229,21 @@ class SourceWindows:
         With ``now_ms``, event times more than ``FUTURE_MS`` ahead of it (a clock off by a
         year, a misparsed date) are counted in their windows but do not move the clock:
         one such line would otherwise close every open window at once."""
-        m_bounds = np.searchsorted(c.m_row, np.arange(len(c) + 1)) if len(c.m_row) else None
-        p_bounds = np.searchsorted(c.pair_row, np.arange(len(c) + 1)) if len(c.pair_row) else None
-        for r, start in enumerate(c.starts.tolist()):  # per window in the batch (one or two, typically)
+        rows = np.arange(len(c) + 1)
+        m_bounds = np.searchsorted(c.m_row, rows).tolist() if len(c.m_row) else None
+        p_bounds = np.searchsorted(c.pair_row, rows).tolist() if len(c.pair_row) else None
+        b = _Rows(c)
+        empty = slice(0, 0)
+        for r, start in enumerate(c.starts.tolist()):  # per window in the batch
             if self.next_start is not None and start < self.next_start:
-                self.late_events += int(c.events[r])
+                self.late_events += b.events[r]
                 continue
             w = self.open.get(start)
             if w is None:
                 w = self.open[start] = Window(start)
-            ms = slice(int(m_bounds[r]), int(m_bounds[r + 1])) if m_bounds is not None else slice(0, 0)
-            ps = slice(int(p_bounds[r]), int(p_bounds[r + 1])) if p_bounds is not None else slice(0, 0)
-            w.add(c, r, ms, ps)
+            ms = slice(m_bounds[r], m_bounds[r + 1]) if m_bounds is not None else empty
+            ps = slice(p_bounds[r], p_bounds[r + 1]) if p_bounds is not None else empty
+            w.add_row(b, r, ms, ps)
             yield w, r
         t = c.max_time if now_ms is None else min(c.max_time, now_ms + FUTURE_MS)
         if self.event_clock is None or t > self.event_clock:
