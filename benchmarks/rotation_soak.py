@@ -133,6 +133,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--every", type=float, default=0.1)
     ap.add_argument("--copytruncate", action="store_true")
+    ap.add_argument("--current-only", action="store_true",
+                    help="rename mode: match app.log only, not its rotated names")
     ap.add_argument("--rate", type=float, default=10_000, help="lines per second written")
     ap.add_argument("--full-speed", action="store_true", help="copytruncate inside full-speed write bursts")
     ap.add_argument("--burst", type=float, default=0.02, help="seconds of each full-speed burst")
@@ -149,10 +151,14 @@ def main() -> None:
     logs.mkdir()
     input_id = f"rot-{int(time.time())}"
     rotated = f", rotated_paths: ['{logs}/app.log.*']" if a.copytruncate else ""
+    # Rename rotation is deployed with the rotated names matched too (as for Filebeat):
+    # a file renamed before the agent first saw it is then still found, under its new name.
+    # --current-only matches app.log alone: such a file is then out of every agent's reach.
+    pattern = "*.log" if a.copytruncate or a.current_only else "app.log*"
     cfg = work / "shipper.yml"
     cfg.write_text(
         f"data_dir: {work / 'data'}\n"
-        f"inputs: [{{id: {input_id}, paths: ['{logs}/*.log'], scan_interval: 1s{rotated}}}]\n"
+        f"inputs: [{{id: {input_id}, paths: ['{logs}/{pattern}'], scan_interval: 1s{rotated}}}]\n"
         f"output: {{elasticsearch: {{hosts: ['{srv['url']}']}}}}\nhttp: {{listen: null}}\nlog_level: {a.log_level}\n"
     )
     log = open(work / "agent.log", "wb")  # noqa: SIM115 - the agent's stderr for its whole life
@@ -189,6 +195,7 @@ def main() -> None:
     want = set(written) - lost
     result = {
         "mode": ("copytruncate at full speed" if a.full_speed else "copytruncate") if a.copytruncate else "rename",
+        "paths": pattern,
         "seconds": a.seconds,
         "every_s": a.every,
         "lines_written": len(written),
