@@ -862,6 +862,27 @@ cdef int64_t parse_time(const uint8_t* s, Py_ssize_t n, const Zone* z, int64_t r
     return ms
 
 
+cdef inline bint iso_ms_shape(const uint8_t* t) noexcept nogil:
+    """``t[:23]`` is ``YYYY-mm-dd HH:MM:SS,mmm`` (or T, or "."): ``_pyparser._ISO_MS``."""
+    cdef int i
+    for i in range(23):
+        if i == 4 or i == 7:
+            if t[i] != 45:
+                return False
+        elif i == 10:
+            if t[i] != 32 and t[i] != 84:
+                return False
+        elif i == 13 or i == 16:
+            if t[i] != 58:
+                return False
+        elif i == 19:
+            if t[i] != 44 and t[i] != 46:
+                return False
+        elif not is_digit(t[i]):
+            return False
+    return True
+
+
 cdef Py_ssize_t put_ts(char* out, int64_t ms) noexcept nogil:
     """``YYYY-MM-DDTHH:MM:SS.mmmZ`` (24 bytes)."""
     cdef int64_t y, m, d, rem
@@ -1503,6 +1524,9 @@ cdef class Parser:
     cdef Py_ssize_t _plan_fixed
     cdef Zone _zone
     cdef int64_t _read_ms
+    cdef char _tc_key[24]  # the time of the last ``YYYY-mm-dd HH:MM:SS,`` seen (see _time_of)
+    cdef int64_t _tc_ms, _tc_read
+    cdef bint _tc_ok, _tc_valid
     cdef Py_ssize_t* _caps
     cdef Py_ssize_t* _vals
     cdef uint8_t* _memo
@@ -1738,6 +1762,23 @@ cdef class Parser:
         except BaseException:
             return -1
 
+    cdef int64_t _time_of(self, const uint8_t* t, Py_ssize_t n, bint* ok) noexcept nogil:
+        """``parse_time`` of ``t[:n]``; ``_pyparser.Parser._time_of``: a ``YYYY-mm-dd
+        HH:MM:SS,mmm`` time is its second's time (cached) plus the milliseconds."""
+        if n == 23 and iso_ms_shape(t):
+            if not (self._tc_valid and self._tc_read == self._read_ms and memcmp(self._tc_key, t, 20) == 0):
+                memcpy(self._tc_key, t, 20)
+                memcpy(self._tc_key + 20, b"000", 3)
+                self._tc_ms = parse_time(<const uint8_t*>self._tc_key, 23, &self._zone, self._read_ms,
+                                         &self._tc_ok)
+                self._tc_read = self._read_ms
+                self._tc_valid = True
+            ok[0] = self._tc_ok
+            if not self._tc_ok:
+                return 0
+            return self._tc_ms + (t[20] - 48) * 100 + (t[21] - 48) * 10 + (t[22] - 48)
+        return parse_time(t, n, &self._zone, self._read_ms, ok)
+
     cdef int _put_value(self, const uint8_t* s, int slot, int kind, int* tags) noexcept nogil:
         cdef Buf* b = &self._out
         cdef Py_ssize_t a = self._vals[2 * slot], e = self._vals[2 * slot + 1], i
@@ -1835,7 +1876,7 @@ cdef class Parser:
                 continue
             if tot > 255:
                 continue
-            ms = parse_time(<const uint8_t*>tbuf, tot, &self._zone, self._read_ms, &ok)
+            ms = self._time_of(<const uint8_t*>tbuf, tot, &ok)
             if ok:
                 break
         if ok and ms // self._gran != self._idx_period:
