@@ -1367,13 +1367,16 @@ cdef Py_ssize_t number_text(const uint8_t* s, Py_ssize_t n, char* out) noexcept 
         out[o] = b'0'
         o += 1
     else:
-        memcpy(out + o, s + a, dot - a)
-        o += dot - a
-    if dot + 1 < e:
-        memcpy(out + o, s + dot, e - dot)
-        o += e - dot
-    memcpy(out + o, s + e, n - e)
-    return o + n - e
+        while a < dot:  # byte loops: a number is a few bytes, a libc call costs more
+            out[o] = <char>s[a]
+            o += 1
+            a += 1
+    a = dot if dot + 1 < e else e
+    while a < n:
+        out[o] = <char>s[a]
+        o += 1
+        a += 1
+    return o
 
 
 cdef extern from "math.h" nogil:
