@@ -56,9 +56,41 @@ cdef extern from *:
     #endif
     #define FP_ONES ((uint64_t)0x0101010101010101ULL)
     #define FP_HIGH ((uint64_t)0x8080808080808080ULL)
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    #  define FP_LE32(x) __builtin_bswap32(x)
+    #  define FP_LE64(x) __builtin_bswap64(x)
+    #else
+    #  define FP_LE32(x) (x)
+    #  define FP_LE64(x) (x)
+    #endif
+    /* s[0..3] ASCII-lower-cased (A-Z only, as _LOW) as a little-endian word: the keyword
+       scan's window, without four table loads. */
+    static inline uint32_t fp_low4(const uint8_t* s) {
+        uint32_t w, h7, up;
+        memcpy(&w, s, 4);
+        w = FP_LE32(w);
+        h7 = w & 0x7f7f7f7fu;
+        up = (h7 + 0x3f3f3f3fu) & ~(h7 + 0x25252525u) & ~w & 0x80808080u;
+        return w | (up >> 2);
+    }
+    /* The first n (1..8) bytes of s as a little-endian word, zero above; ``room`` bytes
+       may be read from s (8 or more: one load). */
+    static inline uint64_t fp_word(const uint8_t* s, Py_ssize_t n, Py_ssize_t room) {
+        uint64_t w = 0;
+        Py_ssize_t i;
+        if (room >= 8) {
+            memcpy(&w, s, 8);
+            w = FP_LE64(w);
+            return n >= 8 ? w : (w & ((((uint64_t)1) << (8 * n)) - 1));
+        }
+        for (i = 0; i < n; i++) w |= ((uint64_t)s[i]) << (8 * i);
+        return w;
+    }
     """
     const uint64_t FP_ONES
     const uint64_t FP_HIGH
+    uint32_t fp_low4(const uint8_t*) noexcept nogil
+    uint64_t fp_word(const uint8_t*, Py_ssize_t, Py_ssize_t) noexcept nogil
     bint FP_LIKELY(bint) noexcept nogil
     bint FP_UNLIKELY(bint) noexcept nogil
 
@@ -830,6 +862,27 @@ cdef int64_t parse_time(const uint8_t* s, Py_ssize_t n, const Zone* z, int64_t r
     return ms
 
 
+cdef inline bint iso_ms_shape(const uint8_t* t) noexcept nogil:
+    """``t[:23]`` is ``YYYY-mm-dd HH:MM:SS,mmm`` (or T, or "."): ``_pyparser._ISO_MS``."""
+    cdef int i
+    for i in range(23):
+        if i == 4 or i == 7:
+            if t[i] != 45:
+                return False
+        elif i == 10:
+            if t[i] != 32 and t[i] != 84:
+                return False
+        elif i == 13 or i == 16:
+            if t[i] != 58:
+                return False
+        elif i == 19:
+            if t[i] != 44 and t[i] != 46:
+                return False
+        elif not is_digit(t[i]):
+            return False
+    return True
+
+
 cdef Py_ssize_t put_ts(char* out, int64_t ms) noexcept nogil:
     """``YYYY-MM-DDTHH:MM:SS.mmmZ`` (24 bytes)."""
     cdef int64_t y, m, d, rem
@@ -1160,9 +1213,7 @@ cdef struct ClassTab:
 
 
 cdef inline uint32_t win_hash(const uint8_t* s) noexcept nogil:
-    cdef uint32_t w = (<uint32_t>_LOW[s[0]] | (<uint32_t>_LOW[s[1]] << 8) | (<uint32_t>_LOW[s[2]] << 16)
-                       | (<uint32_t>_LOW[s[3]] << 24))
-    return (w * <uint32_t>0x9E3779B1) >> 16
+    return (fp_low4(s) * <uint32_t>0x9E3779B1) >> 16
 
 
 cdef int class_scan(const ClassTab* t, const uint8_t* s, Py_ssize_t n, int best) noexcept nogil:
@@ -1316,13 +1367,16 @@ cdef Py_ssize_t number_text(const uint8_t* s, Py_ssize_t n, char* out) noexcept 
         out[o] = b'0'
         o += 1
     else:
-        memcpy(out + o, s + a, dot - a)
-        o += dot - a
-    if dot + 1 < e:
-        memcpy(out + o, s + dot, e - dot)
-        o += e - dot
-    memcpy(out + o, s + e, n - e)
-    return o + n - e
+        while a < dot:  # byte loops: a number is a few bytes, a libc call costs more
+            out[o] = <char>s[a]
+            o += 1
+            a += 1
+    a = dot if dot + 1 < e else e
+    while a < n:
+        out[o] = <char>s[a]
+        o += 1
+        a += 1
+    return o
 
 
 cdef extern from "math.h" nogil:
@@ -1385,6 +1439,7 @@ cdef enum:
     _KEYS = 32  # the key cache of a parser: logged key -> metric name, direct-mapped
 
 cdef struct KeyEntry:
+    uint64_t word  # a key of at most 8 bytes: them (fp_word); else its FNV hash
     uint32_t hash
     int16_t rawlen  # -1: empty
     int16_t nl  # -1: not a metric
@@ -1472,6 +1527,9 @@ cdef class Parser:
     cdef Py_ssize_t _plan_fixed
     cdef Zone _zone
     cdef int64_t _read_ms
+    cdef char _tc_key[24]  # the time of the last ``YYYY-mm-dd HH:MM:SS,`` seen (see _time_of)
+    cdef int64_t _tc_ms, _tc_read
+    cdef bint _tc_ok, _tc_valid
     cdef Py_ssize_t* _caps
     cdef Py_ssize_t* _vals
     cdef uint8_t* _memo
@@ -1707,6 +1765,23 @@ cdef class Parser:
         except BaseException:
             return -1
 
+    cdef int64_t _time_of(self, const uint8_t* t, Py_ssize_t n, bint* ok) noexcept nogil:
+        """``parse_time`` of ``t[:n]``; ``_pyparser.Parser._time_of``: a ``YYYY-mm-dd
+        HH:MM:SS,mmm`` time is its second's time (cached) plus the milliseconds."""
+        if n == 23 and iso_ms_shape(t):
+            if not (self._tc_valid and self._tc_read == self._read_ms and memcmp(self._tc_key, t, 20) == 0):
+                memcpy(self._tc_key, t, 20)
+                memcpy(self._tc_key + 20, b"000", 3)
+                self._tc_ms = parse_time(<const uint8_t*>self._tc_key, 23, &self._zone, self._read_ms,
+                                         &self._tc_ok)
+                self._tc_read = self._read_ms
+                self._tc_valid = True
+            ok[0] = self._tc_ok
+            if not self._tc_ok:
+                return 0
+            return self._tc_ms + (t[20] - 48) * 100 + (t[21] - 48) * 10 + (t[22] - 48)
+        return parse_time(t, n, &self._zone, self._read_ms, ok)
+
     cdef int _put_value(self, const uint8_t* s, int slot, int kind, int* tags) noexcept nogil:
         cdef Buf* b = &self._out
         cdef Py_ssize_t a = self._vals[2 * slot], e = self._vals[2 * slot + 1], i
@@ -1804,7 +1879,7 @@ cdef class Parser:
                 continue
             if tot > 255:
                 continue
-            ms = parse_time(<const uint8_t*>tbuf, tot, &self._zone, self._read_ms, &ok)
+            ms = self._time_of(<const uint8_t*>tbuf, tot, &ok)
             if ok:
                 break
         if ok and ms // self._gran != self._idx_period:
@@ -2031,7 +2106,7 @@ cdef class Parser:
                 i = sep + 1
             else:
                 i = vend
-                ent = self._key_entry(s + ks, ke - ks)
+                ent = self._key_entry(s + ks, ke - ks, n - ks)
                 if ent == NULL:
                     nl = metric_name(&self._known, &self._al_from, &self._al_to, s + ks, ke - ks, buf)
                     name = buf
@@ -2100,9 +2175,12 @@ cdef class Parser:
             f.len += 1
         return 0
 
-    cdef KeyEntry* _key_entry(self, const uint8_t* key, Py_ssize_t kn) noexcept nogil:
-        """The cache entry of a logged key (filled on a miss), or NULL (no cache, key too long)."""
+    cdef KeyEntry* _key_entry(self, const uint8_t* key, Py_ssize_t kn, Py_ssize_t room) noexcept nogil:
+        """The cache entry of a logged key (filled on a miss), or NULL (no cache, key too
+        long). A key of at most 8 bytes is found by one word compare (``room``: the bytes
+        readable from ``key``), a longer one by its FNV hash and memcmp."""
         cdef uint32_t h = 2166136261
+        cdef uint64_t w = 0
         cdef Py_ssize_t i
         cdef KeyEntry* e
         if kn > _MAX_KEY:
@@ -2113,16 +2191,24 @@ cdef class Parser:
                 return NULL
             for i in range(_KEYS):
                 self._keys[i].rawlen = -1
-        for i in range(kn):
-            h = (h ^ key[i]) * 16777619
-        e = &self._keys[(h ^ (h >> 16)) & (_KEYS - 1)]
-        if e.hash == h and e.rawlen == kn and memcmp(e.raw, key, kn) == 0:
-            return e
+        if kn <= 8:
+            w = fp_word(key, kn, room)
+            e = &self._keys[((w * <uint64_t>0x9E3779B97F4A7C15) >> 59) & (_KEYS - 1)]
+            if e.word == w and e.rawlen == kn:
+                return e
+            h = 0
+        else:
+            for i in range(kn):
+                h = (h ^ key[i]) * 16777619
+            e = &self._keys[(h ^ (h >> 16)) & (_KEYS - 1)]
+            if e.hash == h and e.rawlen == kn and memcmp(e.raw, key, kn) == 0:
+                return e
         cdef char name[_NAME_CAP + 1]
         cdef Py_ssize_t nl = metric_name(&self._known, &self._al_from, &self._al_to, key, kn, name)
         if nl > 96:
             return NULL
         e.hash = h
+        e.word = w
         e.rawlen = <int16_t>kn
         memcpy(e.raw, key, kn)
         e.nl = <int16_t>nl

@@ -139,8 +139,15 @@ def parse_spec(value: Any) -> MetricSpec:
     return MetricSpec(True, tuple(known), tuple(order))
 
 
+_NONZERO = (b"1", b"2", b"3", b"4", b"5", b"6", b"7", b"8", b"9")
+
+
 def number_text(raw: bytes) -> bytes:
     """A logged number as JSON: no ``+``, no leading zeros, ``.5`` -> ``0.5``, ``5.`` -> ``5``."""
+    if b"e" not in raw and b"E" not in raw and not raw.endswith(b"."):
+        head = raw[:1]
+        if head in _NONZERO or (head == b"0" and raw[1:2] == b"." and len(raw) > 2):
+            return raw  # already JSON: the common 12, 3.5, 0.87
     sign = b""
     if raw[:1] in (b"+", b"-"):
         sign = b"-" if raw[:1] == b"-" else b""
