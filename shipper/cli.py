@@ -192,17 +192,9 @@ def _parse(args: argparse.Namespace) -> int:
             path=name,
             host_name=os.uname().nodename,
             id_prefix="parse",
-            index_pattern=inp.index,
             start_offset=0,
-            format=inp.format,
-            timezone=inp.timezone,
-            json_root=inp.json_root,
-            multiline=inp.multiline,
-            progress=inp.progress,
-            metrics=inp.metrics,
-            error_classes=inp.error_classes,
             labels=file_labels or None,
-            predictions=inp.predictions,
+            **inp.parser_options(),
         )
         f = sys.stdin.buffer if src == "-" else open(src, "rb")  # noqa: SIM115
         try:

@@ -586,6 +586,22 @@ class InputConfig:
     source: str | None = None
     error_classes: dict[str, list[str]] | None = None  # the top-level table, for the parser
 
+    def parser_options(self) -> dict[str, Any]:
+        """What the input's config says to the parser: the one mapping the agent's readers
+        and `shipper parse` both use, so that `parse` prints what the agent would send."""
+        return {
+            "index_pattern": self.index,
+            "max_line_bytes": self.max_line_bytes,
+            "format": self.format,
+            "timezone": self.timezone,
+            "json_root": self.json_root,
+            "multiline": self.multiline,
+            "progress": self.progress,
+            "metrics": self.metrics,
+            "error_classes": self.error_classes,
+            "predictions": self.predictions,
+        }
+
 
 @dataclass(frozen=True)
 class ElasticsearchConfig:

@@ -89,18 +89,9 @@ class FileReader:
             host_name=self.host_name,
             id_prefix="" if v2 else self.registry.id_prefix(self.state),
             id_key=self.registry.id_key(self.state) if v2 else None,
-            index_pattern=self.cfg.index,
             start_offset=offset,
-            max_line_bytes=self.cfg.max_line_bytes,
-            format=self.cfg.format,
-            timezone=self.cfg.timezone,
-            json_root=self.cfg.json_root,
-            multiline=self.cfg.multiline,
-            progress=self.cfg.progress,
-            metrics=self.cfg.metrics,
-            error_classes=self.cfg.error_classes,
             labels=self.labels or None,
-            predictions=self.cfg.predictions,
+            **self.cfg.parser_options(),
         )
 
     def _advance(self, offset: int, generation: int) -> None:
