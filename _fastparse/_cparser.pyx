@@ -89,6 +89,8 @@ cdef extern from *:
     """
     const uint64_t FP_ONES
     const uint64_t FP_HIGH
+    int FP_CTZ64 "__builtin_ctzll"(uint64_t) noexcept nogil
+    uint64_t FP_LE64(uint64_t) noexcept nogil
     uint32_t fp_low4(const uint8_t*) noexcept nogil
     uint64_t fp_word(const uint8_t*, Py_ssize_t, Py_ssize_t) noexcept nogil
     bint FP_LIKELY(bint) noexcept nogil
@@ -1365,36 +1367,140 @@ cdef Py_ssize_t metric_name(const NameList* known, const NameList* al_from, cons
     return -1
 
 
-cdef Py_ssize_t number_end(const uint8_t* s, Py_ssize_t n, Py_ssize_t k, int* kind) noexcept nogil:
-    """The value of ``METRIC_RE`` at ``s[k:]``: its end, ``kind`` 1 a number, 2 nan/inf, 0 none."""
+cdef extern from "math.h" nogil:
+    bint isfinite(double)
+
+cdef extern from "stdlib.h" nogil:
+    double strtod(const char*, char**)
+
+cdef double _POW10[23]
+for _i in range(23):
+    _POW10[_i] = float(10 ** _i)
+
+
+cdef inline Py_ssize_t next_sep(const uint8_t* s, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    """The first ``=`` or ``:`` in ``s[i:n]``, else ``n``: a word of 8 bytes at a time (the
+    lowest flagged byte of the zero-byte test is exact), then byte by byte. One call per
+    metric instead of two ``memchr`` restarts, which cost more than the few bytes between
+    separators."""
+    cdef uint64_t w, a, b, hit
+    while i + 8 <= n:
+        memcpy(&w, s + i, 8)
+        w = FP_LE64(w)
+        a = w ^ (FP_ONES * 0x3D)
+        b = w ^ (FP_ONES * 0x3A)
+        hit = (((a - FP_ONES) & ~a) | ((b - FP_ONES) & ~b)) & FP_HIGH
+        if hit:
+            return i + (FP_CTZ64(hit) >> 3)
+        i += 8
+    while i < n:
+        if s[i] == 61 or s[i] == 58:
+            return i
+        i += 1
+    return n
+
+
+cdef struct Num:
+    int kind  # 1 a number, 2 nan/inf, 0 none
+    bint slow  # the value needs strtod (over 15 significant digits or a large exponent)
+    bint neg
+    int frac, exp  # fraction digits; the exponent's value (capped)
+    uint64_t m  # the significant digits as an integer
+    Py_ssize_t ia, ib, fa, fb, ea  # s[ia:ib] integer digits after leading zeros,
+                                   # s[fa:fb] fraction digits, s[ea:end] the exponent
+
+
+cdef inline Py_ssize_t digits_run(const uint8_t* s, Py_ssize_t p, Py_ssize_t n, uint64_t* m,
+                                  int* digits) noexcept nogil:
+    """Past the digits at ``s[p:n]``, accumulating them into ``m`` and counting the
+    significant ones (from the first non-zero digit on) in ``digits``; two digits per
+    step while two are there."""
+    cdef uint64_t v = m[0]
+    cdef int d = digits[0]
+    cdef uint8_t c0, c1
+    if v == 0:
+        while p < n and s[p] == 48:
+            p += 1
+    while p + 1 < n:
+        c0 = s[p] - 48
+        c1 = s[p + 1] - 48
+        if c0 > 9:
+            break
+        if c1 > 9:
+            if v or c0:
+                d += 1
+            v = v * 10 + c0
+            p += 1
+            m[0] = v
+            digits[0] = d
+            return p
+        d += 2 if v or c0 else (1 if c1 else 0)
+        v = v * 100 + c0 * 10 + c1
+        p += 2
+    if p < n and <uint8_t>(s[p] - 48) <= 9:
+        if v or s[p] != 48:
+            d += 1
+        v = v * 10 + (s[p] - 48)
+        p += 1
+    m[0] = v
+    digits[0] = d
+    return p
+
+
+cdef Py_ssize_t number_scan(const uint8_t* s, Py_ssize_t n, Py_ssize_t k, Num* r) noexcept nogil:
+    """The value of ``METRIC_RE`` at ``s[k:]`` (its end; ``k``: none) and, for a number,
+    what its ``_metrics.number_text`` and its ``float`` need, in one pass over its bytes
+    (it was three scans and a division)."""
     cdef Py_ssize_t p = k, d, q
-    kind[0] = 0
+    cdef int digits = 0, e
+    r.kind = 0
+    r.m = 0
+    r.neg = False
+    r.slow = False
+    r.frac = r.exp = 0
+    r.ea = k
     if p < n and (s[p] == 43 or s[p] == 45):
+        r.neg = s[p] == 45
         p += 1
     d = p
-    while p < n and is_digit(s[p]):
+    while p < n and s[p] == 48:  # leading zeros: not in the text
         p += 1
+    r.ia = p
+    p = digits_run(s, p, n, &r.m, &digits)
+    r.ib = p
+    r.fa = r.fb = p
     if p > d:
         if p < n and s[p] == 46:
             p += 1
-            while p < n and is_digit(s[p]):
-                p += 1
+            r.fa = p
+            p = digits_run(s, p, n, &r.m, &digits)
+            r.fb = p
     elif p + 1 < n and s[p] == 46 and is_digit(s[p + 1]):
         p += 1
-        while p < n and is_digit(s[p]):
-            p += 1
+        r.fa = p
+        p = digits_run(s, p, n, &r.m, &digits)
+        r.fb = p
     else:
         p = -1
     if p >= 0:
+        r.frac = <int>(r.fb - r.fa)
+        r.ea = p
+        e = 0
         if p < n and (s[p] == 101 or s[p] == 69):
             q = p + 1
             if q < n and (s[q] == 43 or s[q] == 45):
                 q += 1
             if q < n and is_digit(s[q]):
                 while q < n and is_digit(s[q]):
+                    if e <= 400:
+                        e = e * 10 + (s[q] - 48)
                     q += 1
+                if s[p + 1] == 45:
+                    e = -e
                 p = q
-        kind[0] = 1
+        r.exp = e
+        r.slow = digits > 15 or e > 400 or e < -400
+        r.kind = 1
         return p
     p = d
     if p + 3 <= n and _LOW[s[p]] == 110 and _LOW[s[p + 1]] == 97 and _LOW[s[p + 2]] == 110:  # nan
@@ -1408,102 +1514,55 @@ cdef Py_ssize_t number_end(const uint8_t* s, Py_ssize_t n, Py_ssize_t k, int* ki
         return k
     if p < n and (is_alpha(s[p]) or is_digit(s[p])):
         return k
-    kind[0] = 2
+    r.kind = 2
     return p
 
 
-cdef Py_ssize_t number_text(const uint8_t* s, Py_ssize_t n, char* out) noexcept nogil:
-    """``_metrics.number_text`` of the number ``s[:n]`` into ``out`` (n + 2 bytes)."""
-    cdef Py_ssize_t i = 0, o = 0, e, dot = -1, a
-    if s[0] == 45:
+cdef inline Py_ssize_t num_text(const uint8_t* s, const Num* r, Py_ssize_t end, char* out) noexcept nogil:
+    """``_metrics.number_text`` from the scan: sign, integer digits (or 0), the fraction when it
+    has digits, the exponent as logged. ``out``: room for the raw length + 2."""
+    cdef Py_ssize_t o = 0, i
+    if r.neg:
         out[0] = b'-'
         o = 1
-    if s[0] == 43 or s[0] == 45:
-        i = 1
-    e = n
-    for a in range(i, n):
-        if s[a] == 101 or s[a] == 69:
-            e = a
-            break
-    for a in range(i, e):
-        if s[a] == 46:
-            dot = a
-            break
-    if dot < 0:
-        dot = e
-    a = i
-    while a < dot and s[a] == 48:
-        a += 1
-    if a == dot:
+    if r.ia == r.ib:
         out[o] = b'0'
         o += 1
     else:
-        while a < dot:  # byte loops: a number is a few bytes, a libc call costs more
-            out[o] = <char>s[a]
+        for i in range(r.ia, r.ib):
+            out[o] = <char>s[i]
             o += 1
-            a += 1
-    a = dot if dot + 1 < e else e
-    while a < n:
-        out[o] = <char>s[a]
+    if r.fb > r.fa:
+        out[o] = b'.'
         o += 1
-        a += 1
+        for i in range(r.fa, r.fb):
+            out[o] = <char>s[i]
+            o += 1
+    for i in range(r.ea, end):
+        out[o] = <char>s[i]
+        o += 1
     return o
 
 
-cdef extern from "math.h" nogil:
-    bint isfinite(double)
-
-cdef double _POW10[23]
-for _i in range(23):
-    _POW10[_i] = float(10 ** _i)
-
-
-cdef double number_value(const char* t, Py_ssize_t n) noexcept nogil:
-    """``float(t[:n])`` of a JSON number (``number_text``'s output, NUL-terminated):
-    m * 10**e in one IEEE operation when m < 2**53 and |e| <= 22 (then exactly rounded,
-    as ``strtod`` and Python are), else ``strtod``."""
-    cdef Py_ssize_t i = 0
-    cdef uint64_t m = 0
-    cdef int digits = 0, frac = 0, e = 0, esign = 1
-    cdef bint neg = False, seen_dot = False
-    if t[0] == b'-':
-        neg = True
-        i = 1
-    while i < n:
-        if t[i] == b'.':
-            seen_dot = True
-        elif t[i] >= b'0' and t[i] <= b'9':
-            if m or t[i] != b'0':
-                digits += 1
-            if digits > 15:
-                return strtod(t, NULL)
-            m = m * 10 + <uint64_t>(t[i] - 48)
-            if seen_dot:
-                frac += 1
-        else:
-            break
-        i += 1
-    if i < n:  # the exponent
-        i += 1
-        if t[i] == b'-':
-            esign = -1
-            i += 1
-        elif t[i] == b'+':
-            i += 1
-        while i < n:
-            e = e * 10 + (t[i] - 48)
-            if e > 400:
-                return strtod(t, NULL)
-            i += 1
-    e = esign * e - frac
-    cdef double v = <double>m
+cdef inline double num_value(const Num* r, char* text, Py_ssize_t tl) noexcept nogil:
+    """``float`` of the scanned number (``text[:tl]`` its text, room for a NUL after):
+    m * 10**e in one IEEE operation when m < 10**15 and |e| <= 22 (then exactly rounded,
+    as ``strtod`` and Python are), else ``strtod`` of the text."""
+    cdef int e
+    cdef double v
+    if r.slow:
+        text[tl] = 0
+        return strtod(text, NULL)
+    e = r.exp - r.frac
     if e > 22 or e < -22:
-        return strtod(t, NULL)
+        text[tl] = 0
+        return strtod(text, NULL)
+    v = <double>r.m
     if e >= 0:
         v = v * _POW10[e]
     else:
         v = v / _POW10[-e]
-    return -v if neg else v
+    return -v if r.neg else v
 
 
 cdef enum:
@@ -1516,11 +1575,10 @@ cdef struct KeyEntry:
     int16_t nl  # -1: not a metric
     int16_t id  # -1: not known yet
     bint nan  # a loss or gradient norm
+    uint64_t nw0, nw1  # the name's first 16 bytes, zero above its length (the dup check)
     char raw[_MAX_KEY]
     char name[96]
 
-cdef extern from "stdlib.h" nogil:
-    double strtod(const char*, char**)
 
 
 cdef inline bint nan_name(const NameList* l, const char* s, Py_ssize_t n) noexcept nogil:
@@ -2143,26 +2201,26 @@ cdef class Parser:
 
     cdef int _metrics(self, const uint8_t* s, Py_ssize_t n, bint* nan) noexcept nogil:
         """``Analyzer.metrics`` for ``s[:n]``: the fragment in ``_mfrag``, values in the m
-        arrays (item ``_count``); ``nan`` set for a NaN/inf loss. -1: no memory."""
-        cdef Py_ssize_t i = 0, sep, k, ks, ke, k2, vend, nl, tl, q
-        cdef const uint8_t* pe
-        cdef const uint8_t* pc
-        cdef int kind, id_
-        cdef bint dup, isnan
+        arrays (item ``_count``); ``nan`` set for a NaN/inf loss. -1: no memory.
+
+        One pass: the next separator (``next_sep``), the key backwards from it, then the
+        value's end, text and number from one scan of its bytes (``number_scan``)."""
+        cdef Py_ssize_t i = 0, sep, k, ks, ke, k2, vend, nl, tl, o
         cdef KeyEntry* ent
-        cdef char buf[_NAME_CAP + 1]
-        cdef const char* name = buf
-        cdef char text[_MAX_NUMBER + 4]
+        cdef char buf[_NAME_CAP + 32]
+        cdef const char* name
+        cdef char text[_MAX_NUMBER + 24]
+        cdef Num num
         cdef double v
+        cdef uint64_t w0, w1
+        cdef bint isnan
+        cdef int id_
         cdef Buf* f = &self._mfrag
         self._seen.len = 0
-        pe = <const uint8_t*>memchr(s, 61, n)
-        pc = <const uint8_t*>memchr(s, 58, n)
-        while pe != NULL or pc != NULL:
-            if pc == NULL or (pe != NULL and pe < pc):
-                sep = pe - s
-            else:
-                sep = pc - s
+        while i < n:
+            sep = next_sep(s, i, n)
+            if sep >= n:
+                break
             k = sep
             while k > i and (s[k - 1] == 32 or s[k - 1] == 9):
                 k -= 1
@@ -2172,83 +2230,116 @@ cdef class Parser:
             ks = ke
             while ks > 0 and _KEYCH[s[ks - 1]]:
                 ks -= 1
-            kind = 0
-            if ks < ke and ks >= i and is_alpha(s[ks]):
-                k2 = sep + 1
-                while k2 < n and (s[k2] == 32 or s[k2] == 9):
-                    k2 += 1
-                vend = number_end(s, n, k2, &kind)
-            if kind == 0:
+            if not (ks < ke and ks >= i and is_alpha(s[ks])):
                 i = sep + 1
+                continue
+            k2 = sep + 1
+            while k2 < n and (s[k2] == 32 or s[k2] == 9):
+                k2 += 1
+            vend = number_scan(s, n, k2, &num)
+            if num.kind == 0:
+                i = sep + 1
+                continue
+            i = vend
+            ent = self._key_entry(s + ks, ke - ks, n - ks)
+            if ent == NULL:
+                nl = metric_name(&self._known, &self._al_from, &self._al_to, s + ks, ke - ks, buf)
+                if nl < 0:
+                    continue
+                name = buf
+                isnan = in_list(&self._nanl, name, nl)
+                w0 = fp_word(<const uint8_t*>buf, nl if nl < 8 else 8, 8)
+                w1 = fp_word(<const uint8_t*>buf + 8, (nl - 8 if nl < 16 else 8) if nl > 8 else 0, 8)
             else:
-                i = vend
-                ent = self._key_entry(s + ks, ke - ks, n - ks)
-                if ent == NULL:
-                    nl = metric_name(&self._known, &self._al_from, &self._al_to, s + ks, ke - ks, buf)
-                    name = buf
-                    isnan = nl >= 0 and in_list(&self._nanl, name, nl)
-                else:
-                    nl = ent.nl
-                    name = ent.name
-                    isnan = ent.nan
-                if nl >= 0:
-                    dup = False
-                    q = 0
-                    while q < self._seen.len:
-                        tl = (<uint8_t>self._seen.data[q]) | ((<uint8_t>self._seen.data[q + 1]) << 8)
-                        if tl == nl and memcmp(self._seen.data + q + 2, name, nl) == 0:
-                            dup = True
-                            break
-                        q += 2 + tl
-                    if not dup and not (kind == 1 and vend - k2 > _MAX_NUMBER):
-                        if buf_reserve(&self._seen, nl + 2) < 0:
-                            return -1
-                        self._seen.data[self._seen.len] = <char>(nl & 255)
-                        self._seen.data[self._seen.len + 1] = <char>(nl >> 8)
-                        memcpy(self._seen.data + self._seen.len + 2, name, nl)
-                        self._seen.len += nl + 2
-                        v = 0
-                        if kind == 1:
-                            tl = number_text(s + k2, vend - k2, text)
-                            text[tl] = 0
-                            v = number_value(text, tl)
-                        if kind == 2 or not isfinite(v):
-                            if isnan:
-                                nan[0] = True
-                        else:
-                            if ent != NULL and ent.id >= 0:
-                                id_ = ent.id
-                            else:
-                                id_ = self._metric_id(name, nl)
-                                if id_ == -2:
-                                    return -1
-                                if ent != NULL and id_ >= 0:
-                                    ent.id = <int16_t>id_
-                            if id_ >= 0:
-                                if buf_reserve(f, nl + tl + 20) < 0 or self._reserve_metrics() < 0:
-                                    return -1
-                                if f.len == 0:
-                                    buf_put(f, ',"metrics":{"', 13)
-                                else:
-                                    buf_put(f, ',"', 2)
-                                buf_put(f, name, nl)
-                                buf_put(f, '":', 2)
-                                buf_put(f, text, tl)
-                                self._mi[self._mn] = <uint32_t>self._count
-                                self._mid[self._mn] = <uint16_t>id_
-                                self._mv[self._mn] = v
-                                self._mn += 1
-            if i >= n:
-                break
-            if pe != NULL and pe - s < i:
-                pe = <const uint8_t*>memchr(s + i, 61, n - i)
-            if pc != NULL and pc - s < i:
-                pc = <const uint8_t*>memchr(s + i, 58, n - i)
+                nl = ent.nl
+                if nl < 0:
+                    continue
+                name = ent.name
+                isnan = ent.nan
+                w0 = ent.nw0
+                w1 = ent.nw1
+            if self._seen_has(name, nl, w0, w1):
+                continue
+            if num.kind == 1 and vend - k2 > _MAX_NUMBER:
+                continue
+            if self._seen_add(name, nl, w0, w1) < 0:
+                return -1
+            if num.kind == 2:
+                if isnan:
+                    nan[0] = True
+                continue
+            tl = num_text(s, &num, vend, text)
+            v = num_value(&num, text, tl)
+            if not isfinite(v):
+                if isnan:
+                    nan[0] = True
+                continue
+            if ent != NULL and ent.id >= 0:
+                id_ = ent.id
+            else:
+                id_ = self._metric_id(name, nl)
+                if id_ == -2:
+                    return -1
+                if ent != NULL and id_ >= 0:
+                    ent.id = <int16_t>id_
+            if id_ < 0:
+                continue
+            if buf_reserve(f, nl + 64 + 48) < 0 or self._reserve_metrics() < 0:
+                return -1
+            # fixed-size copies: the buffer has the slack, name and text have the room
+            o = f.len
+            if o == 0:
+                memcpy(f.data, ',"metrics":{"', 13)
+                o = 13
+            else:
+                memcpy(f.data + o, ',"', 2)
+                o += 2
+            if nl <= 32:
+                memcpy(f.data + o, name, 32)
+            else:
+                memcpy(f.data + o, name, nl)
+            o += nl
+            memcpy(f.data + o, '":', 2)
+            o += 2
+            memcpy(f.data + o, text, 48)
+            f.len = o + tl
+            self._mi[self._mn] = <uint32_t>self._count
+            self._mid[self._mn] = <uint16_t>id_
+            self._mv[self._mn] = v
+            self._mn += 1
         if f.len:
             if buf_reserve(f, 1) < 0:
                 return -1
             f.data[f.len] = b'}'
             f.len += 1
+        return 0
+
+    cdef inline bint _seen_has(self, const char* name, Py_ssize_t nl, uint64_t w0, uint64_t w1) noexcept nogil:
+        """``name`` is already one of the event's metrics: records of (length, first 16
+        bytes as two words, the rest), so most names compare in three word compares."""
+        cdef Py_ssize_t q = 0, ln
+        cdef const uint64_t* r
+        while q < self._seen.len:
+            r = <const uint64_t*>(self._seen.data + q)
+            ln = <Py_ssize_t>r[0]
+            if ln == nl and r[1] == w0 and r[2] == w1 and (
+                    nl <= 16 or memcmp(self._seen.data + q + 24, name + 16, nl - 16) == 0):
+                return True
+            q += 24 + (((ln - 16 + 7) & ~7) if ln > 16 else 0)
+        return False
+
+    cdef int _seen_add(self, const char* name, Py_ssize_t nl, uint64_t w0, uint64_t w1) noexcept nogil:
+        cdef Py_ssize_t rest = ((nl - 16 + 7) & ~7) if nl > 16 else 0
+        cdef uint64_t* r
+        if buf_reserve(&self._seen, 24 + rest) < 0:
+            return -1
+        r = <uint64_t*>(self._seen.data + self._seen.len)
+        r[0] = <uint64_t>nl
+        r[1] = w0
+        r[2] = w1
+        if rest:
+            memcpy(self._seen.data + self._seen.len + 24, name + 16, nl - 16)
+        self._seen.len += 24 + rest
         return 0
 
     cdef KeyEntry* _key_entry(self, const uint8_t* key, Py_ssize_t kn, Py_ssize_t room) noexcept nogil:
@@ -2290,9 +2381,12 @@ cdef class Parser:
         e.nl = <int16_t>nl
         e.id = -1
         e.nan = False
+        memset(e.name, 0, 96)
         if nl >= 0:
             memcpy(e.name, name, nl)
             e.nan = in_list(&self._nanl, name, nl)
+        e.nw0 = fp_word(<const uint8_t*>e.name, 8, 8)
+        e.nw1 = fp_word(<const uint8_t*>e.name + 8, 8, 8)
         return e
 
     cdef int _reserve_metrics(self) noexcept nogil:
