@@ -18,7 +18,7 @@ import yaml
 
 from .conftest import wait_for
 from .test_durability import gen0_under_way
-from .test_tailing import Run
+from .test_tailing import Run, holds
 
 pytestmark = pytest.mark.integration
 
@@ -78,18 +78,8 @@ def _live_name_only(r: Run) -> None:
 
 def pinned(r: Run, path: Path) -> None:
     """Wait until the agent process holds `path`'s inode open (watchdog's thread pinned it)."""
-    assert r.agent.proc is not None
     ino = os.stat(path).st_ino
-    fds = Path(f"/proc/{r.agent.proc.pid}/fd")
-
-    def held() -> bool:
-        for fd in fds.iterdir():
-            with contextlib.suppress(OSError):
-                if os.stat(fd).st_ino == ino:
-                    return True
-        return False
-
-    wait_for(held, 30, f"the agent to open {path.name} (inode {ino})", interval=0.02)
+    wait_for(lambda: holds(r, ino), 30, f"the agent to open {path.name} (inode {ino})", interval=0.02)
 
 
 def _agent_log(r: Run) -> str:
@@ -200,6 +190,27 @@ def test_a_copy_of_what_the_file_still_holds_is_not_read_twice(
     os.truncate(app, 0)  # the truncation that copy was made for
     with app.open("ab") as f:
         f.write(r.lines("after the truncation", 100))
+    r.assert_exactly_once()
+    assert "holds a generation never read" not in _agent_log(r)
+    assert r.agent.stop() == 0
+
+
+def test_a_copy_read_by_a_file_is_not_read_again_by_its_successor(
+    env: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Copied and truncated (the copy read under the file's own generation), then deleted
+    and created anew: the new file does not take the old copy for a generation of its own."""
+    r, _ = _copytruncate_run(env, tmp_path, monkeypatch)
+    app = r.logs / "app.log"
+    app.write_bytes(r.lines("first", 100))
+    r.agent.start()
+    r.shipped(100)
+    with app.open("ab") as f:
+        f.write(r.lines("then", 1000))
+    copytruncate(r, app, "app.log.1", b"")
+    r.shipped(1100)
+    app.unlink()
+    app.write_bytes(r.lines("a new file", 200))
     r.assert_exactly_once()
     assert "holds a generation never read" not in _agent_log(r)
     assert r.agent.stop() == 0

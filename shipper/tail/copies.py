@@ -7,7 +7,10 @@ before its first read, or before the scan registered the file): its copy matches
 fingerprint the agent ever took. Such copies are found by elimination: every file state
 remembers the copies that existed when its current generation began, or that it has
 read (`FileState.copies`, by device and inode); a copy not among them, made after, is
-a generation never seen, read whole as a generation of its own.
+a generation never seen, read whole as a generation of its own. A listing cannot tell
+when a copy was made: one made within milliseconds of its file's creation (before the
+agent listed) would look old; so the copies inotify reports as created after the file
+was (InputTailer.born) are accounted for only once read.
 
 The elimination is guarded, since reading a wrong file as a generation would ship its
 lines twice or ship foreign ones: the copy's name begins with the file's own name (the

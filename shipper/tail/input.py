@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import stat as stat_mod
@@ -37,6 +38,7 @@ class Pin:
     fd: int
     path: str
     copies: list[list[int]] | None  # the rotated_paths copies there at that moment
+    seq: int  # its place in the order of inotify's reports (InputTailer.born)
 
 
 class OpenFiles:
@@ -91,6 +93,13 @@ class InputTailer:
         self.poll_interval = 2.0
         self._pins: dict[tuple[int, int], Pin] = {}
         self._pin_lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._rotated = PathMatcher(cfg.rotated_paths, []) if cfg.rotated_paths else None
+        #: copies whose creation inotify reported while this agent ran -> their place in the
+        #: order of its reports: a copy reported after a file was pinned was made after that
+        #: file appeared, whatever a listing saw (so it may hold its bytes: copies.py)
+        self.born: dict[tuple[int, int], int] = {}
+        self._seq = 0  # reports counted (pins and copies), under _pin_lock
         metrics.input_bytes_behind.labels(cfg.id).set_function(self._behind)
 
     def _behind(self) -> float:
@@ -104,7 +113,7 @@ class InputTailer:
         if structural or (reader is None and self.matcher.included(path)):
             self.rescan.set()
 
-    def pin(self, path: str) -> None:
+    def pin(self, path: str, created: bool = True) -> None:
         """Watchdog's thread: open a file created or moved in under a matched name at once.
 
         A file that lives a moment under the watched name (written, then renamed to a name
@@ -112,7 +121,14 @@ class InputTailer:
         descriptor it is still read. The scan takes the pins and closes those it does not
         need. The copies listed here are the ones made before the file existed, as far as
         the agent can tell (a copy made later holds bytes of this file: copies.py)."""
-        if self.stopping or not self.matcher.included(path):
+        if self.stopping:
+            return
+        if not self.matcher.included(path):
+            # a copy made (not a rotated copy renamed on: that one keeps its identity)
+            if created and self._rotated is not None and self._loop is not None and self._rotated.included(path):
+                with contextlib.suppress(OSError, RuntimeError):  # gone, or the loop closed
+                    st = os.stat(path)
+                    self._loop.call_soon_threadsafe(self._copy_born, (st.st_dev, st.st_ino), self._next_seq())
             return
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -128,9 +144,24 @@ class InputTailer:
                 and ident not in self._pins
                 and len(self._pins) < MAX_PINS
             ):
-                self._pins[ident] = Pin(fd, path, listed)
+                self._seq += 1
+                self._pins[ident] = Pin(fd, path, listed, self._seq)
                 return
         os.close(fd)
+
+    def _next_seq(self) -> int:
+        with self._pin_lock:
+            self._seq += 1
+            return self._seq
+
+    def _copy_born(self, ident: tuple[int, int], seq: int) -> None:
+        """A copy appeared under rotated_paths (its report numbered `seq`)."""
+        self.born[ident] = seq
+        while len(self.born) > 4096:
+            del self.born[next(iter(self.born))]
+
+    def _born_after(self, seq: int) -> set[tuple[int, int]]:
+        return {i for i, s in self.born.items() if s > seq}
 
     def _take_pins(self) -> dict[tuple[int, int], Pin]:
         with self._pin_lock:
@@ -139,6 +170,7 @@ class InputTailer:
 
     async def run(self) -> None:
         """Scan on hints and on the timer until stopped (or, with --once, until all is read)."""
+        self._loop = asyncio.get_running_loop()
         stall.start()
         self.scan()
         self.first_start = False
@@ -289,6 +321,7 @@ class InputTailer:
             host_name=self.host_name,
             on_close=self._closed,
             tailed=lambda: self.registry.by_inode().keys(),
+            born=functools.partial(self._born_after, pin.seq if pin is not None else self._next_seq()),
         )
         reader.once = self.once
         reader.poll_interval = self.poll_interval

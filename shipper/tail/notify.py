@@ -20,7 +20,7 @@ from watchdog.observers import Observer
 log = logging.getLogger(__name__)
 
 Hint = Callable[[str, bool], None]  # (path, structural): structural = created/moved/deleted
-Pin = Callable[[str], None]  # a file that appeared at path: open it now (in this thread)
+Pin = Callable[[str, bool], None]  # a file appeared at path (created: True, moved in: False)
 
 
 class _Handler(FileSystemEventHandler):
@@ -39,7 +39,7 @@ class _Handler(FileSystemEventHandler):
             paths.append(dest)
         if self._pin is not None and not event.is_directory and event.event_type in ("created", "moved"):
             # before the hint: the scan it wakes finds the file pinned even if renamed away
-            self._pin(os.fsdecode(dest or event.src_path))
+            self._pin(os.fsdecode(dest or event.src_path), event.event_type == "created")
         for p in paths:
             path = os.fsdecode(p)
             try:

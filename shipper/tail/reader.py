@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 
 CHUNK = 256 * 1024
 IDLE_CHECK = 2.0  # seconds between checks of an idle file when no hint arrives
-ORPHAN_GRACE = 5.0  # a file no longer matched is read this long after its last growth
 
 
 class FileReader:
@@ -51,6 +50,7 @@ class FileReader:
         host_name: str,
         on_close: Callable[[FileReader], None],
         tailed: Callable[[], Collection[tuple[int, int]]] = tuple,
+        born: Callable[[], Collection[tuple[int, int]]] = tuple,
     ) -> None:
         self.state = state
         self.fd = fd
@@ -65,6 +65,8 @@ class FileReader:
         self.once = False
         self._on_close = on_close
         self._tailed = tailed  # (device, inode) of the files tailed: never taken for copies
+        self._born = born  # copies inotify saw made after this file appeared: accounted for once read
+        self._read_copies: set[tuple[int, int]] = set()
         self._lines = metrics.input_lines.labels(cfg.id)
         self._bytes = metrics.input_bytes.labels(cfg.id)
         self.watermark = Watermark(state.offset, self._advance)
@@ -216,7 +218,9 @@ class FileReader:
             if not self.once and not self.orphaned and idle >= self.cfg.close_inactive and self._settled():
                 log.info("closing %s at offset %d: inactive for %.0fs", self.state.path, self.position, idle)
                 return  # reopened by a scan when it changes
-            if self.once or (self.orphaned and idle >= ORPHAN_GRACE):
+            if self.once or (self.orphaned and idle >= self.cfg.close_removed):
+                # deleted or renamed away: read to its end, and closed once idle (a writer may
+                # still hold it open and append; the descriptor keeps a deleted file's space)
                 await self._flush_partial()
                 log.info(
                     "closing %s at offset %d (%s)",
@@ -275,7 +279,8 @@ class FileReader:
         if self.state.copies is None:
             self.state.copies = copies.idents(found)
             self.registry.dirty = True
-        return {(d, i) for d, i in self.state.copies}
+        listed = {(d, i) for d, i in self.state.copies}
+        return listed - ({*self._born()} - self._read_copies)
 
     def _unseen(self, found: list[tuple[str, os.stat_result]]) -> list[tuple[str, os.stat_result]]:
         return copies.unseen(
@@ -383,6 +388,7 @@ class FileReader:
         used = await self._read_rotated_copy(found)
         if used is not None:
             accounted.add(used)
+            self._read_copies.add(used)
         self.state.copies = [list(i) for i in accounted]
         for path, st in self._unseen(found):  # generations born and copied away unseen
             if self.stopping:
@@ -392,6 +398,7 @@ class FileReader:
                 return
             if await self._copy_generation(path, st):
                 accounted.add((st.st_dev, st.st_ino))
+                self._read_copies.add((st.st_dev, st.st_ino))
                 self.state.copies = [list(i) for i in accounted]
         fp, fp_len = await self._settle(fp, fp_len)
         if self.stopping:
