@@ -90,6 +90,7 @@ cdef extern from *:
     const uint64_t FP_ONES
     const uint64_t FP_HIGH
     int FP_CTZ64 "__builtin_ctzll"(uint64_t) noexcept nogil
+    int FP_CLZ64 "__builtin_clzll"(uint64_t) noexcept nogil
     uint64_t FP_LE64(uint64_t) noexcept nogil
     uint32_t fp_low4(const uint8_t*) noexcept nogil
     uint64_t fp_word(const uint8_t*, Py_ssize_t, Py_ssize_t) noexcept nogil
@@ -161,29 +162,42 @@ cdef inline Py_ssize_t put_id(char* out, const uint8_t* key, Py_ssize_t keylen, 
 
 
 cdef inline Py_ssize_t put_hex(char* out, uint64_t v) noexcept nogil:
-    cdef char tmp[16]
-    cdef int k = 16
-    while True:
-        k -= 1
-        tmp[k] = _HEX[v & 15]
+    """``v`` in lower-case hex without leading zeros, written from its last digit back
+    (its length from the leading zero bits: no temporary, no copy)."""
+    cdef Py_ssize_t n = (67 - FP_CLZ64(v | 1)) >> 2, i = n
+    while i > 0:
+        i -= 1
+        out[i] = _HEX[v & 15]
         v >>= 4
-        if v == 0:
-            break
-    memcpy(out, tmp + k, 16 - k)
-    return 16 - k
+    return n
+
+
+cdef uint64_t _P10[20]
+for _i in range(20):
+    _P10[_i] = 10 ** _i
+cdef const char* _PAIRS = (b"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                           b"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                           b"8081828384858687888990919293949596979899")
 
 
 cdef inline Py_ssize_t put_dec(char* out, uint64_t v) noexcept nogil:
-    cdef char tmp[20]
-    cdef int k = 20
-    while True:
-        k -= 1
-        tmp[k] = <char>(48 + v % 10)
-        v //= 10
-        if v == 0:
-            break
-    memcpy(out, tmp + k, 20 - k)
-    return 20 - k
+    """``v`` in decimal, written from its last digit back, two digits a step (a table of
+    the 100 pairs): half the divisions, no temporary, no copy."""
+    cdef Py_ssize_t n = 1, i
+    cdef uint64_t q
+    while n < 20 and v >= _P10[n]:
+        n += 1
+    i = n
+    while v >= 100:
+        q = v // 100
+        i -= 2
+        memcpy(out + i, _PAIRS + 2 * (v - q * 100), 2)
+        v = q
+    if v >= 10:
+        memcpy(out + i - 2, _PAIRS + 2 * v, 2)
+    else:
+        out[i - 1] = <char>(48 + v)
+    return n
 
 
 cdef inline int utf8_seq(const uint8_t* s, Py_ssize_t avail) noexcept nogil:
@@ -325,11 +339,45 @@ cdef const int* int_array(list keep, values):
     return <const int*>PyBytes_AS_STRING(b)
 
 
-cdef inline Frag frag_of(bytes b):
+cdef enum:
+    _PAD = 32  # readable bytes past a fragment's end; slack the body keeps past its end
+
+cdef bytes _PADDING = b"\0" * _PAD
+
+
+cdef inline Frag frag_of(list keep, bytes b):
+    """A fragment for ``b``, from a copy with ``_PAD`` bytes after it (kept by ``keep``),
+    so that ``put_f`` may copy it in whole 32-byte blocks."""
+    cdef bytes pb = b + _PADDING
     cdef Frag f
-    f.p = PyBytes_AS_STRING(b)
+    keep.append(pb)
+    f.p = PyBytes_AS_STRING(pb)
     f.n = PyBytes_GET_SIZE(b)
     return f
+
+
+cdef inline void put_blocks(Buf* b, const char* s, Py_ssize_t n) noexcept nogil:
+    """``put_f`` of bytes that have ``_PAD`` readable bytes after them."""
+    cdef char* d = b.data + b.len
+    cdef Py_ssize_t i = 0
+    while i < n:
+        memcpy(d + i, s + i, 32)
+        i += 32
+    b.len += n
+
+
+cdef inline void put_f(Buf* b, Frag f) noexcept nogil:
+    """Append a fragment in whole 32-byte blocks (constant-size moves, no libc call): its
+    source is padded (``frag_of``) and the body is reserved with ``_PAD`` bytes of slack;
+    only ``f.n`` bytes count."""
+    cdef char* d = b.data + b.len
+    cdef Py_ssize_t i = 0
+    while True:
+        memcpy(d + i, f.p + i, 32)
+        i += 32
+        if i >= f.n:
+            break
+    b.len += f.n
 
 
 
@@ -1626,7 +1674,7 @@ cdef class Parser:
     cdef object _frags_obj  # Fragments: keeps the bytes the Frag pointers point into
     cdef object _time
     cdef object _times  # the (index, timestamp) tuple the heads were made for
-    cdef bytes _action_head_obj, _doc_head_obj
+    cdef list _heads_obj, _fkeep  # padded copies the fragments point into
     cdef Frag _action_head, _action_tail, _doc_head, _log_head, _original_length
     cdef Frag _doc_tail, _doc_end
     cdef Frag _tags[16]
@@ -1658,13 +1706,15 @@ cdef class Parser:
     cdef int64_t _read_ms
     cdef char _tc_key[24]  # the time of the last ``YYYY-mm-dd HH:MM:SS,`` seen (see _time_of)
     cdef int64_t _tc_ms, _tc_read
+    cdef char _ts_buf[24]  # put_ts of the second _ts_sec (see _put_ts)
+    cdef int64_t _ts_sec
     cdef bint _tc_ok, _tc_valid
     cdef Py_ssize_t* _caps
     cdef Py_ssize_t* _vals
     cdef uint8_t* _memo
     cdef Py_ssize_t _memo_cap
     cdef int64_t _gran, _idx_period
-    cdef bytes _idx_obj
+    cdef list _idx_obj
     cdef Frag _idx, _action_open, _id_sep, _doc_open, _msg_key
     cdef bytes _idk_obj  # contract v2's per-generation key (empty: v1)
     cdef const uint8_t* _idk
@@ -1678,7 +1728,7 @@ cdef class Parser:
     cdef int64_t _g_nlines, _g_blanks, _g_off, _g_length, _g_orig, _g_line, _g_ms, _g_last_ms
     cdef int _g_state, _g_state0
     cdef int64_t _nline, _start_line
-    cdef bytes _gaction_obj, _gdoc_obj
+    cdef list _gheads_obj
     cdef Frag _gaction_head, _gdoc_head  # heads for the open event's read time
     cdef int64_t _gheads_ms
     cdef const uint8_t* _cont_p  # the event being written: continuation lines, error fragment
@@ -1746,6 +1796,7 @@ cdef class Parser:
         self._g.data = NULL
         self._err.data = NULL
         self._gheads_ms = -1
+        self._ts_sec = -1
         self._ends = NULL
         self._offs = NULL
 
@@ -1766,15 +1817,16 @@ cdef class Parser:
         self._frags_obj = f
         self._time = EventTime(index_pattern)
         self._times = None
-        self._action_tail = frag_of(f.action_tail)
-        self._log_head = frag_of(f.log_head)
-        self._original_length = frag_of(f.original_length)
-        self._doc_tail = frag_of(f.doc_tail)
-        self._doc_end = frag_of(f.doc_end)
+        fkeep = self._fkeep = []
+        self._action_tail = frag_of(fkeep, f.action_tail)
+        self._log_head = frag_of(fkeep, f.log_head)
+        self._original_length = frag_of(fkeep, f.original_length)
+        self._doc_tail = frag_of(fkeep, f.doc_tail)
+        self._doc_end = frag_of(fkeep, f.doc_end)
         cdef int i
         cdef Py_ssize_t tags_max = 0
         for i in range(16):
-            self._tags[i] = frag_of(f.tags[i])
+            self._tags[i] = frag_of(fkeep, f.tags[i])
             if self._tags[i].n > tags_max:
                 tags_max = self._tags[i].n
         self._fixed = (self._action_tail.n + self._log_head.n + self._original_length.n
@@ -1852,12 +1904,10 @@ cdef class Parser:
             raise MemoryError()
         self._plan_fixed = 0
         for i, x in enumerate(plan):
-            keep.append(x[0])
-            self._plan_pre[i] = frag_of(x[0])
+            self._plan_pre[i] = frag_of(keep, x[0])
             self._plan_fixed += len(x[0]) + 24
-        keep.extend((fmt.log_suffix, fmt.top_suffix))
-        self._log_suffix = frag_of(fmt.log_suffix)
-        self._top_suffix = frag_of(fmt.top_suffix)
+        self._log_suffix = frag_of(keep, fmt.log_suffix)
+        self._top_suffix = frag_of(keep, fmt.top_suffix)
         self._plan_fixed += len(fmt.log_suffix) + len(fmt.top_suffix)
         coff = [0]
         for c in fmt.time_candidates:
@@ -1878,17 +1928,16 @@ cdef class Parser:
         self._idx_period = -(1 << 62)
         f = self._frags_obj
         heads = (b'{"create":{"_index":"', f.id_sep, b'{"@timestamp":"', b'","message":')
-        keep.append(heads)
-        self._action_open = frag_of(heads[0])
-        self._id_sep = frag_of(heads[1])
-        self._doc_open = frag_of(heads[2])
-        self._msg_key = frag_of(heads[3])
+        self._action_open = frag_of(keep, heads[0])
+        self._id_sep = frag_of(keep, heads[1])
+        self._doc_open = frag_of(keep, heads[2])
+        self._msg_key = frag_of(keep, heads[3])
         self._keep = keep
 
     cdef int _set_index(self, int64_t ms) noexcept:
         try:
-            self._idx_obj = self._time.index_for(ms)
-            self._idx = frag_of(self._idx_obj)
+            self._idx_obj = []
+            self._idx = frag_of(self._idx_obj, self._time.index_for(ms))
             self._idx_period = ms // self._gran
             return 0
         except BaseException:
@@ -2034,27 +2083,27 @@ cdef class Parser:
             ev_class = self._analyze(s, n, level)
         if ev_class < 0:
             return -1
-        if buf_reserve(b, self._fixed + self._action_head.n + self._doc_head.n + self._idx.n + 96
-                       + 18 * n + self._plan_fixed + 6 * self._cont_n + self._err.len
-                       + self._cls_max + self._mfrag.len + 12) < 0:
+        if self._room(self._fixed + self._action_head.n + self._doc_head.n + self._idx.n + 96
+                      + 18 * n + self._plan_fixed + 6 * self._cont_n + self._err.len
+                      + self._cls_max + self._mfrag.len + 12 + 2 * _PAD) < 0:
             return -1
         if self._reserve_items() < 0:
             return -1
         self._offs[self._count] = off
         if ok:
-            buf_put(b, self._action_open.p, self._action_open.n)
-            buf_put(b, self._idx.p, self._idx.n)
-            buf_put(b, self._id_sep.p, self._id_sep.n)
+            put_f(b, self._action_open)
+            put_f(b, self._idx)
+            put_f(b, self._id_sep)
         else:
-            buf_put(b, self._action_head.p, self._action_head.n)
+            put_f(b, self._action_head)
         b.len += put_id(b.data + b.len, self._idk, self._idk_n, <uint64_t>off)
-        buf_put(b, self._action_tail.p, self._action_tail.n)
+        put_f(b, self._action_tail)
         if ok:
-            buf_put(b, self._doc_open.p, self._doc_open.n)
-            b.len += put_ts(b.data + b.len, ms)
-            buf_put(b, self._msg_key.p, self._msg_key.n)
+            put_f(b, self._doc_open)
+            b.len += self._put_ts(b.data + b.len, ms)
+            put_f(b, self._msg_key)
         else:
-            buf_put(b, self._doc_head.p, self._doc_head.n)
+            put_f(b, self._doc_head)
         b.data[b.len] = b'"'
         b.len += 1
         if self._msg_slot >= 0:
@@ -2065,18 +2114,18 @@ cdef class Parser:
             b.len += escape_msg(s, n, b.data + b.len, &tags)
         self._msg_tail(b, off, length, &tags)
         for i in range(self._nlog):
-            buf_put(b, self._plan_pre[i].p, self._plan_pre[i].n)
+            put_f(b, self._plan_pre[i])
             self._put_value(s, self._plan_slot[i], self._plan_kind[i], &tags)
-        buf_put(b, self._log_suffix.p, self._log_suffix.n)
-        buf_put(b, self._doc_tail.p, self._doc_tail.n)
+        put_f(b, self._log_suffix)
+        put_f(b, self._doc_tail)
         self._put_error_metrics(b, ev_class)
         for i in range(self._nlog, self._nlog + self._ntop):
-            buf_put(b, self._plan_pre[i].p, self._plan_pre[i].n)
+            put_f(b, self._plan_pre[i])
             self._put_value(s, self._plan_slot[i], self._plan_kind[i], &tags)
-        buf_put(b, self._top_suffix.p, self._top_suffix.n)
+        put_f(b, self._top_suffix)
         if tags:
-            buf_put(b, self._tags[tags].p, self._tags[tags].n)
-        buf_put(b, self._doc_end.p, self._doc_end.n)
+            put_f(b, self._tags[tags])
+        put_f(b, self._doc_end)
         self._ends[self._count] = b.len
         self._push(ms if ok else self._read_ms, level, ev_class, nbytes)
         return 0
@@ -2150,8 +2199,7 @@ cdef class Parser:
         self._cls_max = 0
         for i, name in enumerate(names):
             frag = b'"class":"' + name.encode() + b'"}'
-            keep.append(frag)
-            self._cls_frag[i] = frag_of(frag)
+            self._cls_frag[i] = frag_of(keep, frag)
             self._cls_max = max(self._cls_max, len(frag))
         self._nan_cls = an.nan_loss
         self._other = an.other
@@ -2308,7 +2356,7 @@ cdef class Parser:
             self._mv[self._mn] = v
             self._mn += 1
         if f.len:
-            if buf_reserve(f, 1) < 0:
+            if buf_reserve(f, 1 + _PAD) < 0:  # the slack: put_blocks copies it whole
                 return -1
             f.data[f.len] = b'}'
             f.len += 1
@@ -2425,9 +2473,23 @@ cdef class Parser:
                 buf_put(b, self._err.data, self._err.len)
                 b.data[b.len] = b','
                 b.len += 1
-            buf_put(b, self._cls_frag[ev_class - 1].p, self._cls_frag[ev_class - 1].n)
+            put_f(b, self._cls_frag[ev_class - 1])
         if self._mfrag.len:
-            buf_put(b, self._mfrag.data, self._mfrag.len)
+            put_blocks(b, self._mfrag.data, self._mfrag.len)
+
+    cdef inline Py_ssize_t _put_ts(self, char* out, int64_t ms) noexcept nogil:
+        """``put_ts`` with the second's first 20 bytes cached: the lines of one second
+        (most lines follow the one before within it) only add their milliseconds."""
+        cdef int64_t sec = floordiv(ms, 1000), r
+        if sec != self._ts_sec:
+            put_ts(self._ts_buf, sec * 1000)
+            self._ts_sec = sec
+        r = ms - sec * 1000
+        memcpy(out, self._ts_buf, 20)
+        out[20] = <char>(48 + r // 100)
+        put2(out + 21, r % 100)
+        out[23] = b'Z'
+        return 24
 
     cdef inline void _push(self, int64_t ms, int level, int ev_class, int64_t nbytes) noexcept nogil:
         """The event's entries in the per-event arrays; the item is complete."""
@@ -2458,10 +2520,10 @@ cdef class Parser:
             b.len += escape_msg(self._cont_p, self._cont_n, b.data + b.len, tags)
         b.data[b.len] = b'"'
         b.len += 1
-        buf_put(b, self._log_head.p, self._log_head.n)
+        put_f(b, self._log_head)
         b.len += put_dec(b.data + b.len, <uint64_t>off)
         if length > self._max:
-            buf_put(b, self._original_length.p, self._original_length.n)
+            put_f(b, self._original_length)
             b.len += put_dec(b.data + b.len, <uint64_t>length)
 
     cdef inline int64_t _mark(self) noexcept nogil:
@@ -2475,20 +2537,18 @@ cdef class Parser:
         if times is self._times:
             return
         ah, dh = self._frags_obj.heads(*times)
-        self._action_head_obj = ah
-        self._doc_head_obj = dh
-        self._action_head = frag_of(ah)
-        self._doc_head = frag_of(dh)
+        self._heads_obj = []
+        self._action_head = frag_of(self._heads_obj, ah)
+        self._doc_head = frag_of(self._heads_obj, dh)
         self._times = times
 
     cdef _prepare_group(self, read_time_ms):
         """Heads for the open event's read time (when another feed brought it), then for this one."""
         if self._g_open and self._g_ms != read_time_ms and self._gheads_ms != self._g_ms:
             ah, dh = self._frags_obj.heads(*self._time.get(self._g_ms))
-            self._gaction_obj = ah
-            self._gdoc_obj = dh
-            self._gaction_head = frag_of(ah)
-            self._gdoc_head = frag_of(dh)
+            self._gheads_obj = []
+            self._gaction_head = frag_of(self._gheads_obj, ah)
+            self._gdoc_head = frag_of(self._gheads_obj, dh)
             self._gheads_ms = self._g_ms
         self._prepare(read_time_ms)
 
@@ -2553,25 +2613,26 @@ cdef class Parser:
         cdef int ev_class = self._analyze(s, n, 0)
         if ev_class < 0:
             return -1
-        if buf_reserve(b, self._fixed + self._action_head.n + self._doc_head.n + 6 * n
-                       + 6 * self._cont_n + self._err.len + self._cls_max + self._mfrag.len + 12) < 0:
+        if self._room(self._fixed + self._action_head.n + self._doc_head.n + 6 * n
+                      + 6 * self._cont_n + self._err.len + self._cls_max + self._mfrag.len + 12
+                      + 2 * _PAD) < 0:
             return -1
         if self._reserve_items() < 0:
             return -1
         self._offs[self._count] = off
-        buf_put(b, self._action_head.p, self._action_head.n)
+        put_f(b, self._action_head)
         b.len += put_id(b.data + b.len, self._idk, self._idk_n, <uint64_t>off)
-        buf_put(b, self._action_tail.p, self._action_tail.n)
-        buf_put(b, self._doc_head.p, self._doc_head.n)
+        put_f(b, self._action_tail)
+        put_f(b, self._doc_head)
         b.data[b.len] = b'"'
         b.len += 1
         b.len += escape_msg(s, n, b.data + b.len, &tags)
         self._msg_tail(b, off, length, &tags)
-        buf_put(b, self._doc_tail.p, self._doc_tail.n)
+        put_f(b, self._doc_tail)
         self._put_error_metrics(b, ev_class)
         if tags:
-            buf_put(b, self._tags[tags].p, self._tags[tags].n)
-        buf_put(b, self._doc_end.p, self._doc_end.n)
+            put_f(b, self._tags[tags])
+        put_f(b, self._doc_end)
         self._ends[self._count] = b.len
         self._push(self._read_ms, 0, ev_class, nbytes)
         return 0
@@ -2822,6 +2883,10 @@ cdef class Parser:
             return self._hold_more(p, end - p)
         return 0
 
+    cdef inline int _room(self, Py_ssize_t need) noexcept nogil:
+        """Make room for ``need`` more bytes of body; -1 when out of memory."""
+        return buf_reserve(&self._out, need)
+
     cdef _start(self):
         if self._busy:
             raise RuntimeError("Parser used by two threads at once")
@@ -2853,10 +2918,10 @@ cdef class Parser:
             batch.m_item.frombytes(PyBytes_FromStringAndSize(<char*>self._mi, m * 4))
             batch.m_id.frombytes(PyBytes_FromStringAndSize(<char*>self._mid, m * 2))
             batch.m_value.frombytes(PyBytes_FromStringAndSize(<char*>self._mv, m * 8))
-        if self._out.cap > _KEEP_BYTES:
-            buf_free(&self._out)
         if self._cl.cap > _KEEP_HOLD:  # a long line's escapes were removed
             buf_free(&self._cl)
+        if self._out.cap > _KEEP_BYTES:
+            buf_free(&self._out)
         if self._items_cap > _KEEP_BYTES // 64:
             self._free_items()
         return batch
