@@ -8,6 +8,7 @@ fast path for plain ASCII), output written into a C buffer reused across feeds, 
 three bytes objects made at the end. No Python object is made per line.
 """
 
+cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport int16_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
@@ -23,7 +24,7 @@ from . import _pyparser
 from ._multiline import parse_config as parse_multiline
 from ._multiline import (CHAIN as ML_CHAIN, CHAIN_PHRASES, EG_HEADER, EXC as ML_EXC, FRAMES as ML_FRAMES,
                          GROUP as ML_GROUP, JAVA as ML_JAVA, NORMAL as ML_NORMAL, TB_HEADER)
-from ._formats import (FAR_PAST, FMT_PLAIN, FMT_PROGRAM, MAX_MATCH_BYTES, MODE_FIRST, MODE_LAZY,
+from ._formats import (FAR_PAST, FMT_PLAIN, FMT_PROGRAM, LEVEL_WORDS, MAX_MATCH_BYTES, MODE_FIRST, MODE_LAZY,
                        MODE_LEVEL, MODE_TIME, OP_CAP, OP_END, OP_LIT, OP_OPT, OP_OPTEND, OP_WS,
                        compile_format, zone_table)
 from array import array
@@ -73,6 +74,27 @@ cdef extern from *:
         up = (h7 + 0x3f3f3f3fu) & ~(h7 + 0x25252525u) & ~w & 0x80808080u;
         return w | (up >> 2);
     }
+    /* Every byte of w where dmask is 0xFF is an ASCII digit: its high nibble is 3, and
+       adding 6 keeps it 3 (no carry leaves such a byte). */
+    static inline int fp_digits(uint64_t w, uint64_t dmask) {
+        uint64_t t = 0x3030303030303030ULL & dmask, hi = 0xF0F0F0F0F0F0F0F0ULL & dmask;
+        return (w & hi) == t && ((w + (0x0606060606060606ULL & dmask)) & hi) == t;
+    }
+    /* s[:19] is dddd-dd-dd?dd:dd:dd (? a space or T): three overlapping words. */
+    static inline int fp_ts19(const uint8_t* s) {
+        uint64_t a, b, c;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + 8, 8);
+        memcpy(&c, s + 11, 8);
+        a = FP_LE64(a);
+        b = FP_LE64(b);
+        c = FP_LE64(c);
+        /* a: dddd-dd-   b: dd?dd:dd   c: dd:dd:dd (bytes 11..18) */
+        return fp_digits(a, 0x00FFFF00FFFFFFFFULL) && (a & 0xFF0000FF00000000ULL) == 0x2D00002D00000000ULL
+            && fp_digits(b, 0xFFFF00FFFF00FFFFULL) && (b & 0x0000FF0000000000ULL) == 0x00003A0000000000ULL
+            && (s[10] == 32 || s[10] == 84)
+            && fp_digits(c, 0xFFFF00FFFF000000ULL) && (c & 0x0000FF0000FF0000ULL) == 0x00003A00003A0000ULL;
+    }
     /* The first n (1..8) bytes of s as a little-endian word, zero above; ``room`` bytes
        may be read from s (8 or more: one load). */
     static inline uint64_t fp_word(const uint8_t* s, Py_ssize_t n, Py_ssize_t room) {
@@ -94,6 +116,7 @@ cdef extern from *:
     uint64_t FP_LE64(uint64_t) noexcept nogil
     uint32_t fp_low4(const uint8_t*) noexcept nogil
     uint64_t fp_word(const uint8_t*, Py_ssize_t, Py_ssize_t) noexcept nogil
+    bint fp_ts19(const uint8_t*) noexcept nogil
     bint FP_LIKELY(bint) noexcept nogil
     bint FP_UNLIKELY(bint) noexcept nogil
 
@@ -446,22 +469,10 @@ cdef inline bint is_alpha(uint8_t c) noexcept nogil:
 
 
 cdef Py_ssize_t ts_shape_len(const uint8_t* s, Py_ssize_t n, Py_ssize_t p) noexcept nogil:
-    cdef const char* shape = b"dddd-dd-dd?dd:dd:dd"
-    cdef int k
-    cdef uint8_t c
+    """The length of an ISO-like time at ``s[p:]`` (``_pyparser.ts_shape_len``), 0: none."""
     cdef Py_ssize_t q
-    if p + 19 > n:
+    if p + 19 > n or not fp_ts19(s + p):
         return 0
-    for k in range(19):
-        c = s[p + k]
-        if shape[k] == b'd':
-            if not is_digit(c):
-                return 0
-        elif shape[k] == b'?':
-            if c != 32 and c != 84:
-                return 0
-        elif c != <uint8_t>shape[k]:
-            return 0
     q = p + 19
     if q + 1 < n and (s[q] == 46 or s[q] == 44) and is_digit(s[q + 1]):
         q += 2
@@ -479,20 +490,38 @@ cdef Py_ssize_t ts_shape_len(const uint8_t* s, Py_ssize_t n, Py_ssize_t p) noexc
     return q - p
 
 
-cdef const char* _LEVELS = b"WARNING\0WARN\0CRITICAL\0ERROR\0INFO\0DEBUG\0FATAL\0NOTSET\0TRACE\0\0"
-
-
 cdef Py_ssize_t level_len(const uint8_t* s, Py_ssize_t n, Py_ssize_t p) noexcept nogil:
-    cdef const char* w = _LEVELS
-    cdef Py_ssize_t k
-    while w[0] != 0:
-        k = 0
-        while w[k] != 0:
-            k += 1
-        if p + k <= n and memcmp(s + p, w, k) == 0:
-            return k
-        w += k + 1
+    """The length of the level word at ``s[p:]`` (``_formats.LEVEL_WORDS``: the first that
+    matches, WARNING before WARN), 0: none. By the first letter, then one compare of a
+    constant length (inlined, not a libc call per word)."""
+    cdef Py_ssize_t r = n - p
+    cdef const uint8_t* t = s + p
+    if r < 4:
+        return 0
+    if t[0] == b'I':
+        return 4 if memcmp(t, b"INFO", 4) == 0 else 0
+    if t[0] == b'W':
+        if r >= 7 and memcmp(t, b"WARNING", 7) == 0:
+            return 7
+        return 4 if memcmp(t, b"WARN", 4) == 0 else 0
+    if r < 5:
+        return 0
+    if t[0] == b'E':
+        return 5 if memcmp(t, b"ERROR", 5) == 0 else 0
+    if t[0] == b'D':
+        return 5 if memcmp(t, b"DEBUG", 5) == 0 else 0
+    if t[0] == b'F':
+        return 5 if memcmp(t, b"FATAL", 5) == 0 else 0
+    if t[0] == b'T':
+        return 5 if memcmp(t, b"TRACE", 5) == 0 else 0
+    if t[0] == b'N':
+        return 6 if r >= 6 and memcmp(t, b"NOTSET", 6) == 0 else 0
+    if t[0] == b'C':
+        return 8 if r >= 8 and memcmp(t, b"CRITICAL", 8) == 0 else 0
     return 0
+
+assert LEVEL_WORDS == (b"WARNING", b"WARN", b"CRITICAL", b"ERROR", b"INFO", b"DEBUG", b"FATAL",
+                       b"NOTSET", b"TRACE")
 
 
 cdef int m_step(Matcher* st, int e, Py_ssize_t p) noexcept nogil:
@@ -985,23 +1014,8 @@ cdef int64_t parse_time(const uint8_t* s, Py_ssize_t n, const Zone* z, int64_t r
 
 cdef inline bint iso_ms_shape(const uint8_t* t) noexcept nogil:
     """``t[:23]`` is ``YYYY-mm-dd HH:MM:SS,mmm`` (or T, or "."): ``_pyparser._ISO_MS``."""
-    cdef int i
-    for i in range(23):
-        if i == 4 or i == 7:
-            if t[i] != 45:
-                return False
-        elif i == 10:
-            if t[i] != 32 and t[i] != 84:
-                return False
-        elif i == 13 or i == 16:
-            if t[i] != 58:
-                return False
-        elif i == 19:
-            if t[i] != 44 and t[i] != 46:
-                return False
-        elif not is_digit(t[i]):
-            return False
-    return True
+    return fp_ts19(t) and (t[19] == 44 or t[19] == 46) and is_digit(t[20]) and is_digit(t[21]) \
+        and is_digit(t[22])
 
 
 cdef Py_ssize_t put_ts(char* out, int64_t ms) noexcept nogil:
@@ -1668,6 +1682,7 @@ def _name_list(keep, names):
     return blob, starts, len(names)
 
 
+@cython.final  # no subclass: its cdef methods are called directly, not through a vtable
 cdef class Parser:
     """Turns appended log bytes into ``_bulk`` items. See the package docstring."""
 
@@ -1724,6 +1739,8 @@ cdef class Parser:
     cdef bint _mlon, _g_open, _g_trunc, _g_cut, _g_tb, _g_java, _g_incomplete
     cdef int64_t _ml_max_lines, _ml_max_bytes, _ml_timeout
     cdef Buf _g  # the open event's lines (each cut at max_line_bytes) joined with "\n"
+    cdef const uint8_t* _g_p  # its only line, read in place in the feed's bytes (_open)
+    cdef bint _g_inplace
     cdef Py_ssize_t _g_first  # bytes of its first line
     cdef int64_t _g_nlines, _g_blanks, _g_off, _g_length, _g_orig, _g_line, _g_ms, _g_last_ms
     cdef int _g_state, _g_state0
@@ -2039,6 +2056,15 @@ cdef class Parser:
             self._vals[2 * slot] = a
             self._vals[2 * slot + 1] = e
         for c in range(self._ncand):
+            if self._cand_off[c + 1] - self._cand_off[c] == 1:  # one capture: read in place
+                slot = self._cand_slots[self._cand_off[c]]
+                a = self._vals[2 * slot]
+                if a < 0 or self._vals[2 * slot + 1] - a > 255:
+                    continue
+                ms = self._time_of(s + a, self._vals[2 * slot + 1] - a, &ok)
+                if ok:
+                    break
+                continue
             tot = 0
             for i in range(self._cand_off[c], self._cand_off[c + 1]):
                 slot = self._cand_slots[i]
@@ -2702,13 +2728,14 @@ cdef class Parser:
         cdef int tags = _INCOMPLETE if self._g_incomplete else 0
         cdef int r
         cdef Py_ssize_t f[5]
-        cdef const uint8_t* s = <const uint8_t*>self._g.data
+        cdef const uint8_t* s = self._g_p if self._g_inplace else <const uint8_t*>self._g.data
         cdef Frag ah, dh
         cdef int64_t read_ms = self._read_ms
         cdef bint swap = self._g_ms != self._read_ms
         if self._g_cut:
             tags |= _TRUNCATED
         self._g_open = False
+        self._g_inplace = False
         if swap:  # brought by an earlier feed: its read time
             ah = self._action_head
             dh = self._doc_head
@@ -2746,13 +2773,34 @@ cdef class Parser:
         self._g.len = 0
         return r
 
+    cdef int _materialize(self) noexcept nogil:
+        """Copy the open event's first line, read in place so far, into the event buffer:
+        before a line joins it, or when the feed whose bytes it is in ends."""
+        if not self._g_inplace:
+            return 0
+        self._g_inplace = False
+        self._g.len = 0
+        if buf_reserve(&self._g, self._g_first + 1) < 0:
+            self._g_open = False  # out of memory: feed raises MemoryError
+            return -1
+        buf_put(&self._g, <const char*>self._g_p, self._g_first)
+        return 0
+
     cdef int _open(self, const uint8_t* s, Py_ssize_t n, int64_t length, int64_t off, int64_t end,
-                   int state, int64_t idx, bint incomplete) noexcept nogil:
+                   int state, int64_t idx, bint incomplete, bint stable) noexcept nogil:
+        """Open an event with the line ``s[:n]``. ``stable``: ``s`` is in the feed's own
+        bytes, valid until the feed ends, so the line is read in place (most events are
+        one line; ``_materialize`` copies it when one is not)."""
         self._g_end = end
         self._g.len = 0
-        if buf_reserve(&self._g, n + 1) < 0:
-            return -1
-        buf_put(&self._g, <const char*>s, n)
+        if stable:
+            self._g_p = s
+            self._g_inplace = True
+        else:
+            self._g_inplace = False
+            if buf_reserve(&self._g, n + 1) < 0:
+                return -1
+            buf_put(&self._g, <const char*>s, n)
         self._g_open = True
         self._g_first = n
         self._g_nlines = 1
@@ -2770,9 +2818,9 @@ cdef class Parser:
         return 0
 
     cdef int _ml_line(self, const uint8_t* s, Py_ssize_t avail, int64_t length, int64_t off,
-                      int64_t end, bint incomplete) noexcept nogil:
+                      int64_t end, bint incomplete, bint stable) noexcept nogil:
         """``_pyparser.Parser._ml_line``: one line, ``s[:avail]`` it or its head; ``end`` the
-        offset after its line break."""
+        offset after its line break; ``stable``: ``s`` is in the feed's bytes (``_open``)."""
         cdef int64_t idx = self._nline
         cdef Py_ssize_t n
         cdef int st
@@ -2787,6 +2835,8 @@ cdef class Parser:
                 return 0
             if n == 0:
                 length = 0
+            if c != s:  # cleaned into a buffer the next line reuses
+                stable = False
             s = c
             avail = n
         if length == 0:
@@ -2800,12 +2850,14 @@ cdef class Parser:
         if self._g_open:
             st = ml_next_state(self._g_state, s, n)
             if st >= 0:
+                if self._materialize() < 0:
+                    return -1
                 if (self._g_nlines + self._g_blanks + 1 > self._ml_max_lines
                         or self._g.len + self._g_blanks + 1 + n > self._ml_max_bytes):
                     self._g_cut = True
                     if self._emit() < 0:
                         return -1
-                    return self._open(s, n, length, off, end, st, idx, incomplete)
+                    return self._open(s, n, length, off, end, st, idx, incomplete, stable)
                 if buf_reserve(&self._g, self._g_blanks + 1 + n) < 0:
                     return -1
                 memset(self._g.data + self._g.len, 10, self._g_blanks + 1)
@@ -2827,7 +2879,7 @@ cdef class Parser:
                 return 0
             if self._emit() < 0:
                 return -1
-        return self._open(s, n, length, off, end, ml_first_state(s, n), idx, incomplete)
+        return self._open(s, n, length, off, end, ml_first_state(s, n), idx, incomplete, stable)
 
     cdef int _scan(self, const uint8_t* p, Py_ssize_t n) noexcept nogil:
         cdef const uint8_t* end = p + n
@@ -2847,7 +2899,7 @@ cdef class Parser:
             length = raw - self._last_cr
             if self._mlon:
                 if self._ml_line(<const uint8_t*>self._hold, held if held < length else length,
-                                 length, off, off + raw + 1, False) < 0:
+                                 length, off, off + raw + 1, False, False) < 0:
                     return -1
             elif length:
                 if self._line_event(<const uint8_t*>self._hold, held if held < length else length,
@@ -2868,7 +2920,7 @@ cdef class Parser:
             if length and p[length - 1] == 13:
                 length -= 1
             if self._mlon:
-                if self._ml_line(p, length, length, off, off + raw + 1, False) < 0:
+                if self._ml_line(p, length, length, off, off + raw + 1, False, True) < 0:
                     self._offset = off
                     return -1
             elif length:
@@ -2946,6 +2998,8 @@ cdef class Parser:
             try:
                 with nogil:
                     rc = self._scan(<const uint8_t*>view.buf, view.len)
+                    if self._materialize() < 0:  # the event may not point into the feed's bytes
+                        rc = -1
                 if rc < 0:
                     raise MemoryError()
                 return self._batch(start)
@@ -3000,7 +3054,7 @@ cdef class Parser:
         try:
             if raw:
                 if self._ml_line(<const uint8_t*>self._hold, self._hold_len, raw, self._offset,
-                                 self._offset + raw, True) < 0:
+                                 self._offset + raw, True, False) < 0:
                     raise MemoryError()
                 self._offset += raw
                 self._drop_held()
