@@ -39,13 +39,16 @@ def fold(
     int samples,
     int64_t max_span=4096,
     int64_t max_keys=65536,
+    Py_ssize_t n_metrics=65536,
 ):
     """(starts, events, bytes, levels, classes, error_rows, error_items,
     (m_row, m_id, m_count, m_sum, m_min, m_max), max_time, row_of_item) or None.
 
     ``lev``/``cls``/``nbytes`` may be empty (absent arrays); ``n_classes`` counts column 0
     (not an error). Levels and classes beyond their tables count in the last column.
-    Metric values that are not finite are left out. ``row_of_item`` is a bytes object of
+    Metric values that are not finite are left out; an id of ``n_metrics`` or more raises
+    IndexError. The arrays may be any buffers of those types (``array.array`` as a batch
+    carries them: no numpy wrapper per call). ``row_of_item`` is a bytes object of
     int32 window rows per event, for the predictions' twin (None when one window).
     """
     cdef Py_ssize_t n = t.shape[0], i, k, nm_vals = m_item.shape[0]
@@ -66,6 +69,8 @@ def fold(
     for k in range(nm_vals):
         if m_id[k] + 1 > nm:
             nm = m_id[k] + 1
+    if nm > n_metrics:
+        raise IndexError("metric id beyond the metric table")
     cdef bint has_lev = lev.shape[0] == n, has_cls = cls.shape[0] == n, has_bytes = nbytes.shape[0] == n
     cdef int* slot_row = <int*> malloc(span * sizeof(int))
     cdef int* item_row = <int*> malloc(n * sizeof(int)) if span > 1 else NULL

@@ -25,6 +25,7 @@ backfill and a live run, cut the same windows.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from typing import Any
 
@@ -121,6 +122,20 @@ class WindowCounts:
         return len(self.starts)
 
 
+_E_Q, _E_B, _E_I, _E_H, _E_D = array("q"), array("B"), array("I"), array("H"), array("d")
+
+
+def _buf(batch: Any, name: str, empty: array[Any]) -> Any:
+    """A batch array as it is, for the compiled fold (absent: an empty one). Anything but
+    an ``array.array`` (a test's bytes) goes through numpy, which gives it its type."""
+    a = getattr(batch, name, None)
+    if a is None or len(a) == 0:
+        return empty
+    if type(a) is array:
+        return a
+    return np.frombuffer(a, dtype=empty.typecode)
+
+
 def _arr(batch: Any, name: str, dtype: Any) -> np.ndarray:
     """A batch array as numpy without a copy (absent: empty)."""
     a = getattr(batch, name, None)
@@ -155,23 +170,21 @@ def count(
     out: WindowCounts | None = None
     row: np.ndarray | None = None
     if _fold_c is not None and not twin:
-        m_id = _arr(batch, "m_id", np.uint16)
-        if len(m_id) and int(m_id.max()) >= len(metric_names):
-            raise IndexError("metric id beyond the metric table")
         got = _fold_c(
-            t,
-            _arr(batch, "ev_level", np.uint8),
-            _arr(batch, "ev_class", np.uint8),
-            _arr(batch, "ev_bytes", np.uint32),
-            _arr(batch, "m_item", np.uint32),
-            m_id,
-            _arr(batch, "m_value", np.float64),
+            _buf(batch, "ev_time", _E_Q),
+            _buf(batch, "ev_level", _E_B),
+            _buf(batch, "ev_class", _E_B),
+            _buf(batch, "ev_bytes", _E_I),
+            _buf(batch, "m_item", _E_I),
+            _buf(batch, "m_id", _E_H),
+            _buf(batch, "m_value", _E_D),
             window_ms,
             N_LEVELS,
             len(error_classes) + 1,
             error_samples,
             _DENSE_SPAN,
             _DENSE_SPAN * 16,
+            len(metric_names),
         )
         if got is not None:
             starts, events, nbytes, levels, classes, err_rows, err_items, m, t_max, rows = got
