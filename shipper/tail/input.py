@@ -100,6 +100,7 @@ class InputTailer:
         #: file appeared, whatever a listing saw (so it may hold its bytes: copies.py)
         self.born: dict[tuple[int, int], int] = {}
         self._seq = 0  # reports counted (pins and copies), under _pin_lock
+        self._scan_seq = 0  # _seq when the running scan took the pins
         metrics.input_bytes_behind.labels(cfg.id).set_function(self._behind)
 
     def _behind(self) -> float:
@@ -159,13 +160,19 @@ class InputTailer:
         self.born[ident] = seq
         while len(self.born) > 4096:
             del self.born[next(iter(self.born))]
+        for r in self.readers.values():
+            r.copy_made()
 
     def _born_after(self, seq: int) -> set[tuple[int, int]]:
         return {i for i, s in self.born.items() if s > seq}
 
     def _take_pins(self) -> dict[tuple[int, int], Pin]:
+        """The pins so far; and, for files this scan registers from their path (not
+        pinned yet), the point in inotify's reports they are known from: any copy reported
+        later may be of them (the scan runs while watchdog's thread goes on)."""
         with self._pin_lock:
             pins, self._pins = self._pins, {}
+            self._scan_seq = self._seq
         return pins
 
     async def run(self) -> None:
@@ -321,7 +328,7 @@ class InputTailer:
             host_name=self.host_name,
             on_close=self._closed,
             tailed=lambda: self.registry.by_inode().keys(),
-            born=functools.partial(self._born_after, pin.seq if pin is not None else self._next_seq()),
+            born=functools.partial(self._born_after, pin.seq if pin is not None else self._scan_seq),
         )
         reader.once = self.once
         reader.poll_interval = self.poll_interval
