@@ -114,15 +114,21 @@ class InputTailer:
         if structural or (reader is None and self.matcher.included(path)):
             self.rescan.set()
 
-    def pin(self, path: str, created: bool = True) -> None:
+    def pin(self, path: str, created: bool = True, moved_from: str = "") -> None:
         """Watchdog's thread: open a file created or moved in under a matched name at once.
 
         A file that lives a moment under the watched name (written, then renamed to a name
         the globs do not match) may be gone from it before the next scan; from this
         descriptor it is still read. The scan takes the pins and closes those it does not
         need. The copies listed here are the ones made before the file existed, as far as
-        the agent can tell (a copy made later holds bytes of this file: copies.py)."""
+        the agent can tell (a copy made later holds bytes of this file: copies.py).
+
+        A file renamed from a matched name to one not matched is pinned too, under its
+        old name: when this thread lags, its creation may be reported only after that."""
         if self.stopping:
+            return
+        if moved_from and not self.matcher.included(path) and self.matcher.included(moved_from):
+            self._pin_open(path, moved_from)
             return
         if not self.matcher.included(path):
             # a copy made (not a rotated copy renamed on: that one keeps its identity)
@@ -131,6 +137,10 @@ class InputTailer:
                     st = os.stat(path)
                     self._loop.call_soon_threadsafe(self._copy_born, (st.st_dev, st.st_ino), self._next_seq())
             return
+        self._pin_open(path, path)
+
+    def _pin_open(self, path: str, name: str) -> None:
+        """Open `path` and pin it under `name` (the matched name it had)."""
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
@@ -146,7 +156,7 @@ class InputTailer:
                 and len(self._pins) < MAX_PINS
             ):
                 self._seq += 1
-                self._pins[ident] = Pin(fd, path, listed, self._seq)
+                self._pins[ident] = Pin(fd, name, listed, self._seq)
                 return
         os.close(fd)
 
