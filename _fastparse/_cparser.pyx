@@ -74,6 +74,22 @@ cdef extern from *:
         up = (h7 + 0x3f3f3f3fu) & ~(h7 + 0x25252525u) & ~w & 0x80808080u;
         return w | (up >> 2);
     }
+    /* s[:16] is plain (ASCII >= 0x20, no '"' or '\\'): then d[:16] = s[:16] and 1;
+       else 0 (nothing stored). SSE2 where there is (x86-64 always), else never plain. */
+    #if defined(__SSE2__)
+    #  include <emmintrin.h>
+    static inline int fp_plain16(const uint8_t* s, char* d) {
+        __m128i v = _mm_loadu_si128((const __m128i*)s);
+        __m128i bad = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),  /* also >= 0x80 */
+                                   _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(0x22)),
+                                                _mm_cmpeq_epi8(v, _mm_set1_epi8(0x5C))));
+        if (_mm_movemask_epi8(bad)) return 0;
+        _mm_storeu_si128((__m128i*)d, v);
+        return 1;
+    }
+    #else
+    static inline int fp_plain16(const uint8_t* s, char* d) { (void)s; (void)d; return 0; }
+    #endif
     /* Every byte of w where dmask is 0xFF is an ASCII digit: its high nibble is 3, and
        adding 6 keeps it 3 (no carry leaves such a byte). */
     static inline int fp_digits(uint64_t w, uint64_t dmask) {
@@ -117,6 +133,7 @@ cdef extern from *:
     uint32_t fp_low4(const uint8_t*) noexcept nogil
     uint64_t fp_word(const uint8_t*, Py_ssize_t, Py_ssize_t) noexcept nogil
     bint fp_ts19(const uint8_t*) noexcept nogil
+    bint fp_plain16(const uint8_t*, char*) noexcept nogil
     bint FP_LIKELY(bint) noexcept nogil
     bint FP_UNLIKELY(bint) noexcept nogil
 
@@ -299,6 +316,10 @@ cdef inline Py_ssize_t escape_msg(const uint8_t* s, Py_ssize_t n, char* out, int
     cdef uint8_t c
     cdef int k
     while i < n:
+        if i + 16 <= n and fp_plain16(s + i, out + o):
+            i += 16
+            o += 16
+            continue
         if i + 8 <= n:
             memcpy(&w, s + i, 8)
             if plain8(w):
