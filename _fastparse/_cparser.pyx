@@ -74,6 +74,22 @@ cdef extern from *:
         up = (h7 + 0x3f3f3f3fu) & ~(h7 + 0x25252525u) & ~w & 0x80808080u;
         return w | (up >> 2);
     }
+    /* s[:16] is plain (ASCII >= 0x20, no '"' or '\\'): then d[:16] = s[:16] and 1;
+       else 0 (nothing stored). SSE2 where there is (x86-64 always), else never plain. */
+    #if defined(__SSE2__)
+    #  include <emmintrin.h>
+    static inline int fp_plain16(const uint8_t* s, char* d) {
+        __m128i v = _mm_loadu_si128((const __m128i*)s);
+        __m128i bad = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),  /* also >= 0x80 */
+                                   _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(0x22)),
+                                                _mm_cmpeq_epi8(v, _mm_set1_epi8(0x5C))));
+        if (_mm_movemask_epi8(bad)) return 0;
+        _mm_storeu_si128((__m128i*)d, v);
+        return 1;
+    }
+    #else
+    static inline int fp_plain16(const uint8_t* s, char* d) { (void)s; (void)d; return 0; }
+    #endif
     /* Every byte of w where dmask is 0xFF is an ASCII digit: its high nibble is 3, and
        adding 6 keeps it 3 (no carry leaves such a byte). */
     static inline int fp_digits(uint64_t w, uint64_t dmask) {
@@ -117,6 +133,7 @@ cdef extern from *:
     uint32_t fp_low4(const uint8_t*) noexcept nogil
     uint64_t fp_word(const uint8_t*, Py_ssize_t, Py_ssize_t) noexcept nogil
     bint fp_ts19(const uint8_t*) noexcept nogil
+    bint fp_plain16(const uint8_t*, char*) noexcept nogil
     bint FP_LIKELY(bint) noexcept nogil
     bint FP_UNLIKELY(bint) noexcept nogil
 
@@ -299,6 +316,10 @@ cdef inline Py_ssize_t escape_msg(const uint8_t* s, Py_ssize_t n, char* out, int
     cdef uint8_t c
     cdef int k
     while i < n:
+        if i + 16 <= n and fp_plain16(s + i, out + o):
+            i += 16
+            o += 16
+            continue
         if i + 8 <= n:
             memcpy(&w, s + i, 8)
             if plain8(w):
@@ -1682,6 +1703,16 @@ def _name_list(keep, names):
     return blob, starts, len(names)
 
 
+cdef enum:
+    _TG = 4  # time caches (candidates past the fourth share them)
+
+cdef struct TimeCache:
+    char key[32]
+    Py_ssize_t n  # -1: empty
+    int64_t ms, read
+    bint ok
+
+
 @cython.final  # no subclass: its cdef methods are called directly, not through a vtable
 cdef class Parser:
     """Turns appended log bytes into ``_bulk`` items. See the package docstring."""
@@ -1724,6 +1755,7 @@ cdef class Parser:
     cdef char _ts_buf[24]  # put_ts of the second _ts_sec (see _put_ts)
     cdef int64_t _ts_sec
     cdef bint _tc_ok, _tc_valid
+    cdef TimeCache _tg[_TG]  # per time candidate, the last time text and its result (_time_of)
     cdef Py_ssize_t* _caps
     cdef Py_ssize_t* _vals
     cdef uint8_t* _memo
@@ -1814,6 +1846,9 @@ cdef class Parser:
         self._err.data = NULL
         self._gheads_ms = -1
         self._ts_sec = -1
+        cdef int i
+        for i in range(_TG):
+            self._tg[i].n = -1
         self._ends = NULL
         self._offs = NULL
 
@@ -1960,7 +1995,7 @@ cdef class Parser:
         except BaseException:
             return -1
 
-    cdef int64_t _time_of(self, const uint8_t* t, Py_ssize_t n, bint* ok) noexcept nogil:
+    cdef int64_t _time_of(self, const uint8_t* t, Py_ssize_t n, int c, bint* ok) noexcept nogil:
         """``parse_time`` of ``t[:n]``; ``_pyparser.Parser._time_of``: a ``YYYY-mm-dd
         HH:MM:SS,mmm`` time is its second's time (cached) plus the milliseconds."""
         if n == 23 and iso_ms_shape(t):
@@ -1975,7 +2010,18 @@ cdef class Parser:
             if not self._tc_ok:
                 return 0
             return self._tc_ms + (t[20] - 48) * 100 + (t[21] - 48) * 10 + (t[22] - 48)
-        return parse_time(t, n, &self._zone, self._read_ms, ok)
+        if n > 32:
+            return parse_time(t, n, &self._zone, self._read_ms, ok)
+        # any other time: per time candidate ``c``, the last text and its result (the
+        # lines of one second repeat it; a candidate that is no time fails again)
+        cdef TimeCache* tc = &self._tg[c & (_TG - 1)]
+        if not (tc.n == n and tc.read == self._read_ms and memcmp(tc.key, t, n) == 0):
+            memcpy(tc.key, t, n)
+            tc.n = n
+            tc.read = self._read_ms
+            tc.ms = parse_time(t, n, &self._zone, self._read_ms, &tc.ok)
+        ok[0] = tc.ok
+        return tc.ms
 
     cdef int _put_value(self, const uint8_t* s, int slot, int kind, int* tags) noexcept nogil:
         cdef Buf* b = &self._out
@@ -2061,7 +2107,7 @@ cdef class Parser:
                 a = self._vals[2 * slot]
                 if a < 0 or self._vals[2 * slot + 1] - a > 255:
                     continue
-                ms = self._time_of(s + a, self._vals[2 * slot + 1] - a, &ok)
+                ms = self._time_of(s + a, self._vals[2 * slot + 1] - a, c, &ok)
                 if ok:
                     break
                 continue
@@ -2088,7 +2134,7 @@ cdef class Parser:
                 continue
             if tot > 255:
                 continue
-            ms = self._time_of(<const uint8_t*>tbuf, tot, &ok)
+            ms = self._time_of(<const uint8_t*>tbuf, tot, c, &ok)
             if ok:
                 break
         if ok and ms // self._gran != self._idx_period:
@@ -2315,7 +2361,7 @@ cdef class Parser:
                 i = sep + 1
                 continue
             i = vend
-            ent = self._key_entry(s + ks, ke - ks, n - ks)
+            ent = self._key_hit(s + ks, ke - ks, n - ks)
             if ent == NULL:
                 nl = metric_name(&self._known, &self._al_from, &self._al_to, s + ks, ke - ks, buf)
                 if nl < 0:
@@ -2344,10 +2390,13 @@ cdef class Parser:
                 continue
             tl = num_text(s, &num, vend, text)
             v = num_value(&num, text, tl)
-            if not isfinite(v):
-                if isnan:
-                    nan[0] = True
-                continue
+            # only strtod (num.slow, or a large exponent) can overflow: the fast path's
+            # division is not waited for here, only stored below
+            if num.slow or num.exp - num.frac > 22 or num.exp - num.frac < -22:
+                if not isfinite(v):
+                    if isnan:
+                        nan[0] = True
+                    continue
             if ent != NULL and ent.id >= 0:
                 id_ = ent.id
             else:
@@ -2415,6 +2464,18 @@ cdef class Parser:
             memcpy(self._seen.data + self._seen.len + 24, name + 16, nl - 16)
         self._seen.len += 24 + rest
         return 0
+
+    cdef inline KeyEntry* _key_hit(self, const uint8_t* key, Py_ssize_t kn, Py_ssize_t room) noexcept nogil:
+        """``_key_entry``, its common case inlined: a key of at most 8 bytes found by one
+        masked word load and compare."""
+        cdef uint64_t w
+        cdef KeyEntry* e
+        if FP_LIKELY(kn <= 8 and room >= 8 and self._keys != NULL):
+            w = fp_word(key, kn, room)
+            e = &self._keys[((w * <uint64_t>0x9E3779B97F4A7C15) >> 59) & (_KEYS - 1)]
+            if FP_LIKELY(e.word == w and e.rawlen == kn):
+                return e
+        return self._key_entry(key, kn, room)
 
     cdef KeyEntry* _key_entry(self, const uint8_t* key, Py_ssize_t kn, Py_ssize_t room) noexcept nogil:
         """The cache entry of a logged key (filled on a miss), or NULL (no cache, key too

@@ -2,7 +2,8 @@
 
 A writer appends training-log lines (the bench corpus's lines, stamped with the wall
 clock as they are written, tracebacks and metrics included) at a steady rate into a new
-file every minute, and deletes files two minutes old, as a rotating training job would;
+file every minute (``--file-seconds``), and deletes files two periods old, as a rotating
+training job would;
 the agent (python format, multiline, metrics, anomaly counters on, the default config
 otherwise) tails them into the discarding endpoint. RSS (VmRSS) of the agent is sampled
 every ``--every`` seconds; after ``--warmup`` seconds the samples are judged: min, max,
@@ -47,10 +48,16 @@ def cpu_s(pid: int) -> float:
 
 
 def writer(
-    logs: Path, template: list[bytes], rate: float, seconds: float, stop: threading.Event, out: dict[str, int]
+    logs: Path,
+    template: list[bytes],
+    rate: float,
+    seconds: float,
+    stop: threading.Event,
+    out: dict[str, int],
+    per_file: float = 60,
 ) -> None:
-    """Lines at ``rate`` per second for ``seconds``: a new file each minute, files two
-    minutes old deleted. A line that starts with a time gets the wall clock's instead."""
+    """Lines at ``rate`` per second for ``seconds``: a new file each ``per_file`` seconds,
+    files two periods old deleted. A line that starts with a time gets the wall clock's."""
     t0 = time.monotonic()
     n = 0
     events = 0
@@ -61,10 +68,10 @@ def writer(
         el = time.monotonic() - t0
         if el >= seconds:
             break
-        if int(el // 60) != file_no:
+        if int(el // per_file) != file_no:
             if fd >= 0:
                 os.close(fd)
-            file_no = int(el // 60)
+            file_no = int(el // per_file)
             fd = os.open(logs / f"train-{file_no:03d}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             old = logs / f"train-{file_no - 2:03d}.log"
             if file_no >= 2 and old.exists():
@@ -96,6 +103,9 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=10_000, help="lines per second")
     ap.add_argument("--every", type=float, default=5, help="seconds between RSS samples")
     ap.add_argument("--warmup", type=float, default=60, help="seconds before samples are judged")
+    ap.add_argument("--file-seconds", type=float, default=60, help="a new file every this many seconds")
+    ap.add_argument("--agent-prefix", default="", help="a command the agent runs under (heaptrack, perf record ...)")
+    ap.add_argument("--extra", default="", help="more config lines (YAML), e.g. 'anomaly: {enabled: false}'")
     ap.add_argument("--root", type=Path, default=ROOT, help="the tree whose agent runs")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
@@ -110,12 +120,14 @@ def main() -> None:
             f"data_dir: {bench.work / 'data'}\n"
             f"inputs: [{{id: soak, paths: ['{logs}/*.log'], format: python, multiline: auto, metrics: auto}}]\n"
             f"output: {{elasticsearch: {{hosts: ['{bench.url}'], template: false}}}}\n"
-            "http: {listen: null}\nlog_level: warning\n"
+            "http: {listen: null}\nlog_level: warning\n" + (a.extra + "\n" if a.extra else "")
         )
-        agent = subprocess.Popen([sys.executable, "-m", "shipper", "run", "-c", str(cfg)], cwd=a.root)
+        cmd = [*a.agent_prefix.split(), sys.executable, "-m", "shipper", "run", "-c", str(cfg)]
+        agent = subprocess.Popen(cmd, cwd=a.root)
         stop = threading.Event()
         wrote: dict[str, int] = {}
-        w = threading.Thread(target=writer, args=(logs, template, a.rate, seconds, stop, wrote), daemon=True)
+        args = (logs, template, a.rate, seconds, stop, wrote, a.file_seconds)
+        w = threading.Thread(target=writer, args=args, daemon=True)
         t0 = time.monotonic()
         w.start()
         samples: list[tuple[float, float]] = []
@@ -126,6 +138,7 @@ def main() -> None:
             w.join()
             time.sleep(5)  # the last lines: read, sent, acknowledged
             hwm = status(agent.pid, "VmHWM")
+            held = sum(1 for f in Path(f"/proc/{agent.pid}/fd").iterdir() if "(deleted)" in os.readlink(f))
             cpu = cpu_s(agent.pid)
             docs = endpoint_docs(bench.url)
         finally:
@@ -140,6 +153,7 @@ def main() -> None:
         "rate": a.rate,
         "lines": wrote.get("lines", 0),
         "docs": docs,
+        "deleted_files_held_open": held,
         "agent_cpu_s_per_m_lines": cpu / max(1, wrote.get("lines", 0)) * 1e6,
         "rss_mib": {
             "min": min(judged),
@@ -164,6 +178,7 @@ def main() -> None:
             f"spread {100 * r['spread']:.1f}%, drift (last minute / first) {100 * r['drift']:+.1f}%, "
             f"VmHWM {r['peak_hwm']:.1f} MiB"
         )
+        print(f"deleted files the agent still holds open: {held}")
         print("samples (s, MiB):", " ".join(f"{t:.0f}:{v:.1f}" for t, v in result["samples"]))
 
 

@@ -175,10 +175,10 @@ class Agent:
                 for root, recursive in t.matcher.watch_roots():
                     self.notifier.watch(root, recursive)
 
-    def _pin(self, path: str, created: bool) -> None:
+    def _pin(self, path: str, created: bool, moved_from: str) -> None:
         """Watchdog's thread: each input opens a new file it matches at once (InputTailer.pin)."""
         for t in self.inputs:
-            t.pin(path, created)
+            t.pin(path, created, moved_from)
 
     async def _durable(self, version: int) -> None:
         """Before a request goes out, the read times of what it carries are on disk."""

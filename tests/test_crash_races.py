@@ -116,12 +116,15 @@ def test_a_new_file_renamed_away_before_the_scan_is_read_from_its_pin(
     assert r.agent.stop() == 0
 
 
+@pytest.mark.parametrize("then", [100, 0])
 def test_copytruncate_before_the_first_read_of_a_generation_begun_empty(
-    env: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    then: int, env: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """app.log registered empty (fingerprint over 0 bytes), then written, copied and
     truncated before the reader's first read: the copy holds the generation (adopted as a
-    generation of its own); an older copy there before the file is never taken for it."""
+    generation of its own); an older copy there before the file is never taken for it.
+    With nothing written after the truncation (then=0) the file shows nothing at all: only
+    the copy's appearance tells."""
     r, stall = _copytruncate_run(env, tmp_path, monkeypatch)
     app = r.logs / "app.log"
     app.write_bytes(b"")
@@ -129,7 +132,7 @@ def test_copytruncate_before_the_first_read_of_a_generation_begun_empty(
     wait_for(lambda: "new file" in _agent_log(r), 60, "the agent to register the empty file")
     with stall.loop_stopped():
         app.write_bytes(r.lines("begun empty", 2000))
-        copytruncate(r, app, "app.log.1", r.lines("after the truncation", 100))
+        copytruncate(r, app, "app.log.1", r.lines("after the truncation", then) if then else b"")
     r.assert_exactly_once()
     assert "holds a generation never read" in _agent_log(r)
     assert r.agent.stop() == 0

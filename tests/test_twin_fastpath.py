@@ -159,6 +159,51 @@ def test_template_regex_is_the_matcher(data: Any) -> None:
     _check(spec, data.draw(line_for(spec)))
 
 
+@st.composite
+def optional_template(draw: Any) -> str:
+    """Templates with optional groups that hold captures, whitespace and literals (where
+    an atomic choice inside a group could make the regex skip a group the matcher takes)."""
+    n = 0
+    parts = []
+    for _ in range(draw(st.integers(1, 4))):
+        inner = []
+        for _ in range(draw(st.integers(1, 3))):
+            k = draw(st.integers(0, 3))
+            if k == 0:
+                inner.append(f"<F{n}>")
+                n += 1
+            elif k == 1:
+                inner.append(" ")
+            else:
+                inner.append(draw(st.sampled_from(["x", ":", "[", "]", "-", "ab"])))
+        body = "".join(inner)
+        parts.append(f"({body})?" if draw(st.booleans()) else body)
+    parts.append(f"<F{n}>")
+    return "".join(parts).replace("()?", "")
+
+
+@SETTINGS
+@given(st.data())
+def test_optional_group_regex_is_the_matcher(data: Any) -> None:
+    spec = data.draw(optional_template())
+    try:
+        compile_format(spec)
+    except ValueError:
+        return
+    pieces = st.sampled_from(["a", "b", " ", "x", ":", "[", "]", "-", "ab", "  "])
+    line = "".join(data.draw(st.lists(pieces, max_size=10))).encode()
+    _check(spec, line)
+    _check(spec, data.draw(line_for(spec)))
+
+
+def test_skipped_group_is_the_matchers_choice() -> None:
+    """The matcher backs up inside an optional group and takes it; the regex must not skip it."""
+    for line in (b"a b x c", b"a b y c", b"x c", b" x c"):
+        _check("(<A> x)?<B>", line)
+    _check("<Month> <Date> <Time> <Level> <Component>(\\[<PID>\\])?: <Content>",
+           b"Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure;")
+
+
 @SETTINGS
 @given(st.data())
 def test_dissect_regex_is_the_matcher(data: Any) -> None:
@@ -254,3 +299,109 @@ def test_generated_training_log_all_three() -> None:
             assert fast == _feed_all(_slow(**kw), data, 65536)
             assert CPARSER is not None
             assert fast == _feed_all(CPARSER.Parser(**kw), data, 65536)
+
+
+# -- line plans: lines of one shape, their digits varied -------------------------------------
+
+DIGIT_LINES = [
+    "{t} - trainer - INFO - epoch={d} step={d} loss={d}.{d} acc={d}.{d} lr={d}e-{d} tok/s={d}",
+    "{t} - trainer.optim - WARNING - grad_norm={d}.{d} exceeds clip={d}.{d} at step={d}",
+    "{t} - data - INFO - shard {d} loaded: {d} samples, \"tokens\"={d}",
+    "{t} - w{d} - INFO - top{d}={d} f1={d}e{d} x={d}.",
+    "{t} - trainer - ERROR - loss is nan at step={d}",
+    "{t} - trainer - INFO - signal {d} (SIGKILL) from rank={d}",
+    "{t} - trainer - INFO - ünïcode loss={d} \\ \"q\"={d}",
+    "{t} - trainer - INFO - loss=nan acc={d}",
+    "plain line {d} with loss: {d}.{d} and x={d}",
+    "{t} INFO trainer: loss={d}",
+    "{t} - trainer - ERROR - step {d} failed",
+    "{t} - trainer - CRITICAL - CUDA out of memory at {d}",
+]
+
+
+@st.composite
+def digit_line(draw: Any) -> bytes:
+    tpl = draw(st.sampled_from(DIGIT_LINES))
+    t = draw(st.sampled_from(["2026-11-25 07:30:01,123", "2026-11-25 07:30:{s},{ms}", "2026-13-99 99:99:99,999"]))
+    t = t.format(s=draw(st.sampled_from(["00", "59", "61", "07"])), ms=draw(st.sampled_from(["000", "999", "042"])))
+    digits = st.sampled_from(["0", "00", "05", "10", "9", "99", "123", "0123", "999999999999999999999"])
+    out = tpl.replace("{t}", t)
+    while "{d}" in out:
+        out = out.replace("{d}", draw(digits), 1)
+    return out.encode()
+
+
+@SETTINGS
+@given(st.lists(digit_line(), min_size=1, max_size=40), st.sampled_from(["python", "plain"]),
+       st.sampled_from(["none", "auto"]), st.sampled_from([None, b"k" * 16]))
+def test_line_plans_equal_general(lines: list[bytes], spec: str, multiline: str, id_key: bytes | None) -> None:
+    data = b"\n".join(lines * 3) + b"\n"
+    kw = dict(KW, format=spec, multiline=multiline, id_key=id_key)
+    fast = _feed_all(_pyparser.Parser(**kw), data, 4096)
+    assert fast == _feed_all(_slow(**kw), data, 4096)
+    noplan = _pyparser.Parser(**kw)
+    noplan._shape_tr = None
+    assert fast == _feed_all(noplan, data, 4096)
+    if CPARSER is not None:
+        assert _feed_all(CPARSER.Parser(**kw), data, 4096) == fast
+
+
+TEMPLATE_LINES = [
+    "0811{d} 2036{d} {d} {lv} dfs.DataNode$PacketResponder: PacketResponder {d} for block blk_-{d} terminating",
+    "0811{d} 2036{d} {d} {lv} dfs.FSNamesystem: BLOCK* NameSystem.allocateBlock: /user/{d}/part-{d}. blk_{d}",
+    "0811{d} 2036{d} {d} {lv} dfs.X: \"quoted\" loss={d}.{d} lr={d}e-{d} {d}",
+    "0811{d} 20:36:{d} {d} {lv} dfs.X: odd time",
+    "{d} {lv}",
+]
+
+
+@SETTINGS
+@given(st.lists(st.tuples(st.sampled_from(TEMPLATE_LINES), st.sampled_from(["INFO", "E", "WARN", "ERROR", "x1"]),
+                          st.lists(st.sampled_from(["0", "00", "05", "10", "9", "99", "123", "0123"]),
+                                   min_size=8, max_size=8)),
+                min_size=1, max_size=30),
+       st.sampled_from(["none", "auto"]))
+def test_line_plans_equal_general_template(rows: list[tuple[str, str, list[str]]], multiline: str) -> None:
+    lines = []
+    for tpl, lv, ds in rows:
+        out = tpl.replace("{lv}", lv)
+        for d in ds:
+            out = out.replace("{d}", d, 1)
+        lines.append(out.encode())
+    data = b"\r\n".join(lines * 3) + b"\r\n"
+    kw = dict(KW, format="<Date> <Time> <Pid> <Level> <Component>: <Content>", multiline=multiline)
+    fast = _feed_all(_pyparser.Parser(**kw), data, 4096)
+    assert fast == _feed_all(_slow(**kw), data, 4096)
+    if CPARSER is not None:
+        assert _feed_all(CPARSER.Parser(**kw), data, 4096) == fast
+
+
+def test_line_plans_with_a_digit_keyword() -> None:
+    """A class keyword with digits: lines of one shape with and without it."""
+    kw = dict(KW, format="python", multiline="none", error_classes={"sig": ["code 7 hit"]})
+    lines = [f"2026-11-25 07:30:01,123 - t - INFO - code {d} hit loss={d}".encode() for d in "1717"]
+    data = b"\n".join(lines * 3) + b"\n"
+    fast = _feed_all(_pyparser.Parser(**kw), data, 4096)
+    assert fast == _feed_all(_slow(**kw), data, 4096)
+    assert b'"class":"sig"' in b"".join(b[0] for b in fast)
+
+
+_CANON_NUM = st.from_regex(rb"-?(0|[1-9][0-9]{0,24})(\.[0-9]{1,24})?([eE][-+]?[0-9]{1,2})?", fullmatch=True)
+
+
+@SETTINGS
+@given(st.lists(_CANON_NUM, min_size=1, max_size=20))
+def test_numbers_in_one_go_are_float(texts: list[bytes]) -> None:
+    """``_numbers`` (orjson over the joined list) gives the doubles ``float`` gives."""
+    from array import array
+
+    from _fastparse._analysis import CANON_LIST
+    assert CANON_LIST.fullmatch(b",".join(texts))
+    assert array("d", _pyparser._numbers(texts)).tobytes() == array("d", map(float, texts)).tobytes()
+
+
+@SETTINGS
+@given(_CANON_NUM)
+def test_canonical_numbers_are_kept_by_number_text(text: bytes) -> None:
+    from _fastparse._metrics import number_text
+    assert number_text(text) == text

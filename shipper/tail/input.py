@@ -100,6 +100,7 @@ class InputTailer:
         #: file appeared, whatever a listing saw (so it may hold its bytes: copies.py)
         self.born: dict[tuple[int, int], int] = {}
         self._seq = 0  # reports counted (pins and copies), under _pin_lock
+        self._scan_seq = 0  # _seq when the running scan took the pins
         metrics.input_bytes_behind.labels(cfg.id).set_function(self._behind)
 
     def _behind(self) -> float:
@@ -113,15 +114,21 @@ class InputTailer:
         if structural or (reader is None and self.matcher.included(path)):
             self.rescan.set()
 
-    def pin(self, path: str, created: bool = True) -> None:
+    def pin(self, path: str, created: bool = True, moved_from: str = "") -> None:
         """Watchdog's thread: open a file created or moved in under a matched name at once.
 
         A file that lives a moment under the watched name (written, then renamed to a name
         the globs do not match) may be gone from it before the next scan; from this
         descriptor it is still read. The scan takes the pins and closes those it does not
         need. The copies listed here are the ones made before the file existed, as far as
-        the agent can tell (a copy made later holds bytes of this file: copies.py)."""
+        the agent can tell (a copy made later holds bytes of this file: copies.py).
+
+        A file renamed from a matched name to one not matched is pinned too, under its
+        old name: when this thread lags, its creation may be reported only after that."""
         if self.stopping:
+            return
+        if moved_from and not self.matcher.included(path) and self.matcher.included(moved_from):
+            self._pin_open(path, moved_from)
             return
         if not self.matcher.included(path):
             # a copy made (not a rotated copy renamed on: that one keeps its identity)
@@ -130,6 +137,10 @@ class InputTailer:
                     st = os.stat(path)
                     self._loop.call_soon_threadsafe(self._copy_born, (st.st_dev, st.st_ino), self._next_seq())
             return
+        self._pin_open(path, path)
+
+    def _pin_open(self, path: str, name: str) -> None:
+        """Open `path` and pin it under `name` (the matched name it had)."""
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
@@ -145,7 +156,7 @@ class InputTailer:
                 and len(self._pins) < MAX_PINS
             ):
                 self._seq += 1
-                self._pins[ident] = Pin(fd, path, listed, self._seq)
+                self._pins[ident] = Pin(fd, name, listed, self._seq)
                 return
         os.close(fd)
 
@@ -159,13 +170,19 @@ class InputTailer:
         self.born[ident] = seq
         while len(self.born) > 4096:
             del self.born[next(iter(self.born))]
+        for r in self.readers.values():
+            r.copy_made()
 
     def _born_after(self, seq: int) -> set[tuple[int, int]]:
         return {i for i, s in self.born.items() if s > seq}
 
     def _take_pins(self) -> dict[tuple[int, int], Pin]:
+        """The pins so far; and, for files this scan registers from their path (not
+        pinned yet), the point in inotify's reports they are known from: any copy reported
+        later may be of them (the scan runs while watchdog's thread goes on)."""
         with self._pin_lock:
             pins, self._pins = self._pins, {}
+            self._scan_seq = self._seq
         return pins
 
     async def run(self) -> None:
@@ -321,7 +338,7 @@ class InputTailer:
             host_name=self.host_name,
             on_close=self._closed,
             tailed=lambda: self.registry.by_inode().keys(),
-            born=functools.partial(self._born_after, pin.seq if pin is not None else self._next_seq()),
+            born=functools.partial(self._born_after, pin.seq if pin is not None else self._scan_seq),
         )
         reader.once = self.once
         reader.poll_interval = self.poll_interval

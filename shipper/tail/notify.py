@@ -20,7 +20,8 @@ from watchdog.observers import Observer
 log = logging.getLogger(__name__)
 
 Hint = Callable[[str, bool], None]  # (path, structural): structural = created/moved/deleted
-Pin = Callable[[str, bool], None]  # a file appeared at path (created: True, moved in: False)
+# a file appeared at path: (path, created (else moved there), the path it was moved from)
+Pin = Callable[[str, bool, str], None]
 
 
 class _Handler(FileSystemEventHandler):
@@ -39,7 +40,8 @@ class _Handler(FileSystemEventHandler):
             paths.append(dest)
         if self._pin is not None and not event.is_directory and event.event_type in ("created", "moved"):
             # before the hint: the scan it wakes finds the file pinned even if renamed away
-            self._pin(os.fsdecode(dest or event.src_path), event.event_type == "created")
+            created = event.event_type == "created"
+            self._pin(os.fsdecode(dest or event.src_path), created, "" if created else os.fsdecode(event.src_path))
         for p in paths:
             path = os.fsdecode(p)
             try:

@@ -67,6 +67,8 @@ class FileReader:
         self._tailed = tailed  # (device, inode) of the files tailed: never taken for copies
         self._born = born  # copies inotify saw made after this file appeared: accounted for once read
         self._read_copies: set[tuple[int, int]] = set()
+        self._copy_made = False
+        self._copies_looked = 0.0
         self._lines = metrics.input_lines.labels(cfg.id)
         self._bytes = metrics.input_bytes.labels(cfg.id)
         self.watermark = Watermark(state.offset, self._advance)
@@ -213,6 +215,9 @@ class FileReader:
                 continue
             if identity.refresh(self.state, self.fd, st.st_size, self.cfg.fingerprint_bytes):
                 self.registry.dirty = True
+            if self._empty_and_copied():
+                await self._truncated(st.st_size, before_first_read=True)
+                continue
             # at the end of the file
             idle = time.monotonic() - idle_since
             if not self.once and not self.orphaned and idle >= self.cfg.close_inactive and self._settled():
@@ -269,6 +274,23 @@ class FileReader:
             self._lines.inc(batch.lines)
             version = self._record(self.position, read_ms, 1)
             await self.pipeline.submit(batch, self.watermark, self.state.generation, self.cfg.id, version)
+
+    def copy_made(self) -> None:
+        """inotify reported a new copy under rotated_paths: maybe of this file."""
+        self._copy_made = True
+        self.wake.set()
+
+    def _empty_and_copied(self) -> bool:
+        """Nothing read of this generation and the file empty: written, copied and truncated
+        before the first read shows only by the copy (a look on each report of a new copy,
+        and once per poll interval for copies inotify cannot report)."""
+        if not self.cfg.rotated_paths or self.position != 0:
+            return False
+        now = time.monotonic()
+        if not self._copy_made and now - self._copies_looked < self.poll_interval:
+            return False
+        self._copy_made, self._copies_looked = False, now
+        return bool(self._unseen(self._copies()))
 
     def _copies(self) -> list[tuple[str, os.stat_result]]:
         return copies.listing(self.cfg.rotated_paths) if self.cfg.rotated_paths else []
