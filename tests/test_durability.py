@@ -240,3 +240,55 @@ def test_copytruncate_and_regrowth_while_the_reader_waits_mid_file(
     _copy_and_truncate_mid_read(r, app, 5_000, r.lines("gen1", 200_000))  # past the reader at once
     r.assert_exactly_once()
     assert r.agent.stop() == 0
+
+
+def test_start_at_end_skips_what_files_held_at_the_first_start(
+    es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
+) -> None:
+    r = Run(es_plain, es_client, agent_factory, tmp_path, start_at="end")
+    app = r.logs / "app.log"
+    app.write_bytes(b"".join(b"there before the first start %d\n" % i for i in range(100)))  # not expected
+    r.agent.start()
+    wait_for(lambda: "from offset" in r.agent.log(), 60, "the agent to register the file")
+    with app.open("ab") as f:
+        f.write(r.lines("after the start", 50))
+    r.assert_exactly_once()
+    assert r.agent.stop() == 0
+
+
+def test_ignore_older_skips_stale_files_to_their_end(
+    es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
+) -> None:
+    r = Run(es_plain, es_client, agent_factory, tmp_path, ignore_older="1h")
+    old = r.logs / "old.log"
+    old.write_bytes(b"".join(b"stale %d\n" % i for i in range(100)))  # not expected
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    (r.logs / "fresh.log").write_bytes(r.lines("fresh", 100))
+    r.agent.start()
+    r.shipped(100)
+    with old.open("ab") as f:
+        f.write(r.lines("the stale file written again", 30))  # from where it was skipped to
+    r.assert_exactly_once()
+    assert r.agent.stop() == 0
+
+
+def test_entries_of_files_gone_are_forgotten_after_clean_removed_after(
+    es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
+) -> None:
+    import orjson
+
+    r = Run(es_plain, es_client, agent_factory, tmp_path, clean_removed_after="2s", close_removed="500ms")
+    (r.logs / "gone.log").write_bytes(r.lines("gone", 50))
+    (r.logs / "stays.log").write_bytes(r.lines("stays", 50))
+    r.agent.start()
+    r.shipped(100)
+    (r.logs / "gone.log").unlink()
+
+    def paths() -> set[str]:
+        body = (tmp_path / "data" / "registry.json").read_bytes().split(b"\n", 1)[1]
+        return {os.path.basename(f["path"]) for f in orjson.loads(body)["files"]}
+
+    wait_for(lambda: paths() == {"stays.log"}, 60, "the registry to forget gone.log only")
+    assert "forgetting" in r.agent.log()
+    r.assert_exactly_once()
+    assert r.agent.stop() == 0
