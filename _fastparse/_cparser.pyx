@@ -729,7 +729,19 @@ cdef int m_first(Matcher* st) noexcept nogil:
             op += 3
         elif op[0] == _OP_END:
             return p == n
-        else:  # OPT (the group is entered first) and OPTEND
+        elif op[0] == _OP_OPT:
+            # the group is entered first; when its first op is a literal that is not at p,
+            # everything inside fails there, before any choice, and the next path m_step
+            # tries is the one that skips the group (its captures unset): take that one
+            if op[3] == _OP_LIT:
+                ln = pg.lit_len[op[4]]
+                if p + ln > n or memcmp(s + p, pg.lits + pg.lit_off[op[4]], ln) != 0:
+                    for k in range(pg.grp_off[op[2]], pg.grp_off[op[2] + 1]):
+                        caps[2 * pg.grp_slots[k]] = -1
+                    op = pg.ops + 3 * op[1]
+                    continue
+            op += 3
+        else:  # OPTEND
             op += 3
 
 
