@@ -24,6 +24,8 @@ PYX = os.path.join("_fastparse", "_cparser.pyx")
 C_SOURCE = os.path.join("_fastparse", "_cparser.c")
 IDCHECK_PYX = os.path.join("_fastparse", "_idcheck.pyx")
 IDCHECK_C = os.path.join("_fastparse", "_idcheck.c")
+COUNTING_PYX = os.path.join("_fastparse", "_counting.pyx")  # the anomaly counters' fold (counters.py)
+COUNTING_C = os.path.join("_fastparse", "_counting.c")
 
 
 def _warn(msg: str) -> None:
@@ -45,6 +47,8 @@ def _extensions() -> list[Extension]:
             exts = [Extension("_fastparse._cparser", [C_SOURCE], extra_compile_args=compile_args)]
             if os.path.exists(os.path.join(HERE, IDCHECK_C)):
                 exts.append(Extension("_fastparse._idcheck", [IDCHECK_C], extra_compile_args=compile_args))
+            if os.path.exists(os.path.join(HERE, COUNTING_C)):
+                exts.append(Extension("_fastparse._counting", [COUNTING_C], extra_compile_args=compile_args))
             return exts
         _warn("Cython is not installed: _fastparse._cparser is not built.")
         return []
@@ -52,8 +56,9 @@ def _extensions() -> list[Extension]:
     # Test-only access to the C `_id` hash (blake2b.h) for tests/test_ids.py and the
     # id benchmarks; the parser includes the same header itself. Not needed at run time.
     idcheck = Extension("_fastparse._idcheck", [IDCHECK_PYX], extra_compile_args=compile_args)
+    counting = Extension("_fastparse._counting", [COUNTING_PYX], extra_compile_args=compile_args)
     return cythonize(
-        [ext, idcheck],
+        [ext, idcheck, counting],
         compiler_directives={"language_level": 3, "boundscheck": False, "wraparound": False},
         quiet=True,
     )

@@ -25,8 +25,8 @@ backfill and a live run, cut the same windows.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,40 +44,96 @@ _DENSE_SPAN = 4096
 _EMPTY_I8 = np.zeros(0, dtype=np.int8)
 _EMPTY_F8 = np.zeros(0, dtype=np.float64)
 _EMPTY_I64 = np.zeros(0, dtype=np.int64)
+_CONFUSION_SET = frozenset(CONFUSION_METRICS)
+_CONFUSION_COL = {name: i for i, name in enumerate(CONFUSION_METRICS)}
+
+try:  # the compiled fold; without it the numpy twin below does the same
+    from ._counting import fold as _fold_c
+except ImportError:  # not built (no compiler, SHIPPER_NO_EXTENSIONS)
+    _fold_c = None
 
 
-@dataclass
 class WindowCounts:
     """The counters of one batch, one row per window the batch's events fall into.
 
-    ``classes[:, 0]`` counts events that are not error events; column ``j > 0`` the error
-    class ``class_names[j - 1]``. Metric rows are sparse (only the (window, metric)
-    pairs that occur): ``m_row`` is the row index into ``starts``, ``m_name`` the name.
-    Pair arrays (``pair_row``, ``pair_score``, ``pair_label``) are sorted by row.
+    Python lists (a few per batch; the per-window steps read them as ints and floats):
+    ``starts``, ``events``, ``bytes`` per row; ``levels[r]`` (N_LEVELS counts) and
+    ``classes[r]`` (column 0 counts events that are not error events, column ``j > 0``
+    the error class ``class_names[j - 1]``); ``confusion[r]`` (tp, fp, fn, tn), or None
+    when the batch has none. Metric rows are sparse (only the (window, metric) pairs that
+    occur), sorted by row: ``m_row`` the row, ``m_name`` the name, ``m_count``, ``m_sum``,
+    ``m_min``, ``m_max``. Prediction pairs stay numpy arrays (``pair_row``, ``pair_score``,
+    ``pair_label``), sorted by row: they are kept per window for its AUC.
     """
 
-    starts: np.ndarray  # int64 (W,) window start, ms since the epoch
-    events: np.ndarray  # int64 (W,)
-    bytes: np.ndarray  # int64 (W,)
-    levels: np.ndarray  # int64 (W, N_LEVELS)
-    classes: np.ndarray  # int64 (W, 1 + len(class_names))
-    class_names: tuple[str, ...]
-    confusion: np.ndarray  # int64 (W, 4): tp, fp, fn, tn
-    m_row: np.ndarray = field(default_factory=lambda: _EMPTY_I64)
-    m_name: list[str] = field(default_factory=list)
-    m_count: np.ndarray = field(default_factory=lambda: _EMPTY_I64)
-    m_sum: np.ndarray = field(default_factory=lambda: _EMPTY_F8)
-    m_min: np.ndarray = field(default_factory=lambda: _EMPTY_F8)
-    m_max: np.ndarray = field(default_factory=lambda: _EMPTY_F8)
-    pair_row: np.ndarray = field(default_factory=lambda: _EMPTY_I64)
-    pair_score: np.ndarray = field(default_factory=lambda: _EMPTY_F8)
-    pair_label: np.ndarray = field(default_factory=lambda: _EMPTY_I8)
-    max_time: int = 0  # latest event time in the batch (ms)
-    error_rows: np.ndarray = field(default_factory=lambda: _EMPTY_I64)  # row of each sampled error event
-    error_items: np.ndarray = field(default_factory=lambda: _EMPTY_I64)  # its item index in the batch
+    __slots__ = (
+        "bytes",
+        "class_names",
+        "classes",
+        "confusion",
+        "error_items",
+        "error_rows",
+        "events",
+        "levels",
+        "m_count",
+        "m_max",
+        "m_min",
+        "m_name",
+        "m_row",
+        "m_sum",
+        "max_time",
+        "pair_label",
+        "pair_row",
+        "pair_score",
+        "starts",
+    )
+
+    def __init__(
+        self,
+        starts: list[int],
+        events: list[int],
+        bytes: list[int],
+        levels: list[list[int]],
+        classes: list[list[int]],
+        class_names: tuple[str, ...],
+        max_time: int,
+    ) -> None:
+        self.starts = starts  # window start, ms since the epoch
+        self.events = events
+        self.bytes = bytes
+        self.levels = levels
+        self.classes = classes
+        self.class_names = class_names
+        self.confusion: list[list[int]] | None = None
+        self.max_time = max_time  # latest event time in the batch (ms)
+        self.m_row: list[int] = []
+        self.m_name: list[str] = []
+        self.m_count: list[int] = []
+        self.m_sum: list[float] = []
+        self.m_min: list[float] = []
+        self.m_max: list[float] = []
+        self.pair_row: np.ndarray = _EMPTY_I64
+        self.pair_score: np.ndarray = _EMPTY_F8
+        self.pair_label: np.ndarray = _EMPTY_I8
+        self.error_rows: list[int] = []  # row of each sampled error event
+        self.error_items: list[int] = []  # its item index in the batch
 
     def __len__(self) -> int:
         return len(self.starts)
+
+
+_E_Q, _E_B, _E_I, _E_H, _E_D = array("q"), array("B"), array("I"), array("H"), array("d")
+
+
+def _buf(batch: Any, name: str, empty: array[Any]) -> Any:
+    """A batch array as it is, for the compiled fold (absent: an empty one). Anything but
+    an ``array.array`` (a test's bytes) goes through numpy, which gives it its type."""
+    a = getattr(batch, name, None)
+    if a is None or len(a) == 0:
+        return empty
+    if type(a) is array:
+        return a
+    return np.frombuffer(a, dtype=empty.typecode)
 
 
 def _arr(batch: Any, name: str, dtype: Any) -> np.ndarray:
@@ -95,6 +151,7 @@ def count(
     error_classes: Sequence[str] = (),
     *,
     error_samples: int = 3,
+    twin: bool = False,
 ) -> WindowCounts | None:
     """The batch's counters per window of ``window_ms``; None when the batch has no events.
 
@@ -104,11 +161,57 @@ def count(
     would make every later mean NaN; the parser's ``nan_loss`` error class reports them.
     ``error_samples``: at most this many error events per window are listed in
     ``error_rows``/``error_items`` so the caller can quote their messages.
+    The compiled fold (``_counting``) is used when built, unless ``twin``; the numpy twin
+    otherwise, and for batches the fold's dense layout does not fit.
     """
     t = _arr(batch, "ev_time", np.int64)
-    n = len(t)
-    if n == 0:
+    if len(t) == 0:
         return None
+    out: WindowCounts | None = None
+    row: np.ndarray | None = None
+    if _fold_c is not None and not twin:
+        got = _fold_c(
+            _buf(batch, "ev_time", _E_Q),
+            _buf(batch, "ev_level", _E_B),
+            _buf(batch, "ev_class", _E_B),
+            _buf(batch, "ev_bytes", _E_I),
+            _buf(batch, "m_item", _E_I),
+            _buf(batch, "m_id", _E_H),
+            _buf(batch, "m_value", _E_D),
+            window_ms,
+            N_LEVELS,
+            len(error_classes) + 1,
+            error_samples,
+            _DENSE_SPAN,
+            _DENSE_SPAN * 16,
+            len(metric_names),
+        )
+        if got is not None:
+            starts, events, nbytes, levels, classes, err_rows, err_items, m, t_max, rows = got
+            out = WindowCounts(starts, events, nbytes, levels, classes, tuple(error_classes), t_max)
+            out.error_rows, out.error_items = err_rows, err_items
+            if m[0]:
+                out.m_row, out.m_count, out.m_sum, out.m_min, out.m_max = m[0], m[2], m[3], m[4], m[5]
+                out.m_name = [metric_names[i] for i in m[1]]
+            if rows is not None:
+                row = np.frombuffer(rows, np.int32).astype(np.intp)
+    if out is None:
+        out, row = _count_np(batch, t, window_ms, metric_names, error_classes, error_samples)
+    _confusion_metrics(out)
+    _predictions(out, batch, row, len(out))
+    return out
+
+
+def _count_np(
+    batch: Any,
+    t: np.ndarray,
+    window_ms: int,
+    metric_names: Sequence[str],
+    error_classes: Sequence[str],
+    error_samples: int,
+) -> tuple[WindowCounts, np.ndarray | None]:
+    """The numpy twin of the compiled fold (same sums, in the same order)."""
+    n = len(t)
     t_max = int(t.max())
     lo, hi = int(t.min()) // window_ms, t_max // window_ms
     ncls = len(error_classes) + 1
@@ -124,7 +227,11 @@ def count(
         events = np.array([n], np.int64)
         nbytes = np.array([int(ev_bytes.sum(dtype=np.int64))], np.int64)
         levels = _fold(np.bincount(lev, minlength=N_LEVELS), N_LEVELS)[None, :] if len(lev) else None
-        classes = _fold(np.bincount(cls, minlength=ncls), ncls)[None, :] if len(cls) else None
+        if len(cls):
+            cls_i = np.minimum(cls, ncls - 1)
+            classes = np.bincount(cls_i, minlength=ncls)[None, :]
+        else:
+            classes = None
     else:
         w_abs = t // window_ms
         if hi - lo < _DENSE_SPAN:
@@ -165,21 +272,30 @@ def count(
         classes = np.zeros((nw, ncls), np.int64)
         classes[:, 0] = events
     out = WindowCounts(
-        starts=starts,
-        events=events,
-        bytes=nbytes,
-        levels=levels.astype(np.int64),
-        classes=classes.astype(np.int64),
-        class_names=tuple(error_classes),
-        confusion=np.zeros((nw, 4), np.int64),
-        max_time=t_max,
+        starts.tolist(),
+        events.tolist(),
+        nbytes.tolist(),
+        levels.astype(np.int64).tolist(),
+        classes.astype(np.int64).tolist(),
+        tuple(error_classes),
+        t_max,
     )
     err_items = np.flatnonzero(cls_i) if len(cls) and classes[:, 1:].any() else _EMPTY_I64
     if len(err_items):
         _sample_errors(out, row, err_items, error_samples)
     _metrics(out, batch, row, nw, metric_names)
-    _predictions(out, batch, row, nw)
-    return out
+    return out, row
+
+
+def _confusion_metrics(out: WindowCounts) -> None:
+    """Counts logged as metrics named tp/fp/fn/tn: the rounded sum per window."""
+    if not out.m_name or _CONFUSION_SET.isdisjoint(out.m_name):
+        return
+    conf = out.confusion = [[0, 0, 0, 0] for _ in out.starts]
+    for r, name, s in zip(out.m_row, out.m_name, out.m_sum, strict=True):
+        col = _CONFUSION_COL.get(name)
+        if col is not None:
+            conf[r][col] += round(s)
 
 
 def _fold(counts: np.ndarray, n: int) -> np.ndarray:
@@ -199,8 +315,8 @@ def _rows(row: np.ndarray | None, items: np.ndarray) -> np.ndarray:
 def _sample_errors(out: WindowCounts, row: np.ndarray | None, err_items: np.ndarray, per_row: int) -> None:
     """The first ``per_row`` error events of each window (items are in body order)."""
     if row is None:
-        out.error_rows = np.zeros(min(per_row, len(err_items)), np.int64)
-        out.error_items = err_items[:per_row].astype(np.int64)
+        out.error_rows = [0] * min(per_row, len(err_items))
+        out.error_items = err_items[:per_row].tolist()
         return
     err_rows = row[err_items]
     order = np.argsort(err_rows, kind="stable")
@@ -208,8 +324,11 @@ def _sample_errors(out: WindowCounts, row: np.ndarray | None, err_items: np.ndar
     first = np.searchsorted(err_rows, err_rows, side="left")
     rank = np.arange(len(err_rows)) - first
     keep = rank < per_row
-    out.error_rows = err_rows[keep].astype(np.int64)
-    out.error_items = err_items[keep].astype(np.int64)
+    # the compiled fold lists them in item order; so does this
+    rows_k, items_k = err_rows[keep], err_items[keep]
+    order = np.argsort(items_k, kind="stable")
+    out.error_rows = rows_k[order].tolist()
+    out.error_items = items_k[order].tolist()
 
 
 def _metrics(out: WindowCounts, batch: Any, row: np.ndarray | None, nw: int, names: Sequence[str]) -> None:
@@ -222,12 +341,6 @@ def _metrics(out: WindowCounts, batch: Any, row: np.ndarray | None, nw: int, nam
     nm = int(m_id.max()) + 1
     finite = np.isfinite(m_val)
     all_finite = bool(finite.all())
-    for col, c in enumerate(CONFUSION_METRICS):  # logged TP/FP/FN/TN counts, per window
-        if c in names[:nm]:
-            ok = m_id == names.index(c)
-            if not all_finite:
-                ok &= finite
-            out.confusion[:, col] += np.rint(np.bincount(m_row[ok], weights=m_val[ok], minlength=nw)).astype(np.int64)
     if not all_finite:
         m_row, m_id, m_val = m_row[finite], m_id[finite], m_val[finite]
         if not len(m_row):
@@ -241,19 +354,20 @@ def _metrics(out: WindowCounts, batch: Any, row: np.ndarray | None, nw: int, nam
         hi = np.full(nw * nm, -np.inf)
         np.minimum.at(lo, key, m_val)
         np.maximum.at(hi, key, m_val)
-        out.m_count, out.m_sum, out.m_min, out.m_max = cnt[present], tot[present], lo[present], hi[present]
+        m_count, m_sum, m_min, m_max = cnt[present], tot[present], lo[present], hi[present]
         ukey = present
     else:
         order = np.argsort(key, kind="stable")
         key_s, val_s = key[order], m_val[order]
         first = np.concatenate(([0], np.flatnonzero(np.diff(key_s)) + 1))
         ukey = key_s[first]
-        out.m_count = np.diff(np.concatenate((first, [len(key_s)]))).astype(np.int64)
-        out.m_sum = np.add.reduceat(val_s, first)
-        out.m_min = np.minimum.reduceat(val_s, first)
-        out.m_max = np.maximum.reduceat(val_s, first)
-    out.m_row = (ukey // nm).astype(np.int64)
-    out.m_count = out.m_count.astype(np.int64)
+        m_count = np.diff(np.concatenate((first, [len(key_s)])))
+        m_sum = np.add.reduceat(val_s, first)
+        m_min = np.minimum.reduceat(val_s, first)
+        m_max = np.maximum.reduceat(val_s, first)
+    out.m_row = (ukey // nm).tolist()
+    out.m_count = m_count.astype(np.int64).tolist()
+    out.m_sum, out.m_min, out.m_max = m_sum.tolist(), m_min.tolist(), m_max.tolist()
     out.m_name = [names[i] for i in (ukey % nm).tolist()]  # one name per (window, metric) pair, not per value
 
 
@@ -269,7 +383,12 @@ def _predictions(out: WindowCounts, batch: Any, row: np.ndarray | None, nw: int)
     if has.any():
         # tp 0 (pred 1, label 1), fp 1 (1, 0), fn 2 (0, 1), tn 3 (0, 0)
         code = (1 - pred[has].astype(np.int64)) * 2 + (1 - label[has].astype(np.int64))
-        out.confusion += np.bincount(p_row[has] * 4 + code, minlength=nw * 4).reshape(nw, 4)
+        add = np.bincount(p_row[has] * 4 + code, minlength=nw * 4).reshape(nw, 4).tolist()
+        if out.confusion is None:
+            out.confusion = add
+        else:
+            old = out.confusion
+            out.confusion = [[a + b for a, b in zip(x, y, strict=True)] for x, y in zip(old, add, strict=True)]
     scored = ~np.isnan(score) & (label >= 0)
     if scored.any():
         pr = p_row[scored]

@@ -2,9 +2,10 @@
 it into the real Elasticsearch (refresh_interval 1 s), and a poller that notes when each
 line first becomes searchable. Prints p50/p90/p99/max in seconds.
 
-Uses its own Elasticsearch (scripts/es.py server `soak`, port 9261).
+Uses its own Elasticsearch (scripts/es.py server `soak`, port 9261, or ``--server NAME
+--port N``), left running (``scripts/es.py stop NAME``).
 
-    python benchmarks/latency.py [--rate 1000] [--seconds 30]
+    python benchmarks/latency.py [--rate 1000] [--seconds 30] [--server soak --port 9261]
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rate", type=float, default=1000)
     ap.add_argument("--seconds", type=float, default=30)
+    ap.add_argument("--server", default="soak", help="the scripts/es.py server to start (or use, if running)")
+    ap.add_argument("--port", type=int, default=9261)
     a = ap.parse_args()
-    srv = es.start("soak", port=9261)
+    srv = es.start(a.server, port=a.port)
     from elasticsearch import Elasticsearch
 
     client = Elasticsearch(srv["url"], request_timeout=30)

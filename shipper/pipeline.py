@@ -24,18 +24,17 @@ class Capacity:
         self.limit = limit
         self.used = 0
         self._cond = asyncio.Condition()
-        self._metrics = metrics
+        # read when scraped: a Gauge.set (a lock and a float) twice per chunk otherwise
+        metrics.inflight_bytes.set_function(lambda: self.used)
 
     async def acquire(self, n: int) -> None:
         async with self._cond:
             await self._cond.wait_for(lambda: self.used == 0 or self.used + n <= self.limit)
             self.used += n
-            self._metrics.inflight_bytes.set(self.used)
 
     async def release(self, n: int) -> None:
         async with self._cond:
             self.used -= n
-            self._metrics.inflight_bytes.set(self.used)
             self._cond.notify_all()
 
     async def wait_empty(self) -> None:

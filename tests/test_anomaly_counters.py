@@ -1,4 +1,5 @@
-"""_fastparse.counters: per-window counters of a batch equal a per-event Python reference."""
+"""_fastparse.counters: per-window counters of a batch equal a per-event Python reference,
+with the compiled fold (``_counting``) and with its numpy twin, and the two agree."""
 
 from __future__ import annotations
 
@@ -75,24 +76,28 @@ def _reference(events: list[Event], window_ms: int) -> dict[int, dict]:
     return ref
 
 
+TWIN = [True] if counters._fold_c is None else [False, True]
+
+
+@pytest.mark.parametrize("twin", TWIN, ids=lambda t: "twin" if t else "compiled")
 @pytest.mark.parametrize("spread", [1, 2500, 50_000, 10**12])  # one window, a few, many, sparse (sorting path)
-def test_counters_equal_reference(spread: int) -> None:
+def test_counters_equal_reference(spread: int, twin: bool) -> None:
     rng = random.Random(spread)
     window = 1000
     for _ in range(20):
         events = _random_events(rng, rng.randrange(1, 400), 1_700_000_000_000, spread)
-        c = counters.count(FakeBatch(events), window, METRICS, CLASSES)
+        c = counters.count(FakeBatch(events), window, METRICS, CLASSES, twin=twin)
         assert c is not None
         ref = _reference(events, window)
-        assert sorted(ref) == c.starts.tolist()
-        for r, start in enumerate(c.starts.tolist()):
+        assert sorted(ref) == c.starts
+        for r, start in enumerate(c.starts):
             w = ref[start]
             assert c.events[r] == w["events"]
             assert c.bytes[r] == w["bytes"]
-            assert c.levels[r].tolist() == w["levels"]
-            assert c.classes[r].tolist() == w["classes"]
-            assert c.confusion[r].tolist() == w["confusion"]
-            rows = np.flatnonzero(c.m_row == r)
+            assert c.levels[r] == w["levels"]
+            assert c.classes[r] == w["classes"]
+            assert (c.confusion[r] if c.confusion is not None else [0, 0, 0, 0]) == w["confusion"]
+            rows = [k for k, row in enumerate(c.m_row) if row == r]
             got = {c.m_name[k]: [c.m_count[k], c.m_sum[k], c.m_min[k], c.m_max[k]] for k in rows}
             assert set(got) == set(w["metrics"])
             for name, (cnt, tot, lo, hi) in w["metrics"].items():
@@ -104,24 +109,44 @@ def test_counters_equal_reference(spread: int) -> None:
         assert c.max_time == max(e.time for e in events)
 
 
-def test_error_samples_are_the_first_per_window() -> None:
+@pytest.mark.skipif(counters._fold_c is None, reason="the compiled fold is not built")
+@pytest.mark.parametrize("spread", [1, 2500, 50_000])
+def test_compiled_fold_equals_twin(spread: int) -> None:
+    """Both give the same lists: the same sums (added in item order), samples and rows."""
+    rng = random.Random(spread + 7)
+    for _ in range(30):
+        events = _random_events(rng, rng.randrange(1, 600), 1_700_000_000_000, spread)
+        a = counters.count(FakeBatch(events), 1000, METRICS, CLASSES, error_samples=2)
+        b = counters.count(FakeBatch(events), 1000, METRICS, CLASSES, error_samples=2, twin=True)
+        assert a is not None and b is not None
+        for name in counters.WindowCounts.__slots__:
+            x, y = getattr(a, name), getattr(b, name)
+            if isinstance(x, np.ndarray):
+                assert x.tolist() == y.tolist(), name
+            else:
+                assert x == y, name
+
+
+@pytest.mark.parametrize("twin", TWIN, ids=lambda t: "twin" if t else "compiled")
+def test_error_samples_are_the_first_per_window(twin: bool) -> None:
     events = [Event(time=t, cls=1 if t % 2 else 0) for t in range(0, 4000, 100)]
-    c = counters.count(FakeBatch(events), 1000, (), CLASSES, error_samples=2)
+    c = counters.count(FakeBatch(events), 1000, (), CLASSES, error_samples=2, twin=twin)
     assert c is not None
     per_row: dict[int, list[int]] = defaultdict(list)
-    for row, item in zip(c.error_rows.tolist(), c.error_items.tolist(), strict=True):
+    for row, item in zip(c.error_rows, c.error_items, strict=True):
         per_row[row].append(item)
     expected = {r: [i for i, e in enumerate(events) if e.cls and e.time // 1000 == r][:2] for r in range(4)}
     assert dict(per_row) == {r: v for r, v in expected.items() if v}
 
 
-def test_empty_batch_and_missing_arrays() -> None:
-    assert counters.count(FakeBatch([]), 1000) is None
+@pytest.mark.parametrize("twin", TWIN, ids=lambda t: "twin" if t else "compiled")
+def test_empty_batch_and_missing_arrays(twin: bool) -> None:
+    assert counters.count(FakeBatch([]), 1000, twin=twin) is None
 
     class Bare:
         ev_time = np.array([5, 1500], dtype=np.int64).tobytes()
 
-    c = counters.count(Bare(), 1000)
+    c = counters.count(Bare(), 1000, twin=twin)
     assert c is not None
-    assert c.events.tolist() == [1, 1] and c.bytes.tolist() == [0, 0]
-    assert c.classes[:, 0].tolist() == [1, 1]
+    assert c.events == [1, 1] and c.bytes == [0, 0]
+    assert [row[0] for row in c.classes] == [1, 1]

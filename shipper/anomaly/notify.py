@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +42,12 @@ class Webhook(OutQueue[bytes]):
         self.failed = 0
 
     def start(self) -> None:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.cfg.timeout))
+        # an https receiver is verified against the system's CA store, with a context of
+        # our own: aiohttp's default one has no CA in the agent (shipper/sinks/__init__.py)
+        connector = aiohttp.TCPConnector(ssl=ssl.create_default_context()) if self.cfg.url.startswith("https") else None
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=self.cfg.timeout)
+        )
         super().start()
 
     async def _drain(self) -> None:

@@ -7,6 +7,8 @@ dashboard or detector that gets 0.5 or 0 for "unknown" would draw and alert on n
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 
@@ -45,11 +47,11 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
 
 
 def window_quality(
-    confusion: np.ndarray | None, scores: np.ndarray | None, labels: np.ndarray | None
+    confusion: Sequence[int] | np.ndarray | None, scores: np.ndarray | None, labels: np.ndarray | None
 ) -> dict[str, float | None]:
     """Every quality signal of one window (absent inputs give None values)."""
     out: dict[str, float | None] = {"accuracy": None, "precision": None, "recall": None, "f1": None}
-    if confusion is not None and int(confusion.sum()):
+    if confusion is not None and int(sum(confusion)):
         tp, fp, fn, tn = (int(x) for x in confusion)
         out = confusion_metrics(tp, fp, fn, tn)
     out["auc"] = roc_auc(scores, labels) if scores is not None and labels is not None and len(scores) else None

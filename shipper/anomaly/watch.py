@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import orjson
 
 from _fastparse import counters
@@ -207,22 +206,25 @@ class AnomalyWatch:
         src = self._source(token.source)
         src.inflight -= 1
         c = token.counts
-        self._child(src, "events", "").inc(int(c.events.sum()))
-        self._child(src, "bytes", "").inc(int(c.bytes.sum()))
-        for j, n in enumerate(c.levels.sum(axis=0).tolist()):
+        self._child(src, "events", "").inc(sum(c.events))
+        self._child(src, "bytes", "").inc(sum(c.bytes))
+        levels = c.levels[0] if len(c.levels) == 1 else [sum(col) for col in zip(*c.levels, strict=True)]
+        for j, n in enumerate(levels):
             if n:
                 self._child(src, "level", LEVEL_NAMES[j]).inc(n)
-        per_class = c.classes[:, 1:].sum(axis=0)
-        for j in np.flatnonzero(per_class).tolist():
-            name = c.class_names[j] if j < len(c.class_names) else "other"
-            self._child(src, "class", name).inc(int(per_class[j]))
+        classes = c.classes[0] if len(c.classes) == 1 else [sum(col) for col in zip(*c.classes, strict=True)]
+        for j in range(1, len(classes)):
+            n = classes[j]
+            if n:
+                name = c.class_names[j - 1] if j - 1 < len(c.class_names) else "other"
+                self._child(src, "class", name).inc(n)
         late = src.windows.late_events
         for w, r in src.windows.add(c, int(time.time() * 1000)):
             if r in token.samples:
                 w.add_samples(token.samples[r])
         if src.windows.late_events != late:
             self._child(src, "late", "").inc(src.windows.late_events - late)
-        if c.confusion.any() or len(c.pair_row):
+        if (c.confusion is not None and any(map(any, c.confusion))) or len(c.pair_row):
             src.has_predictions = True
         self._cache = None
         if len(src.windows.open) >= EARLY_CLOSE:
@@ -475,8 +477,8 @@ def _error_messages(batch: Any, counts: WindowCounts, sampled: dict[int, int]) -
     start -> messages taken), so a burst of errors costs a few JSON decodes, not one per batch."""
     ends = memoryview(batch.item_ends).cast("B").cast("q")
     out: dict[int, list[str]] = {}
-    starts = counts.starts.tolist()
-    for row, item in zip(counts.error_rows.tolist(), counts.error_items.tolist(), strict=True):
+    starts = counts.starts
+    for row, item in zip(counts.error_rows, counts.error_items, strict=True):
         start_ms = starts[row]
         if sampled.get(start_ms, 0) >= MAX_SAMPLES:
             continue

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,21 +32,49 @@ MAX_SAMPLES = 3  # error messages quoted per window
 FUTURE_MS = 120_000  # event times this far past the wall clock do not move a window clock
 
 
-@dataclass
 class Window:
-    """The counters of one source in one window."""
+    """The counters of one source in one window (Python ints: a window is added to a few
+    times per batch, and a numpy scalar costs a conversion at each step)."""
 
-    start: int
-    events: int = 0
-    bytes: int = 0
-    levels: np.ndarray = field(default_factory=lambda: np.zeros(N_LEVELS, np.int64))
-    classes: dict[str, int] = field(default_factory=dict)  # error class -> error events
-    metrics: dict[str, list[float]] = field(default_factory=dict)  # name -> [count, sum, min, max]
-    confusion: np.ndarray = field(default_factory=lambda: np.zeros(4, np.int64))
-    scores: list[np.ndarray] = field(default_factory=list)
-    labels: list[np.ndarray] = field(default_factory=list)
-    samples: list[str] = field(default_factory=list)
-    saved: orjson.Fragment | None = field(default=None, repr=False, compare=False)  # to_dict, serialized
+    __slots__ = (
+        "bytes",
+        "classes",
+        "confusion",
+        "events",
+        "labels",
+        "levels",
+        "metrics",
+        "samples",
+        "saved",
+        "scores",
+        "start",
+    )
+
+    def __init__(
+        self,
+        start: int,
+        events: int = 0,
+        bytes: int = 0,
+        levels: list[int] | None = None,
+        classes: dict[str, int] | None = None,
+        metrics: dict[str, list[float]] | None = None,
+        confusion: list[int] | None = None,
+        samples: list[str] | None = None,
+    ) -> None:
+        self.start = start
+        self.events = events
+        self.bytes = bytes
+        self.levels: list[int] = levels if levels is not None else [0] * N_LEVELS
+        self.classes: dict[str, int] = classes if classes is not None else {}  # error class -> error events
+        self.metrics: dict[str, list[float]] = metrics if metrics is not None else {}  # name -> [count, sum, min, max]
+        self.confusion: list[int] = confusion if confusion is not None else [0, 0, 0, 0]
+        self.scores: list[np.ndarray] = []
+        self.labels: list[np.ndarray] = []
+        self.samples: list[str] = samples if samples is not None else []
+        self.saved: orjson.Fragment | None = None  # to_dict, serialized
+
+    def __repr__(self) -> str:
+        return f"Window(start={self.start}, events={self.events}, bytes={self.bytes})"
 
     def fragment(self) -> orjson.Fragment:
         """The saved form, serialized once per change (the registry saves it often)."""
@@ -71,25 +98,22 @@ class Window:
 
     def add(self, c: WindowCounts, r: int, m_rows: slice, p_rows: slice) -> None:
         """Add row ``r`` of a batch's counters (its metric and pair rows given as slices)."""
-        self.add_row(_Rows(c), r, m_rows, p_rows)
-
-    def add_row(self, b: _Rows, r: int, m_rows: slice, p_rows: slice) -> None:
-        """`add` from a batch's counters as Python lists (converted once per batch, not
-        per window: a sparse backfill adds a few hundred events per window)."""
         self.saved = None
-        self.events += b.events[r]
-        self.bytes += b.bytes[r]
-        self.levels += b.c.levels[r]
-        if b.errors[r]:
-            names = b.c.class_names
+        self.events += c.events[r]
+        self.bytes += c.bytes[r]
+        self.levels = [a + b for a, b in zip(self.levels, c.levels[r], strict=True)]
+        row = c.classes[r]
+        if len(row) > 1 and sum(row) != row[0]:  # error events in this row
+            names = c.class_names
             classes = self.classes
-            for j, n in enumerate(b.classes[r]):  # per class of the table, not per event
-                if n and j:
+            for j in range(1, len(row)):  # per class of the table, not per event
+                n = row[j]
+                if n:
                     name = names[j - 1] if j - 1 < len(names) else "other"
                     classes[name] = classes.get(name, 0) + n
         if m_rows.stop > m_rows.start:
             metrics = self.metrics
-            m_name, m_count, m_sum, m_min, m_max = b.m_name, b.m_count, b.m_sum, b.m_min, b.m_max
+            m_name, m_count, m_sum, m_min, m_max = c.m_name, c.m_count, c.m_sum, c.m_min, c.m_max
             for k in range(m_rows.start, m_rows.stop):  # per metric name present
                 name = m_name[k]
                 m = metrics.get(name)
@@ -102,11 +126,11 @@ class Window:
                         m[2] = m_min[k]
                     if m_max[k] > m[3]:
                         m[3] = m_max[k]
-        if b.has_confusion:
-            self.confusion += b.c.confusion[r]
+        if c.confusion is not None:
+            self.confusion = [a + b for a, b in zip(self.confusion, c.confusion[r], strict=True)]
         if p_rows.stop > p_rows.start and self.n_pairs < MAX_PAIRS:
-            self.scores.append(b.c.pair_score[p_rows].copy())
-            self.labels.append(b.c.pair_label[p_rows].copy())
+            self.scores.append(c.pair_score[p_rows].copy())
+            self.labels.append(c.pair_label[p_rows].copy())
 
     def pairs(self) -> tuple[np.ndarray, np.ndarray]:
         if not self.scores:
@@ -115,10 +139,10 @@ class Window:
 
     def quality(self) -> dict[str, float | None]:
         scores, labels = self.pairs()
-        return window_quality(self.confusion if self.confusion.any() else None, scores, labels)
+        return window_quality(self.confusion if any(self.confusion) else None, scores, labels)
 
     def has_predictions(self) -> bool:
-        return bool(self.confusion.any() or self.scores)
+        return bool(any(self.confusion) or self.scores)
 
     def signals(self) -> dict[str, float | None]:
         """The values the detector judges (signal names are a stable interface)."""
@@ -137,7 +161,7 @@ class Window:
         return out
 
     def level_counts(self) -> dict[str, int]:
-        return {LEVEL_NAMES[i]: int(n) for i, n in enumerate(self.levels.tolist()) if n}
+        return {LEVEL_NAMES[i]: n for i, n in enumerate(self.levels) if n}
 
     # -- persistence -----------------------------------------------------------------
 
@@ -147,10 +171,10 @@ class Window:
             "start": self.start,
             "events": self.events,
             "bytes": self.bytes,
-            "levels": self.levels.tolist(),
+            "levels": self.levels,
             "classes": self.classes,
             "metrics": self.metrics,
-            "confusion": self.confusion.tolist(),
+            "confusion": self.confusion,
             "scores": base64.b64encode(scores.astype("<f8").tobytes()).decode(),
             "labels": base64.b64encode(labels.astype(np.int8).tobytes()).decode(),
             "samples": self.samples,
@@ -162,10 +186,10 @@ class Window:
             start=int(d["start"]),
             events=int(d["events"]),
             bytes=int(d["bytes"]),
-            levels=np.array(d["levels"], np.int64),
+            levels=[int(x) for x in d["levels"]],
             classes={k: int(v) for k, v in d["classes"].items()},
             metrics={k: [int(v[0]), float(v[1]), float(v[2]), float(v[3])] for k, v in d["metrics"].items()},
-            confusion=np.array(d["confusion"], np.int64),
+            confusion=[int(x) for x in d["confusion"]],
             samples=list(d.get("samples", [])),
         )
         scores = np.frombuffer(base64.b64decode(d.get("scores", "")), "<f8")
@@ -173,38 +197,6 @@ class Window:
             w.scores = [scores.astype(np.float64)]
             w.labels = [np.frombuffer(base64.b64decode(d["labels"]), np.int8).copy()]
         return w
-
-
-class _Rows:
-    """A batch's counters as Python lists, for the per-window steps (numpy scalars cost
-    a conversion each; one ``tolist`` per array and batch does them all at once)."""
-
-    __slots__ = (
-        "bytes",
-        "c",
-        "classes",
-        "errors",
-        "events",
-        "has_confusion",
-        "m_count",
-        "m_max",
-        "m_min",
-        "m_name",
-        "m_sum",
-    )
-
-    def __init__(self, c: WindowCounts) -> None:
-        self.c = c
-        self.events: list[int] = c.events.tolist()
-        self.bytes: list[int] = c.bytes.tolist()
-        self.errors: list[int] = c.classes[:, 1:].sum(axis=1).tolist()
-        self.classes: list[list[int]] = c.classes.tolist()
-        self.has_confusion = bool(c.confusion.any())
-        self.m_name = c.m_name
-        self.m_count: list[int] = c.m_count.tolist()
-        self.m_sum: list[float] = c.m_sum.tolist()
-        self.m_min: list[float] = c.m_min.tolist()
-        self.m_max: list[float] = c.m_max.tolist()
 
 
 class SourceWindows:
@@ -229,21 +221,20 @@ class SourceWindows:
         With ``now_ms``, event times more than ``FUTURE_MS`` ahead of it (a clock off by a
         year, a misparsed date) are counted in their windows but do not move the clock:
         one such line would otherwise close every open window at once."""
-        rows = np.arange(len(c) + 1)
-        m_bounds = np.searchsorted(c.m_row, rows).tolist() if len(c.m_row) else None
-        p_bounds = np.searchsorted(c.pair_row, rows).tolist() if len(c.pair_row) else None
-        b = _Rows(c)
+        nw = len(c.starts)
+        m_bounds = _bounds(c.m_row, nw) if c.m_row else None
+        p_bounds = np.searchsorted(c.pair_row, np.arange(nw + 1)).tolist() if len(c.pair_row) else None
         empty = slice(0, 0)
-        for r, start in enumerate(c.starts.tolist()):  # per window in the batch
+        for r, start in enumerate(c.starts):  # per window in the batch
             if self.next_start is not None and start < self.next_start:
-                self.late_events += b.events[r]
+                self.late_events += c.events[r]
                 continue
             w = self.open.get(start)
             if w is None:
                 w = self.open[start] = Window(start)
             ms = slice(m_bounds[r], m_bounds[r + 1]) if m_bounds is not None else empty
             ps = slice(p_bounds[r], p_bounds[r + 1]) if p_bounds is not None else empty
-            w.add_row(b, r, ms, ps)
+            w.add(c, r, ms, ps)
             yield w, r
         t = c.max_time if now_ms is None else min(c.max_time, now_ms + FUTURE_MS)
         if self.event_clock is None or t > self.event_clock:
@@ -326,3 +317,13 @@ class SourceWindows:
         sw.next_start = None if ns is None or ns % window_ms else int(ns)
         sw.late_events = int(d.get("late_events", 0))
         return sw
+
+
+def _bounds(rows: list[int], nw: int) -> list[int]:
+    """Where each row's entries begin in ``rows`` (sorted), and the end: nw + 1 indices."""
+    out = [0] * (nw + 1)
+    for r in rows:
+        out[r + 1] += 1
+    for r in range(nw):
+        out[r + 1] += out[r]
+    return out

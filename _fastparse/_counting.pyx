@@ -1,0 +1,212 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The anomaly counters' per-batch fold in C: per-event arrays -> per-window sums.
+
+``counters.count`` calls :func:`fold` when this extension is built; its numpy twin in
+``counters.py`` gives the same sums (tests/test_anomaly_counters.py runs both). One pass
+over the events and one over the metric values, in item order (so float sums are added
+in the same order as numpy's ``bincount`` does), into C arrays indexed by window row; the
+results come back as Python lists, a few per batch, not per event.
+
+``fold`` returns None when the batch does not fit the dense layout (windows spread over
+more than ``max_span`` window lengths, or more than ``max_keys`` (window, metric) pairs):
+the caller then uses the twin, which sorts.
+"""
+
+from libc.math cimport INFINITY, isfinite
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t
+from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memset
+
+
+cdef inline int64_t _floordiv(int64_t a, int64_t b) nogil:
+    cdef int64_t q = a // b
+    if (a % b != 0) and ((a < 0) != (b < 0)):
+        q -= 1
+    return q
+
+
+def fold(
+    const int64_t[::1] t,
+    const uint8_t[::1] lev,
+    const uint8_t[::1] cls,
+    const uint32_t[::1] nbytes,
+    const uint32_t[::1] m_item,
+    const uint16_t[::1] m_id,
+    const double[::1] m_val,
+    int64_t window_ms,
+    int n_levels,
+    int n_classes,
+    int samples,
+    int64_t max_span=4096,
+    int64_t max_keys=65536,
+    Py_ssize_t n_metrics=65536,
+):
+    """(starts, events, bytes, levels, classes, error_rows, error_items,
+    (m_row, m_id, m_count, m_sum, m_min, m_max), max_time, row_of_item) or None.
+
+    ``lev``/``cls``/``nbytes`` may be empty (absent arrays); ``n_classes`` counts column 0
+    (not an error). Levels and classes beyond their tables count in the last column.
+    Metric values that are not finite are left out; an id of ``n_metrics`` or more raises
+    IndexError. The arrays may be any buffers of those types (``array.array`` as a batch
+    carries them: no numpy wrapper per call). ``row_of_item`` is a bytes object of
+    int32 window rows per event, for the predictions' twin (None when one window).
+    """
+    cdef Py_ssize_t n = t.shape[0], i, k, nm_vals = m_item.shape[0]
+    if n == 0:
+        return None
+    cdef int64_t tmin = t[0], tmax = t[0], v
+    for i in range(1, n):
+        v = t[i]
+        if v < tmin:
+            tmin = v
+        elif v > tmax:
+            tmax = v
+    cdef int64_t lo = _floordiv(tmin, window_ms), hi = _floordiv(tmax, window_ms)
+    cdef int64_t span = hi - lo + 1
+    if span > max_span:
+        return None
+    cdef int nm = 0
+    for k in range(nm_vals):
+        if m_id[k] + 1 > nm:
+            nm = m_id[k] + 1
+    if nm > n_metrics:
+        raise IndexError("metric id beyond the metric table")
+    cdef bint has_lev = lev.shape[0] == n, has_cls = cls.shape[0] == n, has_bytes = nbytes.shape[0] == n
+    cdef int* slot_row = <int*> malloc(span * sizeof(int))
+    cdef int* item_row = <int*> malloc(n * sizeof(int)) if span > 1 else NULL
+    cdef int64_t* acc = NULL
+    cdef int64_t* m_cnt = NULL
+    cdef double* m_sum = NULL
+    cdef double* m_lo = NULL
+    cdef double* m_hi = NULL
+    cdef int* taken = NULL
+    cdef int nw = 0, r, width, c, j, key
+    cdef int64_t w_lo, w_hi, slot
+    cdef double x
+    try:
+        if slot_row == NULL or (span > 1 and item_row == NULL):
+            raise MemoryError()
+        # rows: windows that occur, in time order
+        memset(slot_row, 0xFF, span * sizeof(int))
+        if span == 1:
+            slot_row[0] = 0
+            nw = 1
+        else:
+            # event times mostly ascend: a division only when an event leaves the
+            # window of the one before it (an int64 division costs ~40 cycles)
+            w_lo = lo * window_ms
+            w_hi = w_lo
+            slot = 0
+            for i in range(n):
+                v = t[i]
+                if v < w_lo or v >= w_hi:
+                    slot = _floordiv(v, window_ms) - lo
+                    w_lo = (lo + slot) * window_ms
+                    w_hi = w_lo + window_ms
+                slot_row[slot] = 0
+                item_row[i] = <int> slot  # the slot for now; rows once all slots are known
+            for k in range(span):
+                if slot_row[k] == 0:
+                    slot_row[k] = nw
+                    nw += 1
+            for i in range(n):
+                item_row[i] = slot_row[item_row[i]]
+        if nm and <int64_t> nw * nm > max_keys:
+            return None
+        # per row: events, bytes, n_levels levels, n_classes classes
+        width = 2 + n_levels + n_classes
+        acc = <int64_t*> calloc(nw * width, sizeof(int64_t))
+        taken = <int*> calloc(nw, sizeof(int))
+        if acc == NULL or taken == NULL:
+            raise MemoryError()
+        err_rows = []
+        err_items = []
+        r = 0
+        for i in range(n):
+            if item_row != NULL:
+                r = item_row[i]
+            k = r * width
+            acc[k] += 1
+            if has_bytes:
+                acc[k + 1] += nbytes[i]
+            if has_lev:
+                j = lev[i]
+                if j >= n_levels:
+                    j = n_levels - 1
+                acc[k + 2 + j] += 1
+            c = 0
+            if has_cls:
+                c = cls[i]
+                if c >= n_classes:
+                    c = n_classes - 1
+            acc[k + 2 + n_levels + c] += 1
+            if c and taken[r] < samples:
+                taken[r] += 1
+                err_rows.append(r)
+                err_items.append(i)
+        starts = []
+        for k in range(span):
+            if slot_row[k] >= 0:
+                starts.append((lo + k) * window_ms)
+        events = []
+        byts = []
+        levels = []
+        classes = []
+        for r in range(nw):
+            k = r * width
+            events.append(acc[k])
+            byts.append(acc[k + 1])
+            levels.append([acc[k + 2 + j] for j in range(n_levels)])
+            classes.append([acc[k + 2 + n_levels + j] for j in range(n_classes)])
+        # metrics: count, sum, min, max per (row, metric id), finite values only
+        mr = []
+        mi = []
+        mc = []
+        ms = []
+        mlo = []
+        mhi = []
+        if nm:
+            m_cnt = <int64_t*> calloc(nw * nm, sizeof(int64_t))
+            m_sum = <double*> calloc(nw * nm, sizeof(double))
+            m_lo = <double*> malloc(nw * nm * sizeof(double))
+            m_hi = <double*> malloc(nw * nm * sizeof(double))
+            if m_cnt == NULL or m_sum == NULL or m_lo == NULL or m_hi == NULL:
+                raise MemoryError()
+            for key in range(nw * nm):
+                m_lo[key] = INFINITY
+                m_hi[key] = -INFINITY
+            r = 0
+            for k in range(nm_vals):
+                x = m_val[k]
+                if not isfinite(x):
+                    continue
+                if item_row != NULL:
+                    r = item_row[m_item[k]]
+                key = r * nm + m_id[k]
+                if x < m_lo[key]:
+                    m_lo[key] = x
+                if x > m_hi[key]:
+                    m_hi[key] = x
+                m_cnt[key] += 1
+                m_sum[key] += x
+            for key in range(nw * nm):
+                if m_cnt[key]:
+                    mr.append(key // nm)
+                    mi.append(key % nm)
+                    mc.append(m_cnt[key])
+                    ms.append(m_sum[key])
+                    mlo.append(m_lo[key])
+                    mhi.append(m_hi[key])
+        rows = None
+        if item_row != NULL:
+            rows = (<char*> item_row)[: n * sizeof(int)]
+        return (starts, events, byts, levels, classes, err_rows, err_items, (mr, mi, mc, ms, mlo, mhi), tmax, rows)
+    finally:
+        free(slot_row)
+        free(item_row)
+        free(acc)
+        free(taken)
+        free(m_cnt)
+        free(m_sum)
+        free(m_lo)
+        free(m_hi)
