@@ -235,14 +235,6 @@ class Analyzer:
         frag = b',"metrics":{' + b",".join(parts) + b"}" if parts else b""
         return frag, nan, vals
 
-    def slow_hits(self, region: bytes) -> list[int]:
-        """Positions in ``region`` where a line needs the general path whatever its metrics:
-        a class keyword (lower-cased search) or terminal noise."""
-        pos = [m.start() for m in self._kw_re.finditer(region.lower())]
-        if self.progress != PROGRESS_ALL or 27 in region:
-            pos += [m.start() for m in _NOISE.finditer(region)]
-        return pos
-
     def plan(self, keys: tuple[bytes, ...]) -> MetricPlan:
         """The metric plan of a line whose ``METRIC_RE`` matches have these keys, in order."""
         plan = self._plans.get(keys)

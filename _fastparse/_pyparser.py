@@ -1393,13 +1393,13 @@ class Parser:
                 ml.clear()
                 mo.clear()
                 mn.clear()
-            zc = plan.zcheck
-            if zc is not None and zc(line):
+            get, nt, iso, json_msg, tpl_t, tpl_r, level, cls, nm, mslice, zc, tcands = plan.hot
+            if zc is not None and b"0" in zc(line):  # a number with a leading zero: number_text changes it
                 flush_values()
                 append(event(line, len(line), off, 0, nb))
                 oappend(off)
                 continue
-            if plan.nmetrics and plan.ids is None:
+            if nm and plan.ids is None:
                 ids = tuple([an._id(n) for n in plan.metric_names])
                 if -1 in ids:
                     flush_values()
@@ -1407,21 +1407,19 @@ class Parser:
                     oappend(off)
                     continue
                 plan.ids = ids
-            g = plan.get(line)
-            nt = plan.ntime
+            g = get(line)
             ah = sp = frac = b""
             ms = None
-            if nt:
-                if plan.iso:  # (YYYY-mm-dd HH:MM:SS, mmm): the second's time and heads, once
-                    e = secs.get(g[0])
-                    if e is None:
-                        e = secs[g[0]] = self._sec_entry(g[0])
-                    if e[0] is not None:
-                        frac = g[1]
-                        ms = e[0] + _MS3[frac]
-                        ah, sp = e[1], e[2]
-            elif plan.tcands:
-                for tc in plan.tcands:
+            if iso:  # (YYYY-mm-dd HH:MM:SS, mmm): the second's time and heads, once
+                e = secs.get(g[0])
+                if e is None:
+                    e = secs[g[0]] = self._sec_entry(g[0])
+                if e[0] is not None:
+                    frac = g[1]
+                    ms = e[0] + _MS3[frac]
+                    ah, sp = e[1], e[2]
+            elif tcands:
+                for tc in tcands:
                     t = tc(line)
                     ms = tcache.get(t, -1)
                     if ms == -1:
@@ -1433,23 +1431,23 @@ class Parser:
                         frac = _FRAC[ms % 1000]
                         break
             msg = g[nt]
-            if plan.json_msg:
+            if json_msg:
                 msg = dumps(msg.decode("utf-8"))
             eid = off if v1 else make_id(off)
             if ms is None:
-                append(plan.tpl_r % ((action_r, eid, doc_r, msg, off, *g[nt + 1:])))
+                append(tpl_r % ((action_r, eid, doc_r, msg, off) + g[nt + 1:]))  # noqa: RUF005
                 ev_time.append(read_ms)
             else:
-                append(plan.tpl_t % ((ah, eid, sp, frac, msg, off, *g[nt + 1:])))
+                append(tpl_t % ((ah, eid, sp, frac, msg, off) + g[nt + 1:]))  # noqa: RUF005
                 ev_time.append(ms)
             oappend(off)
-            if plan.nmetrics:
+            if nm:
                 k = len(ev_level)  # the item's index (ev_time has it already)
-                m_item.extend([k] * plan.nmetrics)
+                m_item.extend([k] * nm)
                 m_id.extend(plan.ids)  # type: ignore[arg-type]
-                mv.extend(g[plan.mslice])
-            ev_level.append(plan.level)
-            ev_class.append(plan.cls)
+                mv.extend(g[mslice])
+            ev_level.append(level)
+            ev_class.append(cls)
             ev_bytes.append(nb)
         flush_values()
         if ml:
@@ -1672,26 +1670,27 @@ class Parser:
             fo.clear()
             fn.clear()
 
-        for i in range(n):
-            line = region[i]
+        i = 0
+        while i < n:
             g = self._g
             if elig[i] and i + 1 < n and elig[i + 1] and (
                     g is None or (g.state == NORMAL and not g.blanks and len(g.lines) == 1)):
                 if g is not None:
-                    if fl:
-                        flush()
                     self._emit(g, items)
                     self._g = None
-                fl.append(line)
-                fo.append(offs[i])
-                fn.append(lens[i])
-                self._nline += 1
-                continue
-            if fl:
+                # lines i..j-1: each followed by an ordinary line, so each an event alone
+                j = i + 1
+                while j + 1 < n and elig[j + 1]:
+                    j += 1
+                fl.extend(region[i:j])
+                fo.extend(offs[i:j])
+                fn.extend(lens[i:j])
+                self._nline += j - i
                 flush()
-            self._ml_line(line, len(line), offs[i], offs[i + 1], ms, items)
-        if fl:
-            flush()
+                i = j
+                continue
+            self._ml_line(region[i], len(region[i]), offs[i], offs[i + 1], ms, items)
+            i += 1
         return offs[n]
 
     # -- the tables ------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from operator import itemgetter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._analysis import CANON_LIST
 from ._common import LEVEL_ERROR, level_code
@@ -66,7 +66,7 @@ class LinePlan:
     offset, holes...); ``tpl_r`` with the read time: (action head, id, doc head, message,
     offset, holes...); ``id`` is the offset itself (``%x``) for contract v1."""
 
-    __slots__ = ("cls", "get", "ids", "iso", "json_msg", "level", "metric_names", "mslice", "nmetrics", "ntime",
+    __slots__ = ("cls", "get", "hot", "ids", "iso", "json_msg", "level", "metric_names", "mslice", "nmetrics", "ntime",
                  "tcands", "tpl_r", "tpl_t", "zcheck")
 
     def __init__(self) -> None:
@@ -81,9 +81,10 @@ class LinePlan:
         self.ids: tuple[int, ...] | None = None  # resolved at the first line that uses them
         self.iso = False  # the time is YYYY-mm-dd HH:MM:SS,mmm: parsed per second
         self.tcands: tuple[Callable[[bytes], bytes], ...] = ()  # else: the time's text(s)
-        self.zcheck: Callable[[bytes], bool] | None = None  # a leading zero: not plain JSON
+        self.zcheck: Callable[[bytes], bytes | tuple[bytes, ...]] | None = None  # b"0" in it: not plain JSON
         self.tpl_t = b""
         self.tpl_r = b""
+        self.hot: tuple[Any, ...] = ()  # the attributes a line needs, in the order _fast_lines unpacks them
 
 
 def _empty(line: bytes) -> tuple[bytes, ...]:
@@ -253,11 +254,9 @@ def build_plan(p: Parser, line: bytes) -> LinePlan:
     plan.metric_names = tuple(names)
     plan.nmetrics = len(names)
     if zpos:
-        zg = _getter([slice(z, z + 1) for z in zpos])
-
-        def zcheck(line: bytes, zg: Callable[[bytes], tuple[bytes, ...]] = zg) -> bool:
-            return b"0" in zg(line)
-        plan.zcheck = zcheck
+        # the first digit of each multi-digit integer part: one byte (``b"0" in`` is a
+        # substring test) or a tuple of them (a membership test)
+        plan.zcheck = itemgetter(*[slice(z, z + 1) for z in zpos])
     plan.ntime = len(pieces_time)
     slices = [*pieces_time, slice(*raw_span), *holes_log, *holes_m, *holes_top]
     plan.get = _getter(slices)
@@ -269,6 +268,8 @@ def build_plan(p: Parser, line: bytes) -> LinePlan:
             + _esc(f.doc_end))
     plan.tpl_t = b"%b" + idh + _esc(f.action_tail) + b'{"@timestamp":"%b%bZ","message":' + tail
     plan.tpl_r = b"%b" + idh + _esc(f.action_tail) + b"%b" + tail
+    plan.hot = (plan.get, plan.ntime, plan.iso, plan.json_msg, plan.tpl_t, plan.tpl_r, plan.level, plan.cls,
+                plan.nmetrics, plan.mslice, plan.zcheck, plan.tcands)
     return plan
 
 
