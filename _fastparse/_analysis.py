@@ -130,8 +130,8 @@ _NOISE = re.compile(rb"\x1b|\r(?!\n|\Z)")
 class Analyzer:
     """One parser's tables: error classes, the metric spec and ids, predictions."""
 
-    __slots__ = ("_kw_re", "_names", "classes", "ids", "metric_names", "nan_loss", "other", "preds", "progress",
-                 "spec")
+    __slots__ = ("_kw_re", "_names", "_plans", "classes", "ids", "metric_names", "nan_loss", "other", "preds",
+                 "progress", "spec")
 
     def __init__(self, error_classes: Mapping[str, Sequence[str]] | None, metrics: Any,
                  predictions: Any, progress: Any) -> None:
@@ -146,6 +146,7 @@ class Analyzer:
         self.metric_names: list[str] = []
         self.ids: dict[bytes, int] = {}
         self._names: dict[bytes, bytes | None] = {}  # logged key -> metric name (None: not one)
+        self._plans: dict[tuple[bytes, ...], MetricPlan] = {}  # keys of a line -> what to keep
 
     def _name(self, key: bytes) -> bytes | None:
         """``spec.name(key)``, remembered: a run logs the same few keys on every line."""
@@ -234,6 +235,23 @@ class Analyzer:
         frag = b',"metrics":{' + b",".join(parts) + b"}" if parts else b""
         return frag, nan, vals
 
+    def slow_hits(self, region: bytes) -> list[int]:
+        """Positions in ``region`` where a line needs the general path whatever its metrics:
+        a class keyword (lower-cased search) or terminal noise."""
+        pos = [m.start() for m in self._kw_re.finditer(region.lower())]
+        if self.progress != PROGRESS_ALL or 27 in region:
+            pos += [m.start() for m in _NOISE.finditer(region)]
+        return pos
+
+    def plan(self, keys: tuple[bytes, ...]) -> MetricPlan:
+        """The metric plan of a line whose ``METRIC_RE`` matches have these keys, in order."""
+        plan = self._plans.get(keys)
+        if plan is None:
+            if len(self._plans) >= 4096:
+                self._plans.clear()
+            plan = self._plans[keys] = MetricPlan(self, keys)
+        return plan
+
     def prediction(self, obj: dict[str, Any]) -> tuple[int, int, float] | None:
         """``(label, prediction or -1, score or NaN)`` of a JSON line, or None (no label)."""
         spec = self.preds
@@ -253,6 +271,52 @@ class Analyzer:
             if found and not isinstance(s, bool) and isinstance(s, (int, float)):
                 score = float(s)
         return int(spec.is_positive(label)), pred, score
+
+
+#: A number ``number_text`` returns as it is, finite as a float (at most two exponent digits).
+_CANON = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]{1,2})?")
+#: The numbers of a line joined by ``,``: all of them in that form.
+CANON_LIST = re.compile(rb"(?:" + _CANON.pattern + rb",)*" + _CANON.pattern)
+
+
+class MetricPlan:
+    """What ``Analyzer.metrics`` keeps of a line's ``METRIC_RE`` matches, computed once per
+    sequence of keys: the index of each match kept (the first of each metric name), the
+    ``,"metrics":{...}`` template (``%b`` per value) and, once resolved, the ids.
+
+    Valid only when each kept match has a number that ``number_text`` returns unchanged
+    and that is finite, at most ``MAX_NUMBER`` long (``Analyzer.metrics`` would skip a
+    longer one and take a later match of the name): the caller checks (``CANON_LIST``)."""
+
+    __slots__ = ("an", "ids", "idx", "names", "tpl")
+
+    def __init__(self, an: Analyzer, keys: tuple[bytes, ...]) -> None:
+        seen: set[bytes] = set()
+        idx: list[int] = []
+        names: list[bytes] = []
+        for i, k in enumerate(keys):
+            name = an._name(k)
+            if name is None or name in seen:
+                continue
+            seen.add(name)
+            idx.append(i)
+            names.append(name)
+        self.an = an
+        self.idx = tuple(idx)
+        self.names = tuple(names)
+        self.ids: tuple[int, ...] | None = None
+        self.tpl = b""
+
+    def resolve(self) -> tuple[int, ...]:
+        """The ids of the names (given in order, as ``Analyzer.metrics`` would), and the
+        template without the names that got none (more than ``MAX_NAMES``)."""
+        an = self.an
+        ids = tuple(an._id(n) for n in self.names)
+        if all(i >= 0 for i in ids):
+            self.ids = ids
+            self.tpl = (b',"metrics":{' + b",".join(b'"' + n + b'":%b' for n in self.names) + b"}"
+                        if ids else b"")
+        return ids
 
 
 __all__ = ["PROGRESS_ALL", "PROGRESS_DROP", "PROGRESS_LAST", "Analyzer", "clean_line", "normalise",

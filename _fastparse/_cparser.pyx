@@ -8,6 +8,7 @@ fast path for plain ASCII), output written into a C buffer reused across feeds, 
 three bytes objects made at the end. No Python object is made per line.
 """
 
+cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport int16_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
@@ -23,7 +24,7 @@ from . import _pyparser
 from ._multiline import parse_config as parse_multiline
 from ._multiline import (CHAIN as ML_CHAIN, CHAIN_PHRASES, EG_HEADER, EXC as ML_EXC, FRAMES as ML_FRAMES,
                          GROUP as ML_GROUP, JAVA as ML_JAVA, NORMAL as ML_NORMAL, TB_HEADER)
-from ._formats import (FAR_PAST, FMT_PLAIN, FMT_PROGRAM, MAX_MATCH_BYTES, MODE_FIRST, MODE_LAZY,
+from ._formats import (FAR_PAST, FMT_PLAIN, FMT_PROGRAM, LEVEL_WORDS, MAX_MATCH_BYTES, MODE_FIRST, MODE_LAZY,
                        MODE_LEVEL, MODE_TIME, OP_CAP, OP_END, OP_LIT, OP_OPT, OP_OPTEND, OP_WS,
                        compile_format, zone_table)
 from array import array
@@ -73,6 +74,43 @@ cdef extern from *:
         up = (h7 + 0x3f3f3f3fu) & ~(h7 + 0x25252525u) & ~w & 0x80808080u;
         return w | (up >> 2);
     }
+    /* s[:16] is plain (ASCII >= 0x20, no '"' or '\\'): then d[:16] = s[:16] and 1;
+       else 0 (nothing stored). SSE2 where there is (x86-64 always), else never plain. */
+    #if defined(__SSE2__)
+    #  include <emmintrin.h>
+    static inline int fp_plain16(const uint8_t* s, char* d) {
+        __m128i v = _mm_loadu_si128((const __m128i*)s);
+        __m128i bad = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),  /* also >= 0x80 */
+                                   _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(0x22)),
+                                                _mm_cmpeq_epi8(v, _mm_set1_epi8(0x5C))));
+        if (_mm_movemask_epi8(bad)) return 0;
+        _mm_storeu_si128((__m128i*)d, v);
+        return 1;
+    }
+    #else
+    static inline int fp_plain16(const uint8_t* s, char* d) { (void)s; (void)d; return 0; }
+    #endif
+    /* Every byte of w where dmask is 0xFF is an ASCII digit: its high nibble is 3, and
+       adding 6 keeps it 3 (no carry leaves such a byte). */
+    static inline int fp_digits(uint64_t w, uint64_t dmask) {
+        uint64_t t = 0x3030303030303030ULL & dmask, hi = 0xF0F0F0F0F0F0F0F0ULL & dmask;
+        return (w & hi) == t && ((w + (0x0606060606060606ULL & dmask)) & hi) == t;
+    }
+    /* s[:19] is dddd-dd-dd?dd:dd:dd (? a space or T): three overlapping words. */
+    static inline int fp_ts19(const uint8_t* s) {
+        uint64_t a, b, c;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + 8, 8);
+        memcpy(&c, s + 11, 8);
+        a = FP_LE64(a);
+        b = FP_LE64(b);
+        c = FP_LE64(c);
+        /* a: dddd-dd-   b: dd?dd:dd   c: dd:dd:dd (bytes 11..18) */
+        return fp_digits(a, 0x00FFFF00FFFFFFFFULL) && (a & 0xFF0000FF00000000ULL) == 0x2D00002D00000000ULL
+            && fp_digits(b, 0xFFFF00FFFF00FFFFULL) && (b & 0x0000FF0000000000ULL) == 0x00003A0000000000ULL
+            && (s[10] == 32 || s[10] == 84)
+            && fp_digits(c, 0xFFFF00FFFF000000ULL) && (c & 0x0000FF0000FF0000ULL) == 0x00003A00003A0000ULL;
+    }
     /* The first n (1..8) bytes of s as a little-endian word, zero above; ``room`` bytes
        may be read from s (8 or more: one load). */
     static inline uint64_t fp_word(const uint8_t* s, Py_ssize_t n, Py_ssize_t room) {
@@ -89,8 +127,13 @@ cdef extern from *:
     """
     const uint64_t FP_ONES
     const uint64_t FP_HIGH
+    int FP_CTZ64 "__builtin_ctzll"(uint64_t) noexcept nogil
+    int FP_CLZ64 "__builtin_clzll"(uint64_t) noexcept nogil
+    uint64_t FP_LE64(uint64_t) noexcept nogil
     uint32_t fp_low4(const uint8_t*) noexcept nogil
     uint64_t fp_word(const uint8_t*, Py_ssize_t, Py_ssize_t) noexcept nogil
+    bint fp_ts19(const uint8_t*) noexcept nogil
+    bint fp_plain16(const uint8_t*, char*) noexcept nogil
     bint FP_LIKELY(bint) noexcept nogil
     bint FP_UNLIKELY(bint) noexcept nogil
 
@@ -159,29 +202,42 @@ cdef inline Py_ssize_t put_id(char* out, const uint8_t* key, Py_ssize_t keylen, 
 
 
 cdef inline Py_ssize_t put_hex(char* out, uint64_t v) noexcept nogil:
-    cdef char tmp[16]
-    cdef int k = 16
-    while True:
-        k -= 1
-        tmp[k] = _HEX[v & 15]
+    """``v`` in lower-case hex without leading zeros, written from its last digit back
+    (its length from the leading zero bits: no temporary, no copy)."""
+    cdef Py_ssize_t n = (67 - FP_CLZ64(v | 1)) >> 2, i = n
+    while i > 0:
+        i -= 1
+        out[i] = _HEX[v & 15]
         v >>= 4
-        if v == 0:
-            break
-    memcpy(out, tmp + k, 16 - k)
-    return 16 - k
+    return n
+
+
+cdef uint64_t _P10[20]
+for _i in range(20):
+    _P10[_i] = 10 ** _i
+cdef const char* _PAIRS = (b"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                           b"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                           b"8081828384858687888990919293949596979899")
 
 
 cdef inline Py_ssize_t put_dec(char* out, uint64_t v) noexcept nogil:
-    cdef char tmp[20]
-    cdef int k = 20
-    while True:
-        k -= 1
-        tmp[k] = <char>(48 + v % 10)
-        v //= 10
-        if v == 0:
-            break
-    memcpy(out, tmp + k, 20 - k)
-    return 20 - k
+    """``v`` in decimal, written from its last digit back, two digits a step (a table of
+    the 100 pairs): half the divisions, no temporary, no copy."""
+    cdef Py_ssize_t n = 1, i
+    cdef uint64_t q
+    while n < 20 and v >= _P10[n]:
+        n += 1
+    i = n
+    while v >= 100:
+        q = v // 100
+        i -= 2
+        memcpy(out + i, _PAIRS + 2 * (v - q * 100), 2)
+        v = q
+    if v >= 10:
+        memcpy(out + i - 2, _PAIRS + 2 * v, 2)
+    else:
+        out[i - 1] = <char>(48 + v)
+    return n
 
 
 cdef inline int utf8_seq(const uint8_t* s, Py_ssize_t avail) noexcept nogil:
@@ -260,6 +316,10 @@ cdef inline Py_ssize_t escape_msg(const uint8_t* s, Py_ssize_t n, char* out, int
     cdef uint8_t c
     cdef int k
     while i < n:
+        if i + 16 <= n and fp_plain16(s + i, out + o):
+            i += 16
+            o += 16
+            continue
         if i + 8 <= n:
             memcpy(&w, s + i, 8)
             if plain8(w):
@@ -323,11 +383,45 @@ cdef const int* int_array(list keep, values):
     return <const int*>PyBytes_AS_STRING(b)
 
 
-cdef inline Frag frag_of(bytes b):
+cdef enum:
+    _PAD = 32  # readable bytes past a fragment's end; slack the body keeps past its end
+
+cdef bytes _PADDING = b"\0" * _PAD
+
+
+cdef inline Frag frag_of(list keep, bytes b):
+    """A fragment for ``b``, from a copy with ``_PAD`` bytes after it (kept by ``keep``),
+    so that ``put_f`` may copy it in whole 32-byte blocks."""
+    cdef bytes pb = b + _PADDING
     cdef Frag f
-    f.p = PyBytes_AS_STRING(b)
+    keep.append(pb)
+    f.p = PyBytes_AS_STRING(pb)
     f.n = PyBytes_GET_SIZE(b)
     return f
+
+
+cdef inline void put_blocks(Buf* b, const char* s, Py_ssize_t n) noexcept nogil:
+    """``put_f`` of bytes that have ``_PAD`` readable bytes after them."""
+    cdef char* d = b.data + b.len
+    cdef Py_ssize_t i = 0
+    while i < n:
+        memcpy(d + i, s + i, 32)
+        i += 32
+    b.len += n
+
+
+cdef inline void put_f(Buf* b, Frag f) noexcept nogil:
+    """Append a fragment in whole 32-byte blocks (constant-size moves, no libc call): its
+    source is padded (``frag_of``) and the body is reserved with ``_PAD`` bytes of slack;
+    only ``f.n`` bytes count."""
+    cdef char* d = b.data + b.len
+    cdef Py_ssize_t i = 0
+    while True:
+        memcpy(d + i, f.p + i, 32)
+        i += 32
+        if i >= f.n:
+            break
+    b.len += f.n
 
 
 
@@ -396,22 +490,10 @@ cdef inline bint is_alpha(uint8_t c) noexcept nogil:
 
 
 cdef Py_ssize_t ts_shape_len(const uint8_t* s, Py_ssize_t n, Py_ssize_t p) noexcept nogil:
-    cdef const char* shape = b"dddd-dd-dd?dd:dd:dd"
-    cdef int k
-    cdef uint8_t c
+    """The length of an ISO-like time at ``s[p:]`` (``_pyparser.ts_shape_len``), 0: none."""
     cdef Py_ssize_t q
-    if p + 19 > n:
+    if p + 19 > n or not fp_ts19(s + p):
         return 0
-    for k in range(19):
-        c = s[p + k]
-        if shape[k] == b'd':
-            if not is_digit(c):
-                return 0
-        elif shape[k] == b'?':
-            if c != 32 and c != 84:
-                return 0
-        elif c != <uint8_t>shape[k]:
-            return 0
     q = p + 19
     if q + 1 < n and (s[q] == 46 or s[q] == 44) and is_digit(s[q + 1]):
         q += 2
@@ -429,20 +511,38 @@ cdef Py_ssize_t ts_shape_len(const uint8_t* s, Py_ssize_t n, Py_ssize_t p) noexc
     return q - p
 
 
-cdef const char* _LEVELS = b"WARNING\0WARN\0CRITICAL\0ERROR\0INFO\0DEBUG\0FATAL\0NOTSET\0TRACE\0\0"
-
-
 cdef Py_ssize_t level_len(const uint8_t* s, Py_ssize_t n, Py_ssize_t p) noexcept nogil:
-    cdef const char* w = _LEVELS
-    cdef Py_ssize_t k
-    while w[0] != 0:
-        k = 0
-        while w[k] != 0:
-            k += 1
-        if p + k <= n and memcmp(s + p, w, k) == 0:
-            return k
-        w += k + 1
+    """The length of the level word at ``s[p:]`` (``_formats.LEVEL_WORDS``: the first that
+    matches, WARNING before WARN), 0: none. By the first letter, then one compare of a
+    constant length (inlined, not a libc call per word)."""
+    cdef Py_ssize_t r = n - p
+    cdef const uint8_t* t = s + p
+    if r < 4:
+        return 0
+    if t[0] == b'I':
+        return 4 if memcmp(t, b"INFO", 4) == 0 else 0
+    if t[0] == b'W':
+        if r >= 7 and memcmp(t, b"WARNING", 7) == 0:
+            return 7
+        return 4 if memcmp(t, b"WARN", 4) == 0 else 0
+    if r < 5:
+        return 0
+    if t[0] == b'E':
+        return 5 if memcmp(t, b"ERROR", 5) == 0 else 0
+    if t[0] == b'D':
+        return 5 if memcmp(t, b"DEBUG", 5) == 0 else 0
+    if t[0] == b'F':
+        return 5 if memcmp(t, b"FATAL", 5) == 0 else 0
+    if t[0] == b'T':
+        return 5 if memcmp(t, b"TRACE", 5) == 0 else 0
+    if t[0] == b'N':
+        return 6 if r >= 6 and memcmp(t, b"NOTSET", 6) == 0 else 0
+    if t[0] == b'C':
+        return 8 if r >= 8 and memcmp(t, b"CRITICAL", 8) == 0 else 0
     return 0
+
+assert LEVEL_WORDS == (b"WARNING", b"WARN", b"CRITICAL", b"ERROR", b"INFO", b"DEBUG", b"FATAL",
+                       b"NOTSET", b"TRACE")
 
 
 cdef int m_step(Matcher* st, int e, Py_ssize_t p) noexcept nogil:
@@ -560,6 +660,77 @@ cdef int m_cap(Matcher* st, int e, Py_ssize_t p, int slot, int mode) noexcept no
         if r != 0:
             return r
     return 0
+
+
+cdef int m_first(Matcher* st) noexcept nogil:
+    """The first path the backtracking matcher tries, without backtracking: 1 when it
+    reaches the end (caps set as ``m_step`` would set them), 0 when it fails somewhere
+    (``m_step`` then decides). ``m_step`` explores choices depth first in a fixed order
+    and only prunes states that failed, so when the path of first choices succeeds it is
+    the match ``m_step`` returns; taking it directly skips the memo ``memset`` and one
+    recursion per op, which is nearly every line of a well-formed log."""
+    cdef const Prog* pg = st.pg
+    cdef const uint8_t* s = st.s
+    cdef Py_ssize_t n = st.n, p = 0, k, ln
+    cdef Py_ssize_t* caps = st.caps
+    cdef const int* op = pg.ops
+    cdef int slot, mode, nk
+    while True:
+        if op[0] == _OP_CAP:
+            slot = op[1]
+            mode = op[2]
+            if mode == _MODE_LEVEL:
+                k = level_len(s, n, p)
+                if k == 0:
+                    return 0
+                caps[2 * slot] = p
+                p += k
+                caps[2 * slot + 1] = p
+                op += 3
+                continue
+            if mode == _MODE_TIME:
+                k = ts_shape_len(s, n, p)
+                if k:
+                    caps[2 * slot] = p
+                    p += k
+                    caps[2 * slot + 1] = p
+                    op += 3
+                    continue
+            caps[2 * slot] = p
+            nk = op[3]
+            if nk == _OP_END:
+                p = n
+            elif nk == _OP_LIT:
+                p = find_lit(s, n, p, pg.lits + pg.lit_off[op[4]], pg.lit_len[op[4]])
+                if p < 0:
+                    return 0
+            elif mode == _MODE_FIRST:
+                return 0
+            elif nk == _OP_WS:
+                while p < n and not is_ws(s[p]):
+                    p += 1
+                if p == n:
+                    return 0
+            caps[2 * slot + 1] = p
+            op += 3
+        elif op[0] == _OP_LIT:
+            ln = pg.lit_len[op[1]]
+            if p + ln > n or memcmp(s + p, pg.lits + pg.lit_off[op[1]], ln) != 0:
+                return 0
+            p += ln
+            op += 3
+        elif op[0] == _OP_WS:
+            k = p
+            while k < n and is_ws(s[k]):
+                k += 1
+            if k == p:
+                return 0
+            p = k
+            op += 3
+        elif op[0] == _OP_END:
+            return p == n
+        else:  # OPT (the group is entered first) and OPTEND
+            op += 3
 
 
 # -- time ---------------------------------------------------------------------------------
@@ -864,23 +1035,8 @@ cdef int64_t parse_time(const uint8_t* s, Py_ssize_t n, const Zone* z, int64_t r
 
 cdef inline bint iso_ms_shape(const uint8_t* t) noexcept nogil:
     """``t[:23]`` is ``YYYY-mm-dd HH:MM:SS,mmm`` (or T, or "."): ``_pyparser._ISO_MS``."""
-    cdef int i
-    for i in range(23):
-        if i == 4 or i == 7:
-            if t[i] != 45:
-                return False
-        elif i == 10:
-            if t[i] != 32 and t[i] != 84:
-                return False
-        elif i == 13 or i == 16:
-            if t[i] != 58:
-                return False
-        elif i == 19:
-            if t[i] != 44 and t[i] != 46:
-                return False
-        elif not is_digit(t[i]):
-            return False
-    return True
+    return fp_ts19(t) and (t[19] == 44 or t[19] == 46) and is_digit(t[20]) and is_digit(t[21]) \
+        and is_digit(t[22])
 
 
 cdef Py_ssize_t put_ts(char* out, int64_t ms) noexcept nogil:
@@ -1294,36 +1450,140 @@ cdef Py_ssize_t metric_name(const NameList* known, const NameList* al_from, cons
     return -1
 
 
-cdef Py_ssize_t number_end(const uint8_t* s, Py_ssize_t n, Py_ssize_t k, int* kind) noexcept nogil:
-    """The value of ``METRIC_RE`` at ``s[k:]``: its end, ``kind`` 1 a number, 2 nan/inf, 0 none."""
+cdef extern from "math.h" nogil:
+    bint isfinite(double)
+
+cdef extern from "stdlib.h" nogil:
+    double strtod(const char*, char**)
+
+cdef double _POW10[23]
+for _i in range(23):
+    _POW10[_i] = float(10 ** _i)
+
+
+cdef inline Py_ssize_t next_sep(const uint8_t* s, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    """The first ``=`` or ``:`` in ``s[i:n]``, else ``n``: a word of 8 bytes at a time (the
+    lowest flagged byte of the zero-byte test is exact), then byte by byte. One call per
+    metric instead of two ``memchr`` restarts, which cost more than the few bytes between
+    separators."""
+    cdef uint64_t w, a, b, hit
+    while i + 8 <= n:
+        memcpy(&w, s + i, 8)
+        w = FP_LE64(w)
+        a = w ^ (FP_ONES * 0x3D)
+        b = w ^ (FP_ONES * 0x3A)
+        hit = (((a - FP_ONES) & ~a) | ((b - FP_ONES) & ~b)) & FP_HIGH
+        if hit:
+            return i + (FP_CTZ64(hit) >> 3)
+        i += 8
+    while i < n:
+        if s[i] == 61 or s[i] == 58:
+            return i
+        i += 1
+    return n
+
+
+cdef struct Num:
+    int kind  # 1 a number, 2 nan/inf, 0 none
+    bint slow  # the value needs strtod (over 15 significant digits or a large exponent)
+    bint neg
+    int frac, exp  # fraction digits; the exponent's value (capped)
+    uint64_t m  # the significant digits as an integer
+    Py_ssize_t ia, ib, fa, fb, ea  # s[ia:ib] integer digits after leading zeros,
+                                   # s[fa:fb] fraction digits, s[ea:end] the exponent
+
+
+cdef inline Py_ssize_t digits_run(const uint8_t* s, Py_ssize_t p, Py_ssize_t n, uint64_t* m,
+                                  int* digits) noexcept nogil:
+    """Past the digits at ``s[p:n]``, accumulating them into ``m`` and counting the
+    significant ones (from the first non-zero digit on) in ``digits``; two digits per
+    step while two are there."""
+    cdef uint64_t v = m[0]
+    cdef int d = digits[0]
+    cdef uint8_t c0, c1
+    if v == 0:
+        while p < n and s[p] == 48:
+            p += 1
+    while p + 1 < n:
+        c0 = s[p] - 48
+        c1 = s[p + 1] - 48
+        if c0 > 9:
+            break
+        if c1 > 9:
+            if v or c0:
+                d += 1
+            v = v * 10 + c0
+            p += 1
+            m[0] = v
+            digits[0] = d
+            return p
+        d += 2 if v or c0 else (1 if c1 else 0)
+        v = v * 100 + c0 * 10 + c1
+        p += 2
+    if p < n and <uint8_t>(s[p] - 48) <= 9:
+        if v or s[p] != 48:
+            d += 1
+        v = v * 10 + (s[p] - 48)
+        p += 1
+    m[0] = v
+    digits[0] = d
+    return p
+
+
+cdef Py_ssize_t number_scan(const uint8_t* s, Py_ssize_t n, Py_ssize_t k, Num* r) noexcept nogil:
+    """The value of ``METRIC_RE`` at ``s[k:]`` (its end; ``k``: none) and, for a number,
+    what its ``_metrics.number_text`` and its ``float`` need, in one pass over its bytes
+    (it was three scans and a division)."""
     cdef Py_ssize_t p = k, d, q
-    kind[0] = 0
+    cdef int digits = 0, e
+    r.kind = 0
+    r.m = 0
+    r.neg = False
+    r.slow = False
+    r.frac = r.exp = 0
+    r.ea = k
     if p < n and (s[p] == 43 or s[p] == 45):
+        r.neg = s[p] == 45
         p += 1
     d = p
-    while p < n and is_digit(s[p]):
+    while p < n and s[p] == 48:  # leading zeros: not in the text
         p += 1
+    r.ia = p
+    p = digits_run(s, p, n, &r.m, &digits)
+    r.ib = p
+    r.fa = r.fb = p
     if p > d:
         if p < n and s[p] == 46:
             p += 1
-            while p < n and is_digit(s[p]):
-                p += 1
+            r.fa = p
+            p = digits_run(s, p, n, &r.m, &digits)
+            r.fb = p
     elif p + 1 < n and s[p] == 46 and is_digit(s[p + 1]):
         p += 1
-        while p < n and is_digit(s[p]):
-            p += 1
+        r.fa = p
+        p = digits_run(s, p, n, &r.m, &digits)
+        r.fb = p
     else:
         p = -1
     if p >= 0:
+        r.frac = <int>(r.fb - r.fa)
+        r.ea = p
+        e = 0
         if p < n and (s[p] == 101 or s[p] == 69):
             q = p + 1
             if q < n and (s[q] == 43 or s[q] == 45):
                 q += 1
             if q < n and is_digit(s[q]):
                 while q < n and is_digit(s[q]):
+                    if e <= 400:
+                        e = e * 10 + (s[q] - 48)
                     q += 1
+                if s[p + 1] == 45:
+                    e = -e
                 p = q
-        kind[0] = 1
+        r.exp = e
+        r.slow = digits > 15 or e > 400 or e < -400
+        r.kind = 1
         return p
     p = d
     if p + 3 <= n and _LOW[s[p]] == 110 and _LOW[s[p + 1]] == 97 and _LOW[s[p + 2]] == 110:  # nan
@@ -1337,102 +1597,55 @@ cdef Py_ssize_t number_end(const uint8_t* s, Py_ssize_t n, Py_ssize_t k, int* ki
         return k
     if p < n and (is_alpha(s[p]) or is_digit(s[p])):
         return k
-    kind[0] = 2
+    r.kind = 2
     return p
 
 
-cdef Py_ssize_t number_text(const uint8_t* s, Py_ssize_t n, char* out) noexcept nogil:
-    """``_metrics.number_text`` of the number ``s[:n]`` into ``out`` (n + 2 bytes)."""
-    cdef Py_ssize_t i = 0, o = 0, e, dot = -1, a
-    if s[0] == 45:
+cdef inline Py_ssize_t num_text(const uint8_t* s, const Num* r, Py_ssize_t end, char* out) noexcept nogil:
+    """``_metrics.number_text`` from the scan: sign, integer digits (or 0), the fraction when it
+    has digits, the exponent as logged. ``out``: room for the raw length + 2."""
+    cdef Py_ssize_t o = 0, i
+    if r.neg:
         out[0] = b'-'
         o = 1
-    if s[0] == 43 or s[0] == 45:
-        i = 1
-    e = n
-    for a in range(i, n):
-        if s[a] == 101 or s[a] == 69:
-            e = a
-            break
-    for a in range(i, e):
-        if s[a] == 46:
-            dot = a
-            break
-    if dot < 0:
-        dot = e
-    a = i
-    while a < dot and s[a] == 48:
-        a += 1
-    if a == dot:
+    if r.ia == r.ib:
         out[o] = b'0'
         o += 1
     else:
-        while a < dot:  # byte loops: a number is a few bytes, a libc call costs more
-            out[o] = <char>s[a]
+        for i in range(r.ia, r.ib):
+            out[o] = <char>s[i]
             o += 1
-            a += 1
-    a = dot if dot + 1 < e else e
-    while a < n:
-        out[o] = <char>s[a]
+    if r.fb > r.fa:
+        out[o] = b'.'
         o += 1
-        a += 1
+        for i in range(r.fa, r.fb):
+            out[o] = <char>s[i]
+            o += 1
+    for i in range(r.ea, end):
+        out[o] = <char>s[i]
+        o += 1
     return o
 
 
-cdef extern from "math.h" nogil:
-    bint isfinite(double)
-
-cdef double _POW10[23]
-for _i in range(23):
-    _POW10[_i] = float(10 ** _i)
-
-
-cdef double number_value(const char* t, Py_ssize_t n) noexcept nogil:
-    """``float(t[:n])`` of a JSON number (``number_text``'s output, NUL-terminated):
-    m * 10**e in one IEEE operation when m < 2**53 and |e| <= 22 (then exactly rounded,
-    as ``strtod`` and Python are), else ``strtod``."""
-    cdef Py_ssize_t i = 0
-    cdef uint64_t m = 0
-    cdef int digits = 0, frac = 0, e = 0, esign = 1
-    cdef bint neg = False, seen_dot = False
-    if t[0] == b'-':
-        neg = True
-        i = 1
-    while i < n:
-        if t[i] == b'.':
-            seen_dot = True
-        elif t[i] >= b'0' and t[i] <= b'9':
-            if m or t[i] != b'0':
-                digits += 1
-            if digits > 15:
-                return strtod(t, NULL)
-            m = m * 10 + <uint64_t>(t[i] - 48)
-            if seen_dot:
-                frac += 1
-        else:
-            break
-        i += 1
-    if i < n:  # the exponent
-        i += 1
-        if t[i] == b'-':
-            esign = -1
-            i += 1
-        elif t[i] == b'+':
-            i += 1
-        while i < n:
-            e = e * 10 + (t[i] - 48)
-            if e > 400:
-                return strtod(t, NULL)
-            i += 1
-    e = esign * e - frac
-    cdef double v = <double>m
+cdef inline double num_value(const Num* r, char* text, Py_ssize_t tl) noexcept nogil:
+    """``float`` of the scanned number (``text[:tl]`` its text, room for a NUL after):
+    m * 10**e in one IEEE operation when m < 10**15 and |e| <= 22 (then exactly rounded,
+    as ``strtod`` and Python are), else ``strtod`` of the text."""
+    cdef int e
+    cdef double v
+    if r.slow:
+        text[tl] = 0
+        return strtod(text, NULL)
+    e = r.exp - r.frac
     if e > 22 or e < -22:
-        return strtod(t, NULL)
+        text[tl] = 0
+        return strtod(text, NULL)
+    v = <double>r.m
     if e >= 0:
         v = v * _POW10[e]
     else:
         v = v / _POW10[-e]
-    return -v if neg else v
+    return -v if r.neg else v
 
 
 cdef enum:
@@ -1445,11 +1658,10 @@ cdef struct KeyEntry:
     int16_t nl  # -1: not a metric
     int16_t id  # -1: not known yet
     bint nan  # a loss or gradient norm
+    uint64_t nw0, nw1  # the name's first 16 bytes, zero above its length (the dup check)
     char raw[_MAX_KEY]
     char name[96]
 
-cdef extern from "stdlib.h" nogil:
-    double strtod(const char*, char**)
 
 
 cdef inline bint nan_name(const NameList* l, const char* s, Py_ssize_t n) noexcept nogil:
@@ -1491,13 +1703,24 @@ def _name_list(keep, names):
     return blob, starts, len(names)
 
 
+cdef enum:
+    _TG = 4  # time caches (candidates past the fourth share them)
+
+cdef struct TimeCache:
+    char key[32]
+    Py_ssize_t n  # -1: empty
+    int64_t ms, read
+    bint ok
+
+
+@cython.final  # no subclass: its cdef methods are called directly, not through a vtable
 cdef class Parser:
     """Turns appended log bytes into ``_bulk`` items. See the package docstring."""
 
     cdef object _frags_obj  # Fragments: keeps the bytes the Frag pointers point into
     cdef object _time
     cdef object _times  # the (index, timestamp) tuple the heads were made for
-    cdef bytes _action_head_obj, _doc_head_obj
+    cdef list _heads_obj, _fkeep  # padded copies the fragments point into
     cdef Frag _action_head, _action_tail, _doc_head, _log_head, _original_length
     cdef Frag _doc_tail, _doc_end
     cdef Frag _tags[16]
@@ -1529,13 +1752,16 @@ cdef class Parser:
     cdef int64_t _read_ms
     cdef char _tc_key[24]  # the time of the last ``YYYY-mm-dd HH:MM:SS,`` seen (see _time_of)
     cdef int64_t _tc_ms, _tc_read
+    cdef char _ts_buf[24]  # put_ts of the second _ts_sec (see _put_ts)
+    cdef int64_t _ts_sec
     cdef bint _tc_ok, _tc_valid
+    cdef TimeCache _tg[_TG]  # per time candidate, the last time text and its result (_time_of)
     cdef Py_ssize_t* _caps
     cdef Py_ssize_t* _vals
     cdef uint8_t* _memo
     cdef Py_ssize_t _memo_cap
     cdef int64_t _gran, _idx_period
-    cdef bytes _idx_obj
+    cdef list _idx_obj
     cdef Frag _idx, _action_open, _id_sep, _doc_open, _msg_key
     cdef bytes _idk_obj  # contract v2's per-generation key (empty: v1)
     cdef const uint8_t* _idk
@@ -1545,11 +1771,13 @@ cdef class Parser:
     cdef bint _mlon, _g_open, _g_trunc, _g_cut, _g_tb, _g_java, _g_incomplete
     cdef int64_t _ml_max_lines, _ml_max_bytes, _ml_timeout
     cdef Buf _g  # the open event's lines (each cut at max_line_bytes) joined with "\n"
+    cdef const uint8_t* _g_p  # its only line, read in place in the feed's bytes (_open)
+    cdef bint _g_inplace
     cdef Py_ssize_t _g_first  # bytes of its first line
     cdef int64_t _g_nlines, _g_blanks, _g_off, _g_length, _g_orig, _g_line, _g_ms, _g_last_ms
     cdef int _g_state, _g_state0
     cdef int64_t _nline, _start_line
-    cdef bytes _gaction_obj, _gdoc_obj
+    cdef list _gheads_obj
     cdef Frag _gaction_head, _gdoc_head  # heads for the open event's read time
     cdef int64_t _gheads_ms
     cdef const uint8_t* _cont_p  # the event being written: continuation lines, error fragment
@@ -1617,6 +1845,10 @@ cdef class Parser:
         self._g.data = NULL
         self._err.data = NULL
         self._gheads_ms = -1
+        self._ts_sec = -1
+        cdef int i
+        for i in range(_TG):
+            self._tg[i].n = -1
         self._ends = NULL
         self._offs = NULL
 
@@ -1637,15 +1869,16 @@ cdef class Parser:
         self._frags_obj = f
         self._time = EventTime(index_pattern)
         self._times = None
-        self._action_tail = frag_of(f.action_tail)
-        self._log_head = frag_of(f.log_head)
-        self._original_length = frag_of(f.original_length)
-        self._doc_tail = frag_of(f.doc_tail)
-        self._doc_end = frag_of(f.doc_end)
+        fkeep = self._fkeep = []
+        self._action_tail = frag_of(fkeep, f.action_tail)
+        self._log_head = frag_of(fkeep, f.log_head)
+        self._original_length = frag_of(fkeep, f.original_length)
+        self._doc_tail = frag_of(fkeep, f.doc_tail)
+        self._doc_end = frag_of(fkeep, f.doc_end)
         cdef int i
         cdef Py_ssize_t tags_max = 0
         for i in range(16):
-            self._tags[i] = frag_of(f.tags[i])
+            self._tags[i] = frag_of(fkeep, f.tags[i])
             if self._tags[i].n > tags_max:
                 tags_max = self._tags[i].n
         self._fixed = (self._action_tail.n + self._log_head.n + self._original_length.n
@@ -1723,12 +1956,10 @@ cdef class Parser:
             raise MemoryError()
         self._plan_fixed = 0
         for i, x in enumerate(plan):
-            keep.append(x[0])
-            self._plan_pre[i] = frag_of(x[0])
+            self._plan_pre[i] = frag_of(keep, x[0])
             self._plan_fixed += len(x[0]) + 24
-        keep.extend((fmt.log_suffix, fmt.top_suffix))
-        self._log_suffix = frag_of(fmt.log_suffix)
-        self._top_suffix = frag_of(fmt.top_suffix)
+        self._log_suffix = frag_of(keep, fmt.log_suffix)
+        self._top_suffix = frag_of(keep, fmt.top_suffix)
         self._plan_fixed += len(fmt.log_suffix) + len(fmt.top_suffix)
         coff = [0]
         for c in fmt.time_candidates:
@@ -1749,23 +1980,22 @@ cdef class Parser:
         self._idx_period = -(1 << 62)
         f = self._frags_obj
         heads = (b'{"create":{"_index":"', f.id_sep, b'{"@timestamp":"', b'","message":')
-        keep.append(heads)
-        self._action_open = frag_of(heads[0])
-        self._id_sep = frag_of(heads[1])
-        self._doc_open = frag_of(heads[2])
-        self._msg_key = frag_of(heads[3])
+        self._action_open = frag_of(keep, heads[0])
+        self._id_sep = frag_of(keep, heads[1])
+        self._doc_open = frag_of(keep, heads[2])
+        self._msg_key = frag_of(keep, heads[3])
         self._keep = keep
 
     cdef int _set_index(self, int64_t ms) noexcept:
         try:
-            self._idx_obj = self._time.index_for(ms)
-            self._idx = frag_of(self._idx_obj)
+            self._idx_obj = []
+            self._idx = frag_of(self._idx_obj, self._time.index_for(ms))
             self._idx_period = ms // self._gran
             return 0
         except BaseException:
             return -1
 
-    cdef int64_t _time_of(self, const uint8_t* t, Py_ssize_t n, bint* ok) noexcept nogil:
+    cdef int64_t _time_of(self, const uint8_t* t, Py_ssize_t n, int c, bint* ok) noexcept nogil:
         """``parse_time`` of ``t[:n]``; ``_pyparser.Parser._time_of``: a ``YYYY-mm-dd
         HH:MM:SS,mmm`` time is its second's time (cached) plus the milliseconds."""
         if n == 23 and iso_ms_shape(t):
@@ -1780,7 +2010,18 @@ cdef class Parser:
             if not self._tc_ok:
                 return 0
             return self._tc_ms + (t[20] - 48) * 100 + (t[21] - 48) * 10 + (t[22] - 48)
-        return parse_time(t, n, &self._zone, self._read_ms, ok)
+        if n > 32:
+            return parse_time(t, n, &self._zone, self._read_ms, ok)
+        # any other time: per time candidate ``c``, the last text and its result (the
+        # lines of one second repeat it; a candidate that is no time fails again)
+        cdef TimeCache* tc = &self._tg[c & (_TG - 1)]
+        if not (tc.n == n and tc.read == self._read_ms and memcmp(tc.key, t, n) == 0):
+            memcpy(tc.key, t, n)
+            tc.n = n
+            tc.read = self._read_ms
+            tc.ms = parse_time(t, n, &self._zone, self._read_ms, &tc.ok)
+        ok[0] = tc.ok
+        return tc.ms
 
     cdef int _put_value(self, const uint8_t* s, int slot, int kind, int* tags) noexcept nogil:
         cdef Buf* b = &self._out
@@ -1833,6 +2074,11 @@ cdef class Parser:
         st.width = n + 1
         for i in range(self._nprogs):
             st.pg = &self._progs[i]
+            for slot in range(2 * self._nslots):
+                self._caps[slot] = -1
+            r = m_first(&st)
+            if r == 1:
+                break
             st.memo = self._memo
             st.steps = MATCH_BUDGET_C
             memset(self._memo, 0, (st.pg.nops * (n + 1) + 7) >> 3)
@@ -1856,6 +2102,15 @@ cdef class Parser:
             self._vals[2 * slot] = a
             self._vals[2 * slot + 1] = e
         for c in range(self._ncand):
+            if self._cand_off[c + 1] - self._cand_off[c] == 1:  # one capture: read in place
+                slot = self._cand_slots[self._cand_off[c]]
+                a = self._vals[2 * slot]
+                if a < 0 or self._vals[2 * slot + 1] - a > 255:
+                    continue
+                ms = self._time_of(s + a, self._vals[2 * slot + 1] - a, c, &ok)
+                if ok:
+                    break
+                continue
             tot = 0
             for i in range(self._cand_off[c], self._cand_off[c + 1]):
                 slot = self._cand_slots[i]
@@ -1879,7 +2134,7 @@ cdef class Parser:
                 continue
             if tot > 255:
                 continue
-            ms = self._time_of(<const uint8_t*>tbuf, tot, &ok)
+            ms = self._time_of(<const uint8_t*>tbuf, tot, c, &ok)
             if ok:
                 break
         if ok and ms // self._gran != self._idx_period:
@@ -1900,27 +2155,27 @@ cdef class Parser:
             ev_class = self._analyze(s, n, level)
         if ev_class < 0:
             return -1
-        if buf_reserve(b, self._fixed + self._action_head.n + self._doc_head.n + self._idx.n + 96
-                       + 18 * n + self._plan_fixed + 6 * self._cont_n + self._err.len
-                       + self._cls_max + self._mfrag.len + 12) < 0:
+        if self._room(self._fixed + self._action_head.n + self._doc_head.n + self._idx.n + 96
+                      + 18 * n + self._plan_fixed + 6 * self._cont_n + self._err.len
+                      + self._cls_max + self._mfrag.len + 12 + 2 * _PAD) < 0:
             return -1
         if self._reserve_items() < 0:
             return -1
         self._offs[self._count] = off
         if ok:
-            buf_put(b, self._action_open.p, self._action_open.n)
-            buf_put(b, self._idx.p, self._idx.n)
-            buf_put(b, self._id_sep.p, self._id_sep.n)
+            put_f(b, self._action_open)
+            put_f(b, self._idx)
+            put_f(b, self._id_sep)
         else:
-            buf_put(b, self._action_head.p, self._action_head.n)
+            put_f(b, self._action_head)
         b.len += put_id(b.data + b.len, self._idk, self._idk_n, <uint64_t>off)
-        buf_put(b, self._action_tail.p, self._action_tail.n)
+        put_f(b, self._action_tail)
         if ok:
-            buf_put(b, self._doc_open.p, self._doc_open.n)
-            b.len += put_ts(b.data + b.len, ms)
-            buf_put(b, self._msg_key.p, self._msg_key.n)
+            put_f(b, self._doc_open)
+            b.len += self._put_ts(b.data + b.len, ms)
+            put_f(b, self._msg_key)
         else:
-            buf_put(b, self._doc_head.p, self._doc_head.n)
+            put_f(b, self._doc_head)
         b.data[b.len] = b'"'
         b.len += 1
         if self._msg_slot >= 0:
@@ -1931,18 +2186,18 @@ cdef class Parser:
             b.len += escape_msg(s, n, b.data + b.len, &tags)
         self._msg_tail(b, off, length, &tags)
         for i in range(self._nlog):
-            buf_put(b, self._plan_pre[i].p, self._plan_pre[i].n)
+            put_f(b, self._plan_pre[i])
             self._put_value(s, self._plan_slot[i], self._plan_kind[i], &tags)
-        buf_put(b, self._log_suffix.p, self._log_suffix.n)
-        buf_put(b, self._doc_tail.p, self._doc_tail.n)
+        put_f(b, self._log_suffix)
+        put_f(b, self._doc_tail)
         self._put_error_metrics(b, ev_class)
         for i in range(self._nlog, self._nlog + self._ntop):
-            buf_put(b, self._plan_pre[i].p, self._plan_pre[i].n)
+            put_f(b, self._plan_pre[i])
             self._put_value(s, self._plan_slot[i], self._plan_kind[i], &tags)
-        buf_put(b, self._top_suffix.p, self._top_suffix.n)
+        put_f(b, self._top_suffix)
         if tags:
-            buf_put(b, self._tags[tags].p, self._tags[tags].n)
-        buf_put(b, self._doc_end.p, self._doc_end.n)
+            put_f(b, self._tags[tags])
+        put_f(b, self._doc_end)
         self._ends[self._count] = b.len
         self._push(ms if ok else self._read_ms, level, ev_class, nbytes)
         return 0
@@ -2016,8 +2271,7 @@ cdef class Parser:
         self._cls_max = 0
         for i, name in enumerate(names):
             frag = b'"class":"' + name.encode() + b'"}'
-            keep.append(frag)
-            self._cls_frag[i] = frag_of(frag)
+            self._cls_frag[i] = frag_of(keep, frag)
             self._cls_max = max(self._cls_max, len(frag))
         self._nan_cls = an.nan_loss
         self._other = an.other
@@ -2067,26 +2321,26 @@ cdef class Parser:
 
     cdef int _metrics(self, const uint8_t* s, Py_ssize_t n, bint* nan) noexcept nogil:
         """``Analyzer.metrics`` for ``s[:n]``: the fragment in ``_mfrag``, values in the m
-        arrays (item ``_count``); ``nan`` set for a NaN/inf loss. -1: no memory."""
-        cdef Py_ssize_t i = 0, sep, k, ks, ke, k2, vend, nl, tl, q
-        cdef const uint8_t* pe
-        cdef const uint8_t* pc
-        cdef int kind, id_
-        cdef bint dup, isnan
+        arrays (item ``_count``); ``nan`` set for a NaN/inf loss. -1: no memory.
+
+        One pass: the next separator (``next_sep``), the key backwards from it, then the
+        value's end, text and number from one scan of its bytes (``number_scan``)."""
+        cdef Py_ssize_t i = 0, sep, k, ks, ke, k2, vend, nl, tl, o
         cdef KeyEntry* ent
-        cdef char buf[_NAME_CAP + 1]
-        cdef const char* name = buf
-        cdef char text[_MAX_NUMBER + 4]
+        cdef char buf[_NAME_CAP + 32]
+        cdef const char* name
+        cdef char text[_MAX_NUMBER + 24]
+        cdef Num num
         cdef double v
+        cdef uint64_t w0, w1
+        cdef bint isnan
+        cdef int id_
         cdef Buf* f = &self._mfrag
         self._seen.len = 0
-        pe = <const uint8_t*>memchr(s, 61, n)
-        pc = <const uint8_t*>memchr(s, 58, n)
-        while pe != NULL or pc != NULL:
-            if pc == NULL or (pe != NULL and pe < pc):
-                sep = pe - s
-            else:
-                sep = pc - s
+        while i < n:
+            sep = next_sep(s, i, n)
+            if sep >= n:
+                break
             k = sep
             while k > i and (s[k - 1] == 32 or s[k - 1] == 9):
                 k -= 1
@@ -2096,84 +2350,132 @@ cdef class Parser:
             ks = ke
             while ks > 0 and _KEYCH[s[ks - 1]]:
                 ks -= 1
-            kind = 0
-            if ks < ke and ks >= i and is_alpha(s[ks]):
-                k2 = sep + 1
-                while k2 < n and (s[k2] == 32 or s[k2] == 9):
-                    k2 += 1
-                vend = number_end(s, n, k2, &kind)
-            if kind == 0:
+            if not (ks < ke and ks >= i and is_alpha(s[ks])):
                 i = sep + 1
+                continue
+            k2 = sep + 1
+            while k2 < n and (s[k2] == 32 or s[k2] == 9):
+                k2 += 1
+            vend = number_scan(s, n, k2, &num)
+            if num.kind == 0:
+                i = sep + 1
+                continue
+            i = vend
+            ent = self._key_hit(s + ks, ke - ks, n - ks)
+            if ent == NULL:
+                nl = metric_name(&self._known, &self._al_from, &self._al_to, s + ks, ke - ks, buf)
+                if nl < 0:
+                    continue
+                name = buf
+                isnan = in_list(&self._nanl, name, nl)
+                w0 = fp_word(<const uint8_t*>buf, nl if nl < 8 else 8, 8)
+                w1 = fp_word(<const uint8_t*>buf + 8, (nl - 8 if nl < 16 else 8) if nl > 8 else 0, 8)
             else:
-                i = vend
-                ent = self._key_entry(s + ks, ke - ks, n - ks)
-                if ent == NULL:
-                    nl = metric_name(&self._known, &self._al_from, &self._al_to, s + ks, ke - ks, buf)
-                    name = buf
-                    isnan = nl >= 0 and in_list(&self._nanl, name, nl)
-                else:
-                    nl = ent.nl
-                    name = ent.name
-                    isnan = ent.nan
-                if nl >= 0:
-                    dup = False
-                    q = 0
-                    while q < self._seen.len:
-                        tl = (<uint8_t>self._seen.data[q]) | ((<uint8_t>self._seen.data[q + 1]) << 8)
-                        if tl == nl and memcmp(self._seen.data + q + 2, name, nl) == 0:
-                            dup = True
-                            break
-                        q += 2 + tl
-                    if not dup and not (kind == 1 and vend - k2 > _MAX_NUMBER):
-                        if buf_reserve(&self._seen, nl + 2) < 0:
-                            return -1
-                        self._seen.data[self._seen.len] = <char>(nl & 255)
-                        self._seen.data[self._seen.len + 1] = <char>(nl >> 8)
-                        memcpy(self._seen.data + self._seen.len + 2, name, nl)
-                        self._seen.len += nl + 2
-                        v = 0
-                        if kind == 1:
-                            tl = number_text(s + k2, vend - k2, text)
-                            text[tl] = 0
-                            v = number_value(text, tl)
-                        if kind == 2 or not isfinite(v):
-                            if isnan:
-                                nan[0] = True
-                        else:
-                            if ent != NULL and ent.id >= 0:
-                                id_ = ent.id
-                            else:
-                                id_ = self._metric_id(name, nl)
-                                if id_ == -2:
-                                    return -1
-                                if ent != NULL and id_ >= 0:
-                                    ent.id = <int16_t>id_
-                            if id_ >= 0:
-                                if buf_reserve(f, nl + tl + 20) < 0 or self._reserve_metrics() < 0:
-                                    return -1
-                                if f.len == 0:
-                                    buf_put(f, ',"metrics":{"', 13)
-                                else:
-                                    buf_put(f, ',"', 2)
-                                buf_put(f, name, nl)
-                                buf_put(f, '":', 2)
-                                buf_put(f, text, tl)
-                                self._mi[self._mn] = <uint32_t>self._count
-                                self._mid[self._mn] = <uint16_t>id_
-                                self._mv[self._mn] = v
-                                self._mn += 1
-            if i >= n:
-                break
-            if pe != NULL and pe - s < i:
-                pe = <const uint8_t*>memchr(s + i, 61, n - i)
-            if pc != NULL and pc - s < i:
-                pc = <const uint8_t*>memchr(s + i, 58, n - i)
+                nl = ent.nl
+                if nl < 0:
+                    continue
+                name = ent.name
+                isnan = ent.nan
+                w0 = ent.nw0
+                w1 = ent.nw1
+            if self._seen_has(name, nl, w0, w1):
+                continue
+            if num.kind == 1 and vend - k2 > _MAX_NUMBER:
+                continue
+            if self._seen_add(name, nl, w0, w1) < 0:
+                return -1
+            if num.kind == 2:
+                if isnan:
+                    nan[0] = True
+                continue
+            tl = num_text(s, &num, vend, text)
+            v = num_value(&num, text, tl)
+            # only strtod (num.slow, or a large exponent) can overflow: the fast path's
+            # division is not waited for here, only stored below
+            if num.slow or num.exp - num.frac > 22 or num.exp - num.frac < -22:
+                if not isfinite(v):
+                    if isnan:
+                        nan[0] = True
+                    continue
+            if ent != NULL and ent.id >= 0:
+                id_ = ent.id
+            else:
+                id_ = self._metric_id(name, nl)
+                if id_ == -2:
+                    return -1
+                if ent != NULL and id_ >= 0:
+                    ent.id = <int16_t>id_
+            if id_ < 0:
+                continue
+            if buf_reserve(f, nl + 64 + 48) < 0 or self._reserve_metrics() < 0:
+                return -1
+            # fixed-size copies: the buffer has the slack, name and text have the room
+            o = f.len
+            if o == 0:
+                memcpy(f.data, ',"metrics":{"', 13)
+                o = 13
+            else:
+                memcpy(f.data + o, ',"', 2)
+                o += 2
+            if nl <= 32:
+                memcpy(f.data + o, name, 32)
+            else:
+                memcpy(f.data + o, name, nl)
+            o += nl
+            memcpy(f.data + o, '":', 2)
+            o += 2
+            memcpy(f.data + o, text, 48)
+            f.len = o + tl
+            self._mi[self._mn] = <uint32_t>self._count
+            self._mid[self._mn] = <uint16_t>id_
+            self._mv[self._mn] = v
+            self._mn += 1
         if f.len:
-            if buf_reserve(f, 1) < 0:
+            if buf_reserve(f, 1 + _PAD) < 0:  # the slack: put_blocks copies it whole
                 return -1
             f.data[f.len] = b'}'
             f.len += 1
         return 0
+
+    cdef inline bint _seen_has(self, const char* name, Py_ssize_t nl, uint64_t w0, uint64_t w1) noexcept nogil:
+        """``name`` is already one of the event's metrics: records of (length, first 16
+        bytes as two words, the rest), so most names compare in three word compares."""
+        cdef Py_ssize_t q = 0, ln
+        cdef const uint64_t* r
+        while q < self._seen.len:
+            r = <const uint64_t*>(self._seen.data + q)
+            ln = <Py_ssize_t>r[0]
+            if ln == nl and r[1] == w0 and r[2] == w1 and (
+                    nl <= 16 or memcmp(self._seen.data + q + 24, name + 16, nl - 16) == 0):
+                return True
+            q += 24 + (((ln - 16 + 7) & ~7) if ln > 16 else 0)
+        return False
+
+    cdef int _seen_add(self, const char* name, Py_ssize_t nl, uint64_t w0, uint64_t w1) noexcept nogil:
+        cdef Py_ssize_t rest = ((nl - 16 + 7) & ~7) if nl > 16 else 0
+        cdef uint64_t* r
+        if buf_reserve(&self._seen, 24 + rest) < 0:
+            return -1
+        r = <uint64_t*>(self._seen.data + self._seen.len)
+        r[0] = <uint64_t>nl
+        r[1] = w0
+        r[2] = w1
+        if rest:
+            memcpy(self._seen.data + self._seen.len + 24, name + 16, nl - 16)
+        self._seen.len += 24 + rest
+        return 0
+
+    cdef inline KeyEntry* _key_hit(self, const uint8_t* key, Py_ssize_t kn, Py_ssize_t room) noexcept nogil:
+        """``_key_entry``, its common case inlined: a key of at most 8 bytes found by one
+        masked word load and compare."""
+        cdef uint64_t w
+        cdef KeyEntry* e
+        if FP_LIKELY(kn <= 8 and room >= 8 and self._keys != NULL):
+            w = fp_word(key, kn, room)
+            e = &self._keys[((w * <uint64_t>0x9E3779B97F4A7C15) >> 59) & (_KEYS - 1)]
+            if FP_LIKELY(e.word == w and e.rawlen == kn):
+                return e
+        return self._key_entry(key, kn, room)
 
     cdef KeyEntry* _key_entry(self, const uint8_t* key, Py_ssize_t kn, Py_ssize_t room) noexcept nogil:
         """The cache entry of a logged key (filled on a miss), or NULL (no cache, key too
@@ -2214,9 +2516,12 @@ cdef class Parser:
         e.nl = <int16_t>nl
         e.id = -1
         e.nan = False
+        memset(e.name, 0, 96)
         if nl >= 0:
             memcpy(e.name, name, nl)
             e.nan = in_list(&self._nanl, name, nl)
+        e.nw0 = fp_word(<const uint8_t*>e.name, 8, 8)
+        e.nw1 = fp_word(<const uint8_t*>e.name + 8, 8, 8)
         return e
 
     cdef int _reserve_metrics(self) noexcept nogil:
@@ -2255,9 +2560,23 @@ cdef class Parser:
                 buf_put(b, self._err.data, self._err.len)
                 b.data[b.len] = b','
                 b.len += 1
-            buf_put(b, self._cls_frag[ev_class - 1].p, self._cls_frag[ev_class - 1].n)
+            put_f(b, self._cls_frag[ev_class - 1])
         if self._mfrag.len:
-            buf_put(b, self._mfrag.data, self._mfrag.len)
+            put_blocks(b, self._mfrag.data, self._mfrag.len)
+
+    cdef inline Py_ssize_t _put_ts(self, char* out, int64_t ms) noexcept nogil:
+        """``put_ts`` with the second's first 20 bytes cached: the lines of one second
+        (most lines follow the one before within it) only add their milliseconds."""
+        cdef int64_t sec = floordiv(ms, 1000), r
+        if sec != self._ts_sec:
+            put_ts(self._ts_buf, sec * 1000)
+            self._ts_sec = sec
+        r = ms - sec * 1000
+        memcpy(out, self._ts_buf, 20)
+        out[20] = <char>(48 + r // 100)
+        put2(out + 21, r % 100)
+        out[23] = b'Z'
+        return 24
 
     cdef inline void _push(self, int64_t ms, int level, int ev_class, int64_t nbytes) noexcept nogil:
         """The event's entries in the per-event arrays; the item is complete."""
@@ -2288,10 +2607,10 @@ cdef class Parser:
             b.len += escape_msg(self._cont_p, self._cont_n, b.data + b.len, tags)
         b.data[b.len] = b'"'
         b.len += 1
-        buf_put(b, self._log_head.p, self._log_head.n)
+        put_f(b, self._log_head)
         b.len += put_dec(b.data + b.len, <uint64_t>off)
         if length > self._max:
-            buf_put(b, self._original_length.p, self._original_length.n)
+            put_f(b, self._original_length)
             b.len += put_dec(b.data + b.len, <uint64_t>length)
 
     cdef inline int64_t _mark(self) noexcept nogil:
@@ -2305,20 +2624,18 @@ cdef class Parser:
         if times is self._times:
             return
         ah, dh = self._frags_obj.heads(*times)
-        self._action_head_obj = ah
-        self._doc_head_obj = dh
-        self._action_head = frag_of(ah)
-        self._doc_head = frag_of(dh)
+        self._heads_obj = []
+        self._action_head = frag_of(self._heads_obj, ah)
+        self._doc_head = frag_of(self._heads_obj, dh)
         self._times = times
 
     cdef _prepare_group(self, read_time_ms):
         """Heads for the open event's read time (when another feed brought it), then for this one."""
         if self._g_open and self._g_ms != read_time_ms and self._gheads_ms != self._g_ms:
             ah, dh = self._frags_obj.heads(*self._time.get(self._g_ms))
-            self._gaction_obj = ah
-            self._gdoc_obj = dh
-            self._gaction_head = frag_of(ah)
-            self._gdoc_head = frag_of(dh)
+            self._gheads_obj = []
+            self._gaction_head = frag_of(self._gheads_obj, ah)
+            self._gdoc_head = frag_of(self._gheads_obj, dh)
             self._gheads_ms = self._g_ms
         self._prepare(read_time_ms)
 
@@ -2383,25 +2700,26 @@ cdef class Parser:
         cdef int ev_class = self._analyze(s, n, 0)
         if ev_class < 0:
             return -1
-        if buf_reserve(b, self._fixed + self._action_head.n + self._doc_head.n + 6 * n
-                       + 6 * self._cont_n + self._err.len + self._cls_max + self._mfrag.len + 12) < 0:
+        if self._room(self._fixed + self._action_head.n + self._doc_head.n + 6 * n
+                      + 6 * self._cont_n + self._err.len + self._cls_max + self._mfrag.len + 12
+                      + 2 * _PAD) < 0:
             return -1
         if self._reserve_items() < 0:
             return -1
         self._offs[self._count] = off
-        buf_put(b, self._action_head.p, self._action_head.n)
+        put_f(b, self._action_head)
         b.len += put_id(b.data + b.len, self._idk, self._idk_n, <uint64_t>off)
-        buf_put(b, self._action_tail.p, self._action_tail.n)
-        buf_put(b, self._doc_head.p, self._doc_head.n)
+        put_f(b, self._action_tail)
+        put_f(b, self._doc_head)
         b.data[b.len] = b'"'
         b.len += 1
         b.len += escape_msg(s, n, b.data + b.len, &tags)
         self._msg_tail(b, off, length, &tags)
-        buf_put(b, self._doc_tail.p, self._doc_tail.n)
+        put_f(b, self._doc_tail)
         self._put_error_metrics(b, ev_class)
         if tags:
-            buf_put(b, self._tags[tags].p, self._tags[tags].n)
-        buf_put(b, self._doc_end.p, self._doc_end.n)
+            put_f(b, self._tags[tags])
+        put_f(b, self._doc_end)
         self._ends[self._count] = b.len
         self._push(self._read_ms, 0, ev_class, nbytes)
         return 0
@@ -2471,13 +2789,14 @@ cdef class Parser:
         cdef int tags = _INCOMPLETE if self._g_incomplete else 0
         cdef int r
         cdef Py_ssize_t f[5]
-        cdef const uint8_t* s = <const uint8_t*>self._g.data
+        cdef const uint8_t* s = self._g_p if self._g_inplace else <const uint8_t*>self._g.data
         cdef Frag ah, dh
         cdef int64_t read_ms = self._read_ms
         cdef bint swap = self._g_ms != self._read_ms
         if self._g_cut:
             tags |= _TRUNCATED
         self._g_open = False
+        self._g_inplace = False
         if swap:  # brought by an earlier feed: its read time
             ah = self._action_head
             dh = self._doc_head
@@ -2515,13 +2834,34 @@ cdef class Parser:
         self._g.len = 0
         return r
 
+    cdef int _materialize(self) noexcept nogil:
+        """Copy the open event's first line, read in place so far, into the event buffer:
+        before a line joins it, or when the feed whose bytes it is in ends."""
+        if not self._g_inplace:
+            return 0
+        self._g_inplace = False
+        self._g.len = 0
+        if buf_reserve(&self._g, self._g_first + 1) < 0:
+            self._g_open = False  # out of memory: feed raises MemoryError
+            return -1
+        buf_put(&self._g, <const char*>self._g_p, self._g_first)
+        return 0
+
     cdef int _open(self, const uint8_t* s, Py_ssize_t n, int64_t length, int64_t off, int64_t end,
-                   int state, int64_t idx, bint incomplete) noexcept nogil:
+                   int state, int64_t idx, bint incomplete, bint stable) noexcept nogil:
+        """Open an event with the line ``s[:n]``. ``stable``: ``s`` is in the feed's own
+        bytes, valid until the feed ends, so the line is read in place (most events are
+        one line; ``_materialize`` copies it when one is not)."""
         self._g_end = end
         self._g.len = 0
-        if buf_reserve(&self._g, n + 1) < 0:
-            return -1
-        buf_put(&self._g, <const char*>s, n)
+        if stable:
+            self._g_p = s
+            self._g_inplace = True
+        else:
+            self._g_inplace = False
+            if buf_reserve(&self._g, n + 1) < 0:
+                return -1
+            buf_put(&self._g, <const char*>s, n)
         self._g_open = True
         self._g_first = n
         self._g_nlines = 1
@@ -2539,9 +2879,9 @@ cdef class Parser:
         return 0
 
     cdef int _ml_line(self, const uint8_t* s, Py_ssize_t avail, int64_t length, int64_t off,
-                      int64_t end, bint incomplete) noexcept nogil:
+                      int64_t end, bint incomplete, bint stable) noexcept nogil:
         """``_pyparser.Parser._ml_line``: one line, ``s[:avail]`` it or its head; ``end`` the
-        offset after its line break."""
+        offset after its line break; ``stable``: ``s`` is in the feed's bytes (``_open``)."""
         cdef int64_t idx = self._nline
         cdef Py_ssize_t n
         cdef int st
@@ -2556,6 +2896,8 @@ cdef class Parser:
                 return 0
             if n == 0:
                 length = 0
+            if c != s:  # cleaned into a buffer the next line reuses
+                stable = False
             s = c
             avail = n
         if length == 0:
@@ -2569,12 +2911,14 @@ cdef class Parser:
         if self._g_open:
             st = ml_next_state(self._g_state, s, n)
             if st >= 0:
+                if self._materialize() < 0:
+                    return -1
                 if (self._g_nlines + self._g_blanks + 1 > self._ml_max_lines
                         or self._g.len + self._g_blanks + 1 + n > self._ml_max_bytes):
                     self._g_cut = True
                     if self._emit() < 0:
                         return -1
-                    return self._open(s, n, length, off, end, st, idx, incomplete)
+                    return self._open(s, n, length, off, end, st, idx, incomplete, stable)
                 if buf_reserve(&self._g, self._g_blanks + 1 + n) < 0:
                     return -1
                 memset(self._g.data + self._g.len, 10, self._g_blanks + 1)
@@ -2596,7 +2940,7 @@ cdef class Parser:
                 return 0
             if self._emit() < 0:
                 return -1
-        return self._open(s, n, length, off, end, ml_first_state(s, n), idx, incomplete)
+        return self._open(s, n, length, off, end, ml_first_state(s, n), idx, incomplete, stable)
 
     cdef int _scan(self, const uint8_t* p, Py_ssize_t n) noexcept nogil:
         cdef const uint8_t* end = p + n
@@ -2616,7 +2960,7 @@ cdef class Parser:
             length = raw - self._last_cr
             if self._mlon:
                 if self._ml_line(<const uint8_t*>self._hold, held if held < length else length,
-                                 length, off, off + raw + 1, False) < 0:
+                                 length, off, off + raw + 1, False, False) < 0:
                     return -1
             elif length:
                 if self._line_event(<const uint8_t*>self._hold, held if held < length else length,
@@ -2637,7 +2981,7 @@ cdef class Parser:
             if length and p[length - 1] == 13:
                 length -= 1
             if self._mlon:
-                if self._ml_line(p, length, length, off, off + raw + 1, False) < 0:
+                if self._ml_line(p, length, length, off, off + raw + 1, False, True) < 0:
                     self._offset = off
                     return -1
             elif length:
@@ -2651,6 +2995,10 @@ cdef class Parser:
         if p < end:
             return self._hold_more(p, end - p)
         return 0
+
+    cdef inline int _room(self, Py_ssize_t need) noexcept nogil:
+        """Make room for ``need`` more bytes of body; -1 when out of memory."""
+        return buf_reserve(&self._out, need)
 
     cdef _start(self):
         if self._busy:
@@ -2683,10 +3031,10 @@ cdef class Parser:
             batch.m_item.frombytes(PyBytes_FromStringAndSize(<char*>self._mi, m * 4))
             batch.m_id.frombytes(PyBytes_FromStringAndSize(<char*>self._mid, m * 2))
             batch.m_value.frombytes(PyBytes_FromStringAndSize(<char*>self._mv, m * 8))
-        if self._out.cap > _KEEP_BYTES:
-            buf_free(&self._out)
         if self._cl.cap > _KEEP_HOLD:  # a long line's escapes were removed
             buf_free(&self._cl)
+        if self._out.cap > _KEEP_BYTES:
+            buf_free(&self._out)
         if self._items_cap > _KEEP_BYTES // 64:
             self._free_items()
         return batch
@@ -2711,6 +3059,8 @@ cdef class Parser:
             try:
                 with nogil:
                     rc = self._scan(<const uint8_t*>view.buf, view.len)
+                    if self._materialize() < 0:  # the event may not point into the feed's bytes
+                        rc = -1
                 if rc < 0:
                     raise MemoryError()
                 return self._batch(start)
@@ -2765,7 +3115,7 @@ cdef class Parser:
         try:
             if raw:
                 if self._ml_line(<const uint8_t*>self._hold, self._hold_len, raw, self._offset,
-                                 self._offset + raw, True) < 0:
+                                 self._offset + raw, True, False) < 0:
                     raise MemoryError()
                 self._offset += raw
                 self._drop_held()

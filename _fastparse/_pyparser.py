@@ -19,7 +19,7 @@ from typing import Any
 
 from orjson import loads as _json_loads
 
-from ._analysis import Analyzer, clean_line
+from ._analysis import _NOISE, CANON_LIST, Analyzer, clean_line
 from ._common import (
     LEVEL_ERROR,
     TAG_INCOMPLETE,
@@ -35,6 +35,7 @@ from ._common import (
     format_ms,
     level_code,
 )
+from ._fastpath import ProgramRegex, program_regex
 from ._formats import (
     FMT_JSON,
     FMT_LOGFMT,
@@ -61,19 +62,23 @@ from ._formats import (
     zone_table,
 )
 from ._ids import event_id_bytes
+from ._metrics import MAX_NUMBER, METRIC_RE
 from ._multiline import (
     CHAIN,
+    EG_HEADER,
     EXC,
     FRAMES,
     GROUP,
     JAVA,
     NORMAL,
+    TB_HEADER,
     Config,
     error_fields,
     first_state,
     next_state,
     parse_config,
 )
+from ._shapes import SLOW, LinePlan, build_plan, digit_keywords, shape_table
 
 __all__ = ["Batch", "Parser"]
 
@@ -343,6 +348,21 @@ def parse_time(s: bytes, zone: Zone, read_ms: int) -> int | None:
     return ms
 
 
+#: "000".."999" -> int, and back
+_MS3 = {b"%03d" % i: i for i in range(1000)}
+_FRAC = [b"%03d" % i for i in range(1000)]
+
+
+def _numbers(texts: list[bytes]) -> list[float] | list[int | float]:
+    """``float`` of each plain JSON number in ``texts``, parsed in one go (orjson reads a
+    number to the same double as ``float``; an integer comes back as an int, which
+    ``array('d')`` converts exactly as ``float`` does, except "-0": that list is done one
+    by one)."""
+    if b"-0" in texts:
+        return list(map(float, texts))
+    return _json_loads(b"[" + b",".join(texts) + b"]")
+
+
 #: A time whose milliseconds ``_time_of`` adds to its second's cached time.
 _ISO_MS = re.compile(rb"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}[,.][0-9]{3}")
 
@@ -592,6 +612,9 @@ def logfmt_unescape(v: bytes) -> bytes:
 
 
 _TB_STATES = (FRAMES, EXC, CHAIN, GROUP)
+#: Lines that continue a group in state NORMAL (multiline auto): a traceback header, an
+#: exception group header, a Java frame.
+_ML_STARTERS = re.compile(b"^(?:" + re.escape(TB_HEADER) + b"\r?$|" + re.escape(EG_HEADER) + b"\r?$|\tat )", re.M)
 
 
 class _Group:
@@ -623,9 +646,11 @@ class _Group:
 class Parser:
     """Turns appended log bytes into ``_bulk`` items. See the package docstring."""
 
-    __slots__ = ("_action_head", "_an", "_arr", "_cap", "_doc_head", "_fmt", "_frags", "_g", "_heads_ms", "_hold",
-                 "_id", "_json_root", "_last_cr", "_max", "_ml", "_nline", "_offset", "_read_ms", "_sec_cache", "_skip",
-                 "_time", "_times", "_tpl", "_zone")
+    __slots__ = ("_action_head", "_an", "_arr", "_cap", "_digit_keywords", "_doc_head", "_fast", "_fmt", "_frags",
+                 "_g", "_heads_ms", "_hold", "_id", "_id_v1", "_json_root", "_last_cr", "_lv_codes", "_max", "_ml",
+                 "_nline", "_offset", "_plans", "_prx", "_prx0", "_read_ms", "_sec_cache", "_sec_heads", "_secs",
+                 "_seen", "_shape_tr", "_skip", "_slot_json", "_tc_ms", "_tcache", "_time", "_times", "_tpl",
+                 "_tpl_r", "_tpl_t", "_tslot", "_zone")
 
     def __init__(self, *, input_id: str, path: str, host_name: str, id_prefix: str,
                  index_pattern: str, start_offset: int = 0,
@@ -644,6 +669,7 @@ class Parser:
         self._g: _Group | None = None
         self._nline = 0  # lines consumed (multiline mode)
         self._fmt: Format = compile_format(format)
+        self._prx: list[ProgramRegex | None] = [program_regex(p, MATCH_BUDGET) for p in self._fmt.programs]
         self._zone = Zone(timezone) if self._fmt.kind != FMT_PLAIN else None
         self._json_root = bool(json_root)
         self._read_ms = 0
@@ -664,6 +690,7 @@ class Parser:
         self._hold = bytearray()
         self._skip = 0  # bytes of the partial line past the held ones
         self._last_cr = False  # the partial line's last byte is "\r"
+        self._fast_setup()
 
     @property
     def offset(self) -> int:
@@ -786,15 +813,30 @@ class Parser:
             return None if base is None else base + int(text[20:])
         return parse_time(text, self._zone, self._read_ms)
 
+    def _captures(self, content: bytes) -> list[bytes | None] | None:
+        """The stripped value of each slot of the first program that matches ``content``,
+        or None: each program's atomic regex first (``_fastpath``), its matcher when
+        that does not match."""
+        fmt = self._fmt
+        nslots = fmt.nslots
+        for prog, prx in zip(fmt.programs, self._prx, strict=True):
+            if prx is not None and len(content) <= prx.max_len:
+                mo = prx.regex.match(content)
+                if mo is not None:
+                    vals: list[bytes | None] = [None] * nslots
+                    for slot, v in zip(prx.group_slots, mo.groups(), strict=True):
+                        vals[slot] = None if v is None else v.strip(WHITESPACE)
+                    return vals
+            caps: list[tuple[int, int] | None] = [None] * nslots
+            if match(prog, content, caps):
+                return [None if c is None else content[c[0]:c[1]].strip(WHITESPACE) for c in caps]
+        return None
+
     def _program_doc(self, content: bytes) -> _Parsed | None:
         fmt = self._fmt
-        for prog in fmt.programs:
-            caps: list[tuple[int, int] | None] = [None] * fmt.nslots
-            if match(prog, content, caps):
-                break
-        else:
+        vals = self._captures(content)
+        if vals is None:
             return None
-        vals = [None if c is None else content[c[0]:c[1]].strip(WHITESPACE) for c in caps]
         ms = None
         for cand in fmt.time_candidates:
             parts = [vals[i] for i in cand]
@@ -1033,6 +1075,8 @@ class Parser:
 
     def _feed_ml(self, data: bytes, read_time_ms: int) -> Batch:
         ms = int(read_time_ms)
+        cfg = self._ml
+        assert cfg is not None
         start, start_line = self.offset, self._ml_mark()
         items: list[tuple[bytes, int]] = []
         off = self._offset
@@ -1046,12 +1090,17 @@ class Parser:
             off += raw + 1
         last = data.rfind(b"\n")
         if last >= pos:
-            for line in data[pos:last].split(b"\n"):
-                nxt = off + len(line) + 1
-                if line.endswith(b"\r"):
-                    line = line[:-1]
-                self._ml_line(line, len(line), off, nxt, ms, items)
-                off = nxt
+            whole = data[pos:last]
+            split = self._split(whole) if self._fast and cfg.start is None else None
+            if split is not None:
+                off = self._fast_ml_region(whole, split[0], split[1], off, ms, items)
+            else:
+                for line in whole.split(b"\n"):
+                    nxt = off + len(line) + 1
+                    if line.endswith(b"\r"):
+                        line = line[:-1]
+                    self._ml_line(line, len(line), off, nxt, ms, items)
+                    off = nxt
             pos = last + 1
         if pos < len(data):
             self._hold_more(data[pos:])
@@ -1107,7 +1156,11 @@ class Parser:
             lines += 1
 
         last = data.rfind(b"\n")
-        if last >= pos and self._fmt.kind != FMT_PLAIN:
+        if last >= pos and self._fast and (split := self._split(whole := data[pos:last])) is not None:
+            lines += len(split[0])
+            off = self._fast_region(whole, split[0], split[1], off, out, offs)
+            pos = last + 1
+        elif last >= pos and self._fmt.kind != FMT_PLAIN:
             region = data[pos:last].split(b"\n")
             lines += len(region)
             for line in region:
@@ -1196,6 +1249,450 @@ class Parser:
             return Batch(b"", 0, b"", b"", start, self._offset, 1)
         return Batch(item, 1, array("q", [len(item)]).tobytes(), array("q", [start]).tobytes(),
                      start, self._offset, 1, self._arr)
+
+    # -- the fast path: runs of simple lines ------------------------------------------------
+
+    def _fast_setup(self) -> None:
+        """Per-parser tables of the fast path (see ``_fast_lines``)."""
+        fmt = self._fmt
+        f = self._frags
+        self._fast = fmt.kind in (FMT_PLAIN, FMT_PROGRAM)
+        self._sec_heads: dict[int, tuple[bytes, bytes]] = {}
+        self._slot_json: list[dict[bytes, tuple[bytes, int]]] = [{} for _ in range(fmt.nslots)]
+        self._lv_codes: dict[bytes, int] = {}
+        # (action head, id, "YYYY-mm-ddTHH:MM:SS.", ms, message, offset, log, metrics, top)
+        self._tpl_t = (b"%b%b" + _esc(f.action_tail) + b'{"@timestamp":"%b%03dZ","message":%b' + _esc(f.log_head)
+                       + b"%d%b" + _esc(f.doc_tail) + b"%b%b" + _esc(f.doc_end))
+        # (action head, id, doc head, message, offset, log, metrics, top)
+        self._tpl_r = (b"%b%b" + _esc(f.action_tail) + b"%b%b" + _esc(f.log_head)
+                       + b"%d%b" + _esc(f.doc_tail) + b"%b%b" + _esc(f.doc_end))
+        prx = self._prx[0] if self._prx else None
+        self._prx0 = prx if prx is not None and prx.group_slots == tuple(range(fmt.nslots)) else None
+        cands = fmt.time_candidates
+        self._tslot = cands[0][0] if len(cands) == 1 and len(cands[0]) == 1 else -1
+        # line plans (_shapes)
+        self._id_v1 = self._id is _hex_id
+        self._plans: dict[bytes, LinePlan] = {}
+        self._seen: set[bytes] = set()
+        self._secs: dict[bytes, tuple[int | None, bytes, bytes]] = {}
+        self._tcache: dict[bytes, int | None] = {}
+        self._tc_ms: int | None = None
+        self._shape_tr: bytes | None = None
+        if self._fast and self._an.preds is None and (fmt.kind == FMT_PLAIN or self._prx0 is not None):
+            self._shape_tr = shape_table([x for prog in fmt.programs for x in prog.lits])
+        self._digit_keywords = (digit_keywords([k for k, _ in self._an.classes.keywords], self._shape_tr)
+                                if self._shape_tr is not None else ())
+
+    def _sec_entry(self, t20: bytes) -> tuple[int | None, bytes, bytes]:
+        """(ms of ``YYYY-mm-dd HH:MM:SS,`` as ``_time_of`` reads it with ",000", action head,
+        ``YYYY-mm-ddTHH:MM:SS.``), or (None, ...) when it is no time."""
+        if len(self._secs) >= 4096:
+            self._secs.clear()
+        assert self._zone is not None
+        base = parse_time(t20 + b"000", self._zone, self._read_ms)
+        if base is None:
+            return None, b"", b""
+        return (base, *self._sec_head(base // 1000))
+
+    def _sec_head(self, sec: int) -> tuple[bytes, bytes]:
+        """(action head, ``YYYY-mm-ddTHH:MM:SS.``) of an event time's second."""
+        h = self._sec_heads.get(sec)
+        if h is None:
+            if len(self._sec_heads) >= 4096:
+                self._sec_heads.clear()
+            ms = sec * 1000
+            h = self._sec_heads[sec] = (self._frags.heads(self._time.index_for(ms), b"")[0], format_ms(ms)[:-4])
+        return h
+
+    def _render_fast(self, plan: list[tuple[bytes, int, int]], suffix: bytes, vals: Any) -> tuple[bytes, int]:
+        """``_render``, with the JSON of each slot's values remembered (levels, loggers,
+        components repeat)."""
+        out = []
+        bad = 0
+        caches = self._slot_json
+        for prefix, slot, kind in plan:
+            out.append(prefix)
+            v = vals[slot]
+            if v is None:
+                out.append(b"null")
+            elif kind == KIND_NUM:
+                out.append(b"%d" % int(v) if v.isdigit() and len(v) <= 18 else b"null")
+            else:
+                c = caches[slot]
+                jb = c.get(v)
+                if jb is None:
+                    if len(c) >= 1024:
+                        c.clear()
+                    jb = c[v] = _text(v)
+                out.append(jb[0])
+                bad |= jb[1]
+        out.append(suffix)
+        return b"".join(out), bad
+
+    def _fast_lines(self, lines: list[bytes], offs: list[int], nbs: list[int], out: list[bytes],
+                    out_offs: Any) -> None:
+        """``_direct_lines``, with the line plans of ``_shapes``: a line whose shape has a
+        plan is cut and formatted by it; the rest go to ``_direct_lines``, in order."""
+        tr = self._shape_tr
+        if tr is None:
+            self._direct_lines(lines, offs, nbs, out, out_offs)
+            return
+        read_ms = self._read_ms
+        if self._tc_ms != read_ms:
+            self._tc_ms = read_ms
+            self._secs.clear()
+            self._tcache.clear()
+        secs, tcache = self._secs, self._tcache
+        sec_head = self._sec_head
+        plans, seen = self._plans, self._seen
+        shapes = b"\n".join(lines).translate(tr).split(b"\n")
+        pls = list(map(plans.get, shapes))
+        an = self._an
+        arr = self._arr
+        ev_time, ev_level, ev_class, ev_bytes = arr.ev_time, arr.ev_level, arr.ev_class, arr.ev_bytes
+        m_item, m_id, m_value = arr.m_item, arr.m_id, arr.m_value
+        dumps = _json_dumps
+        event = self._event
+        direct = self._direct_lines
+        action_r, doc_r = self._action_head, self._doc_head
+        v1 = self._id_v1
+        make_id = self._id
+        append = out.append
+        oappend = out_offs.append
+        ml: list[bytes] = []
+        mo: list[int] = []
+        mn: list[int] = []
+        mv: list[bytes] = []  # metric values (plain JSON numbers) not yet in m_value
+
+        def flush_values() -> None:
+            if mv:
+                m_value.extend(_numbers(mv))
+                mv.clear()
+
+        for line, off, nb, plan, shape in zip(lines, offs, nbs, pls, shapes, strict=True):
+            if plan is None:
+                plan = plans.get(shape)
+                if plan is None:
+                    if shape in seen:
+                        if len(plans) >= 4096:
+                            plans.clear()
+                        plan = plans[shape] = build_plan(self, line)
+                        seen.discard(shape)
+                    else:
+                        if len(seen) >= 16384:
+                            seen.clear()
+                        seen.add(shape)
+            if plan is None or plan is SLOW:
+                ml.append(line)
+                mo.append(off)
+                mn.append(nb)
+                continue
+            if ml:
+                flush_values()
+                direct(ml, mo, mn, out, out_offs)
+                ml.clear()
+                mo.clear()
+                mn.clear()
+            zc = plan.zcheck
+            if zc is not None and zc(line):
+                flush_values()
+                append(event(line, len(line), off, 0, nb))
+                oappend(off)
+                continue
+            if plan.nmetrics and plan.ids is None:
+                ids = tuple([an._id(n) for n in plan.metric_names])
+                if -1 in ids:
+                    flush_values()
+                    append(event(line, len(line), off, 0, nb))
+                    oappend(off)
+                    continue
+                plan.ids = ids
+            g = plan.get(line)
+            nt = plan.ntime
+            ah = sp = frac = b""
+            ms = None
+            if nt:
+                if plan.iso:  # (YYYY-mm-dd HH:MM:SS, mmm): the second's time and heads, once
+                    e = secs.get(g[0])
+                    if e is None:
+                        e = secs[g[0]] = self._sec_entry(g[0])
+                    if e[0] is not None:
+                        frac = g[1]
+                        ms = e[0] + _MS3[frac]
+                        ah, sp = e[1], e[2]
+            elif plan.tcands:
+                for tc in plan.tcands:
+                    t = tc(line)
+                    ms = tcache.get(t, -1)
+                    if ms == -1:
+                        if len(tcache) >= 65536:
+                            tcache.clear()
+                        ms = tcache[t] = self._time_of(t)
+                    if ms is not None:
+                        ah, sp = sec_head(ms // 1000)
+                        frac = _FRAC[ms % 1000]
+                        break
+            msg = g[nt]
+            if plan.json_msg:
+                msg = dumps(msg.decode("utf-8"))
+            eid = off if v1 else make_id(off)
+            if ms is None:
+                append(plan.tpl_r % ((action_r, eid, doc_r, msg, off, *g[nt + 1:])))
+                ev_time.append(read_ms)
+            else:
+                append(plan.tpl_t % ((ah, eid, sp, frac, msg, off, *g[nt + 1:])))
+                ev_time.append(ms)
+            oappend(off)
+            if plan.nmetrics:
+                k = len(ev_level)  # the item's index (ev_time has it already)
+                m_item.extend([k] * plan.nmetrics)
+                m_id.extend(plan.ids)  # type: ignore[arg-type]
+                mv.extend(g[plan.mslice])
+            ev_level.append(plan.level)
+            ev_class.append(plan.cls)
+            ev_bytes.append(nb)
+        flush_values()
+        if ml:
+            direct(ml, mo, mn, out, out_offs)
+
+    def _direct_lines(self, lines: list[bytes], offs: list[int], nbs: list[int], out: list[bytes],
+                      out_offs: Any) -> None:
+        """Events of ``lines`` (each non-empty, at most ``max_line_bytes``, free of terminal
+        noise, no continuation of a multiline group), appended to ``out``: what
+        ``_event(line, len(line), off, 0, nbytes)`` gives, computed with the per-line work
+        cut down (one regex per program, metric plans by keys, cached JSON of repeated
+        values, one ``%`` per event). A line it cannot do that way (another layout, a
+        class keyword, an error level, a metric value not in plain JSON form, invalid
+        UTF-8) goes through ``_event``. For lines without a plan (``_fast_lines``)."""
+        an = self._an
+        arr = self._arr
+        ev_time, ev_level, ev_class, ev_bytes = arr.ev_time, arr.ev_level, arr.ev_class, arr.ev_bytes
+        m_item, m_id, m_value = arr.m_item, arr.m_id, arr.m_value
+        mon = an.spec.on
+        findall = METRIC_RE.findall
+        plan_of = an.plan
+        canon = CANON_LIST.fullmatch
+        dumps = _json_dumps
+        event = self._event
+        read_ms = self._read_ms
+        fmt = self._fmt
+        program = fmt.kind == FMT_PROGRAM
+        prx = self._prx0
+        rx = prx.regex.match if prx is not None else None
+        rx_max = prx.max_len if prx is not None else -1
+        msg_slot = fmt.message_slot
+        lv_slot = fmt.level_slot
+        tslot = self._tslot
+        log_plan, log_suffix, top_plan, top_suffix = fmt.log_plan, fmt.log_suffix, fmt.top_plan, fmt.top_suffix
+        render = self._render_fast
+        lv_codes = self._lv_codes
+        sec_cache = self._sec_cache
+        sec_head = self._sec_head
+        tpl_t, tpl_r = self._tpl_t, self._tpl_r
+        action_r, doc_r = self._action_head, self._doc_head
+        ids = [b"%x" % o for o in offs] if self._id is _hex_id else [self._id(o) for o in offs]
+        append = out.append
+        oappend = out_offs.append
+        ws = WHITESPACE
+        time_of = self._time_of
+        class_of = an.class_of
+        for line, off, nb, eid in zip(lines, offs, nbs, ids, strict=True):
+            item = None
+            if program:
+                mo = rx(line) if rx is not None and len(line) <= rx_max else None
+                if mo is None:
+                    append(event(line, len(line), off, 0, nb))
+                    oappend(off)
+                    continue
+                vals = [v and v.strip(ws) for v in mo.groups()]
+                ms = None
+                if tslot >= 0:
+                    t = vals[tslot]
+                    if t is not None:
+                        if len(t) == 23 and _ISO_MS.fullmatch(t) is not None:
+                            base = sec_cache.get((t[:20], read_ms), -1)
+                            ms = time_of(t) if base == -1 else None if base is None else base + int(t[20:])
+                        else:
+                            ms = time_of(t)
+                else:
+                    for cand in fmt.time_candidates:
+                        parts = [vals[i] for i in cand]
+                        if None in parts:
+                            continue
+                        ms = time_of(b" ".join(parts))
+                        if ms is not None:
+                            break
+                lv = 0
+                if lv_slot >= 0:
+                    lt = vals[lv_slot]
+                    if lt:
+                        lv = lv_codes.get(lt, -1)
+                        if lv < 0:
+                            if len(lv_codes) >= 256:
+                                lv_codes.clear()
+                            lv = lv_codes[lt] = level_code(lt)
+                        if lv >= LEVEL_ERROR:
+                            append(event(line, len(line), off, 0, nb))
+                            oappend(off)
+                            continue
+                raw = (vals[msg_slot] or b"") if msg_slot >= 0 else line
+                log_extra, b1 = render(log_plan, log_suffix, vals) if log_plan else (log_suffix, 0)
+                top_extra, b2 = render(top_plan, top_suffix, vals) if top_plan else (top_suffix, 0)
+                if b1 or b2:
+                    append(event(line, len(line), off, 0, nb))
+                    oappend(off)
+                    continue
+            else:
+                raw = line
+                ms = None
+                lv = 0
+                log_extra = top_extra = b""
+            if class_of(raw, b"") >= 0:
+                append(event(line, len(line), off, 0, nb))
+                oappend(off)
+                continue
+            try:
+                msg = dumps(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                append(event(line, len(line), off, 0, nb))
+                oappend(off)
+                continue
+            metrics = b""
+            if mon and (61 in raw or 58 in raw):
+                found = findall(raw)
+                if found:
+                    plan = plan_of(tuple([k for k, _, _ in found]))
+                    if plan.idx:
+                        nums = [found[i][1] for i in plan.idx]
+                        if max(map(len, nums)) > MAX_NUMBER or canon(b",".join(nums)) is None:
+                            append(event(line, len(line), off, 0, nb))
+                            oappend(off)
+                            continue
+                        pids = plan.ids
+                        if pids is None:
+                            plan.resolve()
+                            pids = plan.ids
+                            if pids is None:  # past MAX_NAMES
+                                append(event(line, len(line), off, 0, nb))
+                                oappend(off)
+                                continue
+                        metrics = plan.tpl % tuple(nums)
+                        k = len(ev_time)
+                        m_item.extend([k] * len(nums))
+                        m_id.extend(pids)
+                        m_value.extend(map(float, nums))
+            if ms is None:
+                item = tpl_r % (action_r, eid, doc_r, msg, off, log_extra, metrics, top_extra)
+                ev_time.append(read_ms)
+            else:
+                ah, sp = sec_head(ms // 1000)
+                item = tpl_t % (ah, eid, sp, ms % 1000, msg, off, log_extra, metrics, top_extra)
+                ev_time.append(ms)
+            ev_level.append(lv)
+            ev_class.append(0)
+            ev_bytes.append(nb)
+            append(item)
+            oappend(off)
+
+    @staticmethod
+    def _split(whole: bytes) -> tuple[list[bytes], list[int]] | None:
+        """``whole`` (lines without the last ``\\n``) as lines without their ``\\r\\n``/``\\n``,
+        and each line's length with them; None when a ``\\r`` is not at a line's end
+        (terminal noise: the general path)."""
+        ncr = whole.count(b"\r")
+        if not ncr:
+            region = whole.split(b"\n")
+            return region, [len(x) + 1 for x in region]
+        if ncr != whole.count(b"\r\n") + (whole[-1:] == b"\r"):
+            return None
+        if ncr == whole.count(b"\n") + 1:  # every line ends with \r\n
+            region = whole[:-1].split(b"\r\n")
+            return region, [len(x) + 2 for x in region]
+        raw = whole.split(b"\n")
+        return [x[:-1] if x[-1:] == b"\r" else x for x in raw], [len(x) + 1 for x in raw]
+
+    def _eligible(self, whole: bytes, region: list[bytes], lens: list[int], grouping: bool) -> list[bool]:
+        """Per line of ``region`` (from ``_split(whole)``, ``lens`` their raw lengths): may it
+        take the fast path? Not empty, at most ``max_line_bytes``, no terminal noise;
+        when ``grouping``, not a line that continues a multiline group."""
+        maxb = self._max
+        elig = [0 < len(x) <= maxb for x in region]
+        hits = [m.start() for m in _NOISE.finditer(whole)] if 27 in whole else []
+        if grouping and (b"Traceback (" in whole or b"\tat " in whole):
+            hits += [m.start() for m in _ML_STARTERS.finditer(whole)]
+        if hits:
+            starts = list(accumulate(lens, initial=0))
+            for h in hits:
+                elig[bisect_right(starts, h) - 1] = False
+        return elig
+
+    def _fast_region(self, whole: bytes, region: list[bytes], lens: list[int], off: int, out: list[bytes],
+                     out_offs: Any) -> int:
+        """The events of the lines of ``region`` (not grouped), the file offset after them."""
+        elig = self._eligible(whole, region, lens, False)
+        offs = list(accumulate(lens, initial=off))
+        n = len(region)
+        i = 0
+        while i < n:
+            if elig[i]:
+                j = i + 1
+                while j < n and elig[j]:
+                    j += 1
+                self._fast_lines(region[i:j], offs[i:j], lens[i:j], out, out_offs)
+                i = j
+                continue
+            line = region[i]
+            if line:
+                item = self._line_event(line, len(line), offs[i], lens[i], 0)
+                if item is not None:
+                    out.append(item)
+                    out_offs.append(offs[i])
+            i += 1
+        return offs[n]
+
+    def _fast_ml_region(self, whole: bytes, region: list[bytes], lens: list[int], off: int, ms: int,
+                        items: list[tuple[bytes, int]]) -> int:
+        """``_ml_line`` for each line of ``region``; a line that can only be an event of its
+        own (the open group is one ordinary line or none, and this line and the next
+        are ordinary) through ``_fast_lines``."""
+        elig = self._eligible(whole, region, lens, True)
+        offs = list(accumulate(lens, initial=off))
+        n = len(region)
+        fl: list[bytes] = []
+        fo: list[int] = []
+        fn: list[int] = []
+
+        def flush() -> None:
+            out: list[bytes] = []
+            oo: list[int] = []
+            self._prepare(ms)
+            self._fast_lines(fl, fo, fn, out, oo)
+            items.extend(zip(out, oo, strict=True))
+            fl.clear()
+            fo.clear()
+            fn.clear()
+
+        for i in range(n):
+            line = region[i]
+            g = self._g
+            if elig[i] and i + 1 < n and elig[i + 1] and (
+                    g is None or (g.state == NORMAL and not g.blanks and len(g.lines) == 1)):
+                if g is not None:
+                    if fl:
+                        flush()
+                    self._emit(g, items)
+                    self._g = None
+                fl.append(line)
+                fo.append(offs[i])
+                fn.append(lens[i])
+                self._nline += 1
+                continue
+            if fl:
+                flush()
+            self._ml_line(line, len(line), offs[i], offs[i + 1], ms, items)
+        if fl:
+            flush()
+        return offs[n]
 
     # -- the tables ------------------------------------------------------------------------
 

@@ -42,6 +42,24 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import es  # noqa: E402
 
 
+def watching(pid: int, timeout: float = 60) -> None:
+    """Wait until the agent watches (holds an inotify descriptor), then 1 s for its first
+    scan: a file created and renamed away before any agent watches is out of every agent's
+    reach, and a fixed 2 s was not always enough for a start on a loaded machine."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        fds = Path(f"/proc/{pid}/fd")
+        for fd in fds.iterdir() if fds.exists() else []:
+            try:
+                if "inotify" in os.readlink(fd):
+                    time.sleep(1)
+                    return
+            except OSError:
+                continue
+        time.sleep(0.05)
+    raise SystemExit("the agent never started watching")
+
+
 def write(path: Path, seconds: float, every: float, copytruncate: bool, rate: float) -> tuple[list[str], set[str]]:
     """Lines written, and (copytruncate) the ones lost between a copy and its truncation."""
     written: list[str] = []
@@ -163,7 +181,7 @@ def main() -> None:
     )
     log = open(work / "agent.log", "wb")  # noqa: SIM115 - the agent's stderr for its whole life
     agent = subprocess.Popen([sys.executable, "-m", "shipper", "run", "-c", str(cfg)], cwd=ROOT, stderr=log)
-    time.sleep(2)
+    watching(agent.pid)
     t0 = time.monotonic()
     fragments: list[str] = []
     if a.full_speed:

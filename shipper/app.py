@@ -137,7 +137,7 @@ class Agent:
         self.pipeline.start(self.sink.deliver, self._durable)
         notifier = None
         if not self.once and self.cfg.watch_mode == "inotify":
-            notifier = self.notifier = Notifier(loop, self._hint, self.cfg.max_watches)
+            notifier = self.notifier = Notifier(loop, self._hint, self.cfg.max_watches, pin=self._pin)
             for t in self.inputs:
                 for root, recursive in t.matcher.watch_roots():
                     notifier.watch(root, recursive)
@@ -174,6 +174,11 @@ class Agent:
             for t in self.inputs:  # a watched root may have just been created
                 for root, recursive in t.matcher.watch_roots():
                     self.notifier.watch(root, recursive)
+
+    def _pin(self, path: str, created: bool, moved_from: str) -> None:
+        """Watchdog's thread: each input opens a new file it matches at once (InputTailer.pin)."""
+        for t in self.inputs:
+            t.pin(path, created, moved_from)
 
     async def _durable(self, version: int) -> None:
         """Before a request goes out, the read times of what it carries are on disk."""

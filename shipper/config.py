@@ -355,6 +355,9 @@ INPUT_SCHEMA: dict[str, Key] = {
     "fingerprint_bytes": Key(_size, "1KiB", "How many first bytes of a file identify it beside device and inode."),
     "close_inactive": Key(_duration, "5m", "Close a file that has not grown for this long; reopened when it changes."),
     "ignore_older": Key(_duration, None, "Files found with no change for this long are skipped to their end."),
+    "close_removed": Key(
+        _duration, "5s", "A file deleted or renamed out of the globs is read to its end, closed after this long idle."
+    ),
     "clean_removed_after": Key(_duration, "1h", "Forget the registry entry of a file gone for this long."),
     "rotated_paths": Key(
         _str_list, [], "Globs of rotated copies (copytruncate): read to their end before a truncated file restarts."
@@ -579,6 +582,7 @@ class InputConfig:
     ignore_older: float | None
     clean_removed_after: float
     rotated_paths: list[str]
+    close_removed: float = 5.0
     progress: str = "last"
     metrics: Any = "auto"
     predictions: dict[str, Any] | None = None
@@ -731,6 +735,7 @@ def from_dict(raw: Any, env: Mapping[str, str] | None = None, base: Path | None 
             close_inactive=inp["close_inactive"],
             ignore_older=inp["ignore_older"],
             clean_removed_after=inp["clean_removed_after"],
+            close_removed=inp["close_removed"],
             rotated_paths=[_abs_glob(g, base) for g in inp["rotated_paths"]],
             progress=inp["progress"],
             metrics=inp["metrics"],

@@ -8,7 +8,8 @@ instead of a silent restart from zero that would re-ship everything. A lock on
 the other's unacknowledged work.
 
 Format versions: 1 had no `id_v2_from`; 2 adds it (the first generation of a file whose
-`_id`s follow contract v2). Version 1 files load as they are and keep contract v1 ids
+`_id`s follow contract v2); 3 adds `copies` (the copytruncate copies a file's generations
+have accounted for). Version 1 files load as they are and keep contract v1 ids
 for the generation they are in, so a replay after the upgrade rebuilds the ids that were
 sent; their next generation (a truncation) starts under v2, like every new file.
 """
@@ -37,8 +38,8 @@ from _fastparse import _ids as ids_v2
 log = logging.getLogger(__name__)
 
 FORMAT = "shipper-registry"
-VERSION = 2
-READABLE_VERSIONS = (1, 2)
+VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 ID_SCHEME = b"shipper-id/1"
 
 
@@ -74,6 +75,12 @@ class FileState:
     # generations keep v1 (prefix + hex offset), so that ids already sent never change.
     # None: v1 for every generation (a state made by an agent that wrote only v1 ids).
     id_v2_from: int | None = None
+    # [device, inode] of the `rotated_paths` copies that existed when the current
+    # generation began or that were read since (shipper/tail/copies.py): any other copy
+    # holds a generation never seen. None: not known yet (a state from before format 3, or
+    # an input without rotated_paths): the copies present at the first look are taken as
+    # accounted for, never guessed to be new.
+    copies: list[list[int]] | None = None
 
     def id_contract(self) -> int:
         """The `_id` contract (1 or 2) of this file's current generation."""

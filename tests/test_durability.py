@@ -187,6 +187,15 @@ def _slow_copytruncate_run(es_plain: dict[str, Any], es_client: Any, agent_facto
     return r
 
 
+def gen0_under_way(r: Run, app: Path) -> None:
+    """Start the agent on 10 lines, then give it 150,000 more (gen0) to read slowly."""
+    app.write_bytes(r.lines("first", 10))
+    r.agent.start()
+    r.shipped(10)
+    with app.open("ab") as f:
+        f.write(r.lines("gen0", 150_000))
+
+
 def _copy_and_truncate_mid_read(r: Run, app: Path, shipped: int, then: bytes) -> None:
     """Once `shipped` documents are in (the reader still far from the end): copy to
     app.log.1, truncate, write `then`."""
@@ -227,11 +236,7 @@ def test_copytruncate_and_regrowth_while_the_reader_waits_mid_file(
     `benchmarks/rotation_soak.py --copytruncate --full-speed` (whole generations lost)."""
     r = _slow_copytruncate_run(es_plain, es_client, agent_factory, tmp_path)
     app = r.logs / "app.log"
-    app.write_bytes(r.lines("first", 10))
-    r.agent.start()
-    r.shipped(10)
-    with app.open("ab") as f:
-        f.write(r.lines("gen0", 150_000))
+    gen0_under_way(r, app)
     _copy_and_truncate_mid_read(r, app, 5_000, r.lines("gen1", 200_000))  # past the reader at once
     r.assert_exactly_once()
     assert r.agent.stop() == 0

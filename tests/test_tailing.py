@@ -72,6 +72,18 @@ class Run:
         assert set(got) == set(self.written), f"missing {sorted(set(self.written) - set(got))[:3]}"
 
 
+def holds(r: Run, ino: int) -> bool:
+    """Does the agent process hold a descriptor of inode `ino` (/proc/<pid>/fd)?"""
+    assert r.agent.proc is not None
+    for fd in Path(f"/proc/{r.agent.proc.pid}/fd").iterdir():
+        try:
+            if os.stat(fd).st_ino == ino:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def test_rename_rotation(es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path) -> None:
     r = Run(es_plain, es_client, agent_factory, tmp_path)
     r.agent.start()
@@ -113,18 +125,23 @@ def test_truncation_starts_a_new_generation(
 def test_deleted_file_is_read_to_its_end(
     es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
 ) -> None:
-    r = Run(es_plain, es_client, agent_factory, tmp_path)
+    r = Run(es_plain, es_client, agent_factory, tmp_path, close_removed="1s")
     r.agent.start()
     app = r.logs / "app.log"
     with app.open("ab") as f:
         f.write(r.lines("first", 100))
         f.flush()
         r.shipped(100)
+        ino = os.fstat(f.fileno()).st_ino
         f.write(r.lines("then", 2000) + b"no newline at the end")
         f.flush()
         app.unlink()  # the agent holds the file open: what was written is still read
-    r.written.append("no newline at the end")
-    r.assert_exactly_once()
+        r.written.append("no newline at the end")
+        r.assert_exactly_once()
+        # ... and then closed (close_removed after it was idle at its end), freeing the
+        # deleted file's space although the writer still holds it open
+        wait_for(lambda: not holds(r, ino), 30, "the agent to close the deleted file")
+    assert "no longer matched, read to its end" in r.agent.log()
     assert r.agent.stop() == 0
 
 

@@ -20,12 +20,15 @@ from watchdog.observers import Observer
 log = logging.getLogger(__name__)
 
 Hint = Callable[[str, bool], None]  # (path, structural): structural = created/moved/deleted
+# a file appeared at path: (path, created (else moved there), the path it was moved from)
+Pin = Callable[[str, bool, str], None]
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, loop: asyncio.AbstractEventLoop, hint: Hint) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, hint: Hint, pin: Pin | None) -> None:
         self._loop = loop
         self._hint = hint
+        self._pin = pin
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
@@ -35,6 +38,10 @@ class _Handler(FileSystemEventHandler):
         dest = getattr(event, "dest_path", "")
         if dest:
             paths.append(dest)
+        if self._pin is not None and not event.is_directory and event.event_type in ("created", "moved"):
+            # before the hint: the scan it wakes finds the file pinned even if renamed away
+            created = event.event_type == "created"
+            self._pin(os.fsdecode(dest or event.src_path), created, "" if created else os.fsdecode(event.src_path))
         for p in paths:
             path = os.fsdecode(p)
             try:
@@ -52,10 +59,12 @@ class Notifier:
     is polled instead, with a warning that says so.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, hint: Hint, max_watches: int = 8192) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, hint: Hint, max_watches: int = 8192, pin: Pin | None = None
+    ) -> None:
         self._observer = Observer()
         self._observer.daemon = True
-        self._handler = _Handler(loop, hint)
+        self._handler = _Handler(loop, hint, pin)
         self._watched: dict[str, bool] = {}
         self.failed: dict[str, str] = {}
         self.max_watches = max_watches

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import glob
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
 from _fastparse import Parser
@@ -25,7 +24,7 @@ from ..config import InputConfig, source_of
 from ..metrics import Metrics
 from ..pipeline import Pipeline
 from ..registry import FileState, Registry
-from . import identity
+from . import copies, identity
 
 if TYPE_CHECKING:  # both implementations have this interface
     from _fastparse._pyparser import Parser as ParserType
@@ -36,7 +35,6 @@ log = logging.getLogger(__name__)
 
 CHUNK = 256 * 1024
 IDLE_CHECK = 2.0  # seconds between checks of an idle file when no hint arrives
-ORPHAN_GRACE = 5.0  # a file no longer matched is read this long after its last growth
 
 
 class FileReader:
@@ -51,6 +49,8 @@ class FileReader:
         metrics: Metrics,
         host_name: str,
         on_close: Callable[[FileReader], None],
+        tailed: Callable[[], Collection[tuple[int, int]]] = tuple,
+        born: Callable[[], Collection[tuple[int, int]]] = tuple,
     ) -> None:
         self.state = state
         self.fd = fd
@@ -64,6 +64,11 @@ class FileReader:
         self.stopping = False
         self.once = False
         self._on_close = on_close
+        self._tailed = tailed  # (device, inode) of the files tailed: never taken for copies
+        self._born = born  # copies inotify saw made after this file appeared: accounted for once read
+        self._read_copies: set[tuple[int, int]] = set()
+        self._copy_made = False
+        self._copies_looked = 0.0
         self._lines = metrics.input_lines.labels(cfg.id)
         self._bytes = metrics.input_bytes.labels(cfg.id)
         self.watermark = Watermark(state.offset, self._advance)
@@ -80,6 +85,10 @@ class FileReader:
         # chunks sent before a crash or stop and not acknowledged: read again exactly so
         state.replay = [e for e in state.replay if e[0] > state.offset]
         self._replay = [tuple(e) for e in state.replay]
+        # A generation not read from yet looks for copies of itself first (its bytes may
+        # have been copied away and truncated before this reader's first read); not after
+        # a crash that left chunks of it sent (those continue where they were).
+        self._look_for_copies = bool(cfg.rotated_paths) and state.offset == 0 and not state.replay
 
     def _new_parser(self, offset: int) -> ParserType:
         v2 = self.state.id_contract() == 2  # else v1: a generation begun by an older agent
@@ -187,6 +196,11 @@ class FileReader:
                 await self._truncated(st.st_size)
                 continue
             if st.st_size > self.position:
+                if self._look_for_copies:
+                    self._look_for_copies = False
+                    if self.position == 0 and self._unseen(self._copies()):
+                        await self._truncated(st.st_size, before_first_read=True)
+                        continue
                 await self._read_to(st.st_size)
                 idle_since = time.monotonic()
                 continue
@@ -201,12 +215,17 @@ class FileReader:
                 continue
             if identity.refresh(self.state, self.fd, st.st_size, self.cfg.fingerprint_bytes):
                 self.registry.dirty = True
+            if self._empty_and_copied():
+                await self._truncated(st.st_size, before_first_read=True)
+                continue
             # at the end of the file
             idle = time.monotonic() - idle_since
             if not self.once and not self.orphaned and idle >= self.cfg.close_inactive and self._settled():
                 log.info("closing %s at offset %d: inactive for %.0fs", self.state.path, self.position, idle)
                 return  # reopened by a scan when it changes
-            if self.once or (self.orphaned and idle >= ORPHAN_GRACE):
+            if self.once or (self.orphaned and idle >= self.cfg.close_removed):
+                # deleted or renamed away: read to its end, and closed once idle (a writer may
+                # still hold it open and append; the descriptor keeps a deleted file's space)
                 await self._flush_partial()
                 log.info(
                     "closing %s at offset %d (%s)",
@@ -256,57 +275,157 @@ class FileReader:
             version = self._record(self.position, read_ms, 1)
             await self.pipeline.submit(batch, self.watermark, self.state.generation, self.cfg.id, version)
 
-    async def _read_rotated_copy(self) -> None:
+    def copy_made(self) -> None:
+        """inotify reported a new copy under rotated_paths: maybe of this file."""
+        self._copy_made = True
+        self.wake.set()
+
+    def _empty_and_copied(self) -> bool:
+        """Nothing read of this generation and the file empty: written, copied and truncated
+        before the first read shows only by the copy (a look on each report of a new copy,
+        and once per poll interval for copies inotify cannot report)."""
+        if not self.cfg.rotated_paths or self.position != 0:
+            return False
+        now = time.monotonic()
+        if not self._copy_made and now - self._copies_looked < self.poll_interval:
+            return False
+        self._copy_made, self._copies_looked = False, now
+        return bool(self._unseen(self._copies()))
+
+    def _copies(self) -> list[tuple[str, os.stat_result]]:
+        return copies.listing(self.cfg.rotated_paths) if self.cfg.rotated_paths else []
+
+    def _accounted(self, found: list[tuple[str, os.stat_result]]) -> set[tuple[int, int]]:
+        """The copies this file has accounted for; when not known yet (a registry of an
+        older format), every copy there now: a copy is never guessed to be new."""
+        if self.state.copies is None:
+            self.state.copies = copies.idents(found)
+            self.registry.dirty = True
+        listed = {(d, i) for d, i in self.state.copies}
+        return listed - ({*self._born()} - self._read_copies)
+
+    def _unseen(self, found: list[tuple[str, os.stat_result]]) -> list[tuple[str, os.stat_result]]:
+        return copies.unseen(
+            found, accounted=self._accounted(found), tailed=self._tailed(), name=self.state.path, live_fd=self.fd
+        )
+
+    async def _read_rotated_copy(self, found: list[tuple[str, os.stat_result]]) -> tuple[int, int] | None:
         """copytruncate: the copy holds what this file had past our position; read it first,
         under this file's key and generation, so that only the lines written between the
-        copy and the truncation (which no agent can see) are missed."""
-        for pattern in self.cfg.rotated_paths:
-            for path in sorted(glob.glob(pattern)):
-                try:
-                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-                except OSError:
-                    continue
-                try:
-                    size = os.fstat(fd).st_size
-                    if size >= self.position and identity.matches(self.state, fd, size):
-                        log.info(
-                            "%s was copied to %s and truncated: reading the copy from %d to %d first",
-                            self.state.path,
-                            path,
-                            self.position,
-                            size,
-                        )
-                        await self._read_to(size, fd)
+        copy and the truncation (which no agent can see) are missed. The copy's identity."""
+        if self.state.fp_len == 0:
+            return None  # nothing read, nothing to match: a copy of it is one never seen
+        for path, _ in found:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                st = os.fstat(fd)
+                if st.st_size >= self.position and identity.matches(self.state, fd, st.st_size):
+                    log.info(
+                        "%s was copied to %s and truncated: reading the copy from %d to %d first",
+                        self.state.path,
+                        path,
+                        self.position,
+                        st.st_size,
+                    )
+                    await self._read_to(st.st_size, fd)
+                    if not self.stopping:
                         await self._flush_partial()
-                        return
-                finally:
-                    os.close(fd)
+                    return st.st_dev, st.st_ino
+            finally:
+                os.close(fd)
+        return None
 
-    async def _truncated(self, size: int) -> None:
-        log.warning(
-            "%s was truncated (size %d, read up to %d, or its first bytes changed); "
-            "reading it from the start as generation %d",
-            self.state.path,
-            size,
-            self.position,
-            self.state.generation + 1,
-        )
-        # The new generation's first bytes, taken while the old one is finished (its copy
-        # read, its acknowledgements awaited: seconds when Elasticsearch is slow): if the
-        # file is copied and truncated again meanwhile, this fingerprint finds that copy.
-        want = self.cfg.fingerprint_bytes
-        fp, fp_len = identity.grow(self.fd, identity.fingerprint(self.fd, 0), 0, os.fstat(self.fd).st_size, want)
-        await self._read_rotated_copy()
+    async def _copy_generation(self, path: str, st: os.stat_result) -> bool:
+        """A copy of a generation never read: read whole, as a generation of its own (its
+        key, generation and fingerprint persisted first, like any generation's)."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            cst = os.fstat(fd)
+            if (cst.st_dev, cst.st_ino) != (st.st_dev, st.st_ino):
+                return False
+            n = min(cst.st_size, self.cfg.fingerprint_bytes)
+            self._begin(identity.fingerprint(fd, n), n)
+            log.warning(
+                "%s: %s holds a generation never read (written, copied and truncated between two looks); "
+                "reading it whole as generation %d",
+                self.state.path,
+                path,
+                self.state.generation,
+            )
+            await self._read_to(cst.st_size, fd)
+            if not self.stopping:
+                await self._flush_partial()
+            return True
+        finally:
+            os.close(fd)
+
+    async def _settle(self, fp: str, fp_len: int) -> tuple[str, int]:
+        """Wait until nothing of this generation is in flight (a new one may start only
+        then), extending the next generation's fingerprint meanwhile."""
         while True:
-            fp, fp_len = identity.grow(self.fd, fp, fp_len, os.fstat(self.fd).st_size, want)
-            if not self.watermark.outstanding:
-                break
+            fp, fp_len = identity.grow(self.fd, fp, fp_len, os.fstat(self.fd).st_size, self.cfg.fingerprint_bytes)
+            if not self.watermark.outstanding or self.stopping:
+                return fp, fp_len
             await asyncio.sleep(0.05)
+
+    def _begin(self, fp: str, fp_len: int) -> None:
+        """The next generation, at offset 0: durable before any event of it is sent."""
         self.state.generation += 1
         self.state.offset = 0
         self.state.replay.clear()
         self._replay.clear()
         self.state.fingerprint, self.state.fp_len = fp, fp_len
-        self.registry.save()  # the generation is durable before any event of it is sent
+        self.registry.save()
         self.watermark.reset(0)
         self.parser = self._new_parser(0)
+
+    async def _truncated(self, size: int, before_first_read: bool = False) -> None:
+        if before_first_read:
+            log.warning(
+                "%s: copies of it were made and it was truncated before its first read; reading those first",
+                self.state.path,
+            )
+        else:
+            log.warning(
+                "%s was truncated (size %d, read up to %d, or its first bytes changed); "
+                "reading it from the start as a new generation",
+                self.state.path,
+                size,
+                self.position,
+            )
+        # The new generation's first bytes, taken while the old one is finished (its copy
+        # read, its acknowledgements awaited: seconds when Elasticsearch is slow): if the
+        # file is copied and truncated again meanwhile, this fingerprint finds that copy.
+        fp, fp_len = identity.grow(
+            self.fd, identity.fingerprint(self.fd, 0), 0, os.fstat(self.fd).st_size, self.cfg.fingerprint_bytes
+        )
+        found = self._copies()
+        accounted = self._accounted(found)
+        used = await self._read_rotated_copy(found)
+        if used is not None:
+            accounted.add(used)
+            self._read_copies.add(used)
+        self.state.copies = [list(i) for i in accounted]
+        for path, st in self._unseen(found):  # generations born and copied away unseen
+            if self.stopping:
+                return
+            fp, fp_len = await self._settle(fp, fp_len)
+            if self.stopping:
+                return
+            if await self._copy_generation(path, st):
+                accounted.add((st.st_dev, st.st_ino))
+                self._read_copies.add((st.st_dev, st.st_ino))
+                self.state.copies = [list(i) for i in accounted]
+        fp, fp_len = await self._settle(fp, fp_len)
+        if self.stopping:
+            return  # the next start sees the truncation again
+        present = {(st.st_dev, st.st_ino) for _, st in found}
+        self.state.copies = [list(i) for i in accounted & present]
+        self._begin(fp, fp_len)
+        self._look_for_copies = bool(self.cfg.rotated_paths)
