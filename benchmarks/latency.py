@@ -37,6 +37,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--server", default="soak", help="the scripts/es.py server to start (or use, if running)")
     ap.add_argument("--port", type=int, default=9261)
+    ap.add_argument("--extra", default="", help="more config lines (YAML), e.g. 'anomaly: {enabled: false}'")
     a = ap.parse_args()
     srv = es.start(a.server, port=a.port)
     from elasticsearch import Elasticsearch
@@ -56,6 +57,7 @@ def main() -> None:
     cfg.write_text(
         f"data_dir: {work / 'data'}\ninputs: [{{id: {input_id}, paths: ['{logs}/*.log']}}]\n"
         f"output: {{elasticsearch: {{hosts: ['{srv['url']}']}}}}\nhttp: {{listen: null}}\nlog_level: warning\n"
+        + (a.extra + "\n" if a.extra else "")
     )
     log = open(work / "agent.log", "wb")  # noqa: SIM115 - the agent's stderr for its whole life
     agent = subprocess.Popen([sys.executable, "-m", "shipper", "run", "-c", str(cfg)], cwd=ROOT, stderr=log)
@@ -112,6 +114,12 @@ def main() -> None:
         "p90_s": round(float(np.percentile(lat, 90)), 3),
         "p99_s": round(float(np.percentile(lat, 99)), 3),
         "max_s": round(float(lat.max()), 3),
+        # p50 per 10 s of writing: a start-up transient shows as early buckets only
+        "p50_by_10s": [
+            round(float(np.percentile(lat[int(i * a.rate) : int((i + 10) * a.rate)], 50)), 2)
+            for i in range(0, int(a.seconds), 10)
+            if len(lat[int(i * a.rate) : int((i + 10) * a.rate)])
+        ],
     }
     print(json.dumps(result, indent=2))
     client.indices.delete(index=index)
