@@ -16,6 +16,13 @@ class Metrics:
         r = self.registry = CollectorRegistry(auto_describe=True)
         self.input_lines = Counter("shipper_input_lines_total", "Lines read, per input.", ["input"], registry=r)
         self.input_bytes = Counter("shipper_input_bytes_total", "Bytes read, per input.", ["input"], registry=r)
+        self.input_generations = Counter(
+            "shipper_input_generations_total",
+            "New generations of files begun, per input: a truncation, or a copytruncate copy of a "
+            "generation never read.",
+            ["input"],
+            registry=r,
+        )
         self.input_bytes_behind = Gauge(
             "shipper_input_bytes_behind", "Bytes in matched files not yet read, per input.", ["input"], registry=r
         )

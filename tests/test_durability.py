@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from .conftest import wait_for
-from .test_tailing import Run
+from .test_tailing import Run, holds
 
 pytestmark = pytest.mark.integration
 
@@ -50,18 +50,20 @@ def test_copytruncate_reads_the_copy_first(
 def test_inode_reuse_and_delete_recreate(
     es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
 ) -> None:
-    r = Run(es_plain, es_client, agent_factory, tmp_path)
+    r = Run(es_plain, es_client, agent_factory, tmp_path, close_removed="0s")
     r.agent.start()
     app = r.logs / "app.log"
-    inodes = set()
+    inodes = []
     for i in range(4):
         app.write_bytes(r.lines(f"incarnation{i}", 200))
-        inodes.add(os.stat(app).st_ino)
+        inodes.append(os.stat(app).st_ino)
         r.shipped(200 * (i + 1))
-        app.unlink()  # deleted, then a new file under the same name (often on the same inode)
-        time.sleep(0.2)
+        app.unlink()  # deleted, then a new file under the same name
+        # the agent closes it (read to its end): the inode is free for the next file
+        wait_for(lambda: not holds(r, inodes[-1]), 30, "the agent to close the deleted file")
     r.assert_exactly_once()
     assert r.agent.stop() == 0
+    assert len(set(inodes)) < len(inodes), f"no inode was reused ({inodes}): the test proved nothing"
 
 
 def test_file_shorter_than_fingerprint_across_sigkill(

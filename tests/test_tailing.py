@@ -16,12 +16,21 @@ from typing import Any
 import pytest
 
 from .conftest import wait_for
+from .test_anomaly_agent import free_port, scrape
 
 pytestmark = pytest.mark.integration
 
 
 class Run:
-    def __init__(self, es_plain: dict[str, Any], es: Any, agent_factory: Any, tmp_path: Path, **inp: Any) -> None:
+    def __init__(
+        self,
+        es_plain: dict[str, Any],
+        es: Any,
+        agent_factory: Any,
+        tmp_path: Path,
+        listen: str | None = None,
+        **inp: Any,
+    ) -> None:
         self.id = f"tail-{secrets.token_hex(4)}"
         self.index = f"shipper-logs-{self.id}-*"
         self.es = es
@@ -33,7 +42,7 @@ class Run:
                 "data_dir": str(tmp_path / "data"),
                 "inputs": [{"id": self.id, "paths": [f"{self.logs}/**/*.log"], "scan_interval": "1s", **inp}],
                 "output": {"elasticsearch": {"hosts": [es_plain["url"]]}},
-                "http": {"listen": None},
+                "http": {"listen": listen},
             }
         )
 
@@ -107,7 +116,8 @@ def test_rename_rotation(es_plain: dict[str, Any], es_client: Any, agent_factory
 def test_truncation_starts_a_new_generation(
     es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
 ) -> None:
-    r = Run(es_plain, es_client, agent_factory, tmp_path)
+    port = free_port()
+    r = Run(es_plain, es_client, agent_factory, tmp_path, listen=f"127.0.0.1:{port}")
     r.agent.start()
     app = r.logs / "app.log"
     app.write_bytes(r.lines("before", 500))
@@ -119,6 +129,49 @@ def test_truncation_starts_a_new_generation(
         f.write(r.lines("after", 200))  # shorter than before: size < offset shows the truncation
     r.assert_exactly_once()
     assert "truncated" in r.agent.log()
+    assert scrape(port)[("shipper_input_generations_total", (("input", r.id),))] == 1  # counted
+    assert r.agent.stop() == 0
+
+
+def test_a_last_line_without_newline_is_shipped_incomplete_when_its_file_closes_as_inactive(
+    es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
+) -> None:
+    r = Run(es_plain, es_client, agent_factory, tmp_path, close_inactive="1s")
+    r.agent.start()
+    app = r.logs / "app.log"
+    with app.open("ab") as f:
+        f.write(r.lines("whole", 20) + b"half a line")
+        f.flush()
+        ino = os.fstat(f.fileno()).st_ino
+        r.written.append("half a line")
+        r.shipped(21)  # the half line too: closing holds nothing back
+        wait_for(lambda: not holds(r, ino), 30, "the agent to close the inactive file")
+        f.write(b"-and the rest\n" + r.lines("later", 10))  # read from there when reopened
+        r.written.append("-and the rest")
+    r.assert_exactly_once()
+    hits = r.es.search(index=r.index, size=100, _source=["message", "tags"])["hits"]["hits"]
+    tags = {h["_source"]["message"]: h["_source"].get("tags") for h in hits}
+    assert tags["half a line"] == ["incomplete"]
+    assert tags["-and the rest"] is None
+    assert r.agent.stop() == 0
+
+
+def test_a_symlinked_path_is_one_file(
+    es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
+) -> None:
+    r = Run(es_plain, es_client, agent_factory, tmp_path)
+    real = r.logs / "real"
+    real.mkdir()
+    app = real / "app.log"
+    app.write_bytes(r.lines("first", 100))
+    (r.logs / "before.log").symlink_to(app)  # two matched names for one file at the first scan
+    r.agent.start()
+    r.shipped(100)
+    (r.logs / "after.log").symlink_to(app)  # and a third, made while the agent runs
+    time.sleep(1.5)
+    with app.open("ab") as f:
+        f.write(r.lines("then", 100))
+    r.assert_exactly_once()
     assert r.agent.stop() == 0
 
 

@@ -71,6 +71,7 @@ class FileReader:
         self._copies_looked = 0.0
         self._lines = metrics.input_lines.labels(cfg.id)
         self._bytes = metrics.input_bytes.labels(cfg.id)
+        self._generations = metrics.input_generations.labels(cfg.id)
         self.watermark = Watermark(state.offset, self._advance)
         #: the file's `path_fields` captures (its events' `labels`)
         self.labels: dict[str, str] = cfg.path_fields.labels(state.path) if cfg.path_fields else {}
@@ -220,9 +221,16 @@ class FileReader:
                 continue
             # at the end of the file
             idle = time.monotonic() - idle_since
-            if not self.once and not self.orphaned and idle >= self.cfg.close_inactive and self._settled():
-                log.info("closing %s at offset %d: inactive for %.0fs", self.state.path, self.position, idle)
-                return  # reopened by a scan when it changes
+            if not self.once and not self.orphaned and idle >= self.cfg.close_inactive:
+                if self.parser.pending:
+                    # a last line without newline for all of close_inactive: shipped as it is,
+                    # tagged `incomplete` (as at a delete), so that closing holds nothing back;
+                    # what a writer appends later is read from there as a line of its own
+                    await self._flush_partial()
+                    continue
+                if self._settled():
+                    log.info("closing %s at offset %d: inactive for %.0fs", self.state.path, self.position, idle)
+                    return  # reopened by a scan when it changes
             if self.once or (self.orphaned and idle >= self.cfg.close_removed):
                 # deleted or renamed away: read to its end, and closed once idle (a writer may
                 # still hold it open and append; the descriptor keeps a deleted file's space)
@@ -377,6 +385,7 @@ class FileReader:
     def _begin(self, fp: str, fp_len: int) -> None:
         """The next generation, at offset 0: durable before any event of it is sent."""
         self.state.generation += 1
+        self._generations.inc()
         self.state.offset = 0
         self.state.replay.clear()
         self._replay.clear()
