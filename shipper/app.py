@@ -138,10 +138,12 @@ class Agent:
         notifier = None
         if not self.once and self.cfg.watch_mode == "inotify":
             notifier = self.notifier = Notifier(loop, self._hint, self.cfg.max_watches, pin=self._pin)
+            # started first: a watch scheduled on a stopped observer is added by its thread at
+            # start, where the kernel's refusal (ENOSPC) is lost; on a running one it raises here
+            notifier.start()
             for t in self.inputs:
                 for root, recursive in t.matcher.watch_roots():
                     notifier.watch(root, recursive)
-            notifier.start()
         checkpoints = asyncio.create_task(self._checkpoint_loop(), name="checkpoint")
         tails = [asyncio.create_task(t.run(), name=f"input:{t.cfg.id}") for t in self.inputs]
         ticks = None

@@ -4,11 +4,13 @@ watches, poll mode, two hosts with identical files."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +125,54 @@ def test_watch_limit_and_poll_mode_still_ship(
     r.assert_exactly_once()
     if watch.get("max_watches"):
         assert "would pass max_watches 1" in r.agent.log()
+    assert r.agent.stop() == 0
+
+
+@contextlib.contextmanager
+def kernel_knob(name: str, value: int) -> Iterator[None]:
+    """Lower an inotify limit of the kernel for as long as the agent takes to start with it
+    (root only). A queue's size is fixed when its inotify instance is made, so the agent
+    keeps the small one after the knob is restored; watches are refused while it is low."""
+    knob = Path("/proc/sys/fs/inotify") / name
+    try:
+        old = knob.read_text()
+        knob.write_text(f"{value}\n")
+    except OSError as e:
+        pytest.skip(f"cannot set fs.inotify.{name} ({e}): needs root and a writable /proc/sys")
+    try:
+        yield
+    finally:
+        knob.write_text(old)
+
+
+def test_inotify_queue_overflow_loses_nothing(
+    es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
+) -> None:
+    r = Run(es_plain, es_client, agent_factory, tmp_path)
+    with kernel_knob("max_queued_events", 4):  # the agent's inotify queue holds 4 events
+        (r.logs / "first.log").write_bytes(r.lines("first", 10))
+        r.agent.start()
+        r.shipped(10)  # its observer runs: its queue was made while the knob was low
+    for i in range(40):  # hundreds of events at once: the queue overflows, watchdog says nothing
+        d = r.logs / f"run{i}"
+        d.mkdir()
+        (d / "train.log").write_bytes(r.lines(f"burst{i}", 50))
+    r.assert_exactly_once()  # the rescan found what the lost events announced
+    assert r.agent.stop() == 0
+
+
+def test_the_kernels_watch_limit_falls_back_to_polling(
+    es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
+) -> None:
+    r = Run(es_plain, es_client, agent_factory, tmp_path)
+    with kernel_knob("max_user_watches", 0):  # every new watch of the user is refused (ENOSPC)
+        r.agent.start()
+        wait_for(lambda: "polling it on the rescan timer instead" in r.agent.log(), 30, "the agent's warning")
+    log = r.agent.log()
+    assert "the kernel allows 0 inotify watches per user" in log and "cannot watch" in log
+    (r.logs / "late").mkdir()
+    (r.logs / "late" / "x.log").write_bytes(r.lines("polled", 100))
+    r.assert_exactly_once()
     assert r.agent.stop() == 0
 
 
