@@ -28,7 +28,7 @@ from .reader import FileReader
 
 log = logging.getLogger(__name__)
 
-MAX_PINS = 256  # descriptors held by pins per input, outside max_open_files, until the next scan
+MAX_PINS = 256  # descriptors held by pins per input, outside max_open_files, until a scan takes them
 
 
 @dataclass
@@ -93,6 +93,9 @@ class InputTailer:
         self.poll_interval = 2.0
         self._pins: dict[tuple[int, int], Pin] = {}
         self._pin_lock = threading.Lock()
+        # pins a running scan took (handed to readers, under max_open_files, or closed when it
+        # ends): they count against MAX_PINS, so pins never hold more than MAX_PINS descriptors
+        self._pins_scanning = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._rotated = PathMatcher(cfg.rotated_paths, []) if cfg.rotated_paths else None
         #: copies whose creation inotify reported while this agent ran -> their place in the
@@ -153,7 +156,7 @@ class InputTailer:
                 stat_mod.S_ISREG(st.st_mode)
                 and not self.stopping
                 and ident not in self._pins
-                and len(self._pins) < MAX_PINS
+                and len(self._pins) + self._pins_scanning < MAX_PINS
             ):
                 self._seq += 1
                 self._pins[ident] = Pin(fd, name, listed, self._seq)
@@ -183,7 +186,15 @@ class InputTailer:
         with self._pin_lock:
             pins, self._pins = self._pins, {}
             self._scan_seq = self._seq
+            self._pins_scanning = len(pins)  # still open until the scan hands or closes them
         return pins
+
+    def _close_pins(self, pins: dict[tuple[int, int], Pin]) -> None:
+        """Close the pins a scan did not hand to a reader; new pins may take their place."""
+        for pin in pins.values():
+            os.close(pin.fd)
+        with self._pin_lock:
+            self._pins_scanning = 0
 
     async def run(self) -> None:
         """Scan on hints and on the timer until stopped (or, with --once, until all is read)."""
@@ -209,8 +220,7 @@ class InputTailer:
         try:
             self._scan(pins)
         finally:
-            for pin in pins.values():  # not needed: found by its name, or nothing to read
-                os.close(pin.fd)
+            self._close_pins(pins)  # not needed: found by its name, or nothing to read
 
     def _scan(self, pins: dict[tuple[int, int], Pin]) -> None:
         """Match every file found to its state (or a new one) and start readers; `pins`
@@ -366,8 +376,7 @@ class InputTailer:
 
     def stop(self) -> None:
         self.stopping = True
-        for pin in self._take_pins().values():
-            os.close(pin.fd)
+        self._close_pins(self._take_pins())
         self.rescan.set()
         for r in self.readers.values():
             r.stopping = True
