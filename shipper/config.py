@@ -353,7 +353,12 @@ INPUT_SCHEMA: dict[str, Key] = {
     "start_at": Key(_choice("beginning", "end"), "beginning", "Where to start in files found at the first start."),
     "scan_interval": Key(_duration, "10s", "Rescan of the globs; covers events the kernel dropped."),
     "fingerprint_bytes": Key(_size, "1KiB", "How many first bytes of a file identify it beside device and inode."),
-    "close_inactive": Key(_duration, "5m", "Close a file that has not grown for this long; reopened when it changes."),
+    "close_inactive": Key(
+        _duration,
+        "5m",
+        "Close a file that has not grown for this long; reopened when it changes. A last line still "
+        "without newline by then is shipped as it is, tagged `incomplete`.",
+    ),
     "ignore_older": Key(_duration, None, "Files found with no change for this long are skipped to their end."),
     "close_removed": Key(
         _duration, "5s", "A file deleted or renamed out of the globs is read to its end, closed after this long idle."
@@ -494,7 +499,13 @@ ROOT_SCHEMA: dict[str, Key] = {
         "built-in class adds keywords to it).",
     ),
     "anomaly": Key(_section(ANOMALY_SCHEMA), None, "Per-source counters and anomaly detection."),
-    "max_open_files": Key(_pos_int, 1024, "Files held open at once; more wait until others close."),
+    "max_open_files": Key(
+        _pos_int,
+        1024,
+        "Files held open at once; more wait until others close. A new file is also opened (pinned) as "
+        "soon as inotify reports it, so that a file renamed away before the next scan is still read: up "
+        "to 256 such descriptors per input, until that scan takes them under this budget.",
+    ),
     "max_inflight_bytes": Key(_size, "16MiB", "Bulk bytes read but not yet acknowledged; readers wait above it."),
     "registry_flush_interval": Key(_duration, "1s", "How often acknowledged offsets are persisted."),
     "shutdown_timeout": Key(_duration, "30s", "How long SIGTERM waits for in-flight events to be acknowledged."),
