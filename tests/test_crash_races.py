@@ -217,3 +217,44 @@ def test_a_copy_read_by_a_file_is_not_read_again_by_its_successor(
     r.assert_exactly_once()
     assert "holds a generation never read" not in _agent_log(r)
     assert r.agent.stop() == 0
+
+
+@pytest.mark.parametrize(
+    ("lines", "begun_empty"),
+    [(2000, False), (2000, True), (8, False)],
+    ids=["long", "begun-empty", "shorter-than-the-fingerprint"],
+)
+def test_a_copy_that_ends_before_what_was_read_live_is_the_generations_own(
+    lines: int, begun_empty: bool, env: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reader read live past the point where the copy was taken (the lines written
+    between the copy and the truncation): the copy is shorter than the reader's position,
+    yet its first bytes are the generation's own, so it holds nothing left to read; it is
+    not a generation never seen (read whole, every line of it shipped twice: 4,099
+    duplicates in `rotation_soak.py --copytruncate --full-speed` at e02b922). With 8 lines
+    the copy is shorter than the fingerprint (1 KiB) too: matched by its whole content."""
+    r, stall = _copytruncate_run(env, tmp_path, monkeypatch)
+    app = r.logs / "app.log"
+    if begun_empty:
+        app.write_bytes(b"")
+        r.agent.start()
+        wait_for(lambda: "new file" in _agent_log(r), 60, "the agent to register the empty file")
+        with app.open("ab") as f:
+            f.write(r.lines("gen0", lines))
+    else:
+        app.write_bytes(r.lines("gen0", lines))
+        r.agent.start()
+    r.shipped(lines)
+    shutil.copyfile(app, r.logs / "app.log.1")
+    with app.open("ab") as f:
+        f.write(r.lines("between the copy and the truncation, read live", 3))
+    r.shipped(lines + 3)  # the reader's position is now past the copy's end
+    with stall.loop_stopped():
+        os.truncate(app, 0)
+        with app.open("ab") as f:
+            f.write(r.lines("gen1", 300))
+    r.assert_exactly_once()
+    log = _agent_log(r)
+    assert "holds a generation never read" not in log
+    assert "app.log.1 ends before what was already read" in log
+    assert r.agent.stop() == 0

@@ -69,6 +69,7 @@ class FileReader:
         self._read_copies: set[tuple[int, int]] = set()
         self._copy_made = False
         self._copies_looked = 0.0
+        self._head = b""  # the bytes the fingerprint was taken on, once looked at (_note_head)
         self._lines = metrics.input_lines.labels(cfg.id)
         self._bytes = metrics.input_bytes.labels(cfg.id)
         self._generations = metrics.input_generations.labels(cfg.id)
@@ -79,6 +80,7 @@ class FileReader:
         self.source: str = source_of(cfg.source, self.labels, cfg.id)
         self.watermark.owner = self  # the anomaly counters read the source and parser tables through it
         self.parser = self._new_parser(state.offset)
+        self._note_head()
         self.size = 0
         self.poll_interval = IDLE_CHECK
         self._last_feed_ms: int | None = None
@@ -216,6 +218,7 @@ class FileReader:
                 continue
             if identity.refresh(self.state, self.fd, st.st_size, self.cfg.fingerprint_bytes):
                 self.registry.dirty = True
+                self._note_head()
             if self._empty_and_copied():
                 await self._truncated(st.st_size, before_first_read=True)
                 continue
@@ -271,6 +274,7 @@ class FileReader:
                 # at once, not at the end of the file: a generation begun empty is otherwise
                 # fingerprinted on 0 bytes, and a copytruncate copy is "matched" by any copy
                 identity.refresh(self.state, self.fd, pos, self.cfg.fingerprint_bytes)
+                self._note_head()
             version = self._record(pos, read_ms, 0)
             await self.pipeline.submit(batch, self.watermark, self.state.generation, self.cfg.id, version)
 
@@ -317,34 +321,89 @@ class FileReader:
             found, accounted=self._accounted(found), tailed=self._tailed(), name=self.state.path, live_fd=self.fd
         )
 
-    async def _read_rotated_copy(self, found: list[tuple[str, os.stat_result]]) -> tuple[int, int] | None:
+    def _note_head(self, fd: int | None = None) -> None:
+        """Keep the bytes the fingerprint was taken on (at most `fingerprint_bytes`), read
+        when it changes, before a truncation takes them: a copy shorter than the
+        fingerprint is matched to this generation by its whole content."""
+        n = self.state.fp_len
+        if len(self._head) == n:
+            return
+        data = os.pread(self.fd if fd is None else fd, n, 0) if n else b""
+        ok = len(data) == n and identity.fingerprint_of(data) == self.state.fingerprint
+        self._head = data if ok else b""
+
+    def _holds_ours(self, fd: int, size: int) -> bool:
+        """Does the copy open at `fd` begin with this generation's first bytes (what it was
+        fingerprinted on; the whole copy, when it is shorter than that)?"""
+        n = self.state.fp_len
+        if n == 0:
+            return False  # nothing read, nothing to match: a copy of it is one never seen
+        if size >= n:
+            return identity.matches(self.state, fd, size)
+        if len(self._head) != n or size == 0:
+            return False
+        return self._head.startswith(os.pread(fd, size, 0))
+
+    async def _read_rotated_copy(
+        self, found: list[tuple[str, os.stat_result]], accounted: set[tuple[int, int]]
+    ) -> list[tuple[int, int]]:
         """copytruncate: the copy holds what this file had past our position; read it first,
         under this file's key and generation, so that only the lines written between the
-        copy and the truncation (which no agent can see) are missed. The copy's identity."""
-        if self.state.fp_len == 0:
-            return None  # nothing read, nothing to match: a copy of it is one never seen
-        for path, _ in found:
+        copy and the truncation (which no agent can see) are missed. The identities of the
+        copies found to be this generation's.
+
+        A copy may also end before our position: the reader read live, before the
+        truncation, lines written after the copy was taken. It is still this generation's
+        (its first bytes are), with nothing left in it to read; taken for a generation
+        never seen it would be read whole and every line of it shipped twice."""
+        ours: list[tuple[str, int, tuple[int, int]]] = []
+        for path, st in found:
+            if (st.st_dev, st.st_ino) in accounted:
+                continue  # there when this generation began, or read already: not a copy of it
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             except OSError:
                 continue
             try:
-                st = os.fstat(fd)
-                if st.st_size >= self.position and identity.matches(self.state, fd, st.st_size):
-                    log.info(
-                        "%s was copied to %s and truncated: reading the copy from %d to %d first",
-                        self.state.path,
-                        path,
-                        self.position,
-                        st.st_size,
-                    )
-                    await self._read_to(st.st_size, fd)
-                    if not self.stopping:
-                        await self._flush_partial()
-                    return st.st_dev, st.st_ino
+                cst = os.fstat(fd)
+                if self._holds_ours(fd, cst.st_size):
+                    ours.append((path, cst.st_size, (cst.st_dev, cst.st_ino)))
             finally:
                 os.close(fd)
-        return None
+        if not ours:
+            return []
+        path, size, _ = max(ours, key=lambda o: o[1])
+        if size < self.position:
+            log.info(
+                "%s was copied to %s and truncated; %s ends before what was already read "
+                "(%d < %d: read live before the truncation): nothing left in it",
+                self.state.path,
+                path,
+                path,
+                size,
+                self.position,
+            )
+        else:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                return []
+            try:
+                if not self._holds_ours(fd, os.fstat(fd).st_size):
+                    return []  # replaced meanwhile
+                log.info(
+                    "%s was copied to %s and truncated: reading the copy from %d to %d first",
+                    self.state.path,
+                    path,
+                    self.position,
+                    size,
+                )
+                await self._read_to(size, fd)
+            finally:
+                os.close(fd)
+        if not self.stopping:
+            await self._flush_partial()
+        return [ident for _, _, ident in ours]
 
     async def _copy_generation(self, path: str, st: os.stat_result) -> bool:
         """A copy of a generation never read: read whole, as a generation of its own (its
@@ -358,7 +417,7 @@ class FileReader:
             if (cst.st_dev, cst.st_ino) != (st.st_dev, st.st_ino):
                 return False
             n = min(cst.st_size, self.cfg.fingerprint_bytes)
-            self._begin(identity.fingerprint(fd, n), n)
+            self._begin(identity.fingerprint(fd, n), n, fd)
             log.warning(
                 "%s: %s holds a generation never read (written, copied and truncated between two looks); "
                 "reading it whole as generation %d",
@@ -382,14 +441,17 @@ class FileReader:
                 return fp, fp_len
             await asyncio.sleep(0.05)
 
-    def _begin(self, fp: str, fp_len: int) -> None:
-        """The next generation, at offset 0: durable before any event of it is sent."""
+    def _begin(self, fp: str, fp_len: int, fd: int | None = None) -> None:
+        """The next generation, at offset 0: durable before any event of it is sent (its
+        first bytes read from `fd`, the copy it is read from, else the file)."""
         self.state.generation += 1
         self._generations.inc()
         self.state.offset = 0
         self.state.replay.clear()
         self._replay.clear()
         self.state.fingerprint, self.state.fp_len = fp, fp_len
+        self._head = b""
+        self._note_head(fd)
         self.registry.save()
         self.watermark.reset(0)
         self.parser = self._new_parser(0)
@@ -416,8 +478,7 @@ class FileReader:
         )
         found = self._copies()
         accounted = self._accounted(found)
-        used = await self._read_rotated_copy(found)
-        if used is not None:
+        for used in await self._read_rotated_copy(found, accounted):
             accounted.add(used)
             self._read_copies.add(used)
         self.state.copies = [list(i) for i in accounted]
