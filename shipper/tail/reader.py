@@ -24,7 +24,7 @@ from ..config import InputConfig, source_of
 from ..metrics import Metrics
 from ..pipeline import Pipeline
 from ..registry import FileState, Registry
-from . import copies, identity
+from . import copies, identity, stall
 
 if TYPE_CHECKING:  # both implementations have this interface
     from _fastparse._pyparser import Parser as ParserType
@@ -260,8 +260,9 @@ class FileReader:
             data = os.pread(self.fd if fd is None else fd, n, pos)
             if not data:
                 break
+            stall.point("read")  # tests: the file changes right after this read
             end = pos + len(data)
-            if fd is None and 0 < self.state.fp_len <= end and not identity.matches(self.state, self.fd, end):
+            if fd is None and not self._ours(pos, data, end):
                 # truncated and written past us while this read waited for room in flight:
                 # these bytes are the next generation's; the caller's loop sees the change
                 break
@@ -273,8 +274,7 @@ class FileReader:
             if fd is None and self.state.fp_len < self.cfg.fingerprint_bytes:
                 # at once, not at the end of the file: a generation begun empty is otherwise
                 # fingerprinted on 0 bytes, and a copytruncate copy is "matched" by any copy
-                identity.refresh(self.state, self.fd, pos, self.cfg.fingerprint_bytes)
-                self._note_head()
+                self._grow_fingerprint(pos - len(data), data)
             version = self._record(pos, read_ms, 0)
             await self.pipeline.submit(batch, self.watermark, self.state.generation, self.cfg.id, version)
 
@@ -331,6 +331,29 @@ class FileReader:
         data = os.pread(self.fd if fd is None else fd, n, 0) if n else b""
         ok = len(data) == n and identity.fingerprint_of(data) == self.state.fingerprint
         self._head = data if ok else b""
+
+    def _ours(self, pos: int, data: bytes, end: int) -> bool:
+        """Are the bytes just read from the file at `pos` this generation's? Its first bytes
+        (those known) must be where the read overlaps them, and still in the file."""
+        n = self.state.fp_len
+        if pos < n and len(self._head) == n and data[: n - pos] != self._head[pos:n][: len(data)]:
+            return False
+        return not (0 < n <= end and not identity.matches(self.state, self.fd, end))
+
+    def _grow_fingerprint(self, start: int, data: bytes) -> None:
+        """Extend a short fingerprint over the bytes just read from `start`, not over what
+        the file holds now: it may have been copied, truncated and rewritten since this
+        read (the parser is slow on a big chunk), and a fingerprint of those bytes would
+        tie the next generation to this one (its first bytes never read, and this one's
+        copy then taken for a generation never seen: read twice)."""
+        n, want = self.state.fp_len, self.cfg.fingerprint_bytes
+        if len(self._head) == n and start <= n < start + len(data):
+            head = self._head + data[n - start : want - start]
+            self.state.fingerprint, self.state.fp_len = identity.fingerprint_of(head), len(head)
+            self._head = head
+            self.registry.dirty = True
+        elif identity.refresh(self.state, self.fd, start + len(data), want):  # first bytes not known here
+            self._note_head()
 
     def _holds_ours(self, fd: int, size: int) -> bool:
         """Does the copy open at `fd` begin with this generation's first bytes (what it was
