@@ -61,6 +61,8 @@ class FileReader:
         self.host_name = host_name
         self.wake = asyncio.Event()
         self.orphaned = False
+        #: closed after it was deleted (no name left): its inode may be the next file's
+        self.deleted = False
         self.stopping = False
         self.once = False
         self._on_close = on_close
@@ -238,6 +240,7 @@ class FileReader:
                 # deleted or renamed away: read to its end, and closed once idle (a writer may
                 # still hold it open and append; the descriptor keeps a deleted file's space)
                 await self._flush_partial()
+                self.deleted = os.fstat(self.fd).st_nlink == 0
                 log.info(
                     "closing %s at offset %d (%s)",
                     self.state.path,
