@@ -370,9 +370,7 @@ class FileReader:
             return False
         return self._head.startswith(os.pread(fd, size, 0))
 
-    async def _read_rotated_copy(
-        self, found: list[tuple[str, os.stat_result]], accounted: set[tuple[int, int]]
-    ) -> list[tuple[int, int]]:
+    async def _read_rotated_copy(self, found: list[tuple[str, os.stat_result]]) -> list[tuple[int, int]]:
         """copytruncate: the copy holds what this file had past our position; read it first,
         under this file's key and generation, so that only the lines written between the
         copy and the truncation (which no agent can see) are missed. The identities of the
@@ -383,9 +381,7 @@ class FileReader:
         (its first bytes are), with nothing left in it to read; taken for a generation
         never seen it would be read whole and every line of it shipped twice."""
         ours: list[tuple[str, int, tuple[int, int]]] = []
-        for path, st in found:
-            if (st.st_dev, st.st_ino) in accounted:
-                continue  # there when this generation began, or read already: not a copy of it
+        for path, _ in found:  # by content only: a copy may be rewritten in place (same inode)
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             except OSError:
@@ -504,7 +500,7 @@ class FileReader:
         )
         found = self._copies()
         accounted = self._accounted(found)
-        for used in await self._read_rotated_copy(found, accounted):
+        for used in await self._read_rotated_copy(found):
             accounted.add(used)
             self._read_copies.add(used)
         self.state.copies = [list(i) for i in accounted]
