@@ -39,6 +39,7 @@ def main() -> None:
     ap.add_argument("--server", default="soak", help="the scripts/es.py server to start (or use, if running)")
     ap.add_argument("--port", type=int, default=9261)
     ap.add_argument("--extra", default="", help="more config lines (YAML), e.g. 'anomaly: {enabled: false}'")
+    ap.add_argument("--flush-interval", default="", help="output.elasticsearch.flush_interval (default: the agent's)")
     ap.add_argument(
         "--trace",
         action="store_true",
@@ -60,9 +61,10 @@ def main() -> None:
         template={"settings": {"refresh_interval": "1s", "number_of_replicas": 0}},
     )
     cfg = work / "shipper.yml"
+    flush = f", flush_interval: {a.flush_interval}" if a.flush_interval else ""
     cfg.write_text(
         f"data_dir: {work / 'data'}\ninputs: [{{id: {input_id}, paths: ['{logs}/*.log']}}]\n"
-        f"output: {{elasticsearch: {{hosts: ['{srv['url']}']}}}}\nhttp: {{listen: null}}\nlog_level: warning\n"
+        f"output: {{elasticsearch: {{hosts: ['{srv['url']}']{flush}}}}}\nhttp: {{listen: null}}\nlog_level: warning\n"
         + (a.extra + "\n" if a.extra else "")
     )
     log = open(work / "agent.log", "wb")  # noqa: SIM115 - the agent's stderr for its whole life
@@ -162,6 +164,7 @@ def breakdown(trace: str, written: list[float], seen: dict[int, float]) -> dict[
     sends.sort()
     steps: dict[str, list[float]] = {"read": [], "to_send": [], "bulk": [], "searchable": [], "total": []}
     end, si, di = 0, 0, 0
+    late_reads: list[int] = []  # lines read more than 0.5 s after they were written
     for n, w in enumerate(written):
         end += line_bytes(n)
         while si < len(subs) and subs[si][0] < end:
@@ -172,6 +175,8 @@ def breakdown(trace: str, written: list[float], seen: dict[int, float]) -> dict[
             continue
         t_sub, (_, t_sent, t_ack) = subs[si][1], sends[di]
         steps["read"].append(t_sub - w)
+        if t_sub - w > 0.5:
+            late_reads.append(n)
         steps["to_send"].append(t_sent - t_sub)
         steps["bulk"].append(t_ack - t_sent)
         steps["searchable"].append(seen[n] - t_ack)
@@ -188,6 +193,7 @@ def breakdown(trace: str, written: list[float], seen: dict[int, float]) -> dict[
         "p99": round(float(np.percentile(saves, 99)), 4),
     }
     out["requests"] = len(sends)
+    out["late_reads"] = {"lines": len(late_reads), "seq": late_reads[:3] + late_reads[-3:]}
     out["chunks"] = len(subs)
     return out
 
