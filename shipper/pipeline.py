@@ -168,6 +168,9 @@ class Pipeline:
             if self._before_send is not None:
                 await self._before_send(max(seg.version for seg, _ in parts))
             await self._deliver(parts)
+            # settled: their bodies are out of the budget, so let them go now, not when
+            # the next request is gathered (up to max_bytes per sender held on top of it)
+            del parts
 
     async def _gather(self) -> list[Part]:
         """The next request: the first segment, then more until a size limit or
