@@ -64,15 +64,11 @@ cdef extern from *:
     #  define FP_LE32(x) (x)
     #  define FP_LE64(x) (x)
     #endif
-    /* s[0..3] ASCII-lower-cased (A-Z only, as _LOW) as a little-endian word: the keyword
-       scan's window, without four table loads. */
-    static inline uint32_t fp_low4(const uint8_t* s) {
-        uint32_t w, h7, up;
+    /* s[0..3] as a little-endian word (the keyword scan's window). */
+    static inline uint32_t fp_le32(const uint8_t* s) {
+        uint32_t w;
         memcpy(&w, s, 4);
-        w = FP_LE32(w);
-        h7 = w & 0x7f7f7f7fu;
-        up = (h7 + 0x3f3f3f3fu) & ~(h7 + 0x25252525u) & ~w & 0x80808080u;
-        return w | (up >> 2);
+        return FP_LE32(w);
     }
     /* s[:16] is plain (ASCII >= 0x20, no '"' or '\\'): then d[:16] = s[:16] and 1;
        else 0 (nothing stored). SSE2 where there is (x86-64 always), else never plain. */
@@ -149,7 +145,7 @@ cdef extern from *:
     int FP_CTZ64 "__builtin_ctzll"(uint64_t) noexcept nogil
     int FP_CLZ64 "__builtin_clzll"(uint64_t) noexcept nogil
     uint64_t FP_LE64(uint64_t) noexcept nogil
-    uint32_t fp_low4(const uint8_t*) noexcept nogil
+    uint32_t fp_le32(const uint8_t*) noexcept nogil
     uint64_t fp_word(const uint8_t*, Py_ssize_t, Py_ssize_t) noexcept nogil
     bint fp_ts19(const uint8_t*) noexcept nogil
     bint fp_plain16(const uint8_t*, char*) noexcept nogil
@@ -1441,7 +1437,7 @@ cdef struct ClassTab:
 
 
 cdef inline uint32_t win_hash(const uint8_t* s) noexcept nogil:
-    return (fp_low4(s) * <uint32_t>0x9E3779B1) >> 16
+    return ((fp_le32(s) | 0x20202020u) * <uint32_t>0x9E3779B1) >> 16  # _classes.window_hash
 
 
 cdef int class_scan(const ClassTab* t, const uint8_t* s, Py_ssize_t n, int best) noexcept nogil:
