@@ -2468,7 +2468,7 @@ cdef class Parser:
         cdef double v
         cdef uint64_t w0, w1
         cdef bint isnan, raw
-        cdef int id_
+        cdef int id_, sid
         cdef Buf* f = &self._mfrag
         self._seen.len = 0
         self._gen += 1  # a new event: every name's _seen_gen stamp is old
@@ -2521,25 +2521,27 @@ cdef class Parser:
                 isnan = ent.nan
                 w0 = ent.nw0
                 w1 = ent.nw1
-            # The event's names so far: a name with an id is stamped in _seen_gen (one
-            # load); the list holds them all, for a key whose entry has no id yet.
+            # The event's names so far: a name with an id (its key's cache entry has it,
+            # or the name table, through an alias or an older entry) is stamped with the
+            # event's _gen in _seen_gen (one load); the list holds only names without an
+            # id. A name gets an id only when its own value is written, stamped then.
             if ent != NULL and ent.id >= 0:
-                if self._seen_gen[ent.id] == self._gen:
+                sid = ent.id
+            else:
+                sid = self._metric_id(name, nl, False)
+                if sid == -2:
+                    return -1
+            if sid >= 0:
+                if self._seen_gen[sid] == self._gen:
                     continue
             elif self._seen_has(name, nl, w0, w1):
                 continue
             if num.kind == 1 and vend - k2 > _MAX_NUMBER:
                 continue
-            if self._seen_add(name, nl, w0, w1) < 0:
+            if sid >= 0:
+                self._seen_gen[sid] = self._gen
+            elif self._seen_add(name, nl, w0, w1) < 0:
                 return -1
-            if ent != NULL and ent.id >= 0:
-                self._seen_gen[ent.id] = self._gen
-            else:  # the name may have an id through another key (an alias) or an old entry
-                id_ = self._metric_id(name, nl, False)
-                if id_ == -2:
-                    return -1
-                if id_ >= 0:
-                    self._seen_gen[id_] = self._gen
             if num.kind == 2:
                 if isnan:
                     nan[0] = True
