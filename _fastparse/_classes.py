@@ -225,9 +225,13 @@ MIN_KEYWORD = 4
 
 
 def window_hash(b: bytes) -> int:
-    """16-bit hash of 4 lower-cased bytes (little-endian word times a Fibonacci constant);
-    ``_cparser.pyx`` computes the same."""
-    return ((int.from_bytes(b, "little") * 0x9E3779B1) & 0xFFFFFFFF) >> 16
+    """16-bit hash of 4 bytes with bit 5 set in each (little-endian word times a Fibonacci
+    constant); ``_cparser.pyx`` computes the same. Setting bit 5 lower-cases A-Z in one
+    OR (the scan's window is not lower-cased first); it also folds some other pairs
+    (``@`` and a backtick, ``[`` and ``{``...), which only adds bitmap hits that the exact
+    comparison of the keyword rejects: a keyword window and any text window that
+    lower-cases to it hash alike."""
+    return (((int.from_bytes(b, "little") | 0x20202020) * 0x9E3779B1) & 0xFFFFFFFF) >> 16
 
 
 @functools.lru_cache(maxsize=16)

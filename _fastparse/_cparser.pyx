@@ -64,15 +64,11 @@ cdef extern from *:
     #  define FP_LE32(x) (x)
     #  define FP_LE64(x) (x)
     #endif
-    /* s[0..3] ASCII-lower-cased (A-Z only, as _LOW) as a little-endian word: the keyword
-       scan's window, without four table loads. */
-    static inline uint32_t fp_low4(const uint8_t* s) {
-        uint32_t w, h7, up;
+    /* s[0..3] as a little-endian word (the keyword scan's window). */
+    static inline uint32_t fp_le32(const uint8_t* s) {
+        uint32_t w;
         memcpy(&w, s, 4);
-        w = FP_LE32(w);
-        h7 = w & 0x7f7f7f7fu;
-        up = (h7 + 0x3f3f3f3fu) & ~(h7 + 0x25252525u) & ~w & 0x80808080u;
-        return w | (up >> 2);
+        return FP_LE32(w);
     }
     /* s[:16] is plain (ASCII >= 0x20, no '"' or '\\'): then d[:16] = s[:16] and 1;
        else 0 (nothing stored). SSE2 where there is (x86-64 always), else never plain. */
@@ -149,7 +145,7 @@ cdef extern from *:
     int FP_CTZ64 "__builtin_ctzll"(uint64_t) noexcept nogil
     int FP_CLZ64 "__builtin_clzll"(uint64_t) noexcept nogil
     uint64_t FP_LE64(uint64_t) noexcept nogil
-    uint32_t fp_low4(const uint8_t*) noexcept nogil
+    uint32_t fp_le32(const uint8_t*) noexcept nogil
     uint64_t fp_word(const uint8_t*, Py_ssize_t, Py_ssize_t) noexcept nogil
     bint fp_ts19(const uint8_t*) noexcept nogil
     bint fp_plain16(const uint8_t*, char*) noexcept nogil
@@ -1441,7 +1437,7 @@ cdef struct ClassTab:
 
 
 cdef inline uint32_t win_hash(const uint8_t* s) noexcept nogil:
-    return (fp_low4(s) * <uint32_t>0x9E3779B1) >> 16
+    return ((fp_le32(s) | 0x20202020u) * <uint32_t>0x9E3779B1) >> 16  # _classes.window_hash
 
 
 cdef int class_scan(const ClassTab* t, const uint8_t* s, Py_ssize_t n, int best) noexcept nogil:
@@ -2472,7 +2468,7 @@ cdef class Parser:
         cdef double v
         cdef uint64_t w0, w1
         cdef bint isnan, raw
-        cdef int id_
+        cdef int id_, sid
         cdef Buf* f = &self._mfrag
         self._seen.len = 0
         self._gen += 1  # a new event: every name's _seen_gen stamp is old
@@ -2525,25 +2521,27 @@ cdef class Parser:
                 isnan = ent.nan
                 w0 = ent.nw0
                 w1 = ent.nw1
-            # The event's names so far: a name with an id is stamped in _seen_gen (one
-            # load); the list holds them all, for a key whose entry has no id yet.
+            # The event's names so far: a name with an id (its key's cache entry has it,
+            # or the name table, through an alias or an older entry) is stamped with the
+            # event's _gen in _seen_gen (one load); the list holds only names without an
+            # id. A name gets an id only when its own value is written, stamped then.
             if ent != NULL and ent.id >= 0:
-                if self._seen_gen[ent.id] == self._gen:
+                sid = ent.id
+            else:
+                sid = self._metric_id(name, nl, False)
+                if sid == -2:
+                    return -1
+            if sid >= 0:
+                if self._seen_gen[sid] == self._gen:
                     continue
             elif self._seen_has(name, nl, w0, w1):
                 continue
             if num.kind == 1 and vend - k2 > _MAX_NUMBER:
                 continue
-            if self._seen_add(name, nl, w0, w1) < 0:
+            if sid >= 0:
+                self._seen_gen[sid] = self._gen
+            elif self._seen_add(name, nl, w0, w1) < 0:
                 return -1
-            if ent != NULL and ent.id >= 0:
-                self._seen_gen[ent.id] = self._gen
-            else:  # the name may have an id through another key (an alias) or an old entry
-                id_ = self._metric_id(name, nl, False)
-                if id_ == -2:
-                    return -1
-                if id_ >= 0:
-                    self._seen_gen[id_] = self._gen
             if num.kind == 2:
                 if isnan:
                     nan[0] = True
