@@ -122,6 +122,7 @@ class Pipeline:
         self._flush_interval = flush_interval
         self._senders = senders
         self._tasks: list[asyncio.Task[None]] = []
+        self._collecting = asyncio.Lock()
         self._metrics = metrics
         self._deliver: Deliver | None = None
         self._before_send: Callable[[int], Awaitable[None]] | None = None
@@ -157,27 +158,38 @@ class Pipeline:
     async def _sender(self) -> None:
         assert self._deliver is not None
         while True:
-            first = await self._queue.get()
-            parts: list[Part] = [(first, None)]
-            size, events = first.nbytes, first.remaining
-            deadline = time.monotonic() + self._flush_interval
-            while size < self._max_bytes and events < self._max_events:
-                try:
-                    seg = self._queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    try:
-                        seg = await asyncio.wait_for(self._queue.get(), left)
-                    except asyncio.TimeoutError:
-                        break
-                parts.append((seg, None))
-                size += seg.nbytes
-                events += seg.remaining
+            # One sender collects at a time: otherwise the idle one, also waiting on the
+            # queue, took every other segment and started a flush window of its own, so a
+            # steady stream went out as two half-full requests per flush_interval (twice
+            # the per-request cost: the client, the registry write before each send).
+            async with self._collecting:
+                parts = await self._collect()
             if self._before_send is not None:
                 await self._before_send(max(seg.version for seg, _ in parts))
             await self._deliver(parts)
+
+    async def _collect(self) -> list[Part]:
+        """The next request's segments: up to max_bytes/max_events, or what came within
+        flush_interval of the first."""
+        first = await self._queue.get()
+        parts: list[Part] = [(first, None)]
+        size, events = first.nbytes, first.remaining
+        deadline = time.monotonic() + self._flush_interval
+        while size < self._max_bytes and events < self._max_events:
+            try:
+                seg = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    seg = await asyncio.wait_for(self._queue.get(), left)
+                except asyncio.TimeoutError:
+                    break
+            parts.append((seg, None))
+            size += seg.nbytes
+            events += seg.remaining
+        return parts
 
     async def drain(self, timeout: float) -> bool:
         """Wait until everything submitted is acknowledged; False on timeout."""
