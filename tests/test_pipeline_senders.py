@@ -32,6 +32,11 @@ def _pipeline(max_bytes: int, flush: float) -> Pipeline:
     )
 
 
+async def _settle(p: Pipeline, parts: list[Part]) -> None:
+    for seg, _ in parts:
+        await p.settle(seg, 1)
+
+
 async def test_a_steady_stream_is_collected_by_one_sender_at_a_time() -> None:
     p = _pipeline(4 << 20, 0.1)
     requests: list[list[int]] = []
@@ -39,8 +44,7 @@ async def test_a_steady_stream_is_collected_by_one_sender_at_a_time() -> None:
     async def deliver(parts: list[Part]) -> None:
         requests.append([seg.batch.n for seg, _ in parts])
         await asyncio.sleep(0.005)
-        for seg, _ in parts:
-            await p.settle(seg, 1)
+        await _settle(p, parts)
 
     p.start(deliver)
     wm = Watermark(0, lambda *a: None)
@@ -66,8 +70,7 @@ async def test_two_requests_are_still_in_flight_at_once() -> None:
         peak = max(peak, active)
         await release.wait()
         active -= 1
-        for seg, _ in parts:
-            await p.settle(seg, 1)
+        await _settle(p, parts)
 
     p.start(deliver)
     wm = Watermark(0, lambda *a: None)
