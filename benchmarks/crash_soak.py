@@ -36,9 +36,11 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=500_000)
     ap.add_argument("--files", type=int, default=10)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--server", default="durable-soak", help="scripts/es.py server (one of its own per user)")
+    ap.add_argument("--port", type=int, default=9242, help="its HTTP port")
     a = ap.parse_args()
     rng = random.Random(a.seed)
-    srv = es.start("durable-soak", port=9242)
+    srv = es.start(a.server, port=a.port)
     from elasticsearch import Elasticsearch
 
     client = Elasticsearch(srv["url"], request_timeout=120)

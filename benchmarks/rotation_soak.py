@@ -157,10 +157,12 @@ def main() -> None:
     ap.add_argument("--full-speed", action="store_true", help="copytruncate inside full-speed write bursts")
     ap.add_argument("--burst", type=float, default=0.02, help="seconds of each full-speed burst")
     ap.add_argument("--log-level", default="warning", help="the agent's (info shows each copy it reads)")
+    ap.add_argument("--server", default="durable-soak", help="scripts/es.py server (one of its own per user)")
+    ap.add_argument("--port", type=int, default=9242, help="its HTTP port")
     a = ap.parse_args()
     if a.full_speed:
         a.copytruncate = True
-    srv = es.start("durable-soak", port=9242)
+    srv = es.start(a.server, port=a.port)
     from elasticsearch import Elasticsearch
 
     client = Elasticsearch(srv["url"], request_timeout=120)

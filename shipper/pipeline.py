@@ -122,7 +122,7 @@ class Pipeline:
         self._flush_interval = flush_interval
         self._senders = senders
         self._tasks: list[asyncio.Task[None]] = []
-        self._collecting = asyncio.Lock()
+        self._gathering = asyncio.Lock()
         self._metrics = metrics
         self._deliver: Deliver | None = None
         self._before_send: Callable[[int], Awaitable[None]] | None = None
@@ -158,19 +158,23 @@ class Pipeline:
     async def _sender(self) -> None:
         assert self._deliver is not None
         while True:
-            # One sender collects at a time: otherwise the idle one, also waiting on the
-            # queue, took every other segment and started a flush window of its own, so a
-            # steady stream went out as two half-full requests per flush_interval (twice
-            # the per-request cost: the client, the registry write before each send).
-            async with self._collecting:
-                parts = await self._collect()
+            # One sender gathers a request at a time; the others deliver theirs meanwhile.
+            # Gathering all at once (each lingering flush_interval from its own first
+            # segment) split a trickle between them: twice the requests, each line still
+            # waiting up to flush_interval. Under load the queue holds a full request at
+            # once, so the gathering is instant and the senders still overlap.
+            async with self._gathering:
+                parts = await self._gather()
             if self._before_send is not None:
                 await self._before_send(max(seg.version for seg, _ in parts))
             await self._deliver(parts)
+            # settled: their bodies are out of the budget, so let them go now, not when
+            # the next request is gathered (up to max_bytes per sender held on top of it)
+            del parts
 
-    async def _collect(self) -> list[Part]:
-        """The next request's segments: up to max_bytes/max_events, or what came within
-        flush_interval of the first."""
+    async def _gather(self) -> list[Part]:
+        """The next request: the first segment, then more until a size limit or
+        flush_interval after the first."""
         first = await self._queue.get()
         parts: list[Part] = [(first, None)]
         size, events = first.nbytes, first.remaining

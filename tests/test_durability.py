@@ -9,6 +9,8 @@ import os
 import secrets
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,6 +54,9 @@ def test_copytruncate_reads_the_copy_first(
 def test_inode_reuse_and_delete_recreate(
     es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
 ) -> None:
+    """Delete and recreate on the file system at hand (ext4 here: whether it reuses the
+    inode is its choice, a freed inode may wait for its journal commit, so not asserted;
+    `test_inode_reuse_on_ext2` proves reuse itself)."""
     r = Run(es_plain, es_client, agent_factory, tmp_path, close_removed="0s")
     r.agent.start()
     app = r.logs / "app.log"
@@ -65,9 +70,93 @@ def test_inode_reuse_and_delete_recreate(
         wait_for(lambda: not holds(r, inodes[-1]), 30, "the agent to close the deleted file")
     r.assert_exactly_once()
     assert r.agent.stop() == 0
-    # whether the file system reuses an inode is its own choice (ext4 here did in one run of
-    # two: a freed inode may wait for its journal commit), so it is not asserted; with
-    # close_removed 0s the deleted file is closed first, which is what lets it happen
+
+
+@contextlib.contextmanager
+def ext2_mounted(image: Path, where: Path) -> Iterator[str]:
+    """An 8 MiB ext2 file system (no journal) loop-mounted at `where` (yields its loop
+    device); skips the test where that is impossible (not root, no loop device, no tools).
+
+    A new file takes the lowest free inode of its directory's group. But the kernel's
+    driver (ext4's, which serves ext2 here) skips an inode deleted over a second ago while
+    its inode-table block is still cached (`recently_deleted()` in fs/ext4/ialloc.c: 60 s,
+    360 s when the block is dirty); `reusable()` writes and drops that device's buffers
+    (`blockdev --flushbufs`: this loop device only), after which the deleted file's inode
+    is the next file's."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a loop device needs root")
+    mkfs = shutil.which("mkfs.ext2") or shutil.which("mke2fs")
+    if mkfs is None or shutil.which("mount") is None or shutil.which("blockdev") is None:
+        pytest.skip("mkfs.ext2, mount or blockdev is not installed")
+    with image.open("wb") as f:
+        f.truncate(8 << 20)
+    made = subprocess.run([mkfs, "-q", "-F", "-t", "ext2", str(image)], capture_output=True, text=True)
+    if made.returncode:
+        pytest.skip(f"mkfs.ext2 failed: {made.stderr.strip()}")
+    mounted = subprocess.run(["mount", "-o", "loop", str(image), str(where)], capture_output=True, text=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot loop-mount an ext2 image here: {mounted.stderr.strip()}")
+    source = subprocess.run(["findmnt", "-n", "-o", "SOURCE", str(where)], capture_output=True, text=True)
+    try:
+        yield source.stdout.strip()
+    finally:
+        if subprocess.run(["umount", str(where)], capture_output=True).returncode:
+            subprocess.run(["umount", "-l", str(where)], capture_output=True)  # lazily, if still busy
+
+
+@pytest.mark.parametrize(
+    ("same_start", "mode"),
+    [(False, "inotify"), (True, "inotify"), (True, "poll")],
+    ids=["other-first-bytes", "same-first-bytes", "same-first-bytes-poll"],
+)
+def test_inode_reuse_on_ext2(
+    same_start: bool, mode: str, es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
+) -> None:
+    """Inode reuse (issue 5's proof: delete, create, same inode): on an ext2 file system of
+    the test's own the inode IS reused (asserted), and every line of every incarnation is
+    in Elasticsearch once. Each incarnation is longer than the one before, so a new file
+    taken for the old one would be continued at the old offset and lose its first lines.
+    same_start: every incarnation begins with the same header, longer than the
+    fingerprint: device, inode and fingerprint all equal the deleted file's. The agent
+    closed that one deleted (read to its end), so it forgot it: the new one is a new file.
+    poll: watchdog's polling observer reports a deleted file whose inode the next file
+    reuses as a move (issue 5): the agent's own identity checks decide."""
+    import yaml
+
+    r = Run(es_plain, es_client, agent_factory, tmp_path, close_removed="0s", fingerprint_bytes="64B")
+    if mode == "poll":
+        cfg = yaml.safe_load(r.agent.config.read_text())
+        cfg["watch"] = {"mode": "poll", "poll_interval": "500ms"}
+        r.agent.config.write_text(yaml.safe_dump(cfg))
+    header = b"# service log, format 3, fields: time level message; written by app.py\n"
+    assert len(header) > 64
+    with ext2_mounted(tmp_path / "ext2.img", r.logs) as device:
+        (r.logs / "sub").mkdir()  # the files' directory (recursive watches), on the ext2
+        app = r.logs / "sub" / "app.log"
+        r.agent.start()
+        inodes = []
+        for i in range(5):
+            app.write_bytes((header if same_start else b"") + r.lines(f"incarnation{i}", 100 * (i + 1)))
+            inodes.append(os.stat(app).st_ino)
+            r.shipped(len(r.written))
+            app.unlink()
+            wait_for(lambda: not holds(r, inodes[-1]), 30, "the agent to close the deleted file")
+            subprocess.run(["blockdev", "--flushbufs", device], check=True)  # see ext2_mounted
+        if same_start:
+            r.written.append(header.decode().rstrip("\n"))  # the header line, once per incarnation
+        try:
+            r.shipped(len(r.written) + (4 if same_start else 0))
+            time.sleep(1.5)  # anything doubled would have arrived by now
+            got = r.messages()
+        finally:
+            assert r.agent.stop() == 0
+        if same_start:
+            assert got.pop(header.decode().rstrip("\n")) == 5
+        assert set(got.values()) == {1} and set(got) == set(r.written) - {header.decode().rstrip("\n")}, (
+            sorted(set(r.written) - set(got))[:3]
+        )
+    assert len(set(inodes)) == 1, f"ext2 did not reuse the inode: {inodes}"
+    assert r.agent.log().count("deleted and read to its end") >= 4
 
 
 def test_file_shorter_than_fingerprint_across_sigkill(
@@ -344,5 +433,65 @@ def test_entries_of_files_gone_are_forgotten_after_clean_removed_after(
 
     wait_for(lambda: paths() == {"stays.log"}, 60, "the registry to forget gone.log only")
     assert "forgetting" in r.agent.log()
+    r.assert_exactly_once()
+    assert r.agent.stop() == 0
+
+
+def test_a_copy_is_found_under_rotated_paths_even_where_exclude_matches_it(
+    es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
+) -> None:
+    """Issue 5: the rotated copy is found under `rotated_paths` even if `exclude` matches
+    it (it is excluded from tailing, so its lines would otherwise be read by nobody)."""
+    import yaml
+
+    r = Run(es_plain, es_client, agent_factory, tmp_path, rotated_paths=[f"{tmp_path}/logs/app.log.*"])
+    cfg = yaml.safe_load(r.agent.config.read_text())
+    cfg["inputs"][0]["paths"] = [f"{r.logs}/app.log*"]
+    cfg["inputs"][0]["exclude"] = [f"{r.logs}/app.log.*"]
+    cfg["max_inflight_bytes"] = "256KiB"  # a slow reader: the truncation comes mid-file
+    r.agent.config.write_text(yaml.safe_dump(cfg))
+    app = r.logs / "app.log"
+    gen0_under_way(r, app)
+    _copy_and_truncate_mid_read(r, app, 2_000, r.lines("after", 100))
+    r.assert_exactly_once()
+    assert "was copied to" in r.agent.log()
+    assert r.agent.stop() == 0
+
+
+@pytest.mark.parametrize("handler", ["RotatingFileHandler", "TimedRotatingFileHandler"])
+def test_pythons_own_rotating_handlers(
+    handler: str, es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
+) -> None:
+    """Rotation by rename as Python's logging does it (issue 5 names both handlers): a
+    writer process logs through the real handler (size: 16 KiB per file; time: a new file
+    every second) while the agent runs; the rotated names are matched too (`app.log*`), as
+    rename rotation is deployed. Every line once."""
+    import yaml
+
+    r = Run(es_plain, es_client, agent_factory, tmp_path)
+    cfg = yaml.safe_load(r.agent.config.read_text())
+    cfg["inputs"][0]["paths"] = [f"{r.logs}/app.log*"]
+    r.agent.config.write_text(yaml.safe_dump(cfg))
+    r.agent.start()
+    wait_for(lambda: "shipping 1 input" in r.agent.log(), 60, "the agent to start")
+    n = 6000
+    make = (
+        "logging.handlers.RotatingFileHandler(sys.argv[1], maxBytes=16384, backupCount=10000)"
+        if handler == "RotatingFileHandler"
+        else "logging.handlers.TimedRotatingFileHandler(sys.argv[1], when='S', interval=1, backupCount=0)"
+    )
+    script = (
+        "import logging, logging.handlers, sys, time\n"
+        f"h = {make}\n"
+        "h.setFormatter(logging.Formatter('%(message)s'))\n"
+        "log = logging.getLogger('w'); log.addHandler(h); log.setLevel(logging.INFO)\n"
+        f"for i in range({n}):\n"
+        "    log.info('%s %d', sys.argv[2], i)\n"
+        "    if i % 20 == 0: time.sleep(0.01)\n"
+    )
+    tag = f"{handler} {secrets.token_hex(4)}"
+    subprocess.run([sys.executable, "-c", script, str(r.logs / "app.log"), tag], check=True, timeout=120)
+    r.written += [f"{tag} {i}" for i in range(n)]
+    assert len(list(r.logs.glob("app.log.*"))) >= 3, "the handler did not rotate: no test"
     r.assert_exactly_once()
     assert r.agent.stop() == 0

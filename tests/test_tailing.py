@@ -156,6 +156,36 @@ def test_a_last_line_without_newline_is_shipped_incomplete_when_its_file_closes_
     assert r.agent.stop() == 0
 
 
+@pytest.mark.parametrize("gone", ["deleted", "renamed-away", "once"])
+def test_a_last_line_without_newline_is_shipped_incomplete_when_its_file_goes(
+    gone: str, es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
+) -> None:
+    """Issue 5: the held last line is shipped as it is, tagged `incomplete`, when its file
+    is deleted or rotated away (renamed to a name the globs do not match), once read to
+    its end, or at the end of `--once`; never before (the writer could still complete it)."""
+    r = Run(es_plain, es_client, agent_factory, tmp_path, close_removed="0s")
+    app = r.logs / "app.log"
+    app.write_bytes(r.lines("whole", 20) + b"the last, half a line")
+    r.written.append("the last, half a line")
+    if gone == "once":
+        assert r.agent.start("--once").wait(120) == 0
+    else:
+        r.agent.start()
+        r.shipped(20)
+        time.sleep(1.5)  # a scan or two: the half line is held while the file is there
+        assert r.count() == 20
+        if gone == "deleted":
+            app.unlink()
+        else:
+            app.rename(r.logs / "app.log.1")  # not matched by **/*.log
+    r.assert_exactly_once()
+    hits = r.es.search(index=r.index, size=100, _source=["message", "tags"])["hits"]["hits"]
+    tags = {h["_source"]["message"]: h["_source"].get("tags") for h in hits}
+    assert tags["the last, half a line"] == ["incomplete"]
+    if gone != "once":
+        assert r.agent.stop() == 0
+
+
 def test_a_symlinked_path_is_one_file(
     es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
 ) -> None:

@@ -14,9 +14,12 @@ import os
 from ..registry import FileState
 
 
-def fingerprint(fd: int, length: int) -> str:
-    data = os.pread(fd, length, 0) if length else b""
+def fingerprint_of(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def fingerprint(fd: int, length: int) -> str:
+    return fingerprint_of(os.pread(fd, length, 0) if length else b"")
 
 
 def matches(state: FileState, fd: int, size: int) -> bool:
@@ -37,9 +40,9 @@ def grow(fd: int, fp: str, fp_len: int, size: int, want: int) -> tuple[str, int]
         return fp, fp_len
     n = min(size, want)
     data = os.pread(fd, n, 0)
-    if len(data) < n or hashlib.blake2b(data[:fp_len], digest_size=16).hexdigest() != fp:
+    if len(data) < n or fingerprint_of(data[:fp_len]) != fp:
         return fp, fp_len
-    return hashlib.blake2b(data, digest_size=16).hexdigest(), n
+    return fingerprint_of(data), n
 
 
 def refresh(state: FileState, fd: int, size: int, want: int) -> bool:

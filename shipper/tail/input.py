@@ -366,6 +366,13 @@ class InputTailer:
     def _closed(self, reader: FileReader) -> None:
         self.open_files.give()
         self.readers.pop((reader.state.dev, reader.state.ino), None)
+        if reader.deleted:
+            # Read to its end and deleted: nothing of it can be read again. Its device and
+            # inode are free for the next file the file system creates, whose first bytes
+            # may equal these (a fixed header): matched to this state it would be continued
+            # at this offset and its first bytes never shipped. Forgotten, it is a new file.
+            log.info("forgetting %s (key %s): deleted and read to its end", reader.state.path, reader.state.key)
+            self.registry.forget(reader.state.key)
         if self.by_path.get(reader.state.path) is reader:
             del self.by_path[reader.state.path]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -24,7 +25,7 @@ from ..config import InputConfig, source_of
 from ..metrics import Metrics
 from ..pipeline import Pipeline
 from ..registry import FileState, Registry
-from . import copies, identity
+from . import copies, identity, stall
 
 if TYPE_CHECKING:  # both implementations have this interface
     from _fastparse._pyparser import Parser as ParserType
@@ -35,6 +36,17 @@ log = logging.getLogger(__name__)
 
 CHUNK = 256 * 1024
 IDLE_CHECK = 2.0  # seconds between checks of an idle file when no hint arrives
+
+
+def _advance(state: FileState, registry: Registry, offset: int, generation: int) -> None:
+    """The watermark moved: the file's checkpoint follows (within the same generation)."""
+    if generation == state.generation:
+        state.offset = offset
+        state.updated = time.time()
+        replay = state.replay
+        while replay and replay[0][0] <= offset:
+            replay.pop(0)
+        registry.dirty = True
 
 
 class FileReader:
@@ -61,6 +73,8 @@ class FileReader:
         self.host_name = host_name
         self.wake = asyncio.Event()
         self.orphaned = False
+        #: closed after it was deleted (no name left): its inode may be the next file's
+        self.deleted = False
         self.stopping = False
         self.once = False
         self._on_close = on_close
@@ -69,16 +83,20 @@ class FileReader:
         self._read_copies: set[tuple[int, int]] = set()
         self._copy_made = False
         self._copies_looked = 0.0
+        self._head = b""  # the bytes the fingerprint was taken on, once looked at (_note_head)
         self._lines = metrics.input_lines.labels(cfg.id)
         self._bytes = metrics.input_bytes.labels(cfg.id)
         self._generations = metrics.input_generations.labels(cfg.id)
-        self.watermark = Watermark(state.offset, self._advance)
+        # not self._advance: the watermark outlives a reader closed with chunks in flight,
+        # and a bound method made the pair a cycle (freed only by a full collection)
+        self.watermark = Watermark(state.offset, functools.partial(_advance, state, registry))
         #: the file's `path_fields` captures (its events' `labels`)
         self.labels: dict[str, str] = cfg.path_fields.labels(state.path) if cfg.path_fields else {}
         #: what the anomaly counters call this file's events: `source` over the captures, or the input id
         self.source: str = source_of(cfg.source, self.labels, cfg.id)
         self.watermark.owner = self  # the anomaly counters read the source and parser tables through it
         self.parser = self._new_parser(state.offset)
+        self._note_head()
         self.size = 0
         self.poll_interval = IDLE_CHECK
         self._last_feed_ms: int | None = None
@@ -105,13 +123,7 @@ class FileReader:
         )
 
     def _advance(self, offset: int, generation: int) -> None:
-        if generation == self.state.generation:
-            self.state.offset = offset
-            self.state.updated = time.time()
-            replay = self.state.replay
-            while replay and replay[0][0] <= offset:
-                replay.pop(0)
-            self.registry.dirty = True
+        _advance(self.state, self.registry, offset, generation)
 
     def _record(self, boundary: int, read_ms: int, kind: int) -> int:
         """Remember a chunk's boundary and read time; the registry version to persist first."""
@@ -216,6 +228,7 @@ class FileReader:
                 continue
             if identity.refresh(self.state, self.fd, st.st_size, self.cfg.fingerprint_bytes):
                 self.registry.dirty = True
+                self._note_head()
             if self._empty_and_copied():
                 await self._truncated(st.st_size, before_first_read=True)
                 continue
@@ -235,6 +248,7 @@ class FileReader:
                 # deleted or renamed away: read to its end, and closed once idle (a writer may
                 # still hold it open and append; the descriptor keeps a deleted file's space)
                 await self._flush_partial()
+                self.deleted = os.fstat(self.fd).st_nlink == 0
                 log.info(
                     "closing %s at offset %d (%s)",
                     self.state.path,
@@ -257,8 +271,9 @@ class FileReader:
             data = os.pread(self.fd if fd is None else fd, n, pos)
             if not data:
                 break
+            stall.point("read")  # tests: the file changes right after this read
             end = pos + len(data)
-            if fd is None and 0 < self.state.fp_len <= end and not identity.matches(self.state, self.fd, end):
+            if fd is None and not self._ours(pos, data, end):
                 # truncated and written past us while this read waited for room in flight:
                 # these bytes are the next generation's; the caller's loop sees the change
                 break
@@ -270,7 +285,7 @@ class FileReader:
             if fd is None and self.state.fp_len < self.cfg.fingerprint_bytes:
                 # at once, not at the end of the file: a generation begun empty is otherwise
                 # fingerprinted on 0 bytes, and a copytruncate copy is "matched" by any copy
-                identity.refresh(self.state, self.fd, pos, self.cfg.fingerprint_bytes)
+                self._grow_fingerprint(pos - len(data), data)
             version = self._record(pos, read_ms, 0)
             await self.pipeline.submit(batch, self.watermark, self.state.generation, self.cfg.id, version)
 
@@ -317,34 +332,108 @@ class FileReader:
             found, accounted=self._accounted(found), tailed=self._tailed(), name=self.state.path, live_fd=self.fd
         )
 
-    async def _read_rotated_copy(self, found: list[tuple[str, os.stat_result]]) -> tuple[int, int] | None:
+    def _note_head(self, fd: int | None = None) -> None:
+        """Keep the bytes the fingerprint was taken on (at most `fingerprint_bytes`), read
+        when it changes, before a truncation takes them: a copy shorter than the
+        fingerprint is matched to this generation by its whole content."""
+        n = self.state.fp_len
+        if len(self._head) == n:
+            return
+        data = os.pread(self.fd if fd is None else fd, n, 0) if n else b""
+        ok = len(data) == n and identity.fingerprint_of(data) == self.state.fingerprint
+        self._head = data if ok else b""
+
+    def _ours(self, pos: int, data: bytes, end: int) -> bool:
+        """Are the bytes just read from the file at `pos` this generation's? Its first bytes
+        (those known) must be where the read overlaps them, and still in the file."""
+        n = self.state.fp_len
+        if pos < n and len(self._head) == n and data[: n - pos] != self._head[pos:n][: len(data)]:
+            return False
+        return not (0 < n <= end and not identity.matches(self.state, self.fd, end))
+
+    def _grow_fingerprint(self, start: int, data: bytes) -> None:
+        """Extend a short fingerprint over the bytes just read from `start`, not over what
+        the file holds now: it may have been copied, truncated and rewritten since this
+        read (the parser is slow on a big chunk), and a fingerprint of those bytes would
+        tie the next generation to this one (its first bytes never read, and this one's
+        copy then taken for a generation never seen: read twice)."""
+        n, want = self.state.fp_len, self.cfg.fingerprint_bytes
+        if len(self._head) == n and start <= n < start + len(data):
+            head = self._head + data[n - start : want - start]
+            self.state.fingerprint, self.state.fp_len = identity.fingerprint_of(head), len(head)
+            self._head = head
+            self.registry.dirty = True
+        elif identity.refresh(self.state, self.fd, start + len(data), want):  # first bytes not known here
+            self._note_head()
+
+    def _holds_ours(self, fd: int, size: int) -> bool:
+        """Does the copy open at `fd` begin with this generation's first bytes (what it was
+        fingerprinted on; the whole copy, when it is shorter than that)?"""
+        n = self.state.fp_len
+        if n == 0:
+            return False  # nothing read, nothing to match: a copy of it is one never seen
+        if size >= n:
+            return identity.matches(self.state, fd, size)
+        if len(self._head) != n or size == 0:
+            return False
+        return self._head.startswith(os.pread(fd, size, 0))
+
+    async def _read_rotated_copy(self, found: list[tuple[str, os.stat_result]]) -> list[tuple[int, int]]:
         """copytruncate: the copy holds what this file had past our position; read it first,
         under this file's key and generation, so that only the lines written between the
-        copy and the truncation (which no agent can see) are missed. The copy's identity."""
-        if self.state.fp_len == 0:
-            return None  # nothing read, nothing to match: a copy of it is one never seen
-        for path, _ in found:
+        copy and the truncation (which no agent can see) are missed. The identities of the
+        copies found to be this generation's.
+
+        A copy may also end before our position: the reader read live, before the
+        truncation, lines written after the copy was taken. It is still this generation's
+        (its first bytes are), with nothing left in it to read; taken for a generation
+        never seen it would be read whole and every line of it shipped twice."""
+        ours: list[tuple[str, int, tuple[int, int]]] = []
+        for path, _ in found:  # by content only: a copy may be rewritten in place (same inode)
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             except OSError:
                 continue
             try:
-                st = os.fstat(fd)
-                if st.st_size >= self.position and identity.matches(self.state, fd, st.st_size):
-                    log.info(
-                        "%s was copied to %s and truncated: reading the copy from %d to %d first",
-                        self.state.path,
-                        path,
-                        self.position,
-                        st.st_size,
-                    )
-                    await self._read_to(st.st_size, fd)
-                    if not self.stopping:
-                        await self._flush_partial()
-                    return st.st_dev, st.st_ino
+                cst = os.fstat(fd)
+                if self._holds_ours(fd, cst.st_size):
+                    ours.append((path, cst.st_size, (cst.st_dev, cst.st_ino)))
             finally:
                 os.close(fd)
-        return None
+        if not ours:
+            return []
+        path, size, _ = max(ours, key=lambda o: o[1])
+        if size < self.position:
+            log.info(
+                "%s was copied to %s and truncated; %s ends before what was already read "
+                "(%d < %d: read live before the truncation): nothing left in it",
+                self.state.path,
+                path,
+                path,
+                size,
+                self.position,
+            )
+        else:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                return []
+            try:
+                if not self._holds_ours(fd, os.fstat(fd).st_size):
+                    return []  # replaced meanwhile
+                log.info(
+                    "%s was copied to %s and truncated: reading the copy from %d to %d first",
+                    self.state.path,
+                    path,
+                    self.position,
+                    size,
+                )
+                await self._read_to(size, fd)
+            finally:
+                os.close(fd)
+        if not self.stopping:
+            await self._flush_partial()
+        return [ident for _, _, ident in ours]
 
     async def _copy_generation(self, path: str, st: os.stat_result) -> bool:
         """A copy of a generation never read: read whole, as a generation of its own (its
@@ -358,7 +447,7 @@ class FileReader:
             if (cst.st_dev, cst.st_ino) != (st.st_dev, st.st_ino):
                 return False
             n = min(cst.st_size, self.cfg.fingerprint_bytes)
-            self._begin(identity.fingerprint(fd, n), n)
+            self._begin(identity.fingerprint(fd, n), n, fd)
             log.warning(
                 "%s: %s holds a generation never read (written, copied and truncated between two looks); "
                 "reading it whole as generation %d",
@@ -382,14 +471,17 @@ class FileReader:
                 return fp, fp_len
             await asyncio.sleep(0.05)
 
-    def _begin(self, fp: str, fp_len: int) -> None:
-        """The next generation, at offset 0: durable before any event of it is sent."""
+    def _begin(self, fp: str, fp_len: int, fd: int | None = None) -> None:
+        """The next generation, at offset 0: durable before any event of it is sent (its
+        first bytes read from `fd`, the copy it is read from, else the file)."""
         self.state.generation += 1
         self._generations.inc()
         self.state.offset = 0
         self.state.replay.clear()
         self._replay.clear()
         self.state.fingerprint, self.state.fp_len = fp, fp_len
+        self._head = b""
+        self._note_head(fd)
         self.registry.save()
         self.watermark.reset(0)
         self.parser = self._new_parser(0)
@@ -416,8 +508,7 @@ class FileReader:
         )
         found = self._copies()
         accounted = self._accounted(found)
-        used = await self._read_rotated_copy(found)
-        if used is not None:
+        for used in await self._read_rotated_copy(found):
             accounted.add(used)
             self._read_copies.add(used)
         self.state.copies = [list(i) for i in accounted]
