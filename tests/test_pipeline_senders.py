@@ -1,0 +1,87 @@
+"""Pipeline senders: one collects a request at a time (a steady stream is not split into two
+half-full requests per flush_interval), and max_inflight_requests are still sent at once."""
+
+from __future__ import annotations
+
+import asyncio
+from array import array
+
+from shipper.acks import Watermark
+from shipper.metrics import Metrics
+from shipper.pipeline import Part, Pipeline
+
+
+class _Batch:
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.body = b"x" * 100
+        self.count = 1
+        self.item_ends = array("q", [100]).tobytes()
+        self.end_offset = 100 * (n + 1)
+        self.lines = 1
+
+
+def _pipeline(max_bytes: int, flush: float) -> Pipeline:
+    return Pipeline(
+        max_inflight_bytes=1 << 24,
+        max_bytes=max_bytes,
+        max_events=20_000,
+        flush_interval=flush,
+        senders=2,
+        metrics=Metrics(),
+    )
+
+
+async def _settle(p: Pipeline, parts: list[Part]) -> None:
+    for seg, _ in parts:
+        await p.settle(seg, 1)
+
+
+async def test_a_steady_stream_is_collected_by_one_sender_at_a_time() -> None:
+    p = _pipeline(4 << 20, 0.1)
+    requests: list[list[int]] = []
+
+    async def deliver(parts: list[Part]) -> None:
+        requests.append([seg.batch.n for seg, _ in parts])
+        await asyncio.sleep(0.005)
+        await _settle(p, parts)
+
+    p.start(deliver)
+    wm = Watermark(0, lambda *a: None)
+    for i in range(40):
+        await p.submit(_Batch(i), wm, 0, "in")
+        await asyncio.sleep(0.01)
+    assert await p.drain(10)
+    await p.stop()
+    flat = [n for r in requests for n in r]
+    assert flat == list(range(40))  # each request a run of consecutive segments: none interleaved
+    assert len(requests) < 40  # and the segments of a flush window went out together
+
+
+async def test_two_requests_are_still_in_flight_at_once() -> None:
+    p = _pipeline(100, 0.0)  # one segment per request
+    active = 0
+    peak = 0
+    release = asyncio.Event()
+
+    async def deliver(parts: list[Part]) -> None:
+        nonlocal active, peak
+        active += 1
+        peak = max(peak, active)
+        await release.wait()
+        active -= 1
+        await _settle(p, parts)
+
+    p.start(deliver)
+    wm = Watermark(0, lambda *a: None)
+    for i in range(4):
+        await p.submit(_Batch(i), wm, 0, "in")
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+        if peak == 2:
+            break
+    release.set()
+    assert await p.drain(10)
+    await p.stop()
+    assert peak == 2
+
