@@ -5,7 +5,12 @@ orjson, bulk over HTTP) and `cat` (the read ceiling), in one run: lines/s (wall)
 CPU-seconds per million lines of the shipping process, and its peak RSS. The endpoint
 runs as its own process so its CPU is not counted.
 
-    python benchmarks/bench_e2e.py [-n 2000000] [--json] [--append-results]
+With `--es` the agent also ships the corpus into the real Elasticsearch (lines/s, CPU-s per
+million lines of the agent and of the server), and `--latency S` then runs
+`benchmarks/latency.py` for S seconds on that server (a steady trickle of 1,000 lines/s,
+refresh 1 s): write-to-searchable p50/p90/p99. One command, every figure of issue 8:
+
+    python benchmarks/bench_e2e.py [-n 2000000] [--es [--latency 30]] [--json] [--append-results]
 """
 
 from __future__ import annotations
@@ -231,6 +236,13 @@ def main() -> None:
         help="the input's format (default: python for training, json for inference, plain for loghub)",
     )
     ap.add_argument("--es", action="store_true", help="also ship into the real Elasticsearch (scripts/es.py soak)")
+    ap.add_argument(
+        "--latency",
+        type=float,
+        default=0,
+        metavar="S",
+        help="with --es: write-to-searchable latency over S seconds of a 1,000 lines/s trickle (benchmarks/latency.py)",
+    )
     ap.add_argument("--profile", action="store_true", help="a stage breakdown from a cProfile of the agent")
     ap.add_argument("--no-anomaly", action="store_true", help="the anomaly watch off (what it costs, by difference)")
     ap.add_argument("--root", type=Path, default=ROOT, help="the tree whose agent runs (a before/after check)")
@@ -312,6 +324,8 @@ def main() -> None:
                 [sys.executable, "-m", "shipper", "run", "-c", str(config("es", srv["url"])), "--once"], cwd=a.root
             )
             results["shipper_es"]["server_cpu_s"] = server_cpu(srv["dir"]) - cpu0
+            if a.latency:
+                results["latency"] = latency(a.root, a.latency)
 
     names = ["cat", "shipper", "naive"] + (["shipper_es"] if a.es else [])
     for name in names:
@@ -340,6 +354,13 @@ def main() -> None:
             )
         if a.es:
             print(f"Elasticsearch CPU-s per M lines: {results['shipper_es']['server_cpu_s_per_m_lines']:.2f}")
+        if "latency" in results:
+            lat = results["latency"]
+            print(
+                f"write-to-searchable at {lat['rate']:,.0f} lines/s over {lat['seconds']:.0f} s: "
+                f"p50 {lat['p50_s']:.2f} s, p90 {lat['p90_s']:.2f} s, p99 {lat['p99_s']:.2f} s, "
+                f"max {lat['max_s']:.2f} s"
+            )
         print(f"shipper / naive, lines per CPU-second: {ratio:.1f}x")
         if a.profile:
             print("stages (% of profiled agent time):", results["stages_percent"])
@@ -351,6 +372,31 @@ def main() -> None:
                 f"{s['lines_per_s']:,.0f} | {s['lines_per_cpu_s']:,.0f} | {s['cpu_s_per_m_lines']:.2f} | "
                 f"{s['peak_rss_mib']:.0f} MiB | {nv['lines_per_cpu_s']:,.0f} | {ratio:.1f}x |\n"
             )
+
+
+def latency(root: Path, seconds: float) -> dict[str, Any]:
+    """latency.py of the tree under test on the `soak` server that `--es` started.
+
+    Run after the backfill into the same server, so the server is warm: its first index
+    creations took seconds that are the server's start-up, not the agent's latency.
+    """
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(root / "benchmarks" / "latency.py"),
+            "--seconds",
+            str(seconds),
+            "--server",
+            "soak",
+            "--port",
+            "9261",
+        ],
+        cwd=root,
+        check=True,
+        stdout=subprocess.PIPE,
+    ).stdout
+    result: dict[str, Any] = json.loads(out[out.index(b"{") :])
+    return result
 
 
 def server_cpu(server_dir: str) -> float:
