@@ -124,6 +124,25 @@ cdef extern from *:
         for (i = 0; i < n; i++) w |= ((uint64_t)s[i]) << (8 * i);
         return w;
     }
+    /* Digits at the start of w (its first byte the first character): how many (0..8).
+       A byte is a digit when its high nibble is 3 and adding 6 keeps it 3; a carry out
+       of a byte (>= 0xFA) only reaches the bytes after it, past the first non-digit. */
+    static inline int fp_digit_run(uint64_t w) {
+        uint64_t z = ((w & 0xF0F0F0F0F0F0F0F0ULL) ^ 0x3030303030303030ULL)
+                   | (((w + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) ^ 0x3030303030303030ULL);
+        uint64_t m = (((z & 0x7F7F7F7F7F7F7F7FULL) + 0x7F7F7F7F7F7F7F7FULL) | z) & 0x8080808080808080ULL;
+        return m ? (__builtin_ctzll(m) >> 3) : 8;
+    }
+    /* The value of the first l (1..8) digits of w, the first byte most significant: the
+       digits moved to the top (leading zero digits below them), then pairs, quads and
+       octets combined (simdjson's eight-digit parse). Borrows of the subtraction in the
+       bytes past the digits only reach bytes that are shifted out. */
+    static inline uint64_t fp_digits_value(uint64_t w, int l) {
+        w = (w - 0x3030303030303030ULL) << (8 * (8 - l));
+        w = ((w & 0x0F0F0F0F0F0F0F0FULL) * 2561) >> 8;
+        w = ((w & 0x00FF00FF00FF00FFULL) * 6553601) >> 16;
+        return ((w & 0x0000FFFF0000FFFFULL) * 42949672960001ULL) >> 32;
+    }
     """
     const uint64_t FP_ONES
     const uint64_t FP_HIGH
@@ -134,6 +153,8 @@ cdef extern from *:
     uint64_t fp_word(const uint8_t*, Py_ssize_t, Py_ssize_t) noexcept nogil
     bint fp_ts19(const uint8_t*) noexcept nogil
     bint fp_plain16(const uint8_t*, char*) noexcept nogil
+    int fp_digit_run(uint64_t) noexcept nogil
+    uint64_t fp_digits_value(uint64_t, int) noexcept nogil
     bint FP_LIKELY(bint) noexcept nogil
     bint FP_UNLIKELY(bint) noexcept nogil
 
@@ -311,28 +332,65 @@ cdef inline bint plain8(uint64_t w) noexcept nogil:
 cdef inline Py_ssize_t escape_msg(const uint8_t* s, Py_ssize_t n, char* out, int* tags) noexcept nogil:
     """JSON-escape ``s[:n]`` into ``out`` (room for 6*n bytes), replacing invalid UTF-8
     like Python does; sets the invalid_utf8 tag bit. Returns the bytes written."""
-    cdef Py_ssize_t i = 0, o = 0
-    cdef uint64_t w = 0
+    cdef Py_ssize_t i = 0, o = 0, run = 0  # run: the last input bytes copied as they are
+    cdef uint64_t w = 0, k8
     cdef uint8_t c
     cdef int k
+    cdef bint tail = True  # the overlapping last window not tried yet
+    cdef uint32_t a4, b4
+    if n < 16:  # short values (levels, loggers, ids): two overlapping moves when all plain
+        if n >= 8:
+            memcpy(&w, s, 8)
+            memcpy(&k8, s + n - 8, 8)
+            if plain8(w) and plain8(k8):
+                memcpy(out, &w, 8)
+                memcpy(out + n - 8, &k8, 8)
+                return n
+        elif n >= 4:
+            memcpy(&a4, s, 4)
+            memcpy(&b4, s + n - 4, 4)
+            if plain8(<uint64_t>a4 | (<uint64_t>b4 << 32)):
+                memcpy(out, &a4, 4)
+                memcpy(out + n - 4, &b4, 4)
+                return n
+        elif n > 0:  # s[0], s[n // 2] and s[n - 1] are all of it; the rest spaces (plain)
+            if plain8(<uint64_t>s[0] | (<uint64_t>s[n >> 1] << 8) | (<uint64_t>s[n - 1] << 16)
+                      | <uint64_t>0x2020202020000000):
+                out[0] = <char>s[0]
+                out[n >> 1] = <char>s[n >> 1]
+                out[n - 1] = <char>s[n - 1]
+                return n
     while i < n:
-        if i + 16 <= n and fp_plain16(s + i, out + o):
-            i += 16
-            o += 16
-            continue
+        if i + 16 <= n:
+            if fp_plain16(s + i, out + o):
+                i += 16
+                o += 16
+                run += 16
+                continue
+        elif tail and n - 16 >= i - run and n >= 16:
+            # the last 16 bytes, overlapping bytes already copied as they are (so their
+            # output is the same): one step instead of the byte loop for the tail
+            tail = False
+            if fp_plain16(s + n - 16, out + o - (i - (n - 16))):
+                o += n - i
+                i = n
+                break
         if i + 8 <= n:
             memcpy(&w, s + i, 8)
             if plain8(w):
                 memcpy(out + o, &w, 8)
                 i += 8
                 o += 8
+                run += 8
                 continue
         c = s[i]
         if c < 0x80:
             if c >= 0x20 and c != 0x22 and c != 0x5C:
                 out[o] = <char>c
                 o += 1
+                run += 1
             else:
+                run = 0
                 out[o] = b'\\'
                 if c == 0x22:
                     out[o + 1] = b'"'
@@ -363,10 +421,12 @@ cdef inline Py_ssize_t escape_msg(const uint8_t* s, Py_ssize_t n, char* out, int
             memcpy(out + o, s + i, k)
             o += k
             i += k
+            run += k
         else:
             memcpy(out + o, b"\xef\xbf\xbd", 3)
             o += 3
             i -= k
+            run = 0
             tags[0] |= _INVALID
     return o
 
@@ -478,15 +538,15 @@ cdef struct Matcher:
 
 
 cdef inline bint is_ws(uint8_t c) noexcept nogil:
-    return c == 32 or (c >= 9 and c <= 13)
+    return c == 32 or <uint8_t>(c - 9) <= 4  # one compare for the range 9..13
 
 
 cdef inline bint is_digit(uint8_t c) noexcept nogil:
-    return c >= 48 and c <= 57
+    return <uint8_t>(c - 48) <= 9
 
 
 cdef inline bint is_alpha(uint8_t c) noexcept nogil:
-    return (c >= 65 and c <= 90) or (c >= 97 and c <= 122)
+    return <uint8_t>((c | 32) - 97) <= 25  # A-Z and a-z: one compare
 
 
 cdef Py_ssize_t ts_shape_len(const uint8_t* s, Py_ssize_t n, Py_ssize_t p) noexcept nogil:
@@ -1613,6 +1673,62 @@ cdef Py_ssize_t number_scan(const uint8_t* s, Py_ssize_t n, Py_ssize_t k, Num* r
     return p
 
 
+cdef inline Py_ssize_t number_fast(const uint8_t* s, Py_ssize_t n, Py_ssize_t k, Num* r) noexcept nogil:
+    """``number_scan``'s common case in a few word operations, or -1 (then ``number_scan``):
+    1-7 integer digits without a leading zero (or one ``0``), then optionally ``.`` and
+    1-7 fraction digits, no sign, no exponent. Such a number's text is its bytes as
+    logged (``num_text`` is not needed) and its value ``m / 10**frac`` with at most 14
+    digits, as ``num_value`` computes it; only ``kind``, ``m``, ``frac``, ``exp``,
+    ``neg`` and ``slow`` are set."""
+    cdef Py_ssize_t p, room
+    cdef int l1, l2
+    cdef uint64_t w, v
+    if k >= n or <uint8_t>(s[k] - 48) > 9:
+        return -1
+    room = n - k
+    w = fp_word(s + k, 8 if room >= 8 else room, room)
+    l1 = fp_digit_run(w)
+    if l1 == 8 or (s[k] == 48 and l1 > 1):
+        return -1
+    v = fp_digits_value(w, l1)
+    p = k + l1
+    r.frac = 0
+    if p < n and s[p] == 46:
+        room = n - p - 1
+        if room <= 0:
+            return -1
+        w = fp_word(s + p + 1, 8 if room >= 8 else room, room)
+        l2 = fp_digit_run(w)
+        if l2 == 0 or l2 == 8:
+            return -1
+        v = v * <uint64_t>_P10[l2] + fp_digits_value(w, l2)
+        r.frac = l2
+        p += 1 + l2
+    if p < n and (s[p] == 101 or s[p] == 69):
+        return -1
+    r.kind = 1
+    r.m = v
+    r.neg = False
+    r.slow = False
+    r.exp = 0
+    return p
+
+
+cdef inline void put_short(char* d, const uint8_t* s, Py_ssize_t n) noexcept nogil:
+    """``memcpy(d, s, n)`` for 1 <= n <= 16 with two overlapping moves (no libc call and
+    no read past ``s[n - 1]``)."""
+    if n >= 8:
+        memcpy(d, s, 8)
+        memcpy(d + n - 8, s + n - 8, 8)
+    elif n >= 4:
+        memcpy(d, s, 4)
+        memcpy(d + n - 4, s + n - 4, 4)
+    else:
+        d[0] = <char>s[0]
+        d[n >> 1] = <char>s[n >> 1]
+        d[n - 1] = <char>s[n - 1]
+
+
 cdef inline Py_ssize_t num_text(const uint8_t* s, const Num* r, Py_ssize_t end, char* out) noexcept nogil:
     """``_metrics.number_text`` from the scan: sign, integer digits (or 0), the fraction when it
     has digits, the exponent as logged. ``out``: room for the raw length + 2."""
@@ -1811,6 +1927,8 @@ cdef class Parser:
     cdef Buf _cl  # a line cleaned of escapes
     cdef Buf _mfrag  # the event's ',"metrics":{...}'
     cdef Buf _seen  # names of the event's metrics so far, each after a 2-byte length
+    cdef uint32_t* _seen_gen  # by metric id: the _gen of the event that has it (_metrics)
+    cdef uint32_t _gen
     cdef Buf _names  # metric names by id, concatenated
     cdef int* _name_start
     cdef uint16_t* _name_slot  # open addressing: id + 1, 0 empty
@@ -1840,6 +1958,7 @@ cdef class Parser:
         self._names.data = NULL
         self._name_start = NULL
         self._name_slot = NULL
+        self._seen_gen = NULL
         self._evt = NULL
         self._evl = NULL
         self._evc = NULL
@@ -2231,6 +2350,7 @@ cdef class Parser:
         free(self._keys)
         free(self._name_start)
         free(self._name_slot)
+        free(self._seen_gen)
         buf_free(&self._cl)
         buf_free(&self._mfrag)
         buf_free(&self._seen)
@@ -2291,19 +2411,25 @@ cdef class Parser:
         self._nnames = 0  # the name table is allocated with the first metric (8 KiB a parser)
         self._ckeep = keep
 
-    cdef int _metric_id(self, const char* name, Py_ssize_t n) noexcept nogil:
-        """The id of a metric name (a new one gets the next id), -1: past MAX_NAMES, -2: error."""
+    cdef int _metric_id(self, const char* name, Py_ssize_t n, bint add=True) noexcept nogil:
+        """The id of a metric name (a new one gets the next id unless ``add`` is false),
+        -1: past MAX_NAMES (or not known and not added), -2: error."""
         cdef uint32_t h = 2166136261
         cdef Py_ssize_t i
         cdef int slot, id_
         if self._name_slot == NULL:
+            if not add:
+                return -1
             self._name_start = <int*>malloc(sizeof(int) * (_MAX_NAMES + 1))
             self._name_slot = <uint16_t*>calloc(_NAME_SLOTS, sizeof(uint16_t))
-            if self._name_start == NULL or self._name_slot == NULL:
+            self._seen_gen = <uint32_t*>calloc(_MAX_NAMES, sizeof(uint32_t))
+            if self._name_start == NULL or self._name_slot == NULL or self._seen_gen == NULL:
                 free(self._name_start)
                 free(self._name_slot)
+                free(self._seen_gen)
                 self._name_start = NULL
                 self._name_slot = NULL
+                self._seen_gen = NULL
                 return -2
             self._name_start[0] = 0
         for i in range(n):
@@ -2315,7 +2441,7 @@ cdef class Parser:
                     and memcmp(self._names.data + self._name_start[id_], name, n) == 0):
                 return id_
             slot = (slot + 1) & (_NAME_SLOTS - 1)
-        if self._nnames >= _MAX_NAMES:
+        if not add or self._nnames >= _MAX_NAMES:
             return -1
         if buf_reserve(&self._names, n) < 0:
             return -2
@@ -2345,10 +2471,15 @@ cdef class Parser:
         cdef Num num
         cdef double v
         cdef uint64_t w0, w1
-        cdef bint isnan
+        cdef bint isnan, raw
         cdef int id_
         cdef Buf* f = &self._mfrag
         self._seen.len = 0
+        self._gen += 1  # a new event: every name's _seen_gen stamp is old
+        if FP_UNLIKELY(self._gen == 0):
+            if self._seen_gen != NULL:
+                memset(self._seen_gen, 0, _MAX_NAMES * sizeof(uint32_t))
+            self._gen = 1
         while i < n:
             sep = next_sep(s, i, n)
             if sep >= n:
@@ -2368,7 +2499,11 @@ cdef class Parser:
             k2 = sep + 1
             while k2 < n and (s[k2] == 32 or s[k2] == 9):
                 k2 += 1
-            vend = number_scan(s, n, k2, &num)
+            raw = True  # the number's text is its bytes as logged (number_fast)
+            vend = number_fast(s, n, k2, &num)
+            if vend < 0:
+                raw = False
+                vend = number_scan(s, n, k2, &num)
             if num.kind == 0:
                 i = sep + 1
                 continue
@@ -2390,18 +2525,35 @@ cdef class Parser:
                 isnan = ent.nan
                 w0 = ent.nw0
                 w1 = ent.nw1
-            if self._seen_has(name, nl, w0, w1):
+            # The event's names so far: a name with an id is stamped in _seen_gen (one
+            # load); the list holds them all, for a key whose entry has no id yet.
+            if ent != NULL and ent.id >= 0:
+                if self._seen_gen[ent.id] == self._gen:
+                    continue
+            elif self._seen_has(name, nl, w0, w1):
                 continue
             if num.kind == 1 and vend - k2 > _MAX_NUMBER:
                 continue
             if self._seen_add(name, nl, w0, w1) < 0:
                 return -1
+            if ent != NULL and ent.id >= 0:
+                self._seen_gen[ent.id] = self._gen
+            else:  # the name may have an id through another key (an alias) or an old entry
+                id_ = self._metric_id(name, nl, False)
+                if id_ == -2:
+                    return -1
+                if id_ >= 0:
+                    self._seen_gen[id_] = self._gen
             if num.kind == 2:
                 if isnan:
                     nan[0] = True
                 continue
-            tl = num_text(s, &num, vend, text)
-            v = num_value(&num, text, tl)
+            if raw:
+                tl = vend - k2
+                v = <double>num.m / _POW10[num.frac] if num.frac else <double>num.m
+            else:
+                tl = num_text(s, &num, vend, text)
+                v = num_value(&num, text, tl)
             # only strtod (num.slow, or a large exponent) can overflow: the fast path's
             # division is not waited for here, only stored below
             if num.slow or num.exp - num.frac > 22 or num.exp - num.frac < -22:
@@ -2415,6 +2567,8 @@ cdef class Parser:
                 id_ = self._metric_id(name, nl)
                 if id_ == -2:
                     return -1
+                if id_ >= 0:
+                    self._seen_gen[id_] = self._gen
                 if ent != NULL and id_ >= 0:
                     ent.id = <int16_t>id_
             if id_ < 0:
@@ -2436,7 +2590,10 @@ cdef class Parser:
             o += nl
             memcpy(f.data + o, '":', 2)
             o += 2
-            memcpy(f.data + o, text, 48)
+            if raw:
+                put_short(f.data + o, s + k2, tl)
+            else:
+                memcpy(f.data + o, text, 48)
             f.len = o + tl
             self._mi[self._mn] = <uint32_t>self._count
             self._mid[self._mn] = <uint16_t>id_

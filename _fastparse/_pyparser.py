@@ -137,7 +137,12 @@ def _text(b: bytes) -> tuple[bytes, int]:
         return _json_dumps(b.decode("utf-8", "replace")), TAG_INVALID_UTF8
 
 
-def _render(plan: list[tuple[bytes, int, int]], suffix: bytes, vals: list[bytes | None]) -> tuple[bytes, int]:
+def _render(plan: list[tuple[bytes, int, int]], suffix: bytes, vals: Any,
+            caches: list[dict[bytes, tuple[bytes, int]]] | None = None) -> tuple[bytes, int]:
+    """A plan's captures as JSON members: each prefix, then the slot's value (a number for
+    ``KIND_NUM``, else a string), then ``suffix``; and the invalid_utf8 tag bit. With
+    ``caches`` (a dict per slot) the JSON of each slot's values is remembered: levels,
+    loggers and components repeat from line to line (the twin's fast path)."""
     out = []
     bad = 0
     for prefix, slot, kind in plan:
@@ -148,9 +153,18 @@ def _render(plan: list[tuple[bytes, int, int]], suffix: bytes, vals: list[bytes 
         elif kind == KIND_NUM:
             out.append(b"%d" % int(v) if v.isdigit() and len(v) <= 18 else b"null")
         else:
-            j, b = _text(v)
-            bad |= b
-            out.append(j)
+            jb: tuple[bytes, int] | None
+            if caches is None:
+                jb = _text(v)
+            else:
+                c = caches[slot]
+                jb = c.get(v)
+                if jb is None:
+                    if len(c) >= 1024:
+                        c.clear()
+                    jb = c[v] = _text(v)
+            out.append(jb[0])
+            bad |= jb[1]
     out.append(suffix)
     return b"".join(out), bad
 
@@ -1304,31 +1318,6 @@ class Parser:
             h = self._sec_heads[sec] = (self._frags.heads(self._time.index_for(ms), b"")[0], format_ms(ms)[:-4])
         return h
 
-    def _render_fast(self, plan: list[tuple[bytes, int, int]], suffix: bytes, vals: Any) -> tuple[bytes, int]:
-        """``_render``, with the JSON of each slot's values remembered (levels, loggers,
-        components repeat)."""
-        out = []
-        bad = 0
-        caches = self._slot_json
-        for prefix, slot, kind in plan:
-            out.append(prefix)
-            v = vals[slot]
-            if v is None:
-                out.append(b"null")
-            elif kind == KIND_NUM:
-                out.append(b"%d" % int(v) if v.isdigit() and len(v) <= 18 else b"null")
-            else:
-                c = caches[slot]
-                jb = c.get(v)
-                if jb is None:
-                    if len(c) >= 1024:
-                        c.clear()
-                    jb = c[v] = _text(v)
-                out.append(jb[0])
-                bad |= jb[1]
-        out.append(suffix)
-        return b"".join(out), bad
-
     def _fast_lines(self, lines: list[bytes], offs: list[int], nbs: list[int], out: list[bytes],
                     out_offs: Any) -> None:
         """``_direct_lines``, with the line plans of ``_shapes``: a line whose shape has a
@@ -1482,7 +1471,8 @@ class Parser:
         lv_slot = fmt.level_slot
         tslot = self._tslot
         log_plan, log_suffix, top_plan, top_suffix = fmt.log_plan, fmt.log_suffix, fmt.top_plan, fmt.top_suffix
-        render = self._render_fast
+        render = _render
+        slot_json = self._slot_json
         lv_codes = self._lv_codes
         sec_cache = self._sec_cache
         sec_head = self._sec_head
@@ -1534,8 +1524,8 @@ class Parser:
                             oappend(off)
                             continue
                 raw = (vals[msg_slot] or b"") if msg_slot >= 0 else line
-                log_extra, b1 = render(log_plan, log_suffix, vals) if log_plan else (log_suffix, 0)
-                top_extra, b2 = render(top_plan, top_suffix, vals) if top_plan else (top_suffix, 0)
+                log_extra, b1 = render(log_plan, log_suffix, vals, slot_json) if log_plan else (log_suffix, 0)
+                top_extra, b2 = render(top_plan, top_suffix, vals, slot_json) if top_plan else (top_suffix, 0)
                 if b1 or b2:
                     append(event(line, len(line), off, 0, nb))
                     oappend(off)

@@ -30,14 +30,16 @@ sys.path.insert(0, str(HERE))
 from bench_e2e import NAIVE, Bench, compile_tree, endpoint_docs, measure  # noqa: E402
 
 
-def agent_config(work: Path, name: str, log: Path, url: str, fmt: str, anomaly: bool) -> Path:
+def agent_config(
+    work: Path, name: str, log: Path, url: str, fmt: str, anomaly: bool, extra: str = "", es: str = ""
+) -> Path:
     cfg = work / f"{name}.yml"
     cfg.write_text(
         f"data_dir: {work / ('data-' + name)}\n"
         f"inputs: [{{id: bench, paths: ['{log}'], format: '{fmt}', multiline: auto, metrics: auto}}]\n"
-        f"output: {{elasticsearch: {{hosts: ['{url}'], template: false}}}}\n"
+        f"output: {{elasticsearch: {{hosts: ['{url}'], template: false{', ' + es if es else ''}}}}}\n"
         f"anomaly: {{enabled: {'true' if anomaly else 'false'}}}\n"
-        "http: {listen: null}\nlog_level: error\n"
+        "http: {listen: null}\nlog_level: error\n" + (extra + "\n" if extra else "")
     )
     return cfg
 
@@ -52,6 +54,10 @@ def main() -> None:
     ap.add_argument("--format", default=None)
     ap.add_argument("--no-anomaly", action="store_true")
     ap.add_argument("--naive", action="store_true", help="also the naive shipper once per round")
+    ap.add_argument("--extra-a", default="", help="more config lines (YAML) for A, e.g. 'watch: {coalesce: 0ms}'")
+    ap.add_argument("--extra-b", default="", help="... for B (with --b = --a: an A/B of two configs of one tree)")
+    ap.add_argument("--es-a", default="", help="more keys of output.elasticsearch for A, e.g. 'bulk_max_bytes: 8MiB'")
+    ap.add_argument("--es-b", default="", help="... for B")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     fmt = a.format or {"training": "python", "inference": "json", "loghub": "plain"}[a.corpus]
@@ -65,7 +71,9 @@ def main() -> None:
         for rnd in range(a.rounds):
             order = ["A", "B"] if rnd % 2 == 0 else ["B", "A"]  # neither always goes first
             for name in order:
-                cfg = agent_config(work, f"{name}{rnd}", log, url, fmt, not a.no_anomaly)
+                extra = a.extra_a if name == "A" else a.extra_b
+                es = a.es_a if name == "A" else a.es_b
+                cfg = agent_config(work, f"{name}{rnd}", log, url, fmt, not a.no_anomaly, extra, es)
                 before = endpoint_docs(url)
                 r = measure([sys.executable, "-m", "shipper", "run", "-c", str(cfg), "--once"], cwd=trees[name])
                 r.update(tree=name, round=rnd, docs=endpoint_docs(url) - before)

@@ -8,6 +8,7 @@ advances while its first entries are done: O(1) per batch, never per event.
 
 from __future__ import annotations
 
+import weakref
 from collections import deque
 from collections.abc import Callable
 
@@ -24,6 +25,10 @@ class Pending:
         self.counts: object = None
 
 
+def _none() -> None:
+    return None
+
+
 class Watermark:
     """Advances `acked` over the contiguous prefix of finished chunks of one file."""
 
@@ -34,7 +39,20 @@ class Watermark:
         # called with a chunk's counters when the watermark moves over it, in the same
         # step as `on_advance`: counts then cover exactly what the checkpoint covers
         self.on_settle: Callable[[object], None] | None = None
-        self.owner: object = None  # the reader (its source and parser tables, for counting)
+        self._owner: Callable[[], object] = _none
+
+    @property
+    def owner(self) -> object:
+        """The reader (its source and parser tables, for counting), or None once it is gone.
+
+        Held weakly: the reader holds its watermark, and a strong reference back made the
+        pair a cycle, so a closed file's reader and its parser's C buffers (~0.6 MiB, which
+        the collector's thresholds do not count) waited for a full cyclic collection."""
+        return self._owner()
+
+    @owner.setter
+    def owner(self, reader: object) -> None:
+        self._owner = _none if reader is None else weakref.ref(reader)
 
     def add(self, end_offset: int, generation: int) -> Pending:
         p = Pending(end_offset, generation)

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .config import Config
@@ -21,11 +22,11 @@ from .pipeline import Pipeline
 from .registry import Registry
 from .sinks.elasticsearch import DataStreamTarget, ElasticsearchSink, check_targets
 from .tail.input import InputTailer, OpenFiles
-from .tail.notify import Notifier
 
 if TYPE_CHECKING:
     from .anomaly import AnomalyWatch
     from .httpserver import HttpServer
+    from .tail.notify import Notifier
 
 log = logging.getLogger("shipper")
 
@@ -87,6 +88,7 @@ class Agent:
 
             self.http = HttpServer(cfg.http_listen, self.metrics, self.readiness)
         self.notifier: Notifier | None = None
+        self.hints = HintCoalescer(self._wake, cfg.watch_coalesce)
         self._stop = asyncio.Event()
         self.exit_code = 0
 
@@ -137,7 +139,10 @@ class Agent:
         self.pipeline.start(self.sink.deliver, self._durable)
         notifier = None
         if not self.once and self.cfg.watch_mode == "inotify":
-            notifier = self.notifier = Notifier(loop, self._hint, self.cfg.max_watches, pin=self._pin)
+            # watchdog (and ctypes: ~40 ms of CPU per start) only where it watches: not for --once
+            from .tail.notify import Notifier
+
+            notifier = self.notifier = Notifier(loop, self.hints.hint, self.cfg.max_watches, pin=self._pin)
             # started first: a watch scheduled on a stopped observer is added by its thread at
             # start, where the kernel's refusal (ENOSPC) is lost; on a running one it raises here
             notifier.start()
@@ -169,7 +174,7 @@ class Agent:
             await self._shutdown(tails, checkpoints, notifier)
         return self.exit_code
 
-    def _hint(self, path: str, structural: bool) -> None:
+    def _wake(self, path: str, structural: bool) -> None:
         for t in self.inputs:
             t.hint(path, structural)
         if structural and self.notifier is not None:
@@ -247,8 +252,60 @@ class Agent:
         self.dlq.close()
         if self.http:
             await self.http.stop()
+        self.hints.close()
         self.registry.close()
         log.info("stopped; checkpoint written to %s", self.registry.path)
+
+
+class HintCoalescer:
+    """Passes watchdog's hints on, a file's changes at most once per `interval` (on the loop).
+
+    A writer appending every few ms makes inotify report every write, and each report woke
+    the file's reader for a read, a parse and a submit of a few lines: per-chunk costs (the
+    parser's setup, a checkpoint entry, counters, a segment) paid per write, several times
+    the CPU per line of a backfill (RESULTS.md, issue 8). Held back, the writes of one
+    interval are read as one chunk. The first change of a file quiet for `interval` is
+    passed at once (a trickle waits for nothing); structural hints (files created, moved,
+    deleted) are never held. Nothing is lost by holding: a hint only wakes a reader, which
+    reads to the end of the file, and the reader's own poll covers the rest.
+    """
+
+    def __init__(self, wake: Callable[[str, bool], None], interval: float) -> None:
+        self._wake = wake
+        self.interval = interval
+        self._last: dict[str, float] = {}  # path -> loop time its last hint was passed on
+        self._held: dict[str, asyncio.TimerHandle] = {}
+        self._prune_at = 4096
+
+    def hint(self, path: str, structural: bool) -> None:
+        if structural or self.interval <= 0:
+            self._wake(path, structural)
+            return
+        if path in self._held:
+            return  # passed on when its interval ends
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        last = self._last.get(path)
+        if last is None or now - last >= self.interval:
+            self._pass(path, now)
+        else:
+            self._held[path] = loop.call_at(last + self.interval, self._release, path)
+
+    def _release(self, path: str) -> None:
+        del self._held[path]
+        self._pass(path, asyncio.get_running_loop().time())
+
+    def _pass(self, path: str, now: float) -> None:
+        if len(self._last) >= self._prune_at:  # forget files quiet for an interval: they pass at once anyway
+            self._last = {p: t for p, t in self._last.items() if now - t < self.interval}
+            self._prune_at = max(4096, 2 * len(self._last))
+        self._last[path] = now
+        self._wake(path, False)
+
+    def close(self) -> None:
+        for handle in self._held.values():
+            handle.cancel()
+        self._held.clear()
 
 
 def _dump_tasks() -> None:

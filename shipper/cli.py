@@ -89,7 +89,9 @@ def _run(path: str, once: bool) -> int:
 
 
 STARTUP_SETTLE = 2.0  # seconds after start: imports done, inputs scanned, first reads under way
-COLLECT_EVERY = 30.0  # seconds between full collections of garbage cycles
+# seconds between full collections of garbage cycles (a safety net: see release_startup_memory);
+# SHIPPER_GC_EVERY=0 turns them off (benchmarks/steady_soak.py measures with and without)
+COLLECT_EVERY = float(os.environ.get("SHIPPER_GC_EVERY", "30"))
 
 
 def release_startup_memory() -> None:
@@ -110,7 +112,8 @@ def release_startup_memory() -> None:
     gc.collect()
     gc.freeze()
     _trim()
-    asyncio.get_running_loop().call_later(COLLECT_EVERY, _collect_cycles)
+    if COLLECT_EVERY > 0:
+        asyncio.get_running_loop().call_later(COLLECT_EVERY, _collect_cycles)
 
 
 def _collect_cycles() -> None:

@@ -26,7 +26,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -217,7 +217,10 @@ class Registry:
 
     def _snapshot(self) -> tuple[int, bytes]:
         """The registry as bytes, numbered in the order snapshots are taken (on the loop)."""
-        data: dict[str, Any] = {"host_id": self.host_id, "files": [asdict(f) for f in self.files.values()]}
+        # orjson writes the dataclasses itself, the same bytes as `asdict` (fields in order,
+        # nested lists as they are) without its deep copy: 0.3 vs 47 ms for 1,000 files,
+        # paid before every bulk request (tests/test_registry.py compares the two)
+        data: dict[str, Any] = {"host_id": self.host_id, "files": list(self.files.values())}
         if self.extras:
             data["extras"] = {name: provide() for name, provide in self.extras.items()}
         body = orjson.dumps(data)

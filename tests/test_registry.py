@@ -173,3 +173,36 @@ def test_default_contract_follows_the_parser(tmp_path: Path, monkeypatch: pytest
     r = Registry(tmp_path)
     assert r.id_contract == 2
     r.close()
+
+
+def test_snapshot_bytes_are_those_of_asdict(tmp_path: Path) -> None:
+    """The registry body is orjson of the dataclasses themselves: the same bytes as the
+    `asdict` it replaced (so a registry written before and after reads back the same)."""
+    import dataclasses
+
+    import orjson
+
+    r = Registry(tmp_path)
+    st = os.stat(tmp_path)
+    a = r.new_file("t", "/x.log", st, "fp", 3, 7)
+    a.replay = [[10, 1_700_000_000_123, 0], [20, 1_700_000_000_456, 1]]
+    a.copies = [[1, 2]]
+    a.updated = 1234.5678
+    b = r.new_file("u", "/y\u00e9.log", st, "fp2", 64, 0)
+    b.id_v2_from = 5
+    r.extras["anomaly"] = lambda: {"windows": [1, 2]}
+    _, snap = r._snapshot()
+    body = snap.partition(b"\n")[2]
+    want = orjson.dumps(
+        {
+            "host_id": r.host_id,
+            "files": [dataclasses.asdict(f) for f in r.files.values()],
+            "extras": {"anomaly": {"windows": [1, 2]}},
+        }
+    )
+    assert body == want
+    r.save()
+    r.close()
+    r2 = Registry(tmp_path)
+    assert r2.files[a.key] == a and r2.files[b.key] == b
+    r2.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -35,6 +36,17 @@ log = logging.getLogger(__name__)
 
 CHUNK = 256 * 1024
 IDLE_CHECK = 2.0  # seconds between checks of an idle file when no hint arrives
+
+
+def _advance(state: FileState, registry: Registry, offset: int, generation: int) -> None:
+    """The watermark moved: the file's checkpoint follows (within the same generation)."""
+    if generation == state.generation:
+        state.offset = offset
+        state.updated = time.time()
+        replay = state.replay
+        while replay and replay[0][0] <= offset:
+            replay.pop(0)
+        registry.dirty = True
 
 
 class FileReader:
@@ -75,7 +87,9 @@ class FileReader:
         self._lines = metrics.input_lines.labels(cfg.id)
         self._bytes = metrics.input_bytes.labels(cfg.id)
         self._generations = metrics.input_generations.labels(cfg.id)
-        self.watermark = Watermark(state.offset, self._advance)
+        # not self._advance: the watermark outlives a reader closed with chunks in flight,
+        # and a bound method made the pair a cycle (freed only by a full collection)
+        self.watermark = Watermark(state.offset, functools.partial(_advance, state, registry))
         #: the file's `path_fields` captures (its events' `labels`)
         self.labels: dict[str, str] = cfg.path_fields.labels(state.path) if cfg.path_fields else {}
         #: what the anomaly counters call this file's events: `source` over the captures, or the input id
@@ -109,13 +123,7 @@ class FileReader:
         )
 
     def _advance(self, offset: int, generation: int) -> None:
-        if generation == self.state.generation:
-            self.state.offset = offset
-            self.state.updated = time.time()
-            replay = self.state.replay
-            while replay and replay[0][0] <= offset:
-                replay.pop(0)
-            self.registry.dirty = True
+        _advance(self.state, self.registry, offset, generation)
 
     def _record(self, boundary: int, read_ms: int, kind: int) -> int:
         """Remember a chunk's boundary and read time; the registry version to persist first."""
