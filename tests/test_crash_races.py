@@ -7,6 +7,7 @@ must be in Elasticsearch exactly once (found by `benchmarks/rotation_soak.py`)."
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -323,4 +324,15 @@ def test_a_copy_rewritten_in_place_with_a_generation_never_read_is_read(
         assert os.stat(copy).st_ino == ino  # rewritten in place
     r.assert_exactly_once()
     assert "holds a generation never read" in _agent_log(r)
+    # rewritten in place again, with a generation read live: matched by its first bytes,
+    # and its key replaces the inode's older ones (one per copy, not one per rotation)
+    with app.open("ab") as f:
+        f.write(r.lines("gen3, read live", 300))
+    r.shipped(2500 + then + 300)
+    copytruncate(r, app, "app.log.1", r.lines("gen4", 50))
+    r.assert_exactly_once()
+    assert os.stat(copy).st_ino == ino
     assert r.agent.stop() == 0
+    body = (tmp_path / "data" / "registry.json").read_bytes().partition(b"\n")[2]
+    (state,) = [f for f in json.loads(body)["files"] if f["path"] == str(app)]
+    assert sorted(k[1] for k in state["copies"]) == sorted({k[1] for k in state["copies"]})

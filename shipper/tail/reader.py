@@ -328,6 +328,13 @@ class FileReader:
         born = {*self._born()}
         return {k for k in map(tuple, self.state.copies) if k[:2] not in born or k in self._read_copies}
 
+    def _account(self, accounted: set[copies.Key], key: copies.Key) -> None:
+        """A copy read: its key replaces what its inode held before (a copy rewritten in
+        place at each rotation would otherwise add a key per rotation, for ever)."""
+        accounted.difference_update([k for k in accounted if k[:2] == key[:2]])
+        accounted.add(key)
+        self._read_copies.add(key)
+
     def _unseen(self, found: list[tuple[str, os.stat_result]]) -> list[tuple[str, os.stat_result]]:
         return copies.unseen(
             found, accounted=self._accounted(found), tailed=self._tailed(), name=self.state.path, live_fd=self.fd
@@ -507,8 +514,7 @@ class FileReader:
         found = self._copies()
         accounted = self._accounted(found)
         for used in await self._read_rotated_copy(found):
-            accounted.add(used)
-            self._read_copies.add(used)
+            self._account(accounted, used)
         self.state.copies = [list(i) for i in accounted]
         for path, st in self._unseen(found):  # generations born and copied away unseen
             if self.stopping:
@@ -518,8 +524,7 @@ class FileReader:
                 return
             read = await self._copy_generation(path, st)
             if read is not None:
-                accounted.add(read)
-                self._read_copies.add(read)
+                self._account(accounted, read)
                 self.state.copies = [list(i) for i in accounted]
         fp, fp_len = await self._settle(fp, fp_len)
         if self.stopping:
