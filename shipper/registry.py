@@ -9,7 +9,9 @@ the other's unacknowledged work.
 
 Format versions: 1 had no `id_v2_from`; 2 adds it (the first generation of a file whose
 `_id`s follow contract v2); 3 adds `copies` (the copytruncate copies a file's generations
-have accounted for). Version 1 files load as they are and keep contract v1 ids
+have accounted for); 4 keys each copy by what it held, [device, inode, size, digest]
+(shipper/tail/copies.py), where 3 had [device, inode]: a format-3 agent refuses it
+instead of misreading it. Version 1 files load as they are and keep contract v1 ids
 for the generation they are in, so a replay after the upgrade rebuilds the ids that were
 sent; their next generation (a truncation) starts under v2, like every new file.
 """
@@ -38,8 +40,8 @@ from _fastparse import _ids as ids_v2
 log = logging.getLogger(__name__)
 
 FORMAT = "shipper-registry"
-VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 ID_SCHEME = b"shipper-id/1"
 
 
@@ -75,7 +77,8 @@ class FileState:
     # generations keep v1 (prefix + hex offset), so that ids already sent never change.
     # None: v1 for every generation (a state made by an agent that wrote only v1 ids).
     id_v2_from: int | None = None
-    # [device, inode] of the `rotated_paths` copies that existed when the current
+    # [device, inode, size, digest] (copies.key; [device, inode] in format 3: any content
+    # on that inode) of the `rotated_paths` copies that existed when the current
     # generation began or that were read since (shipper/tail/copies.py): any other copy
     # holds a generation never seen. None: not known yet (a state from before format 3, or
     # an input without rotated_paths): the copies present at the first look are taken as

@@ -7,6 +7,7 @@ must be in Elasticsearch exactly once (found by `benchmarks/rotation_soak.py`)."
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -297,3 +298,41 @@ def test_a_short_fingerprint_grows_over_the_bytes_read_not_the_next_generations(
     log = _agent_log(r)
     assert "holds a generation never read" not in log
     assert r.agent.stop() == 0
+
+
+@pytest.mark.parametrize("then", [100, 0])
+def test_a_copy_rewritten_in_place_with_a_generation_never_read_is_read(
+    then: int, env: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One copy name, copied over in place (same inode): gen0 read, copied to app.log.1
+    and truncated (the copy read as gen0's, its inode accounted for); gen1, begun empty,
+    is written, copied over app.log.1 and truncated before the reader's first read of it.
+    Accounted for by inode alone, app.log.1 was skipped and gen1 lost; by what it holds,
+    it is a generation never read, read whole once (gen0's lines not again)."""
+    r, stall = _copytruncate_run(env, tmp_path, monkeypatch)
+    app = r.logs / "app.log"
+    app.write_bytes(r.lines("gen0", 500))
+    r.agent.start()
+    r.shipped(500)
+    copytruncate(r, app, "app.log.1", b"")  # gen1 begins empty
+    wait_for(lambda: "reading it from the start as a new generation" in _agent_log(r), 60, "gen1 to begin")
+    copy = r.logs / "app.log.1"
+    ino = os.stat(copy).st_ino
+    with stall.loop_stopped():
+        app.write_bytes(r.lines("gen1, never read", 2000))
+        copytruncate(r, app, "app.log.1", r.lines("gen2", then) if then else b"")
+        assert os.stat(copy).st_ino == ino  # rewritten in place
+    r.assert_exactly_once()
+    assert "holds a generation never read" in _agent_log(r)
+    # rewritten in place again, with a generation read live: matched by its first bytes,
+    # and its key replaces the inode's older ones (one per copy, not one per rotation)
+    with app.open("ab") as f:
+        f.write(r.lines("gen3, read live", 300))
+    r.shipped(2500 + then + 300)
+    copytruncate(r, app, "app.log.1", r.lines("gen4", 50))
+    r.assert_exactly_once()
+    assert os.stat(copy).st_ino == ino
+    assert r.agent.stop() == 0
+    body = (tmp_path / "data" / "registry.json").read_bytes().partition(b"\n")[2]
+    (state,) = [f for f in json.loads(body)["files"] if f["path"] == str(app)]
+    assert sorted(k[1] for k in state["copies"]) == sorted({k[1] for k in state["copies"]})

@@ -236,6 +236,7 @@ def kernel_knob(name: str, value: int) -> Iterator[None]:
         knob.write_text(old)
 
 
+@pytest.mark.kernel_knob
 def test_inotify_queue_overflow_loses_nothing(
     es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
 ) -> None:
@@ -252,6 +253,7 @@ def test_inotify_queue_overflow_loses_nothing(
     assert r.agent.stop() == 0
 
 
+@pytest.mark.kernel_knob
 def test_the_kernels_watch_limit_falls_back_to_polling(
     es_plain: dict[str, Any], es_client: Any, agent_factory: Any, tmp_path: Path
 ) -> None:

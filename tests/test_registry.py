@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -97,15 +98,17 @@ def test_saves_from_the_loop_and_worker_threads_do_not_collide(tmp_path: Path) -
 # -- `_id` contracts and the registry format's migration ---------------------------------
 
 
-def _write_format_1(data_dir: Path, host_id: str, state: dict[str, object]) -> None:
-    """A registry as an agent of format version 1 wrote it (no `id_v2_from`)."""
+def _write_format_1(data_dir: Path, host_id: str, state: dict[str, object], version: int = 1) -> None:
+    """A registry as an agent of format version 1 wrote it (no `id_v2_from`); or of
+    `version`, with what `state` holds."""
     import hashlib
 
     import orjson
 
     (data_dir / "host_id").write_text(host_id + "\n")
     body = orjson.dumps({"host_id": host_id, "files": [state]})
-    header = orjson.dumps({"format": "shipper-registry", "version": 1, "sha256": hashlib.sha256(body).hexdigest()})
+    digest = hashlib.sha256(body).hexdigest()
+    header = orjson.dumps({"format": "shipper-registry", "version": version, "sha256": digest})
     (data_dir / "registry.json").write_bytes(header + b"\n" + body)
 
 
@@ -206,3 +209,24 @@ def test_snapshot_bytes_are_those_of_asdict(tmp_path: Path) -> None:
     r2 = Registry(tmp_path)
     assert r2.files[a.key] == a and r2.files[b.key] == b
     r2.close()
+
+
+def test_format_3_copies_load_and_format_4_keys_round_trip(tmp_path: Path) -> None:
+    """Format 3 recorded copies as [device, inode]; 4 as [device, inode, size, digest]
+    (a 64-bit digest: orjson keeps unsigned 64-bit integers exact). Both load as written."""
+    r = Registry(tmp_path)
+    host_id = r.host_id
+    st = os.stat(tmp_path)
+    a = r.new_file("t", "/x.log", st, "fp", 3, 0)
+    a.copies = [[1, 2, 300, 2**64 - 1]]
+    r.save()
+    r.close()
+    r = Registry(tmp_path)
+    assert r.files[a.key].copies == [[1, 2, 300, 2**64 - 1]]
+    state = dataclasses.asdict(r.files[a.key])
+    r.close()
+    state["copies"] = [[1, 2]]
+    _write_format_1(tmp_path, host_id, state, version=3)
+    r = Registry(tmp_path)
+    assert r.files[a.key].copies == [[1, 2]]
+    r.close()

@@ -150,7 +150,7 @@ class InputTailer:
             return
         st = os.fstat(fd)
         ident = (st.st_dev, st.st_ino)
-        listed = copies.idents(copies.listing(self.cfg.rotated_paths)) if self.cfg.rotated_paths else None
+        listed = copies.keys(copies.listing(self.cfg.rotated_paths)) if self.cfg.rotated_paths else None
         with self._pin_lock:
             if (
                 stat_mod.S_ISREG(st.st_mode)
@@ -328,7 +328,7 @@ class InputTailer:
             start = st.st_size if (self.cfg.start_at == "end" and self.first_start) or stale else 0
             state = self.registry.new_file(self.cfg.id, path, st, identity.fingerprint(fd, fp_len), fp_len, start)
             if self.cfg.rotated_paths:  # copies there before the file was first seen are not its
-                state.copies = pin.copies if pin is not None and pin.copies is not None else copies.idents(
+                state.copies = pin.copies if pin is not None and pin.copies is not None else copies.keys(
                     copies.listing(self.cfg.rotated_paths)
                 )
             log.info(

@@ -80,7 +80,7 @@ class FileReader:
         self._on_close = on_close
         self._tailed = tailed  # (device, inode) of the files tailed: never taken for copies
         self._born = born  # copies inotify saw made after this file appeared: accounted for once read
-        self._read_copies: set[tuple[int, int]] = set()
+        self._read_copies: set[copies.Key] = set()  # keys of the copies this reader read
         self._copy_made = False
         self._copies_looked = 0.0
         self._head = b""  # the bytes the fingerprint was taken on, once looked at (_note_head)
@@ -318,14 +318,22 @@ class FileReader:
     def _copies(self) -> list[tuple[str, os.stat_result]]:
         return copies.listing(self.cfg.rotated_paths) if self.cfg.rotated_paths else []
 
-    def _accounted(self, found: list[tuple[str, os.stat_result]]) -> set[tuple[int, int]]:
-        """The copies this file has accounted for; when not known yet (a registry of an
-        older format), every copy there now: a copy is never guessed to be new."""
+    def _accounted(self, found: list[tuple[str, os.stat_result]]) -> set[copies.Key]:
+        """The copies (keys: what they held) this file has accounted for; when not known
+        yet (a registry of an older format), every copy there now: a copy is never
+        guessed to be new. Those inotify saw made after the file appeared count once read."""
         if self.state.copies is None:
-            self.state.copies = copies.idents(found)
+            self.state.copies = copies.keys(found)
             self.registry.dirty = True
-        listed = {(d, i) for d, i in self.state.copies}
-        return listed - ({*self._born()} - self._read_copies)
+        born = {*self._born()}
+        return {k for k in map(tuple, self.state.copies) if k[:2] not in born or k in self._read_copies}
+
+    def _account(self, accounted: set[copies.Key], key: copies.Key) -> None:
+        """A copy read: its key replaces what its inode held before (a copy rewritten in
+        place at each rotation would otherwise add a key per rotation, for ever)."""
+        accounted.difference_update([k for k in accounted if k[:2] == key[:2]])
+        accounted.add(key)
+        self._read_copies.add(key)
 
     def _unseen(self, found: list[tuple[str, os.stat_result]]) -> list[tuple[str, os.stat_result]]:
         return copies.unseen(
@@ -378,17 +386,17 @@ class FileReader:
             return False
         return self._head.startswith(os.pread(fd, size, 0))
 
-    async def _read_rotated_copy(self, found: list[tuple[str, os.stat_result]]) -> list[tuple[int, int]]:
+    async def _read_rotated_copy(self, found: list[tuple[str, os.stat_result]]) -> list[copies.Key]:
         """copytruncate: the copy holds what this file had past our position; read it first,
         under this file's key and generation, so that only the lines written between the
         copy and the truncation (which no agent can see) are missed. The identities of the
-        copies found to be this generation's.
+        copies found to be this generation's (their keys: copies.key).
 
         A copy may also end before our position: the reader read live, before the
         truncation, lines written after the copy was taken. It is still this generation's
         (its first bytes are), with nothing left in it to read; taken for a generation
         never seen it would be read whole and every line of it shipped twice."""
-        ours: list[tuple[str, int, tuple[int, int]]] = []
+        ours: list[tuple[str, int, copies.Key]] = []
         for path, _ in found:  # by content only: a copy may be rewritten in place (same inode)
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -397,7 +405,7 @@ class FileReader:
             try:
                 cst = os.fstat(fd)
                 if self._holds_ours(fd, cst.st_size):
-                    ours.append((path, cst.st_size, (cst.st_dev, cst.st_ino)))
+                    ours.append((path, cst.st_size, copies.key(fd, cst)))
             finally:
                 os.close(fd)
         if not ours:
@@ -419,8 +427,10 @@ class FileReader:
             except OSError:
                 return []
             try:
-                if not self._holds_ours(fd, os.fstat(fd).st_size):
+                cst = os.fstat(fd)
+                if not self._holds_ours(fd, cst.st_size):
                     return []  # replaced meanwhile
+                ours = [o for o in ours if o[0] != path] + [(path, size, copies.key(fd, cst))]
                 log.info(
                     "%s was copied to %s and truncated: reading the copy from %d to %d first",
                     self.state.path,
@@ -435,17 +445,14 @@ class FileReader:
             await self._flush_partial()
         return [ident for _, _, ident in ours]
 
-    async def _copy_generation(self, path: str, st: os.stat_result) -> bool:
+    async def _copy_generation(self, path: str, st: os.stat_result) -> copies.Key | None:
         """A copy of a generation never read: read whole, as a generation of its own (its
-        key, generation and fingerprint persisted first, like any generation's)."""
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return False
-        try:
-            cst = os.fstat(fd)
-            if (cst.st_dev, cst.st_ino) != (st.st_dev, st.st_ino):
-                return False
+        key, generation and fingerprint persisted first, like any generation's). The
+        copy's key as read (None: not read, gone or replaced)."""
+        with copies.opened(path, st) as o:
+            if o is None:
+                return None
+            fd, cst = o
             n = min(cst.st_size, self.cfg.fingerprint_bytes)
             self._begin(identity.fingerprint(fd, n), n, fd)
             log.warning(
@@ -458,9 +465,7 @@ class FileReader:
             await self._read_to(cst.st_size, fd)
             if not self.stopping:
                 await self._flush_partial()
-            return True
-        finally:
-            os.close(fd)
+            return copies.key(fd, cst)
 
     async def _settle(self, fp: str, fp_len: int) -> tuple[str, int]:
         """Wait until nothing of this generation is in flight (a new one may start only
@@ -509,8 +514,7 @@ class FileReader:
         found = self._copies()
         accounted = self._accounted(found)
         for used in await self._read_rotated_copy(found):
-            accounted.add(used)
-            self._read_copies.add(used)
+            self._account(accounted, used)
         self.state.copies = [list(i) for i in accounted]
         for path, st in self._unseen(found):  # generations born and copied away unseen
             if self.stopping:
@@ -518,14 +522,14 @@ class FileReader:
             fp, fp_len = await self._settle(fp, fp_len)
             if self.stopping:
                 return
-            if await self._copy_generation(path, st):
-                accounted.add((st.st_dev, st.st_ino))
-                self._read_copies.add((st.st_dev, st.st_ino))
+            read = await self._copy_generation(path, st)
+            if read is not None:
+                self._account(accounted, read)
                 self.state.copies = [list(i) for i in accounted]
         fp, fp_len = await self._settle(fp, fp_len)
         if self.stopping:
             return  # the next start sees the truncation again
         present = {(st.st_dev, st.st_ino) for _, st in found}
-        self.state.copies = [list(i) for i in accounted & present]
+        self.state.copies = [list(k) for k in accounted if k[:2] in present]
         self._begin(fp, fp_len)
         self._look_for_copies = bool(self.cfg.rotated_paths)
