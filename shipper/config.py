@@ -506,7 +506,12 @@ ROOT_SCHEMA: dict[str, Key] = {
         "soon as inotify reports it, so that a file renamed away before the next scan is still read: up "
         "to 256 such descriptors per input, until that scan takes them under this budget.",
     ),
-    "max_inflight_bytes": Key(_size, "16MiB", "Bulk bytes read but not yet acknowledged; readers wait above it."),
+    "max_inflight_bytes": Key(
+        _size,
+        "8MiB",
+        "Bulk bytes read but not yet acknowledged; readers wait above it. The default holds two full "
+        "bulk requests (bulk_max_bytes x max_inflight_requests): more bought no speed, only memory.",
+    ),
     "registry_flush_interval": Key(_duration, "1s", "How often acknowledged offsets are persisted."),
     "shutdown_timeout": Key(_duration, "30s", "How long SIGTERM waits for in-flight events to be acknowledged."),
     "log_level": Key(_choice("debug", "info", "warning", "error"), "info", "The agent's own log level."),
