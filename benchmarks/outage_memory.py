@@ -77,7 +77,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mib", type=int, default=1024)
     ap.add_argument("--down", type=float, default=60)
-    ap.add_argument("--inflight", default="16MiB")
+    ap.add_argument("--inflight", default="8MiB")
     a = ap.parse_args()
 
     srv = es.start("outage-bench", port=9241)

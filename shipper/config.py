@@ -388,7 +388,12 @@ ES_SCHEMA: dict[str, Key] = {
     "bearer_token": Key(_opt_str, None, "Bearer (service) token."),
     "tls": Key(_section(TLS_SCHEMA), None, "TLS settings."),
     "request_timeout": Key(_duration, "60s", "Timeout of one bulk request."),
-    "bulk_max_bytes": Key(_size, "4MiB", "A bulk request is sent when its body reaches this size."),
+    "bulk_max_bytes": Key(
+        _size,
+        "2MiB",
+        "A bulk request is sent when its body reaches this size (the default: four fit in max_inflight_bytes, "
+        "two in flight and two parsed ahead).",
+    ),
     "bulk_max_events": Key(_pos_int, 20000, "... or this many events."),
     "flush_interval": Key(_duration, "250ms", "... or when its oldest event waited this long."),
     "max_inflight_requests": Key(_pos_int, 2, "Bulk requests in flight at once."),
@@ -516,7 +521,12 @@ ROOT_SCHEMA: dict[str, Key] = {
         "soon as inotify reports it, so that a file renamed away before the next scan is still read: up "
         "to 256 such descriptors per input, until that scan takes them under this budget.",
     ),
-    "max_inflight_bytes": Key(_size, "16MiB", "Bulk bytes read but not yet acknowledged; readers wait above it."),
+    "max_inflight_bytes": Key(
+        _size,
+        "8MiB",
+        "Bulk bytes read but not yet acknowledged; readers wait above it. The default holds four "
+        "default bulk requests: two in flight and two parsed ahead; more bought no speed, only memory.",
+    ),
     "registry_flush_interval": Key(_duration, "1s", "How often acknowledged offsets are persisted."),
     "shutdown_timeout": Key(_duration, "30s", "How long SIGTERM waits for in-flight events to be acknowledged."),
     "log_level": Key(_choice("debug", "info", "warning", "error"), "info", "The agent's own log level."),

@@ -25,7 +25,7 @@ def test_defaults() -> None:
     assert cfg.elasticsearch.hosts == ["http://127.0.0.1:9200"]
     assert cfg.http_listen == "127.0.0.1:9108"
     assert cfg.elasticsearch.flush_interval == 0.25
-    assert cfg.max_inflight_bytes == 16 << 20
+    assert cfg.max_inflight_bytes == 8 << 20
 
 
 def test_stable_keys_from_the_issue() -> None:
