@@ -75,6 +75,19 @@ def _copytruncate_run(env: dict[str, Any], tmp_path: Path, monkeypatch: pytest.M
     return r, stall
 
 
+def _empty_app_registered(
+    env: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Run, Stall, Path]:
+    """A copytruncate run whose app.log the agent has registered empty (fingerprinted on
+    0 bytes): the start of every race of a generation begun empty."""
+    r, stall = _copytruncate_run(env, tmp_path, monkeypatch)
+    app = r.logs / "app.log"
+    app.write_bytes(b"")
+    r.agent.start()
+    wait_for(lambda: "new file" in _agent_log(r), 60, "the agent to register the empty file")
+    return r, stall, app
+
+
 def copytruncate(r: Run, app: Path, copy: str, then: bytes) -> None:
     """logrotate copytruncate (copy, truncate), then the writer goes on with `then`."""
     shutil.copyfile(app, r.logs / copy)
@@ -139,11 +152,7 @@ def test_copytruncate_before_the_first_read_of_a_generation_begun_empty(
     generation of its own); an older copy there before the file is never taken for it.
     With nothing written after the truncation (then=0) the file shows nothing at all: only
     the copy's appearance tells."""
-    r, stall = _copytruncate_run(env, tmp_path, monkeypatch)
-    app = r.logs / "app.log"
-    app.write_bytes(b"")
-    r.agent.start()
-    wait_for(lambda: "new file" in _agent_log(r), 60, "the agent to register the empty file")
+    r, stall, app = _empty_app_registered(env, tmp_path, monkeypatch)
     with stall.loop_stopped():
         app.write_bytes(r.lines("begun empty", 2000))
         copytruncate(r, app, "app.log.1", r.lines("after the truncation", then) if then else b"")
@@ -195,11 +204,7 @@ def test_a_copy_of_what_the_file_still_holds_is_not_read_twice(
     """Copied, not truncated yet, when the reader first looks: the copy's first bytes are
     the file's own, so the file is read, and the copy is matched to it (nothing past the
     reader's position) once the truncation comes."""
-    r, stall = _copytruncate_run(env, tmp_path, monkeypatch)
-    app = r.logs / "app.log"
-    app.write_bytes(b"")
-    r.agent.start()
-    wait_for(lambda: "new file" in _agent_log(r), 60, "the agent to register the empty file")
+    r, stall, app = _empty_app_registered(env, tmp_path, monkeypatch)
     with stall.loop_stopped():
         app.write_bytes(r.lines("copied, not yet truncated", 2000))
         shutil.copyfile(app, r.logs / "app.log.1")
@@ -284,11 +289,7 @@ def test_a_short_fingerprint_grows_over_the_bytes_read_not_the_next_generations(
     bytes never shipped) and took the copy for a generation never seen (every line read
     twice): 18,730 duplicates and 7,027 missing in `rotation_soak.py --copytruncate
     --full-speed`. Extended over the bytes read, the next read sees the change."""
-    r, stall = _copytruncate_run(env, tmp_path, monkeypatch)
-    app = r.logs / "app.log"
-    app.write_bytes(b"")
-    r.agent.start()
-    wait_for(lambda: "new file" in _agent_log(r), 60, "the agent to register the empty file")
+    r, stall, app = _empty_app_registered(env, tmp_path, monkeypatch)
     with stall.armed("read"):
         with app.open("ab") as f:
             f.write(r.lines("gen0", 2000))

@@ -1,5 +1,11 @@
-"""Pipeline senders: one collects a request at a time (a steady stream is not split into two
-half-full requests per flush_interval), and max_inflight_requests are still sent at once."""
+"""Pipeline senders: one collects a request at a time, and max_inflight_requests are still
+sent at once (issue 8: write-to-searchable latency and requests per line).
+
+When every sender gathered at once, a trickle of segments was dealt out between them:
+each request lingered flush_interval from its own first segment, so a steady stream went
+out as two half-full requests per flush_interval and every line still waited up to
+flush_interval. Now one sender gathers while the others deliver; under load the queue
+holds a full request at once, so the senders still overlap."""
 
 from __future__ import annotations
 
@@ -21,11 +27,11 @@ class _Batch:
         self.lines = 1
 
 
-def _pipeline(max_bytes: int, flush: float) -> Pipeline:
+def _pipeline(max_bytes: int, flush: float, max_events: int = 20_000) -> Pipeline:
     return Pipeline(
         max_inflight_bytes=1 << 24,
         max_bytes=max_bytes,
-        max_events=20_000,
+        max_events=max_events,
         flush_interval=flush,
         senders=2,
         metrics=Metrics(),
@@ -58,6 +64,29 @@ async def test_a_steady_stream_is_collected_by_one_sender_at_a_time() -> None:
     assert len(requests) < 40  # and the segments of a flush window went out together
 
 
+async def test_a_trickle_goes_in_one_request() -> None:
+    """Three one-event segments in a trickle, max_events 3, a long flush_interval: one
+    request of three (dealt between two gathering senders, neither reached 3 and both
+    lingered the whole flush_interval)."""
+    p = _pipeline(4 << 20, 30.0, max_events=3)
+    requests: list[list[int]] = []
+    first = asyncio.Event()
+
+    async def deliver(parts: list[Part]) -> None:
+        requests.append([seg.batch.n for seg, _ in parts])
+        first.set()
+        await _settle(p, parts)
+
+    p.start(deliver)
+    wm = Watermark(0, lambda *a: None)
+    for i in range(3):  # a trickle: the senders wait (or linger) between segments
+        await asyncio.sleep(0.01)
+        await p.submit(_Batch(i), wm, 0, "in")
+    await asyncio.wait_for(first.wait(), 10)
+    await p.stop()
+    assert requests == [[0, 1, 2]]
+
+
 async def test_two_requests_are_still_in_flight_at_once() -> None:
     p = _pipeline(100, 0.0)  # one segment per request
     active = 0
@@ -84,4 +113,3 @@ async def test_two_requests_are_still_in_flight_at_once() -> None:
     assert await p.drain(10)
     await p.stop()
     assert peak == 2
-
