@@ -164,11 +164,12 @@ def count(
     The compiled fold (``_counting``) is used when built, unless ``twin``; the numpy twin
     otherwise, and for batches the fold's dense layout does not fit.
     """
-    t = _arr(batch, "ev_time", np.int64)
-    if len(t) == 0:
+    ev_time = getattr(batch, "ev_time", None)
+    if ev_time is None or len(ev_time) == 0:
         return None
     out: WindowCounts | None = None
     row: np.ndarray | None = None
+    rows: bytes | None = None
     if _fold_c is not None and not twin:
         got = _fold_c(
             _buf(batch, "ev_time", _E_Q),
@@ -193,12 +194,15 @@ def count(
             if m[0]:
                 out.m_row, out.m_count, out.m_sum, out.m_min, out.m_max = m[0], m[2], m[3], m[4], m[5]
                 out.m_name = [metric_names[i] for i in m[1]]
-            if rows is not None:
-                row = np.frombuffer(rows, np.int32).astype(np.intp)
     if out is None:
+        t = _arr(batch, "ev_time", np.int64)
         out, row = _count_np(batch, t, window_ms, metric_names, error_classes, error_samples)
     _confusion_metrics(out)
-    _predictions(out, batch, row, len(out))
+    p_item = getattr(batch, "p_item", None)
+    if p_item is not None and len(p_item):  # the rows per event only for predictions
+        if rows is not None:
+            row = np.frombuffer(rows, np.int32).astype(np.intp)
+        _predictions(out, batch, row, len(out))
     return out
 
 

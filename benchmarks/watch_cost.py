@@ -32,6 +32,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--twin", action="store_true", help="the numpy twin of the compiled fold")
     ap.add_argument("--root", type=Path, default=ROOT, help="the tree whose watch runs")
+    ap.add_argument("--chunk", type=int, default=256, help="KiB per parsed chunk (the agent reads 128)")
+    ap.add_argument("--profile", type=Path, help="cProfile stats of the watch passes (not the parse) here")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     logging.disable(logging.WARNING)  # the anomalies the corpus raises are not the point here
@@ -61,7 +63,8 @@ def main() -> None:
         metrics="auto",
     )
     now_ms = int(time.time() * 1000)
-    batches = [p.feed(data[i : i + 256 * 1024], now_ms) for i in range(0, len(data), 256 * 1024)]
+    step = a.chunk * 1024
+    batches = [p.feed(data[i : i + step], now_ms) for i in range(0, len(data), step)]
     batches.append(p.flush(now_ms))
     batches = [b for b in batches if b.count]
     del data
@@ -83,6 +86,12 @@ def main() -> None:
 
     counters.count = count  # type: ignore[assignment]
     best: dict[str, float] | None = None
+    prof = None
+    if a.profile is not None:
+        import cProfile
+
+        prof = cProfile.Profile()
+        prof.enable()
     for _ in range(a.repeat):
         timers = {"count": 0.0}
         # the real writer, never started: documents are made and queued, not sent
@@ -114,6 +123,9 @@ def main() -> None:
         run["total"] = sum(run.values())
         if best is None or run["total"] < best["total"]:
             best = run
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(str(a.profile))
     assert best is not None
     compiled = getattr(counters, "_fold_c", None) is not None and not twin
     out = {

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import random
+import time
 from typing import Any
 
 import orjson
 
-from shipper.anomaly.documents import DocumentWriter, doc_id
+from shipper.anomaly.documents import DocumentWriter, doc_id, index_name, iso
 
 
 class FakeClient:
@@ -74,3 +78,29 @@ def test_ids_are_stable_and_distinct() -> None:
         )
         == 5
     )
+
+
+def test_cached_ids_dates_and_index_names_equal_the_plain_formulas() -> None:
+    """doc_id hashes a copied prefix, iso and index_name cache the day: same strings as
+    hashing, formatting and strftime each time (the _id of a window must never change)."""
+    rng = random.Random(7)
+    for _ in range(2000):
+        ms = rng.randrange(-(10**12), 4 * 10**12)
+        host, source = rng.choice(("h", "h" * 32)), rng.choice(("job", "Ünïcode", ""))
+        extra = rng.choice(((), ("loss",), ("loss", "start")))
+        h = hashlib.blake2b(digest_size=16)
+        h.update(
+            b"\0".join(
+                [b"shipper-window/1", host.encode(), source.encode(), str(ms).encode(), *(e.encode() for e in extra)]
+            )
+        )
+        assert doc_id(host, source, ms, *extra) == base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode()
+        sec, milli = divmod(ms, 1000)
+        assert iso(ms) == time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{milli:03d}Z"
+        for pattern in ("shipper-metrics-%Y.%m.%d", "m-%Y.%m.%d.%H", "x-%G-W%V", "%%Y-%Y", "plain"):
+            assert index_name(pattern, ms) == time.strftime(pattern, time.gmtime(ms / 1000)), pattern
+    w = DocumentWriter(None)
+    for index in ("shipper-metrics-2026.12.07", 'odd "index" \\ é', "shipper-metrics-2026.12.07"):
+        w.add(index, "AbC-_1", {"n": 1, "s": "x"})
+        action = orjson.dumps({"index": {"_index": index, "_id": "AbC-_1"}})
+        assert w._queue[-1] == action + b"\n" + orjson.dumps({"n": 1, "s": "x"}) + b"\n"

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from shipper.acks import Watermark
-from shipper.anomaly.detector import DetectorConfig
-from shipper.anomaly.watch import AnomalyWatch, WatchConfig
+from shipper.anomaly.detector import Change, DetectorConfig
+from shipper.anomaly.watch import LOG_BURST, LOG_PERIOD, AnomalyWatch, WatchConfig
+from shipper.anomaly.windows import Window
 from shipper.metrics import Metrics
 from shipper.pipeline import Pipeline, Segment
 from shipper.registry import Registry
@@ -231,3 +234,32 @@ async def test_submit_drops_the_per_event_arrays_once_counted() -> None:
     seg = pipeline._queue.get_nowait()
     await pipeline.settle(seg, 5)
     assert sample(m, "shipper_source_events_total", source="trainer") == 5
+
+
+def test_anomaly_log_lines_are_limited_per_period_documents_are_not(caplog: pytest.LogCaptureFixture) -> None:
+    """A noisy backfill starts anomalies by the dozen a second: the agent's log gets
+    LOG_BURST lines a period and one line summing up the rest; documents and the
+    Prometheus counter get every one."""
+    watch, m, writer = make_watch([])
+    src = watch._source("noisy")
+    caplog.set_level(logging.INFO, logger="shipper.anomaly")
+    n = LOG_BURST + 15
+    for k in range(n):
+        change = Change(f"metrics.m{k}.mean", "start", "up", 2.0, 1.0, 0.1)
+        watch._report(src, Window(T0 + k * W), change)
+
+    def said() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "anomal" in r.getMessage()]
+
+    lines = [r.getMessage() for r in said()]
+    assert len(lines) == LOG_BURST and all("anomaly started: noisy" in x for x in lines)
+    assert len([d for _, _, d in writer.docs if "anomaly" in d]) == n
+    assert sum(sample(m, "shipper_anomalies_total", source="noisy", signal=f"metrics.m{k}.mean") for k in range(n)) == n
+    watch.tick((T0 + n * W) / 1000)  # within the period: nothing more
+    assert len(said()) == LOG_BURST
+    watch._log_since -= LOG_PERIOD  # the period is over
+    watch.tick((T0 + n * W) / 1000)
+    last = said()[-1]
+    assert last.levelno == logging.WARNING and last.getMessage().startswith("15 more anomalies started and 0 cleared")
+    watch._report(src, Window(T0 + n * W), Change("events", "start", "up", 2.0, 1.0, 0.1))
+    assert said()[-1].getMessage().startswith("anomaly started: noisy events")  # a new period

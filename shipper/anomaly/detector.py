@@ -287,11 +287,16 @@ class Detector:
         for values, _ in windows:
             self._ensure(values)
         nk = len(windows)
-        x_all = np.tile(np.where(self._kind == COUNT, 0.0, np.nan), (nk, 1))
-        for i, (values, _) in enumerate(windows):
+        base = np.where(self._kind == COUNT, 0.0, np.nan).tolist()
+        cols = self.cols
+        filled = []
+        for values, _ in windows:  # Python floats into a list per window, one array at the end
+            row = base.copy()
             for s, v in values.items():
                 if v is not None:
-                    x_all[i, self.cols[s]] = v
+                    row[cols[s]] = v
+            filled.append(row)
+        x_all = np.array(filled, dtype=np.float64).reshape(nk, len(base))
         rows = np.concatenate((self._ordered(), x_all))
         his = len(rows) - nk + np.arange(nk)  # row i is judged on rows[lo_i:hi_i]
         los = np.maximum(his - self.cfg.history, 0)
@@ -323,15 +328,21 @@ class Detector:
             back_high = xj <= mj + kc * sj
             back_low = xj >= mj - kc * sj
         out: list[list[Change]] = []
+        flagged = (high | low).any(axis=1).tolist()
         for i, (values, window) in enumerate(windows):  # the alert state machine, in order
-            x, mu, sd = x_all[i], mean[i], sigma[i]
             changes: list[Change] = []
-            for c in np.flatnonzero(high[i] | low[i]).tolist():
-                s = self.signals[c]
-                if s not in self.active:
-                    d = UP if high[i, c] else DOWN
-                    self.active[s] = Alert(d, window, float(x[c]), float(mu[c]), float(sd[c]))
-                    changes.append(Change(s, "start", d, float(x[c]), float(mu[c]), float(sd[c])))
+            if not flagged[i] and not self.active:  # most windows: nothing starts, nothing to clear
+                changes += self._silence(values.get("events"), cnt[i], mean[i], window)
+                out.append(changes)
+                continue
+            x, mu, sd = x_all[i], mean[i], sigma[i]
+            if flagged[i]:
+                for c in np.flatnonzero(high[i] | low[i]).tolist():
+                    s = self.signals[c]
+                    if s not in self.active:
+                        d = UP if high[i, c] else DOWN
+                        self.active[s] = Alert(d, window, float(x[c]), float(mu[c]), float(sd[c]))
+                        changes.append(Change(s, "start", d, float(x[c]), float(mu[c]), float(sd[c])))
             for s, a in list(self.active.items()):
                 col = self.cols.get(s)
                 if col is None or a.window == window or np.isnan(x[col]):

@@ -33,28 +33,82 @@ log = logging.getLogger(__name__)
 ID_SCHEME = b"shipper-window/1"
 
 
+# the hash of "scheme \0 host \0 source \0" per (host, source), copied per document
+_ID_PREFIX: dict[tuple[str, str], Any] = {}
+# day (days since the epoch) -> "YYYY-MM-DDT"; (index pattern, day) -> index name
+_DAYS: dict[int, str] = {}
+_INDICES: dict[tuple[str, int], str] = {}
+_ISO: dict[int, str] = {}  # ms -> iso(ms), for the last few thousand window bounds
+# strftime directives that change at most once a day: an index pattern made of them only
+# is named once per day, not per window
+_DAILY = frozenset("YmdyjCDFGgVuwUWaAbBeh%")
+
+
 def doc_id(host_id: str, source: str, start_ms: int, *extra: str) -> str:
-    """BLAKE2b-128 (base64url) of host id, source, window start (and signal, state)."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update(
-        b"\0".join([ID_SCHEME, host_id.encode(), source.encode(), str(start_ms).encode(), *(e.encode() for e in extra)])
-    )
+    """BLAKE2b-128 (base64url) of host id, source, window start (and signal, state),
+    joined by NUL bytes."""
+    base = _ID_PREFIX.get((host_id, source))
+    if base is None:
+        if len(_ID_PREFIX) >= 1024:
+            _ID_PREFIX.clear()
+        base = _ID_PREFIX[(host_id, source)] = hashlib.blake2b(
+            b"\0".join((ID_SCHEME, host_id.encode(), source.encode(), b"")), digest_size=16
+        )
+    h = base.copy()
+    h.update(b"\0".join([str(start_ms).encode(), *(e.encode() for e in extra)]))
     return base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode()
 
 
+def _day(day: int) -> str:
+    s = _DAYS.get(day)
+    if s is None:
+        if len(_DAYS) >= 1024:
+            _DAYS.clear()
+        s = _DAYS[day] = time.strftime("%Y-%m-%dT", time.gmtime(day * 86400))
+    return s
+
+
 def iso(ms: int) -> str:
-    sec, milli = divmod(int(ms), 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{milli:03d}Z"
+    """``YYYY-MM-DDTHH:MM:SS.mmmZ`` (UTC); the date part is made once per day, and a
+    window's end (the next one's start) once."""
+    s = _ISO.get(ms)
+    if s is None:
+        sec, milli = divmod(int(ms), 1000)
+        day, s_ = divmod(sec, 86400)
+        h, s_ = divmod(s_, 3600)
+        m, s_ = divmod(s_, 60)
+        s = f"{_day(day)}{h:02d}:{m:02d}:{s_:02d}.{milli:03d}Z"
+        if len(_ISO) >= 4096:
+            _ISO.clear()
+        _ISO[ms] = s
+    return s
+
+
+def index_name(pattern: str, ms: int) -> str:
+    """``time.strftime(pattern)`` at ``ms`` (UTC); once per day for a daily pattern."""
+    day = int(ms) // 86_400_000
+    key = (pattern, day)
+    name = _INDICES.get(key)
+    if name is None:
+        name = time.strftime(pattern, time.gmtime(int(ms) / 1000))
+        parts = pattern.split("%")
+        daily = all(p[:1] in _DAILY for p in parts[1:] if p) and "%%" not in pattern
+        if daily:
+            if len(_INDICES) >= 1024:
+                _INDICES.clear()
+            _INDICES[key] = name
+    return name
 
 
 def window_document(w: Window, source: str, host_name: str, window_ms: int, quality: bool) -> dict[str, Any]:
     """The summary of one closed window (the fields a dashboard charts)."""
+    start = iso(w.start)
     doc: dict[str, Any] = {
-        "@timestamp": iso(w.start),
+        "@timestamp": start,
         "event": {"dataset": source, "kind": "metric"},
         "host": {"name": host_name},
         "window": {
-            "start": iso(w.start),
+            "start": start,
             "end": iso(w.start + window_ms),
             "events": w.events,
             "bytes": w.bytes,
@@ -118,12 +172,17 @@ class DocumentWriter(OutQueue[Doc]):
         self.failed_items = 0
         self._attempt = 0
         self._warned = -1e9
+        self._heads: dict[str, bytes] = {}
 
     def add(self, index: str, doc_id_: str, doc: dict[str, Any]) -> None:
         """Queue one document for ``index`` (op_type index, so a later one with the same
         ``_id`` replaces it)."""
-        action = orjson.dumps({"index": {"_index": index, "_id": doc_id_}})
-        self.put(b"".join((action, b"\n", orjson.dumps(doc), b"\n")))
+        head = self._heads.get(index)
+        if head is None:  # the action's start, once per index name
+            if len(self._heads) >= 64:
+                self._heads.clear()
+            head = self._heads[index] = b'{"index":{"_index":' + orjson.dumps(index) + b',"_id":'
+        self.put(b"".join((head, orjson.dumps(doc_id_), b"}}\n", orjson.dumps(doc), b"\n")))
 
     async def _drain(self) -> None:
         take = [self._queue[i] for i in range(min(self.batch, len(self._queue)))]

@@ -15,6 +15,7 @@ and any anomaly to the document writer, the webhooks, the agent log and Promethe
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -28,13 +29,19 @@ from _fastparse.counters import LEVEL_NAMES, WindowCounts
 
 from ..metrics import Metrics
 from .detector import Change, Detector, DetectorConfig
-from .documents import DocumentWriter, anomaly_document, doc_id, window_document
+from .documents import DocumentWriter, anomaly_document, doc_id, index_name, window_document
 from .notify import Notifier
 from .windows import MAX_SAMPLES, SourceWindows, Window
 
 log = logging.getLogger("shipper.anomaly")
 
 STATE_VERSION = 1
+# anomaly starts/clears written to the agent's log one by one, at most this many per
+# LOG_PERIOD seconds; the rest are summed up in one line per period (their documents,
+# webhooks and Prometheus series are not limited: a backfill of a noisy log can start
+# dozens a second, and a log line each buries everything else the agent says)
+LOG_BURST = 10
+LOG_PERIOD = 60.0
 # open windows of a source that make a settle close the due ones itself, not wait for the tick
 EARLY_CLOSE = 128
 
@@ -78,6 +85,13 @@ class Source:
         self.has_predictions = False
         self.children: dict[tuple[str, str], Any] = {}  # (series, label) -> prometheus child, once made
         self.sampled: dict[int, int] = {}  # window start -> error messages taken (at observe)
+        # counts settled since the Prometheus counters were last told (Metrics.before_collect)
+        self.pending_events = 0
+        self.pending_bytes = 0
+        self.pending_late = 0
+        self.pending_levels = [0] * len(LEVEL_NAMES)
+        self.pending_classes: dict[str, int] = {}
+        self.pending = False
         self._detector_json: orjson.Fragment | None = None  # changes only when a window is judged
 
     def detector_state(self) -> orjson.Fragment:
@@ -129,6 +143,12 @@ class AnomalyWatch:
         self._drops = {"documents": 0, "webhooks": 0}
         self._ticks = 0
         self.failures = 0
+        self._logged = 0  # anomaly lines logged in this period
+        self._log_since = time.monotonic()
+        self._unlogged = [0, 0]  # starts, clears left out of the log in this period
+        before = getattr(metrics, "before_collect", None)
+        if before is not None:
+            before.callbacks.append(self._flush_metrics)
 
     @property
     def changed(self) -> bool:
@@ -151,6 +171,7 @@ class AnomalyWatch:
         if self.notifier is not None:
             await self.notifier.close(timeout)
         self._sync_drops()
+        self._log_summary(time.monotonic())
 
     def _sync_drops(self) -> None:
         now = {
@@ -206,24 +227,29 @@ class AnomalyWatch:
         src = self._source(token.source)
         src.inflight -= 1
         c = token.counts
-        self._child(src, "events", "").inc(sum(c.events))
-        self._child(src, "bytes", "").inc(sum(c.bytes))
-        levels = c.levels[0] if len(c.levels) == 1 else [sum(col) for col in zip(*c.levels, strict=True)]
-        for j, n in enumerate(levels):
-            if n:
-                self._child(src, "level", LEVEL_NAMES[j]).inc(n)
-        classes = c.classes[0] if len(c.classes) == 1 else [sum(col) for col in zip(*c.classes, strict=True)]
-        for j in range(1, len(classes)):
-            n = classes[j]
-            if n:
-                name = c.class_names[j - 1] if j - 1 < len(c.class_names) else "other"
-                self._child(src, "class", name).inc(n)
+        # the Prometheus series are told when collected (_flush_metrics): plain ints here
+        src.pending = True
+        src.pending_events += sum(c.events)
+        src.pending_bytes += sum(c.bytes)
+        pl = src.pending_levels
+        for lv in c.levels:
+            pl[:] = map(operator.add, pl, lv)
+        for row in c.classes:
+            if len(row) > 1 and row[0] != sum(row):  # error events in this row
+                names = c.class_names
+                pc = src.pending_classes
+                for j in range(1, len(row)):
+                    n = row[j]
+                    if n:
+                        name = names[j - 1] if j - 1 < len(names) else "other"
+                        pc[name] = pc.get(name, 0) + n
         late = src.windows.late_events
+        samples = token.samples
         for w, r in src.windows.add(c, int(time.time() * 1000)):
-            if r in token.samples:
-                w.add_samples(token.samples[r])
+            if samples and r in samples:
+                w.add_samples(samples[r])
         if src.windows.late_events != late:
-            self._child(src, "late", "").inc(src.windows.late_events - late)
+            src.pending_late += src.windows.late_events - late
         if (c.confusion is not None and any(map(any, c.confusion))) or len(c.pair_row):
             src.has_predictions = True
         self._cache = None
@@ -234,6 +260,32 @@ class AnomalyWatch:
             due = src.windows.due(int(time.time() * 1000))
             if due:
                 self._judge(src, due)
+
+    def _flush_metrics(self) -> None:
+        """Hand the counts settled since the last call to the Prometheus counters (before
+        every collection of the registry: a scrape sees every settled batch)."""
+        try:
+            self._flush_pending()
+        except Exception:
+            self._failed("updating the Prometheus counters")
+
+    def _flush_pending(self) -> None:
+        for src in self.sources.values():
+            if not src.pending:
+                continue
+            src.pending = False
+            self._child(src, "events", "").inc(src.pending_events)
+            self._child(src, "bytes", "").inc(src.pending_bytes)
+            if src.pending_late:
+                self._child(src, "late", "").inc(src.pending_late)
+            for j, n in enumerate(src.pending_levels):
+                if n:
+                    self._child(src, "level", LEVEL_NAMES[j]).inc(n)
+            for name, n in src.pending_classes.items():
+                self._child(src, "class", name).inc(n)
+            src.pending_events = src.pending_bytes = src.pending_late = 0
+            src.pending_levels = [0] * len(LEVEL_NAMES)
+            src.pending_classes = {}
 
     def _child(self, src: Source, series: str, label: str) -> Any:
         """The Prometheus counter of a source (and level or class), looked up once."""
@@ -298,6 +350,9 @@ class AnomalyWatch:
             if due:
                 self._judge(src, due)
         self._sync_drops()
+        mono = time.monotonic()
+        if mono - self._log_since >= LOG_PERIOD:
+            self._log_summary(mono)
 
     def _prune_keys(self) -> None:
         """Forget file keys the registry forgot (rotated files cleaned): bounded state."""
@@ -331,6 +386,7 @@ class AnomalyWatch:
         self._cache = None
 
     def _forget(self, src: Source) -> None:
+        self._flush_metrics()  # not after the series are removed: that would make them again
         for w in src.windows.close_all():
             self._close(src, w, judge=False)
         m = self.metrics
@@ -359,7 +415,7 @@ class AnomalyWatch:
         if self.writer is not None and self.cfg.documents:
             doc = window_document(w, src.name, self.host_name, self.cfg.window_ms, src.has_predictions)
             self.writer.add(
-                time.strftime(self.cfg.metrics_index, time.gmtime(w.start / 1000)),
+                index_name(self.cfg.metrics_index, w.start),
                 doc_id(self.host_id, src.name, w.start),
                 doc,
             )
@@ -385,15 +441,41 @@ class AnomalyWatch:
         if starting:
             m.anomalies.labels(src.name, change.signal).inc()
         doc = anomaly_document(change, src.name, self.host_name, w.start, w.samples if starting else [])
-        (log.warning if starting else log.info)("%s", doc["message"])
+        self._log_change(starting, doc["message"])
         if self.writer is not None and self.cfg.documents:
             self.writer.add(
-                time.strftime(self.cfg.anomalies_index, time.gmtime(w.start / 1000)),
+                index_name(self.cfg.anomalies_index, w.start),
                 doc_id(self.host_id, src.name, w.start, change.signal, change.state),
                 doc,
             )
         if self.notifier is not None:
             self.notifier.notify(doc)
+
+    def _log_change(self, starting: bool, message: str) -> None:
+        now = time.monotonic()
+        if now - self._log_since >= LOG_PERIOD:
+            self._log_summary(now)
+        if self._logged < LOG_BURST:
+            self._logged += 1
+            (log.warning if starting else log.info)("%s", message)
+        else:
+            self._unlogged[0 if starting else 1] += 1
+
+    def _log_summary(self, now: float) -> None:
+        """One line for the anomalies of the period not logged one by one; a new period."""
+        started, cleared = self._unlogged
+        if started or cleared:
+            log.warning(
+                "%d more anomalies started and %d cleared in the last %.0f s, not logged one by one "
+                "(%d a period at most; every one is in the anomalies index and shipper_anomalies_total)",
+                started,
+                cleared,
+                now - self._log_since,
+                LOG_BURST,
+            )
+        self._unlogged = [0, 0]
+        self._logged = 0
+        self._log_since = now
 
     def shutdown(self, now: float | None = None) -> None:
         """Close what is due (judged), then document the open windows as they are (not
@@ -404,7 +486,7 @@ class AnomalyWatch:
             for w in src.windows.close_all():
                 if self.writer is not None and self.cfg.documents:
                     self.writer.add(
-                        time.strftime(self.cfg.metrics_index, time.gmtime(w.start / 1000)),
+                        index_name(self.cfg.metrics_index, w.start),
                         doc_id(self.host_id, src.name, w.start),
                         window_document(w, src.name, self.host_name, self.cfg.window_ms, src.has_predictions),
                     )
@@ -475,19 +557,23 @@ def _error_messages(batch: Any, counts: WindowCounts, sampled: dict[int, int]) -
     """First lines of the sampled error events' messages, per window row: only until a
     window has MAX_SAMPLES of them, counting batches still in flight (``sampled``: window
     start -> messages taken), so a burst of errors costs a few JSON decodes, not one per batch."""
-    ends = memoryview(batch.item_ends).cast("B").cast("q")
+    ends: Any = None
     out: dict[int, list[str]] = {}
     starts = counts.starts
+    body = batch.body
     for row, item in zip(counts.error_rows, counts.error_items, strict=True):
         start_ms = starts[row]
-        if sampled.get(start_ms, 0) >= MAX_SAMPLES:
+        taken = sampled.get(start_ms, 0)
+        if taken >= MAX_SAMPLES:
             continue
-        sampled[start_ms] = sampled.get(start_ms, 0) + 1
+        sampled[start_ms] = taken + 1
+        if ends is None:
+            ends = memoryview(batch.item_ends).cast("B").cast("q")
         start = ends[item - 1] if item else 0
-        raw = bytes(memoryview(batch.body)[start : ends[item]])
-        _, _, doc = raw.partition(b"\n")
+        end = ends[item]
+        nl = body.find(b"\n", start, end)  # the bulk action line, then the document
         try:
-            d = orjson.loads(doc)
+            d = orjson.loads(memoryview(body)[nl + 1 : end] if nl >= 0 else b"")
         except orjson.JSONDecodeError:
             continue
         msg = d.get("message", "") if isinstance(d, dict) else ""

@@ -17,6 +17,7 @@ which more zeros change nothing the detector would say.
 from __future__ import annotations
 
 import base64
+import operator
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,6 +31,9 @@ from .quality import window_quality
 MAX_PAIRS = 100_000  # (score, label) pairs kept per window for its AUC (the first ones): saved with every checkpoint
 MAX_SAMPLES = 3  # error messages quoted per window
 FUTURE_MS = 120_000  # event times this far past the wall clock do not move a window clock
+# signal names per error class / metric name, made once (bounded: names come from logs)
+_ERROR_KEYS: dict[str, str] = {}
+_MEAN_KEYS: dict[str, str] = {}
 
 
 class Window:
@@ -101,9 +105,9 @@ class Window:
         self.saved = None
         self.events += c.events[r]
         self.bytes += c.bytes[r]
-        self.levels = [a + b for a, b in zip(self.levels, c.levels[r], strict=True)]
+        self.levels = list(map(operator.add, self.levels, c.levels[r]))
         row = c.classes[r]
-        if len(row) > 1 and sum(row) != row[0]:  # error events in this row
+        if len(row) > 1 and row[0] != c.events[r]:  # error events in this row
             names = c.class_names
             classes = self.classes
             for j in range(1, len(row)):  # per class of the table, not per event
@@ -127,7 +131,7 @@ class Window:
                     if m_max[k] > m[3]:
                         m[3] = m_max[k]
         if c.confusion is not None:
-            self.confusion = [a + b for a, b in zip(self.confusion, c.confusion[r], strict=True)]
+            self.confusion = list(map(operator.add, self.confusion, c.confusion[r]))
         if p_rows.stop > p_rows.start and self.n_pairs < MAX_PAIRS:
             self.scores.append(c.pair_score[p_rows].copy())
             self.labels.append(c.pair_label[p_rows].copy())
@@ -152,9 +156,19 @@ class Window:
             "error_ratio": self.errors / self.events if self.events else None,
         }
         for name, n in self.classes.items():
-            out[f"errors.{name}"] = float(n)
+            key = _ERROR_KEYS.get(name)
+            if key is None:
+                key = f"errors.{name}"
+                if len(_ERROR_KEYS) < 4096:
+                    _ERROR_KEYS[name] = key
+            out[key] = float(n)
         for name, (cnt, tot, _, _) in self.metrics.items():
-            out[f"metrics.{name}.mean"] = tot / cnt if cnt else None
+            key = _MEAN_KEYS.get(name)
+            if key is None:
+                key = f"metrics.{name}.mean"
+                if len(_MEAN_KEYS) < 4096:
+                    _MEAN_KEYS[name] = key
+            out[key] = tot / cnt if cnt else None
         if self.has_predictions():
             for name, v in self.quality().items():
                 out[f"quality.{name}"] = v
@@ -166,7 +180,11 @@ class Window:
     # -- persistence -----------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        scores, labels = self.pairs()
+        scores = labels = ""  # most windows: no pairs, no arrays to encode
+        if self.scores:
+            s, lb = self.pairs()
+            scores = base64.b64encode(s.astype("<f8").tobytes()).decode()
+            labels = base64.b64encode(lb.astype(np.int8).tobytes()).decode()
         return {
             "start": self.start,
             "events": self.events,
@@ -175,8 +193,8 @@ class Window:
             "classes": self.classes,
             "metrics": self.metrics,
             "confusion": self.confusion,
-            "scores": base64.b64encode(scores.astype("<f8").tobytes()).decode(),
-            "labels": base64.b64encode(labels.astype(np.int8).tobytes()).decode(),
+            "scores": scores,
+            "labels": labels,
             "samples": self.samples,
         }
 
