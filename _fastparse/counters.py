@@ -27,13 +27,39 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Sequence
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ._common import LEVEL_NAMES
 
-__all__ = ["CONFUSION_METRICS", "LEVEL_NAMES", "N_LEVELS", "WindowCounts", "count"]
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["CONFUSION_METRICS", "LEVEL_NAMES", "N_LEVELS", "WindowCounts", "count", "lazy_numpy"]
+
+
+class _LazyNumpy:
+    """Stands for ``numpy`` in a module's globals until an attribute is first asked for;
+    then imports numpy and puts the real module in those globals (later uses cost nothing)."""
+
+    __slots__ = ("_namespace",)
+
+    def __init__(self, namespace: dict[str, Any]) -> None:
+        self._namespace = namespace
+
+    def __getattr__(self, name: str) -> Any:
+        import numpy
+
+        self._namespace["np"] = numpy
+        return getattr(numpy, name)
+
+
+def lazy_numpy(namespace: dict[str, Any]) -> Any:
+    """``np = lazy_numpy(globals())``: numpy imported when the module first uses it."""
+    return _LazyNumpy(namespace)
+
+
+if not TYPE_CHECKING:  # numpy (~14 MiB) only once used: the compiled fold needs none of it
+    np = lazy_numpy(globals())
 
 N_LEVELS = len(LEVEL_NAMES)  # ``ev_level`` values index LEVEL_NAMES (0 is "no level")
 #: Metric names whose values are confusion counts, in the column order of ``confusion``.
@@ -41,9 +67,6 @@ CONFUSION_METRICS = ("tp", "fp", "fn", "tn")
 # Window ranges up to this many windows are indexed by offset (O(n)); wider ones sort.
 _DENSE_SPAN = 4096
 
-_EMPTY_I8 = np.zeros(0, dtype=np.int8)
-_EMPTY_F8 = np.zeros(0, dtype=np.float64)
-_EMPTY_I64 = np.zeros(0, dtype=np.int64)
 _CONFUSION_SET = frozenset(CONFUSION_METRICS)
 _CONFUSION_COL = {name: i for i, name in enumerate(CONFUSION_METRICS)}
 
@@ -63,7 +86,8 @@ class WindowCounts:
     when the batch has none. Metric rows are sparse (only the (window, metric) pairs that
     occur), sorted by row: ``m_row`` the row, ``m_name`` the name, ``m_count``, ``m_sum``,
     ``m_min``, ``m_max``. Prediction pairs stay numpy arrays (``pair_row``, ``pair_score``,
-    ``pair_label``), sorted by row: they are kept per window for its AUC.
+    ``pair_label``; None when the batch has none), sorted by row: they are kept per window
+    for its AUC.
     """
 
     __slots__ = (
@@ -112,9 +136,9 @@ class WindowCounts:
         self.m_sum: list[float] = []
         self.m_min: list[float] = []
         self.m_max: list[float] = []
-        self.pair_row: np.ndarray = _EMPTY_I64
-        self.pair_score: np.ndarray = _EMPTY_F8
-        self.pair_label: np.ndarray = _EMPTY_I8
+        self.pair_row: np.ndarray | None = None  # None: no pairs (numpy not needed)
+        self.pair_score: np.ndarray | None = None
+        self.pair_label: np.ndarray | None = None
         self.error_rows: list[int] = []  # row of each sampled error event
         self.error_items: list[int] = []  # its item index in the batch
 
@@ -284,7 +308,7 @@ def _count_np(
         tuple(error_classes),
         t_max,
     )
-    err_items = np.flatnonzero(cls_i) if len(cls) and classes[:, 1:].any() else _EMPTY_I64
+    err_items = np.flatnonzero(cls_i) if len(cls) and classes[:, 1:].any() else np.zeros(0, np.int64)
     if len(err_items):
         _sample_errors(out, row, err_items, error_samples)
     _metrics(out, batch, row, nw, metric_names)

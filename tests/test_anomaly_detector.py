@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from shipper.anomaly.detector import Detector, DetectorConfig
+from shipper.anomaly.detector import Detector, DetectorConfig, empty_state
 
 CFG = DetectorConfig(history=60, min_history=10, sigma=3.0, clear_sigma=2.0)
 
@@ -166,3 +166,11 @@ def test_many_windows_at_once_judge_like_one_at_a_time() -> None:
     assert any(seq)  # something was raised
     np.testing.assert_array_equal(one._ordered(), many._ordered())
     assert one.active == many.active
+
+
+def test_empty_state_is_what_a_fresh_detector_saves() -> None:
+    """The watch saves empty_state() for a source whose detector was never made (numpy
+    not imported yet); restored, it is a fresh detector."""
+    assert Detector(DetectorConfig()).to_dict() == empty_state()
+    d = Detector.from_dict(DetectorConfig(), empty_state())
+    assert d.n == 0 and not d.signals and not d.active

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from _fastparse import counters
 from shipper.acks import Watermark
 from shipper.anomaly.detector import Change, DetectorConfig
 from shipper.anomaly.watch import LOG_BURST, LOG_PERIOD, AnomalyWatch, WatchConfig
@@ -263,3 +266,36 @@ def test_anomaly_log_lines_are_limited_per_period_documents_are_not(caplog: pyte
     assert last.levelno == logging.WARNING and last.getMessage().startswith("15 more anomalies started and 0 cleared")
     watch._report(src, Window(T0 + n * W), Change("events", "start", "up", 2.0, 1.0, 0.1))
     assert said()[-1].getMessage().startswith("anomaly started: noisy events")  # a new period
+
+
+LAZY_NUMPY = """
+import sys, time
+import shipper.app, shipper.anomaly
+from _fastparse import Parser
+from shipper.anomaly.watch import AnomalyWatch, WatchConfig
+from shipper.metrics import Metrics
+assert "numpy" not in sys.modules, "imported"
+p = Parser(input_id="x", path="/l/a.log", host_name="h", id_prefix="", id_key=b"k" * 71,
+           index_pattern="i-%Y", format="python", multiline="auto", metrics="auto")
+t0 = 1_700_000_000
+stamp = lambda i: time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t0 + i)).encode()
+lines = [b"%s,123 - trainer - ERROR - step=%d loss=1.5 boom\\n" % (stamp(i), i) for i in range(40)]
+b = p.feed(b"".join(lines), t0 * 1000)
+class Owner:
+    source = "s"
+    parser = p
+w = AnomalyWatch(WatchConfig(), Metrics(), host_id="h" * 32, host_name="h")
+w.settle(w.observe(b, Owner(), "x"))
+w.state()
+w.metrics.render()
+assert "numpy" not in sys.modules and w.failures == 0, "counted"
+w.tick(t0 + 3600)
+assert "numpy" in sys.modules and w.failures == 0 and w.sources["s"].detector.n, "judged"
+"""
+
+
+@pytest.mark.skipif(counters._fold_c is None, reason="the numpy twin of the fold needs numpy")
+def test_numpy_is_imported_when_the_first_window_is_judged_not_before() -> None:
+    """numpy is ~14 MiB of an idle agent's RSS: imports, a counted and settled batch, a
+    registry write and a scrape need none of it (the compiled fold counts)."""
+    subprocess.run([sys.executable, "-c", LAZY_NUMPY], check=True, cwd=Path(__file__).resolve().parent.parent)

@@ -33,9 +33,14 @@ import fnmatch
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from _fastparse.counters import lazy_numpy
+
+if TYPE_CHECKING:
+    import numpy as np
+else:  # imported when a source's first window is judged
+    np = lazy_numpy(globals())
 
 UP, DOWN, BOTH, OFF = "up", "down", "both", "off"
 COUNT, RATIO, VALUE = 0, 1, 2
@@ -197,6 +202,11 @@ class Change:
     value: float
     mean: float
     stddev: float
+
+
+def empty_state() -> dict[str, Any]:
+    """``Detector(cfg).to_dict()`` of a detector that has judged nothing, without numpy."""
+    return {"signals": [], "rows": 0, "history": "", "active": {}, "zero_run": 0, "silence_rate": 0.0}
 
 
 class Detector:

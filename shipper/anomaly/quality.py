@@ -8,8 +8,14 @@ dashboard or detector that gets 0.5 or 0 for "unknown" would draw and alert on n
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
+from _fastparse.counters import lazy_numpy
+
+if TYPE_CHECKING:
+    import numpy as np
+else:  # imported when a window first has predictions
+    np = lazy_numpy(globals())
 
 
 def confusion_metrics(tp: int, fp: int, fn: int, tn: int) -> dict[str, float | None]:

@@ -28,7 +28,7 @@ from _fastparse import counters
 from _fastparse.counters import LEVEL_NAMES, WindowCounts
 
 from ..metrics import Metrics
-from .detector import Change, Detector, DetectorConfig
+from .detector import Change, Detector, DetectorConfig, empty_state
 from .documents import DocumentWriter, anomaly_document, doc_id, index_name, window_document
 from .notify import Notifier
 from .windows import MAX_SAMPLES, SourceWindows, Window
@@ -75,7 +75,8 @@ class Source:
     def __init__(self, name: str, cfg: WatchConfig) -> None:
         self.name = name
         self.windows = SourceWindows(cfg.window_ms, cfg.grace_ms, cfg.max_gap)
-        self.detector = Detector(cfg.detector)
+        self._detector_cfg = cfg.detector
+        self._detector: Detector | None = None  # made at the first judged window (numpy)
         self.keys: set[str] = set()  # file keys seen for it (to tell files gone from files idle)
         self.inflight = 0  # batches submitted, not settled
         self.retired_at: float | None = None
@@ -94,10 +95,21 @@ class Source:
         self.pending = False
         self._detector_json: orjson.Fragment | None = None  # changes only when a window is judged
 
+    @property
+    def detector(self) -> Detector:
+        if self._detector is None:
+            self._detector = Detector(self._detector_cfg)
+        return self._detector
+
+    @detector.setter
+    def detector(self, detector: Detector) -> None:
+        self._detector = detector
+
     def detector_state(self) -> orjson.Fragment:
         """The detector's saved form, serialized once per judged window, not per checkpoint."""
         if self._detector_json is None:
-            self._detector_json = orjson.Fragment(orjson.dumps(self.detector.to_dict()))
+            saved = self._detector.to_dict() if self._detector is not None else empty_state()
+            self._detector_json = orjson.Fragment(orjson.dumps(saved))
         return self._detector_json
 
     def detector_changed(self) -> None:
@@ -250,7 +262,7 @@ class AnomalyWatch:
                 w.add_samples(samples[r])
         if src.windows.late_events != late:
             src.pending_late += src.windows.late_events - late
-        if (c.confusion is not None and any(map(any, c.confusion))) or len(c.pair_row):
+        if (c.confusion is not None and any(map(any, c.confusion))) or c.pair_row is not None:
             src.has_predictions = True
         self._cache = None
         if len(src.windows.open) >= EARLY_CLOSE:
@@ -376,7 +388,7 @@ class AnomalyWatch:
         """Files all gone: no silence alert, alerts dropped without a clear, series kept a while."""
         src.retired_at = now
         src.detector_changed()
-        for signal in src.detector.forget_alerts():
+        for signal in src.detector.forget_alerts() if src._detector is not None else []:
             self.metrics.anomaly_active.labels(src.name, signal).set(0)
         log.info(
             "source %s: all its files are gone; retired (series removed after %ds)",

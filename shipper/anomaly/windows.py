@@ -19,17 +19,21 @@ from __future__ import annotations
 import base64
 import operator
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import orjson
 
-from _fastparse.counters import LEVEL_NAMES, N_LEVELS, WindowCounts
+from _fastparse.counters import LEVEL_NAMES, N_LEVELS, WindowCounts, lazy_numpy
 
 from .quality import window_quality
 
 MAX_PAIRS = 100_000  # (score, label) pairs kept per window for its AUC (the first ones): saved with every checkpoint
 MAX_SAMPLES = 3  # error messages quoted per window
+if TYPE_CHECKING:
+    import numpy as np
+else:  # imported when a window first has prediction pairs
+    np = lazy_numpy(globals())
+
 FUTURE_MS = 120_000  # event times this far past the wall clock do not move a window clock
 # signal names per error class / metric name, made once (bounded: names come from logs)
 _ERROR_KEYS: dict[str, str] = {}
@@ -133,6 +137,7 @@ class Window:
         if c.confusion is not None:
             self.confusion = list(map(operator.add, self.confusion, c.confusion[r]))
         if p_rows.stop > p_rows.start and self.n_pairs < MAX_PAIRS:
+            assert c.pair_score is not None and c.pair_label is not None
             self.scores.append(c.pair_score[p_rows].copy())
             self.labels.append(c.pair_label[p_rows].copy())
 
@@ -241,7 +246,7 @@ class SourceWindows:
         one such line would otherwise close every open window at once."""
         nw = len(c.starts)
         m_bounds = _bounds(c.m_row, nw) if c.m_row else None
-        p_bounds = np.searchsorted(c.pair_row, np.arange(nw + 1)).tolist() if len(c.pair_row) else None
+        p_bounds = np.searchsorted(c.pair_row, np.arange(nw + 1)).tolist() if c.pair_row is not None else None
         empty = slice(0, 0)
         for r, start in enumerate(c.starts):  # per window in the batch
             if self.next_start is not None and start < self.next_start:
