@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,10 @@ import orjson
 import pytest
 
 from _fastparse import counters
+from _fastparse.counters import WindowCounts
 from shipper.acks import Watermark
 from shipper.anomaly.detector import Change, DetectorConfig
-from shipper.anomaly.watch import LOG_BURST, LOG_PERIOD, AnomalyWatch, WatchConfig
+from shipper.anomaly.watch import LOG_BURST, LOG_PERIOD, AnomalyWatch, WatchConfig, _error_messages
 from shipper.anomaly.windows import Window
 from shipper.metrics import Metrics
 from shipper.pipeline import Pipeline, Segment
@@ -299,3 +301,40 @@ def test_numpy_is_imported_when_the_first_window_is_judged_not_before() -> None:
     """numpy is ~14 MiB of an idle agent's RSS: imports, a counted and settled batch, a
     registry write and a scrape need none of it (the compiled fold counts)."""
     subprocess.run([sys.executable, "-c", LAZY_NUMPY], check=True, cwd=Path(__file__).resolve().parent.parent)
+
+
+def test_error_samples_are_the_first_lines_of_messages_or_error_type() -> None:
+    """What an anomaly document quotes: the first line (<= 500 chars) of the message, or
+    ``type: message`` of an error object; a document that is not JSON is skipped."""
+    docs = [
+        {"message": "CUDA out of memory\nTraceback (most recent call last):\n  ..."},
+        {"message": "x" * 600},
+        {"message": "ignored", "error": {"type": "ValueError", "message": "bad value\nmore"}},
+        {"message": "m", "error": {"type": "Timeout"}},
+        {"message": 42},
+        [1, 2],
+    ]
+    body = bytearray()
+    ends = array("q")
+    for d in docs:
+        body += b'{"create":{"_index":"x"}}\n' + orjson.dumps(d) + b"\n"
+        ends.append(len(body))
+    body += b'{"create":{"_index":"x"}}\n{not json\n'
+    ends.append(len(body))
+
+    class Batch:
+        pass
+
+    batch = Batch()
+    batch.body, batch.item_ends = bytes(body), ends.tobytes()  # type: ignore[attr-defined]
+    starts = [T0, T0 + W, T0 + 2 * W]
+    counts = WindowCounts(starts, [3, 3, 1], [0] * 3, [[0] * 8] * 3, [[0, 3], [0, 3], [0, 1]], ("other",), T0 + 2 * W)
+    counts.error_rows, counts.error_items = [0, 0, 0, 1, 1, 1, 2], [0, 1, 2, 3, 4, 5, 6]
+    sampled: dict[int, int] = {}
+    assert _error_messages(batch, counts, sampled) == {
+        0: ["CUDA out of memory", "x" * 500, "ValueError: bad value"],
+        1: ["Timeout", "42", ""],
+    }
+    assert sampled == {T0: 3, T0 + W: 3, T0 + 2 * W: 1}  # a document that is not JSON takes its turn
+    sampled = {T0: 2}  # taken by batches still in flight: one more for the first window
+    assert _error_messages(batch, counts, sampled)[0] == ["CUDA out of memory"]

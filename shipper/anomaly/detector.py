@@ -230,6 +230,8 @@ class Detector:
     # -- columns ---------------------------------------------------------------------
 
     def _ensure(self, names: Iterable[str]) -> None:
+        if isinstance(names, Mapping) and names.keys() <= self.cols.keys():
+            return  # the common case: no new signal (a set comparison in C)
         new = [s for s in names if s not in self.cols]
         if not new:
             return
@@ -341,26 +343,27 @@ class Detector:
         flagged = (high | low).any(axis=1).tolist()
         for i, (values, window) in enumerate(windows):  # the alert state machine, in order
             changes: list[Change] = []
-            if not flagged[i] and not self.active:  # most windows: nothing starts, nothing to clear
-                changes += self._silence(values.get("events"), cnt[i], mean[i], window)
-                out.append(changes)
-                continue
-            x, mu, sd = x_all[i], mean[i], sigma[i]
-            if flagged[i]:
-                for c in np.flatnonzero(high[i] | low[i]).tolist():
-                    s = self.signals[c]
-                    if s not in self.active:
-                        d = UP if high[i, c] else DOWN
-                        self.active[s] = Alert(d, window, float(x[c]), float(mu[c]), float(sd[c]))
-                        changes.append(Change(s, "start", d, float(x[c]), float(mu[c]), float(sd[c])))
-            for s, a in list(self.active.items()):
-                col = self.cols.get(s)
-                if col is None or a.window == window or np.isnan(x[col]):
-                    continue  # silence, raised now, or no value this window: nothing says it is over
-                if (a.direction == UP and back_high[i, col]) or (a.direction == DOWN and back_low[i, col]):
-                    del self.active[s]
-                    changes.append(Change(s, "clear", a.direction, float(x[col]), float(mu[col]), float(sd[col])))
-            changes += self._silence(values.get("events"), cnt[i], mu, window)
+            if flagged[i] or self.active:  # most windows: nothing starts, nothing to clear
+                # this window's row as Python values (one conversion each, not one per signal)
+                x, mu, sd = x_all[i].tolist(), mean[i].tolist(), sigma[i].tolist()
+                if flagged[i]:
+                    hi_i = high[i].tolist()
+                    for c in np.flatnonzero(high[i] | low[i]).tolist():
+                        s = self.signals[c]
+                        if s not in self.active:
+                            d = UP if hi_i[c] else DOWN
+                            self.active[s] = Alert(d, window, x[c], mu[c], sd[c])
+                            changes.append(Change(s, "start", d, x[c], mu[c], sd[c]))
+                if self.active:
+                    bh, bl = back_high[i].tolist(), back_low[i].tolist()
+                    for s, a in list(self.active.items()):
+                        col = self.cols.get(s)
+                        if col is None or a.window == window or x[col] != x[col]:
+                            continue  # silence, raised now, or no value (NaN) this window: nothing says it is over
+                        if (a.direction == UP and bh[col]) or (a.direction == DOWN and bl[col]):
+                            del self.active[s]
+                            changes.append(Change(s, "clear", a.direction, x[col], mu[col], sd[col]))
+            changes += self._silence(values.get("events"), cnt, mean, i, window)
             out.append(changes)
         keep = x_all[-self.cfg.history :]  # a batch longer than the history keeps its newest rows
         idx = (self.pos + nk - len(keep) + np.arange(len(keep))) % self.cfg.history
@@ -369,7 +372,8 @@ class Detector:
         self.n = min(self.n + nk, self.cfg.history)
         return out
 
-    def _silence(self, events: float | None, cnt: np.ndarray, mean: np.ndarray, window: int) -> list[Change]:
+    def _silence(self, events: float | None, cnt: np.ndarray, mean: np.ndarray, i: int, window: int) -> list[Change]:
+        """Silence at window ``i`` of the statistics ``cnt``/``mean`` (one row per window)."""
         ev = self.cols.get("events")
         if events is None or ev is None:
             return []
@@ -380,7 +384,7 @@ class Detector:
                 return []
             return [Change("silence", "clear", DOWN, float(events), a.mean, a.stddev)]
         if self.zero_run == 0:
-            self.silence_rate = float(mean[ev]) if cnt[ev] >= self.cfg.min_history else 0.0
+            self.silence_rate = float(mean[i, ev]) if cnt[i, ev] >= self.cfg.min_history else 0.0
         self.zero_run += 1
         rate = self.silence_rate
         if "silence" in self.active or rate <= 0:

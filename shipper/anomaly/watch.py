@@ -588,9 +588,19 @@ def _error_messages(batch: Any, counts: WindowCounts, sampled: dict[int, int]) -
             d = orjson.loads(memoryview(body)[nl + 1 : end] if nl >= 0 else b"")
         except orjson.JSONDecodeError:
             continue
-        msg = d.get("message", "") if isinstance(d, dict) else ""
-        err = d.get("error") if isinstance(d, dict) else None
-        if isinstance(err, dict) and err.get("type"):
-            msg = f"{err.get('type')}: {err.get('message', '')}" if err.get("message") else str(err["type"])
-        out.setdefault(row, []).append(str(msg).split("\n", 1)[0][:500])
+        msg: Any = ""
+        if type(d) is dict:  # what orjson makes (no subclass can come out)
+            msg = d.get("message", "")
+            err = d.get("error")
+            if type(err) is dict and err.get("type"):
+                msg = f"{err.get('type')}: {err.get('message', '')}" if err.get("message") else str(err["type"])
+        if type(msg) is not str:
+            msg = str(msg)
+        cut = msg.find("\n")
+        first = (msg if cut < 0 else msg[:cut])[:500]
+        got = out.get(row)
+        if got is None:
+            out[row] = [first]
+        else:
+            got.append(first)
     return out
