@@ -15,7 +15,7 @@ without bound or slow the readers down.
 from __future__ import annotations
 
 import asyncio
-import base64
+import binascii
 import hashlib
 import logging
 import random
@@ -41,6 +41,7 @@ _INDICES: dict[tuple[str, int], str] = {}
 _ISO: dict[int, str] = {}  # ms -> iso(ms), for the last few thousand window bounds
 # strftime directives that change at most once a day: an index pattern made of them only
 # is named once per day, not per window
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 _DAILY = frozenset("YmdyjCDFGgVuwUWaAbBeh%")
 
 
@@ -55,8 +56,11 @@ def doc_id(host_id: str, source: str, start_ms: int, *extra: str) -> str:
             b"\0".join((ID_SCHEME, host_id.encode(), source.encode(), b"")), digest_size=16
         )
     h = base.copy()
-    h.update(b"\0".join([str(start_ms).encode(), *(e.encode() for e in extra)]))
-    return base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode()
+    h.update(
+        str(start_ms).encode() if not extra else b"\0".join([str(start_ms).encode(), *(e.encode() for e in extra)])
+    )
+    # base64url of the 16 bytes without its "==" padding: 22 characters
+    return binascii.b2a_base64(h.digest(), newline=False)[:22].translate(_URLSAFE).decode()
 
 
 def _day(day: int) -> str:
