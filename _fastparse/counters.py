@@ -160,6 +160,26 @@ def _buf(batch: Any, name: str, empty: array[Any]) -> Any:
     return np.frombuffer(a, dtype=empty.typecode)
 
 
+_FOLD_ARRAYS = (
+    ("ev_time", _E_Q),
+    ("ev_level", _E_B),
+    ("ev_class", _E_B),
+    ("ev_bytes", _E_I),
+    ("m_item", _E_I),
+    ("m_id", _E_H),
+    ("m_value", _E_D),
+)
+
+
+def _bufs(batch: Any) -> list[Any]:
+    """The fold's seven arrays of a batch (``_buf`` of each; one call per batch)."""
+    out = []
+    for name, empty in _FOLD_ARRAYS:
+        a = getattr(batch, name, None)
+        out.append(a if type(a) is array and len(a) else _buf(batch, name, empty))
+    return out
+
+
 def _arr(batch: Any, name: str, dtype: Any) -> np.ndarray:
     """A batch array as numpy without a copy (absent: empty)."""
     a = getattr(batch, name, None)
@@ -196,13 +216,7 @@ def count(
     rows: bytes | None = None
     if _fold_c is not None and not twin:
         got = _fold_c(
-            _buf(batch, "ev_time", _E_Q),
-            _buf(batch, "ev_level", _E_B),
-            _buf(batch, "ev_class", _E_B),
-            _buf(batch, "ev_bytes", _E_I),
-            _buf(batch, "m_item", _E_I),
-            _buf(batch, "m_id", _E_H),
-            _buf(batch, "m_value", _E_D),
+            *_bufs(batch),
             window_ms,
             N_LEVELS,
             len(error_classes) + 1,

@@ -155,10 +155,11 @@ class Window:
 
     def signals(self) -> dict[str, float | None]:
         """The values the detector judges (signal names are a stable interface)."""
+        events = self.events
         out: dict[str, float | None] = {
-            "events": float(self.events),
+            "events": float(events),
             "bytes": float(self.bytes),
-            "error_ratio": self.errors / self.events if self.events else None,
+            "error_ratio": sum(self.classes.values()) / events if events else None,
         }
         for name, n in self.classes.items():
             key = _ERROR_KEYS.get(name)
@@ -174,7 +175,7 @@ class Window:
                 if len(_MEAN_KEYS) < 4096:
                     _MEAN_KEYS[name] = key
             out[key] = tot / cnt if cnt else None
-        if self.has_predictions():
+        if self.scores or any(self.confusion):  # has_predictions(), inline: once per window
             for name, v in self.quality().items():
                 out[f"quality.{name}"] = v
         return out
