@@ -268,6 +268,11 @@ def test_anomaly_log_lines_are_limited_per_period_documents_are_not(caplog: pyte
     assert last.levelno == logging.WARNING and last.getMessage().startswith("15 more anomalies started and 0 cleared")
     watch._report(src, Window(T0 + n * W), Change("events", "start", "up", 2.0, 1.0, 0.1))
     assert said()[-1].getMessage().startswith("anomaly started: noisy events")  # a new period
+    for k in range(LOG_BURST + 3):  # clears (INFO) have a budget of their own
+        watch._report(src, Window(T0 + (n + 1) * W), Change(f"metrics.m{k}.mean", "clear", "up", 1.0, 1.0, 0.1))
+    watch._report(src, Window(T0 + (n + 2) * W), Change("bytes", "start", "up", 2.0, 1.0, 0.1))
+    assert len([r for r in said() if r.getMessage().startswith("anomaly cleared")]) == LOG_BURST
+    assert said()[-1].getMessage().startswith("anomaly started: noisy bytes")  # not used up by the clears
 
 
 LAZY_NUMPY = """

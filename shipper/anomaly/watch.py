@@ -36,8 +36,8 @@ from .windows import MAX_SAMPLES, SourceWindows, Window
 log = logging.getLogger("shipper.anomaly")
 
 STATE_VERSION = 1
-# anomaly starts/clears written to the agent's log one by one, at most this many per
-# LOG_PERIOD seconds; the rest are summed up in one line per period (their documents,
+# anomaly starts (WARNING) and clears (INFO) written to the agent's log one by one, at most
+# this many of each per LOG_PERIOD seconds; the rest are summed up in one line per period (their documents,
 # webhooks and Prometheus series are not limited: a backfill of a noisy log can start
 # dozens a second, and a log line each buries everything else the agent says)
 LOG_BURST = 10
@@ -155,7 +155,7 @@ class AnomalyWatch:
         self._drops = {"documents": 0, "webhooks": 0}
         self._ticks = 0
         self.failures = 0
-        self._logged = 0  # anomaly lines logged in this period
+        self._logged = [0, 0]  # starts (WARNING), clears (INFO) logged in this period: a budget each
         self._log_since = time.monotonic()
         self._unlogged = [0, 0]  # starts, clears left out of the log in this period
         before = getattr(metrics, "before_collect", None)
@@ -467,11 +467,12 @@ class AnomalyWatch:
         now = time.monotonic()
         if now - self._log_since >= LOG_PERIOD:
             self._log_summary(now)
-        if self._logged < LOG_BURST:
-            self._logged += 1
+        kind = 0 if starting else 1
+        if self._logged[kind] < LOG_BURST:
+            self._logged[kind] += 1
             (log.warning if starting else log.info)("%s", message)
         else:
-            self._unlogged[0 if starting else 1] += 1
+            self._unlogged[kind] += 1
 
     def _log_summary(self, now: float) -> None:
         """One line for the anomalies of the period not logged one by one; a new period."""
@@ -479,14 +480,14 @@ class AnomalyWatch:
         if started or cleared:
             log.warning(
                 "%d more anomalies started and %d cleared in the last %.0f s, not logged one by one "
-                "(%d a period at most; every one is in the anomalies index and shipper_anomalies_total)",
+                "(%d of each a period at most; every one is in the anomalies index and shipper_anomalies_total)",
                 started,
                 cleared,
                 now - self._log_since,
                 LOG_BURST,
             )
         self._unlogged = [0, 0]
-        self._logged = 0
+        self._logged = [0, 0]
         self._log_since = now
 
     def shutdown(self, now: float | None = None) -> None:
