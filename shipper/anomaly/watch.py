@@ -241,20 +241,21 @@ class AnomalyWatch:
         c = token.counts
         # the Prometheus series are told when collected (_flush_metrics): plain ints here
         src.pending = True
-        src.pending_events += sum(c.events)
+        events = sum(c.events)
+        src.pending_events += events
         src.pending_bytes += sum(c.bytes)
-        pl = src.pending_levels
-        for lv in c.levels:
-            pl[:] = map(operator.add, pl, lv)
-        for row in c.classes:
-            if len(row) > 1 and row[0] != sum(row):  # error events in this row
-                names = c.class_names
-                pc = src.pending_classes
-                for j in range(1, len(row)):
-                    n = row[j]
-                    if n:
-                        name = names[j - 1] if j - 1 < len(names) else "other"
-                        pc[name] = pc.get(name, 0) + n
+        one = len(c.starts) == 1  # the batch's totals: its one row, or column sums (in C)
+        levels = c.levels[0] if one else list(map(sum, zip(*c.levels, strict=True)))
+        src.pending_levels = list(map(operator.add, src.pending_levels, levels))
+        classes = c.classes[0] if one else list(map(sum, zip(*c.classes, strict=True)))
+        if len(classes) > 1 and classes[0] != events:  # error events in the batch
+            names = c.class_names
+            pc = src.pending_classes
+            for j in range(1, len(classes)):  # per class of the table, once per batch
+                n = classes[j]
+                if n:
+                    name = names[j - 1] if j - 1 < len(names) else "other"
+                    pc[name] = pc.get(name, 0) + n
         late = src.windows.late_events
         samples = token.samples
         for w, r in src.windows.add(c, int(time.time() * 1000)):
