@@ -31,7 +31,7 @@ from ..metrics import Metrics
 from .detector import Change, Detector, DetectorConfig, empty_state
 from .documents import DocumentWriter, anomaly_document, doc_id, index_name, window_document
 from .notify import Notifier
-from .windows import MAX_SAMPLES, SourceWindows, Window
+from .windows import MAX_SAMPLES, SourceWindows, Window, add_classes
 
 log = logging.getLogger("shipper.anomaly")
 
@@ -249,13 +249,7 @@ class AnomalyWatch:
         src.pending_levels = list(map(operator.add, src.pending_levels, levels))
         classes = c.classes[0] if one else list(map(sum, zip(*c.classes, strict=True)))
         if len(classes) > 1 and classes[0] != events:  # error events in the batch
-            names = c.class_names
-            pc = src.pending_classes
-            for j in range(1, len(classes)):  # per class of the table, once per batch
-                n = classes[j]
-                if n:
-                    name = names[j - 1] if j - 1 < len(names) else "other"
-                    pc[name] = pc.get(name, 0) + n
+            add_classes(src.pending_classes, classes, c.class_names)
         late = src.windows.late_events
         samples = token.samples
         for w, r in src.windows.add(c, int(time.time() * 1000)):

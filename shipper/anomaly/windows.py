@@ -112,13 +112,7 @@ class Window:
         self.levels = list(map(operator.add, self.levels, c.levels[r]))
         row = c.classes[r]
         if len(row) > 1 and row[0] != c.events[r]:  # error events in this row
-            names = c.class_names
-            classes = self.classes
-            for j in range(1, len(row)):  # per class of the table, not per event
-                n = row[j]
-                if n:
-                    name = names[j - 1] if j - 1 < len(names) else "other"
-                    classes[name] = classes.get(name, 0) + n
+            add_classes(self.classes, row, c.class_names)
         if m_rows.stop > m_rows.start:
             metrics = self.metrics
             m_name, m_count, m_sum, m_min, m_max = c.m_name, c.m_count, c.m_sum, c.m_min, c.m_max
@@ -341,6 +335,16 @@ class SourceWindows:
         sw.next_start = None if ns is None or ns % window_ms else int(ns)
         sw.late_events = int(d.get("late_events", 0))
         return sw
+
+
+def add_classes(into: dict[str, int], row: list[int], names: tuple[str, ...]) -> None:
+    """Add a row of class counts (column 0: not an error; j > 0: ``names[j - 1]``, or
+    "other" beyond the table) to ``into``: per class of the table, not per event."""
+    for j in range(1, len(row)):
+        n = row[j]
+        if n:
+            name = names[j - 1] if j - 1 < len(names) else "other"
+            into[name] = into.get(name, 0) + n
 
 
 def _bounds(rows: list[int], nw: int) -> list[int]:
