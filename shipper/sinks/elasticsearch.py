@@ -243,6 +243,7 @@ class BulkBody(Payload):
         return bytes(self)
 
     async def write(self, writer: AbstractStreamWriter) -> None:
+        await writer.write(b"")  # the headers on their own: see write_with_length
         for chunk in self.chunks:
             await writer.write(chunk)
 
@@ -250,6 +251,10 @@ class BulkBody(Payload):
         if content_length is None:
             await self.write(writer)
             return
+        # aiohttp (3.10+) holds the headers back and sends them joined with the first
+        # chunk written, which is a copy of that chunk (a whole parsed chunk's body, ~0.1 ms
+        # per request); an empty first write sends them alone, one small send() instead
+        await writer.write(b"")
         left = content_length
         for chunk in self.chunks:
             if left <= 0:
