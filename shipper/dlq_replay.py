@@ -58,7 +58,7 @@ async def replay(cfg: Config) -> tuple[int, list[dict[str, Any]]]:
                 for r in chunk
             )
             try:
-                resp = await client.bulk(operations=body, filter_path="items.*.status,items.*.error")  # type: ignore[arg-type]
+                resp = await client.bulk(operations=body, filter_path="items.*.status,items.*.error")
             except Exception as e:
                 raise RuntimeError(f"cannot replay: {_reason(e)}") from None
             for r, item in zip(chunk, resp.body["items"], strict=True):

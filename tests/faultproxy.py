@@ -37,7 +37,8 @@ answer within ``upstream_timeout``), the client connection is closed, as if talk
 server.
 
 What the elasticsearch 8.x client (AsyncElasticsearch, aiohttp node, ``max_retries=0``) makes of
-each fault on ``bulk()``:
+each fault on ``bulk()``, and shipper's own client on the same transport too
+(tests/test_es_client.py):
 
 - ``status``: ``AuthenticationException`` (401), ``AuthorizationException`` (403), plain ``ApiError``
   for 413, 429, 502, 503 (``e.meta.status`` tells them apart).

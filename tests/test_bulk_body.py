@@ -58,7 +58,7 @@ def test_gzip_and_serializer_take_a_bulk_body() -> None:
 
 def test_acknowledged_bulk_responses_are_not_parsed() -> None:
     """Only `errors` is needed when nothing failed; everything else is parsed as before."""
-    from shipper.sinks.elasticsearch import CompatResponseSerializer, ResponseSerializer
+    from shipper.sinks.client import CompatResponseSerializer, ResponseSerializer
 
     ok = b'{"errors":false,"items":[' + b",".join([b'{"create":{"status":201}}'] * 1000) + b"]}"
     failed = b'{"errors":true,"items":[{"create":{"status":429,"error":{"type":"x","reason":"y"}}}]}'
