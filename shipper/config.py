@@ -526,7 +526,7 @@ ROOT_SCHEMA: dict[str, Key] = {
         1,
         "Threads that parse chunks of 16 KiB or more off the event loop (the compiled parser, "
         "formats it compiles: plain, python and layouts), so that a second core parses while the "
-        "loop sends; 0: everything is parsed on the loop.",
+        "loop sends; 0 (or a single CPU): everything is parsed on the loop.",
     ),
     "max_inflight_bytes": Key(
         _size,

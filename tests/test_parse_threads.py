@@ -24,6 +24,7 @@ from shipper.tail.parsing import INLINE, ParsePool, releases_gil
 from shipper.tail.reader import FileReader
 
 COMPILED = _fastparse.IMPLEMENTATION == "cython"
+THREADED = COMPILED and parsing.cpus() > 1  # what ParsePool(1) does here
 
 
 class Capture:
@@ -106,7 +107,7 @@ def test_threaded_reads_hand_over_what_inline_reads_do(
     assert isinstance(pool, CountingPool)
     size = path.stat().st_size
     big = size // chunk + (size % chunk >= parsing.INLINE_BELOW)  # reads worth a thread
-    assert pool.fed == (big if COMPILED else 0)  # the twin holds the GIL: never in a thread
+    assert pool.fed == (big if THREADED else 0)  # the twin holds the GIL: never in a thread
 
 
 def test_json_and_start_patterns_parse_on_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -133,12 +134,15 @@ def test_what_releases_the_gil(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not releases_gil({"format": "plain", "multiline": "none"})
 
 
-def test_small_reads_and_no_threads_stay_on_the_loop() -> None:
+def test_small_reads_no_threads_and_one_cpu_stay_on_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parsing, "cpus", lambda: 2)
     pool = ParsePool(1)
     assert pool.use(parsing.INLINE_BELOW, True)
     assert not pool.use(parsing.INLINE_BELOW - 1, True)  # a live trickle
     assert not pool.use(1 << 20, False)  # the twin
     assert not ParsePool(0).use(1 << 20, True)
+    monkeypatch.setattr(parsing, "cpus", lambda: 1)
+    assert not ParsePool(1).use(1 << 20, True)
 
 
 class Watched:
@@ -174,7 +178,7 @@ class Watched:
         return getattr(self._p, name)
 
 
-@pytest.mark.skipif(not COMPILED, reason="the twin never parses in a thread")
+@pytest.mark.skipif(not THREADED, reason="the twin (or one CPU) never parses in a thread")
 def test_the_loop_never_reads_a_parser_in_a_feed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """What the anomaly watch and the bytes-behind gauge read of a reader (its position, the
     parser's name tables) while its feed runs: the position from before the feed, and
@@ -207,7 +211,8 @@ def test_the_loop_never_reads_a_parser_in_a_feed(tmp_path: Path, monkeypatch: py
     pool.close()
 
 
-def test_a_cancelled_feed_ends_before_the_caller_goes_on() -> None:
+def test_a_cancelled_feed_ends_before_the_caller_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parsing, "cpus", lambda: 2)
     ended = threading.Event()
 
     class Slow:

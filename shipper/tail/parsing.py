@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 from typing import Any
 
 import _fastparse
@@ -55,11 +56,21 @@ def releases_gil(options: dict[str, Any]) -> bool:
     return fmt.kind in (FMT_PLAIN, FMT_PROGRAM)
 
 
+def cpus() -> int:
+    """The CPUs this process may run on (a container's cpuset, taskset)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 class ParsePool:
-    """The worker threads shared by every reader (`parse_threads`; 0: parse on the loop)."""
+    """The worker threads shared by every reader (`parse_threads`; 0: parse on the loop).
+    On one CPU there is no second core to parse on: the loop parses (a thread would only
+    add its hand-offs)."""
 
     def __init__(self, threads: int) -> None:
-        self.threads = threads
+        self.threads = threads if threads == 0 or cpus() > 1 else 0
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
 
     def use(self, nbytes: int, gil_free: bool) -> bool:
