@@ -22,6 +22,7 @@ from .pipeline import Pipeline
 from .registry import Registry
 from .sinks.elasticsearch import DataStreamTarget, ElasticsearchSink, check_targets
 from .tail.input import InputTailer, OpenFiles
+from .tail.parsing import ParsePool
 
 if TYPE_CHECKING:
     from .anomaly import AnomalyWatch
@@ -50,6 +51,7 @@ class Agent:
         self.sink = ElasticsearchSink(es, self.pipeline, self.dlq, self.metrics)
         first_start = not self.registry.files
         open_files = OpenFiles(cfg.max_open_files)
+        self.parse_pool = ParsePool(cfg.parse_threads)
         self.inputs = [
             InputTailer(
                 i,
@@ -60,6 +62,7 @@ class Agent:
                 first_start=first_start,
                 once=once,
                 open_files=open_files,
+                parse_pool=self.parse_pool,
             )
             for i in cfg.inputs
         ]
@@ -228,6 +231,7 @@ class Agent:
         await asyncio.gather(*tails, return_exceptions=True)
         for t in self.inputs:
             await asyncio.gather(*t.tasks, return_exceptions=True)
+        self.parse_pool.close()  # every reader ended: no feed in flight
         # waiting is pointless while the output cannot deliver: what is unacknowledged is read again next time
         wait = self.cfg.shutdown_timeout if self.sink.state == "ok" and not self.sink.dlq_error else 0.0
         if not await self.pipeline.drain(wait):

@@ -521,6 +521,13 @@ ROOT_SCHEMA: dict[str, Key] = {
         "soon as inotify reports it, so that a file renamed away before the next scan is still read: up "
         "to 256 such descriptors per input, until that scan takes them under this budget.",
     ),
+    "parse_threads": Key(
+        _nonneg_int,
+        1,
+        "Threads that parse chunks of 16 KiB or more off the event loop (the compiled parser, "
+        "formats it compiles: plain, python and layouts), so that a second core parses while the "
+        "loop sends; 0 (or a single CPU): everything is parsed on the loop.",
+    ),
     "max_inflight_bytes": Key(
         _size,
         "8MiB",
@@ -699,6 +706,7 @@ class Config:
     source: Path | None = None
     anomaly: AnomalyConfig = field(default_factory=AnomalyConfig)
     watch_coalesce: float = 0.1
+    parse_threads: int = 1
 
 
 def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
@@ -813,6 +821,7 @@ def from_dict(raw: Any, env: Mapping[str, str] | None = None, base: Path | None 
         watch_coalesce=v["watch"]["coalesce"],
         max_inflight_bytes=v["max_inflight_bytes"],
         max_open_files=v["max_open_files"],
+        parse_threads=v["parse_threads"],
         registry_flush_interval=v["registry_flush_interval"],
         shutdown_timeout=v["shutdown_timeout"],
         log_level=v["log_level"],

@@ -23,6 +23,7 @@ from ..metrics import Metrics
 from ..pipeline import Pipeline
 from ..registry import FileState, Registry
 from . import copies, identity, stall
+from .parsing import INLINE, ParsePool
 from .paths import PathMatcher
 from .reader import FileReader
 
@@ -75,6 +76,7 @@ class InputTailer:
         first_start: bool,
         once: bool = False,
         open_files: OpenFiles | None = None,
+        parse_pool: ParsePool = INLINE,
     ) -> None:
         self.cfg = cfg
         self.registry = registry
@@ -90,6 +92,7 @@ class InputTailer:
         self.once = once
         self.stopping = False
         self.open_files = open_files or OpenFiles(1 << 30)
+        self.parse_pool = parse_pool
         self.poll_interval = 2.0
         self._pins: dict[tuple[int, int], Pin] = {}
         self._pin_lock = threading.Lock()
@@ -349,6 +352,7 @@ class InputTailer:
             on_close=self._closed,
             tailed=lambda: self.registry.by_inode().keys(),
             born=functools.partial(self._born_after, pin.seq if pin is not None else self._scan_seq),
+            parse_pool=self.parse_pool,
         )
         reader.once = self.once
         reader.poll_interval = self.poll_interval

@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from _fastparse import Parser
 
@@ -26,6 +26,7 @@ from ..metrics import Metrics
 from ..pipeline import Pipeline
 from ..registry import FileState, Registry
 from . import copies, identity, stall
+from .parsing import INLINE, ParsePool, releases_gil
 
 if TYPE_CHECKING:  # both implementations have this interface
     from _fastparse._pyparser import Parser as ParserType
@@ -66,6 +67,7 @@ class FileReader:
         on_close: Callable[[FileReader], None],
         tailed: Callable[[], Collection[tuple[int, int]]] = tuple,
         born: Callable[[], Collection[tuple[int, int]]] = tuple,
+        parse_pool: ParsePool = INLINE,
     ) -> None:
         self.state = state
         self.fd = fd
@@ -98,6 +100,10 @@ class FileReader:
         #: what the anomaly counters call this file's events: `source` over the captures, or the input id
         self.source: str = source_of(cfg.source, self.labels, cfg.id)
         self.watermark.owner = self  # the anomaly counters read the source and parser tables through it
+        self._pool = parse_pool
+        self._gil_free = releases_gil(cfg.parser_options())
+        #: while a feed runs in a worker: the position before it (the parser is not read meanwhile)
+        self._feeding: int | None = None
         self.parser = self._new_parser(state.offset)
         self._note_head()
         self.size = 0
@@ -190,6 +196,8 @@ class FileReader:
     @property
     def position(self) -> int:
         """Where the next read starts: parsed bytes plus the partial line held."""
+        if self._feeding is not None:
+            return self._feeding
         return self.parser.offset + self.parser.pending
 
     @property
@@ -280,7 +288,7 @@ class FileReader:
                 # truncated and written past us while this read waited for room in flight:
                 # these bytes are the next generation's; the caller's loop sees the change
                 break
-            batch = self.parser.feed(data, read_ms)
+            batch = await self._feed(pos, data, read_ms)
             self._last_feed_ms = read_ms
             pos += len(data)
             self._lines.inc(batch.lines)
@@ -291,6 +299,17 @@ class FileReader:
                 self._grow_fingerprint(pos - len(data), data)
             version = self._record(pos, read_ms, 0)
             await self.pipeline.submit(batch, self.watermark, self.state.generation, self.cfg.id, version)
+
+    async def _feed(self, pos: int, data: bytes, read_ms: int) -> Any:
+        """`parser.feed`, in a worker thread when that pays (parsing.py); `pos`: where
+        `data` starts (the position until the feed is done)."""
+        if not self._pool.use(len(data), self._gil_free):
+            return self.parser.feed(data, read_ms)
+        self._feeding = pos
+        try:
+            return await self._pool.feed(self.parser, data, read_ms)
+        finally:
+            self._feeding = None
 
     async def _flush_partial(self, read_ms: int | None = None) -> None:
         """The last line has no newline and never will (file gone, or --once): ship it tagged."""
