@@ -3553,13 +3553,17 @@ cdef class Parser:
     cdef _start(self, Py_ssize_t n_in=0):
         """Start a batch for ``n_in`` input bytes. The body is written straight into a bytes
         object allocated for the feed (``_ratio`` body bytes per input byte, from the
-        feeds before, plus 64 KiB: pages never written are never touched), grown by
+        feeds before, at most 8 MiB past 8 per byte, plus 64 KiB: pages never written
+        are never touched), grown by
         ``_room`` past that and cut to its length by ``_batch``, which hands it over: no
         copy of the body (it was a C buffer copied into a new bytes object per feed)."""
         cdef Py_ssize_t est
         if self._busy:
             raise RuntimeError("Parser used by two threads at once")
-        est = n_in * self._ratio + 65536
+        est = n_in * self._ratio
+        if est > n_in * 8 + 8 * 1024 * 1024:  # a large feed after small lines: grown if needed
+            est = n_in * 8 + 8 * 1024 * 1024
+        est += 65536
         if self._body == NULL or self._out.cap < est:  # (one left by a failed feed is reused)
             Py_XDECREF(self._body)
             self._body = fp_bytes_new(NULL, est)
