@@ -142,6 +142,51 @@ cdef extern from *:
         w = ((w & 0x00FF00FF00FF00FFULL) * 6553601) >> 16;
         return ((w & 0x0000FFFF0000FFFFULL) * 42949672960001ULL) >> 32;
     }
+    /* a[:n] == b[:n] for n <= 16: two overlapping 8- or 4-byte compares (constant sizes:
+       no libc call), or bytes. */
+    static inline int fp_eq16(const uint8_t* a, const char* b, Py_ssize_t n) {
+        uint64_t x, y, u, v;
+        uint32_t x4, y4, u4, v4;
+        if (n >= 8) {
+            memcpy(&x, a, 8); memcpy(&y, b, 8); memcpy(&u, a + n - 8, 8); memcpy(&v, b + n - 8, 8);
+            return ((x ^ y) | (u ^ v)) == 0;
+        }
+        if (n >= 4) {
+            memcpy(&x4, a, 4); memcpy(&y4, b, 4); memcpy(&u4, a + n - 4, 4); memcpy(&v4, b + n - 4, 4);
+            return ((x4 ^ y4) | (u4 ^ v4)) == 0;
+        }
+        return n == 0 || (a[0] == (uint8_t)b[0] && a[n >> 1] == (uint8_t)b[n >> 1] && a[n - 1] == (uint8_t)b[n - 1]);
+    }
+    /* 0x80 in each byte of w that is not an ASCII digit (exact per byte: no carry
+       crosses a byte). */
+    static inline uint64_t fp_nondigit(uint64_t w) {
+        uint64_t x = w ^ 0x3030303030303030ULL;
+        return (((x & 0x7F7F7F7F7F7F7F7FULL) + 0x7676767676767676ULL) | x) & 0x8080808080808080ULL;
+    }
+    /* a[:n] and b[:n] are equal but for digits where both have a digit. */
+    static inline int fp_eq_digits(const uint8_t* a, const char* b, Py_ssize_t n) {
+        uint64_t x, y, d, both;
+        Py_ssize_t i = 0;
+        if (n < 8) {
+            for (; i < n; i++) {
+                if (a[i] != (uint8_t)b[i] && ((uint8_t)(a[i] - 48) > 9 || (uint8_t)(b[i] - 48) > 9))
+                    return 0;
+            }
+            return 1;
+        }
+        for (;;) {
+            if (i + 8 > n) i = n - 8;  /* the last word overlaps the one before */
+            memcpy(&x, a + i, 8);
+            memcpy(&y, b + i, 8);
+            d = x ^ y;
+            if (d) {
+                both = ~(fp_nondigit(x) | fp_nondigit(y)) & 0x8080808080808080ULL;
+                if (d & ~((both >> 7) * 0xFF)) return 0;
+            }
+            i += 8;
+            if (i >= n) return 1;
+        }
+    }
     """
     const uint64_t FP_ONES
     const uint64_t FP_HIGH
@@ -152,6 +197,8 @@ cdef extern from *:
     uint64_t fp_word(const uint8_t*, Py_ssize_t, Py_ssize_t) noexcept nogil
     bint fp_ts19(const uint8_t*) noexcept nogil
     bint fp_plain16(const uint8_t*, char*) noexcept nogil
+    bint fp_eq_digits(const uint8_t*, const char*, Py_ssize_t) noexcept nogil
+    bint fp_eq16(const uint8_t*, const char*, Py_ssize_t) noexcept nogil
     int fp_digit_run(uint64_t) noexcept nogil
     uint64_t fp_digits_value(uint64_t, int) noexcept nogil
     bint FP_LIKELY(bint) noexcept nogil
@@ -1683,12 +1730,14 @@ cdef Py_ssize_t number_scan(const uint8_t* s, Py_ssize_t n, Py_ssize_t k, Num* r
 cdef inline Py_ssize_t number_fast(const uint8_t* s, Py_ssize_t n, Py_ssize_t k, Num* r) noexcept nogil:
     """``number_scan``'s common case in a few word operations, or -1 (then ``number_scan``):
     1-7 integer digits without a leading zero (or one ``0``), then optionally ``.`` and
-    1-7 fraction digits, no sign, no exponent. Such a number's text is its bytes as
-    logged (``num_text`` is not needed) and its value ``m / 10**frac`` with at most 14
-    digits, as ``num_value`` computes it; only ``kind``, ``m``, ``frac``, ``exp``,
-    ``neg`` and ``slow`` are set."""
-    cdef Py_ssize_t p, room
-    cdef int l1, l2
+    1-7 fraction digits, then optionally an exponent of 1-2 digits (``2.5e-4``, ``1E+02``),
+    no sign, 16 bytes at most. Such a number's text is its bytes as logged (``num_text``
+    is not needed: ``number_text`` keeps an exponent as logged) and its value
+    ``fast_value``, ``m * 10**(exp - frac)`` with at most 14 digits and the power within
+    22, as ``num_value`` computes it; only ``kind``, ``m``, ``frac``, ``exp``, ``neg``
+    and ``slow`` are set."""
+    cdef Py_ssize_t p, room, q
+    cdef int l1, l2, e
     cdef uint64_t w, v
     if k >= n or <uint8_t>(s[k] - 48) > 9:
         return -1
@@ -1711,14 +1760,68 @@ cdef inline Py_ssize_t number_fast(const uint8_t* s, Py_ssize_t n, Py_ssize_t k,
         v = v * <uint64_t>_P10[l2] + fp_digits_value(w, l2)
         r.frac = l2
         p += 1 + l2
+    r.exp = 0
     if p < n and (s[p] == 101 or s[p] == 69):
-        return -1
+        q = p + 1
+        if q < n and (s[q] == 43 or s[q] == 45):
+            q += 1
+        if q >= n or <uint8_t>(s[q] - 48) > 9:
+            return -1  # no exponent after all: number_scan ends the number before the e
+        e = s[q] - 48
+        q += 1
+        if q < n and <uint8_t>(s[q] - 48) <= 9:
+            e = e * 10 + (s[q] - 48)
+            q += 1
+            if q < n and <uint8_t>(s[q] - 48) <= 9:
+                return -1
+        if s[p + 1] == 45:
+            e = -e
+        if q - k > 16 or e - r.frac > 22 or e - r.frac < -22:
+            return -1
+        r.exp = e
+        p = q
     r.kind = 1
     r.m = v
     r.neg = False
     r.slow = False
-    r.exp = 0
     return p
+
+
+cdef inline double fast_value(const Num* r) noexcept nogil:
+    """The value of a ``number_fast`` number: ``num_value`` without its checks (one IEEE
+    operation on an exact m, exactly rounded)."""
+    cdef int e = r.exp - r.frac
+    if e == 0:
+        return <double>r.m
+    if e > 0:
+        return <double>r.m * _POW10[e]
+    return <double>r.m / _POW10[-e]
+
+
+cdef inline Py_ssize_t value_scan(const uint8_t* s, Py_ssize_t n, Py_ssize_t k, Num* r, bint* raw) noexcept nogil:
+    """The number at ``s[k:]``: ``number_fast`` (``raw``: its text is its bytes as logged),
+    else ``number_scan``; its end (``r.kind`` 0: none)."""
+    cdef Py_ssize_t vend = number_fast(s, n, k, r)
+    raw[0] = vend >= 0
+    if vend < 0:
+        vend = number_scan(s, n, k, r)
+    return vend
+
+
+cdef inline bint value_of(const uint8_t* s, const Num* r, Py_ssize_t k, Py_ssize_t vend, bint raw,
+                          char* text, Py_ssize_t* tl, double* v) noexcept nogil:
+    """The JSON text (``text``, unless raw) and length, and the value of the number
+    ``s[k:vend]``; False when the value is not finite (only ``strtod`` can overflow:
+    ``num.slow`` or a large exponent)."""
+    if raw:
+        tl[0] = vend - k
+        v[0] = fast_value(r)
+        return True
+    tl[0] = num_text(s, r, vend, text)
+    v[0] = num_value(r, text, tl[0])
+    if r.slow or r.exp - r.frac > 22 or r.exp - r.frac < -22:
+        return isfinite(v[0])
+    return True
 
 
 cdef inline void put_short(char* d, const uint8_t* s, Py_ssize_t n) noexcept nogil:
@@ -1797,6 +1900,39 @@ cdef struct KeyEntry:
     char raw[_MAX_KEY]
     char name[96]
 
+
+
+cdef enum:
+    _SHAPES = 4  # metric-line shapes a parser keeps (``_metrics_shape``), by the message's first bytes
+    _SH_ENTS = 16  # candidates with a number in one shape
+    _SH_TEXT = 384  # bytes of its gaps, keys and tail
+    _SH_FRAG = 640  # bytes of its fragment heads
+
+cdef struct ShEnt:
+    uint16_t ta, tn  # the bytes from the previous value's end to this value: text[ta:ta + tn],
+    uint16_t kn  # the last kn of them its key and separator, the rest the gap before it
+    bint exact  # the gap has a nan/inf candidate: its digits may not differ either
+    int16_t id  # the metric written (its fragment head frag[fa:fa + fn]); -1: none (not a
+                # metric, or a repeat of a name written or seen before in the line)
+    uint16_t fa, fn
+
+cdef struct Shape:
+    int n  # entries; -1: empty
+    int nw  # entries written
+    uint16_t tail_a, tail_n  # the bytes after the last value: text[tail_a:tail_a + tail_n]
+    bint tail_exact
+    uint16_t fraglen
+    bint nan
+    ShEnt e[_SH_ENTS]
+    char text[_SH_TEXT + 16]
+    char frag[_SH_FRAG + 48]
+
+
+cdef inline bint eq_text(const uint8_t* a, const char* b, Py_ssize_t n) noexcept nogil:
+    """``a[:n] == b[:n]``, up to 16 bytes in two overlapping word compares (``fp_eq16``)."""
+    if n > 16:
+        return memcmp(a, b, n) == 0
+    return fp_eq16(a, b, n)
 
 
 cdef inline bint nan_name(const NameList* l, const char* s, Py_ssize_t n) noexcept nogil:
@@ -1941,6 +2077,11 @@ cdef class Parser:
     cdef uint16_t* _name_slot  # open addressing: id + 1, 0 empty
     cdef int _nnames
     cdef KeyEntry* _keys
+    cdef Shape* _shapes  # _SHAPES of them, allocated with the first metric line
+    cdef uint32_t _shape_used[_SHAPES]  # _shape_clock when last matched or made
+    cdef uint32_t _shape_clock
+    cdef uint8_t _shape_hint[64]  # by the message's first bytes: the shape it last was
+    cdef int _sh_miss, _sh_wait  # lines without a match in a row; lines left to skip
 
     # per-feed output
     cdef Buf _out  # the body: its data is _body's bytes (see _start)
@@ -1976,6 +2117,7 @@ cdef class Parser:
         self._mid = NULL
         self._mv = NULL
         self._keys = NULL
+        self._shapes = NULL
         self._plan_pre = NULL
         self._caps = NULL
         self._vals = NULL
@@ -2361,6 +2503,7 @@ cdef class Parser:
         free(self._mv)
         free(self._cls_frag)
         free(self._keys)
+        free(self._shapes)
         free(self._name_start)
         free(self._name_slot)
         free(self._seen_gen)
@@ -2470,9 +2613,41 @@ cdef class Parser:
         self._name_slot[slot] = <uint16_t>(id_ + 1)
         return id_
 
+    cdef inline int _shape_key(self, const uint8_t* s, Py_ssize_t n) noexcept nogil:
+        """The hint slot of a message: by its first four bytes (most messages of one layout
+        begin with the same key)."""
+        cdef uint32_t w
+        if n < 4:
+            return <int>n
+        w = fp_le32(s)
+        return <int>((w * <uint32_t>0x9E3779B1) >> 26)
+
+    cdef inline int _shape_try(self, const uint8_t* s, Py_ssize_t n, int key, bint* nan) noexcept nogil:
+        """``_metrics_shape`` with the kept shapes, the one the hint names first: 1 done
+        (the shape and the hint noted), 0 none matched, -1 no memory."""
+        cdef int j, q = self._shape_hint[key], r
+        for j in range(-1, _SHAPES):
+            if j >= 0:
+                if j == self._shape_hint[key]:
+                    continue
+                q = j
+            if self._shapes[q].n < 0:
+                continue
+            r = self._metrics_shape(&self._shapes[q], s, n, nan)
+            if r != 0:
+                if r > 0:
+                    self._shape_clock += 1
+                    self._shape_used[q] = self._shape_clock
+                    self._shape_hint[key] = <uint8_t>q
+                return r
+        return 0
+
     cdef int _metrics(self, const uint8_t* s, Py_ssize_t n, bint* nan) noexcept nogil:
         """``Analyzer.metrics`` for ``s[:n]``: the fragment in ``_mfrag``, values in the m
         arrays (item ``_count``); ``nan`` set for a NaN/inf loss. -1: no memory.
+
+        A message of the shape of an earlier one (``_metrics_shape``) is done from that
+        shape; any other by the general pass below, which records the shape for the next.
 
         One pass: the next separator (``next_sep``), the key backwards from it, then the
         value's end, text and number from one scan of its bytes (``number_scan``)."""
@@ -2485,8 +2660,34 @@ cdef class Parser:
         cdef double v
         cdef uint64_t w0, w1
         cdef bint isnan, raw
-        cdef int id_, sid
+        cdef int id_, sid, r
         cdef Buf* f = &self._mfrag
+        # the shape being recorded: per candidate with a number (kind 1), where its value
+        # starts and ends and the metric written (-1: none); rn > _SH_ENTS: not kept
+        cdef Py_ssize_t rks[_SH_ENTS]
+        cdef Py_ssize_t rk2[_SH_ENTS]
+        cdef Py_ssize_t rvend[_SH_ENTS]
+        cdef int rid[_SH_ENTS]
+        cdef int rn = 0
+        cdef uint32_t rexact = 0  # bit j: gap j (before candidate j; rn: the tail) has a nan/inf
+        cdef int key = -1
+        # Lines whose shapes do not repeat (ids, paths of other lengths) would pay the
+        # try and the keeping on every line: after 4 misses in a row, lines are let
+        # through without either, 8, 16, ... 256 of them before the next try.
+        if self._sh_wait:
+            self._sh_wait -= 1
+        else:
+            key = self._shape_key(s, n)
+            if FP_LIKELY(self._shapes != NULL):
+                r = self._shape_try(s, n, key, nan)
+                if r != 0:
+                    if r > 0:
+                        self._sh_miss = 0
+                        return 0
+                    return -1
+            self._sh_miss += 1
+            if self._sh_miss >= 4:
+                self._sh_wait = 8 << (self._sh_miss - 4 if self._sh_miss < 9 else 5)
         self._seen.len = 0
         self._gen += 1  # a new event: every name's _seen_gen stamp is old
         if FP_UNLIKELY(self._gen == 0):
@@ -2512,15 +2713,20 @@ cdef class Parser:
             k2 = sep + 1
             while k2 < n and (s[k2] == 32 or s[k2] == 9):
                 k2 += 1
-            raw = True  # the number's text is its bytes as logged (number_fast)
-            vend = number_fast(s, n, k2, &num)
-            if vend < 0:
-                raw = False
-                vend = number_scan(s, n, k2, &num)
+            vend = value_scan(s, n, k2, &num, &raw)
             if num.kind == 0:
                 i = sep + 1
                 continue
             i = vend
+            if num.kind == 2:
+                rexact |= (<uint32_t>1) << (rn if rn <= _SH_ENTS else _SH_ENTS)
+            else:
+                if rn < _SH_ENTS:
+                    rks[rn] = ks
+                    rk2[rn] = k2
+                    rvend[rn] = vend
+                    rid[rn] = -1
+                rn += 1
             ent = self._key_hit(s + ks, ke - ks, n - ks)
             if ent == NULL:
                 nl = metric_name(&self._known, &self._al_from, &self._al_to, s + ks, ke - ks, buf)
@@ -2554,6 +2760,7 @@ cdef class Parser:
             elif self._seen_has(name, nl, w0, w1):
                 continue
             if num.kind == 1 and vend - k2 > _MAX_NUMBER:
+                rn = _SH_ENTS + 1  # its value decided: not a shape
                 continue
             if sid >= 0:
                 self._seen_gen[sid] = self._gen
@@ -2563,19 +2770,11 @@ cdef class Parser:
                 if isnan:
                     nan[0] = True
                 continue
-            if raw:
-                tl = vend - k2
-                v = <double>num.m / _POW10[num.frac] if num.frac else <double>num.m
-            else:
-                tl = num_text(s, &num, vend, text)
-                v = num_value(&num, text, tl)
-            # only strtod (num.slow, or a large exponent) can overflow: the fast path's
-            # division is not waited for here, only stored below
-            if num.slow or num.exp - num.frac > 22 or num.exp - num.frac < -22:
-                if not isfinite(v):
-                    if isnan:
-                        nan[0] = True
-                    continue
+            if not value_of(s, &num, k2, vend, raw, text, &tl, &v):
+                rn = _SH_ENTS + 1
+                if isnan:
+                    nan[0] = True
+                continue
             if ent != NULL and ent.id >= 0:
                 id_ = ent.id
             else:
@@ -2587,7 +2786,10 @@ cdef class Parser:
                 if ent != NULL and id_ >= 0:
                     ent.id = <int16_t>id_
             if id_ < 0:
+                rn = _SH_ENTS + 1
                 continue
+            if rn <= _SH_ENTS:
+                rid[rn - 1] = id_
             if buf_reserve(f, nl + 64 + 48) < 0 or self._reserve_metrics() < 0:
                 return -1
             # fixed-size copies: the buffer has the slack, name and text have the room
@@ -2604,22 +2806,159 @@ cdef class Parser:
                 memcpy(f.data + o, name, nl)
             o += nl
             memcpy(f.data + o, '":', 2)
-            o += 2
-            if raw:
-                put_short(f.data + o, s + k2, tl)
-            else:
-                memcpy(f.data + o, text, 48)
-            f.len = o + tl
-            self._mi[self._mn] = <uint32_t>self._count
-            self._mid[self._mn] = <uint16_t>id_
-            self._mv[self._mn] = v
-            self._mn += 1
+            self._put_metric(f, o + 2, raw, s + k2, text, tl, id_, v)
         if f.len:
             if buf_reserve(f, 1 + _PAD) < 0:  # the slack: put_blocks copies it whole
                 return -1
             f.data[f.len] = b'}'
             f.len += 1
+        if rn <= _SH_ENTS and key >= 0:
+            self._shape_make(s, n, key, rn, rks, rk2, rvend, rid, rexact, nan[0])
         return 0
+
+    cdef void _shape_make(self, const uint8_t* s, Py_ssize_t n, int key, int rn, const Py_ssize_t* rks,
+                          const Py_ssize_t* rk2, const Py_ssize_t* rvend, const int* rid, uint32_t rexact,
+                          bint nan) noexcept nogil:
+        """Keep the shape of the message ``s[:n]`` the general pass just did, in place of
+        the least recently used one: per candidate with a number, the bytes before its
+        value (gap, key, separator) and the metric written; the bytes after the last value;
+        whether the line set ``nan`` (a nan/inf in those bytes)."""
+        cdef Shape* sh
+        cdef Py_ssize_t prev = 0, tn, fo = 0, nl, i
+        cdef int j, id_, q = 0
+        if self._shapes == NULL:
+            self._shapes = <Shape*>malloc(sizeof(Shape) * _SHAPES)
+            if self._shapes == NULL:
+                return
+            for j in range(_SHAPES):
+                self._shapes[j].n = -1
+                self._shape_used[j] = 0
+        for j in range(1, _SHAPES):  # the least recently used
+            if self._shape_used[j] < self._shape_used[q]:
+                q = j
+        self._shape_clock += 1
+        self._shape_used[q] = self._shape_clock
+        self._shape_hint[key] = <uint8_t>q
+        sh = &self._shapes[q]
+        sh.n = -1
+        if n > _SH_TEXT:
+            return
+        sh.nw = 0
+        for j in range(rn):
+            tn = rk2[j] - prev
+            sh.e[j].ta = <uint16_t>prev  # the text is the message's bytes, values left in
+            sh.e[j].tn = <uint16_t>tn
+            sh.e[j].kn = <uint16_t>(rk2[j] - rks[j])
+            sh.e[j].exact = (rexact >> j) & 1
+            id_ = rid[j]
+            sh.e[j].id = <int16_t>id_
+            if id_ >= 0:
+                nl = self._name_start[id_ + 1] - self._name_start[id_]
+                if fo + 13 + nl + 2 > _SH_FRAG:
+                    return
+                sh.e[j].fa = <uint16_t>fo
+                if sh.nw == 0:
+                    memcpy(sh.frag + fo, ',"metrics":{"', 13)
+                    fo += 13
+                else:
+                    memcpy(sh.frag + fo, ',"', 2)
+                    fo += 2
+                memcpy(sh.frag + fo, self._names.data + self._name_start[id_], nl)
+                fo += nl
+                memcpy(sh.frag + fo, '":', 2)
+                fo += 2
+                sh.e[j].fn = <uint16_t>(fo - sh.e[j].fa)
+                sh.nw += 1
+            prev = rvend[j]
+        sh.tail_a = <uint16_t>prev
+        sh.tail_n = <uint16_t>(n - prev)
+        sh.tail_exact = (rexact >> rn) & 1
+        sh.fraglen = <uint16_t>fo
+        sh.nan = nan
+        memcpy(sh.text, s, n)
+        sh.n = rn
+
+    cdef int _metrics_shape(self, const Shape* sh, const uint8_t* s, Py_ssize_t n, bint* nan) noexcept nogil:
+        """The general pass of ``_metrics`` for a message of the shape ``sh``: 1 done, 0 not
+        of that shape (nothing written), -1 no memory.
+
+        Of the shape: the bytes between the values (and after the last) are those of the
+        line the shape was made from, and each value is a number again (kind 1). The
+        general pass reads nothing else to decide: a candidate between two values reads
+        only bytes up to the next value's key (a number stops at the separator; a key
+        scanned backwards into a value is refused, as every value ends in a digit or '.',
+        key bytes both); so it decides as it did for that line, and the names seen, the
+        repeats and ``nan`` are the same. Only a written value's own checks depend on it
+        (no longer than MAX_NUMBER, finite): when one fails, not of the shape.
+
+        In a gap (not in a key), a digit may stand where the line had another digit (a
+        time, an id: ``fp_eq_digits``): the pass decides by byte classes there (key
+        bytes, separators, letters, digits), except for a nan/inf candidate, whose key
+        it reads (then ``exact``)."""
+        cdef Py_ssize_t p = 0, k2, vend, tl, o
+        cdef Py_ssize_t mn0 = self._mn
+        cdef const ShEnt* e
+        cdef Buf* f = &self._mfrag
+        cdef Num num
+        cdef double v
+        cdef bint raw
+        cdef char text[_MAX_NUMBER + 24]
+        cdef int j
+        if buf_reserve(f, sh.fraglen + 48 * sh.nw + 48 + _PAD) < 0:
+            return -1
+        for j in range(sh.n):
+            e = &sh.e[j]
+            if p + e.tn > n:
+                break
+            if not eq_text(s + p, sh.text + e.ta, e.tn):
+                if e.exact or not (fp_eq_digits(s + p, sh.text + e.ta, e.tn - e.kn) and
+                                   eq_text(s + p + e.tn - e.kn, sh.text + e.ta + e.tn - e.kn, e.kn)):
+                    break
+            k2 = p + e.tn
+            vend = value_scan(s, n, k2, &num, &raw)
+            if num.kind != 1:
+                break
+            p = vend
+            if e.id < 0:
+                continue
+            if vend - k2 > _MAX_NUMBER or not value_of(s, &num, k2, vend, raw, text, &tl, &v):
+                break
+            if self._reserve_metrics() < 0:
+                f.len = 0
+                self._mn = mn0
+                return -1
+            o = f.len
+            if e.fn <= 32:
+                memcpy(f.data + o, sh.frag + e.fa, 32)
+            else:
+                memcpy(f.data + o, sh.frag + e.fa, e.fn)
+            self._put_metric(f, o + e.fn, raw, s + k2, text, tl, e.id, v)
+        else:
+            if n - p == sh.tail_n and (eq_text(s + p, sh.text + sh.tail_a, sh.tail_n) or (
+                    not sh.tail_exact and fp_eq_digits(s + p, sh.text + sh.tail_a, sh.tail_n))):
+                if f.len:
+                    f.data[f.len] = b'}'
+                    f.len += 1
+                if sh.nan:
+                    nan[0] = True
+                return 1
+        f.len = 0
+        self._mn = mn0
+        return 0
+
+    cdef inline void _put_metric(self, Buf* f, Py_ssize_t o, bint raw, const uint8_t* logged, const char* text,
+                                 Py_ssize_t tl, int id_, double v) noexcept nogil:
+        """A metric's value after its head (the fragment up to ``o``), in fixed-size moves
+        (the fragment has the slack), and its entry in the m arrays (room reserved)."""
+        if raw:
+            put_short(f.data + o, logged, tl)
+        else:
+            memcpy(f.data + o, text, 48)
+        f.len = o + tl
+        self._mi[self._mn] = <uint32_t>self._count
+        self._mid[self._mn] = <uint16_t>id_
+        self._mv[self._mn] = v
+        self._mn += 1
 
     cdef inline bint _seen_has(self, const char* name, Py_ssize_t nl, uint64_t w0, uint64_t w1) noexcept nogil:
         """``name`` is already one of the event's metrics: records of (length, first 16
@@ -3214,13 +3553,17 @@ cdef class Parser:
     cdef _start(self, Py_ssize_t n_in=0):
         """Start a batch for ``n_in`` input bytes. The body is written straight into a bytes
         object allocated for the feed (``_ratio`` body bytes per input byte, from the
-        feeds before, plus 64 KiB: pages never written are never touched), grown by
+        feeds before, at most 8 MiB past 8 per byte, plus 64 KiB: pages never written
+        are never touched), grown by
         ``_room`` past that and cut to its length by ``_batch``, which hands it over: no
         copy of the body (it was a C buffer copied into a new bytes object per feed)."""
         cdef Py_ssize_t est
         if self._busy:
             raise RuntimeError("Parser used by two threads at once")
-        est = n_in * self._ratio + 65536
+        est = n_in * self._ratio
+        if est > n_in * 8 + 8 * 1024 * 1024:  # a large feed after small lines: grown if needed
+            est = n_in * 8 + 8 * 1024 * 1024
+        est += 65536
         if self._body == NULL or self._out.cap < est:  # (one left by a failed feed is reused)
             Py_XDECREF(self._body)
             self._body = fp_bytes_new(NULL, est)

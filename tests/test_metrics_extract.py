@@ -274,6 +274,84 @@ def test_twins_identical_random_metric_lines() -> None:
     assert b'"x_1":' in out[3][0] and b'"at_7":' in out[3][0]
 
 
+# -- the compiled parser's metric-line shapes ---------------------------------------------------
+# The compiled parser keeps the shape of recent metric lines (the bytes between the values, the
+# metric each value is written as) and writes a line of a kept shape from it, scanning only its
+# numbers; digits may differ between the values (times, ids), not in keys. Lines of one shape,
+# then lines that deviate from it in one place, give what the twin (no shapes) gives.
+
+SHAPE_KEYS = ["loss", "acc", "lr", "step", "top1", "top5", "x1", "tok/s", "val_loss", "'loss'", "f1"]
+SHAPE_SEPS = ["=", ": ", " = ", ":"]
+SHAPE_VALS = ["0.5", "12", "2.5e-4", "1E+02", "-3", "+7", "007", ".5", "5.", "12345678", "1e-30", "35ms"]
+DEVIATIONS = ["none", "digit", "char", "key", "value", "insert", "drop", "gap"]
+
+
+def _shape_line(layout: list[tuple[str, str]], vals: list[str], prefix: str, dev: str, i: int, d: int) -> str:
+    parts = [f"{k}{sep}{vals[j % len(vals)]}" for j, (k, sep) in enumerate(layout)]
+    j = i % len(parts)
+    if dev == "key":
+        parts[j] = SHAPE_KEYS[d % len(SHAPE_KEYS)] + parts[j][len(layout[j][0]):]
+    elif dev == "value":
+        parts[j] = layout[j][0] + layout[j][1] + ["nan", "inf", "x", "1e999", "1" * 45, "", "0x1f", "3/4", "-"][d % 9]
+    elif dev == "insert":
+        parts.insert(j, ["at", "step=", "loss=nan", "top1=inf", "{", "k:v", "|"][d % 7])
+    elif dev == "drop":
+        parts.pop(j)
+    line = prefix + " ".join(parts) + (" done" if dev == "gap" else "")
+    if dev == "digit":
+        digits = [k for k, c in enumerate(line) if c.isdigit()]
+        if digits:
+            k = digits[i % len(digits)]
+            line = line[:k] + str(d) + line[k + 1:]
+    elif dev == "char":  # any byte of the message, the same length
+        k = len(prefix) + i % (len(line) - len(prefix))
+        line = line[:k] + " x=:.-'e"[d % 8] + line[k + 1:]
+    return line
+
+
+@needs_both
+@SETTINGS
+@given(layout=st.lists(st.tuples(st.sampled_from(SHAPE_KEYS), st.sampled_from(SHAPE_SEPS)), min_size=1, max_size=6),
+       rows=st.lists(st.tuples(st.lists(st.sampled_from(SHAPE_VALS), min_size=1, max_size=6),
+                               st.sampled_from(DEVIATIONS), st.integers(0, 99), st.integers(0, 9)),
+                     min_size=1, max_size=10),
+       fmt=st.sampled_from(["plain", "python"]))
+def test_twins_identical_metric_line_shapes(layout: list[tuple[str, str]], rows: list[Any], fmt: str) -> None:
+    lines = []
+    for n, (vals, dev, i, d) in enumerate(rows):
+        prefix = f"2026-11-25 07:30:{n % 60:02d},{(n * 37) % 1000:03d} - trainer - INFO - "
+        lines.append(_shape_line(layout, vals, prefix, "none", 0, 0))  # the shape
+        lines.append(_shape_line(layout, vals, prefix, dev, i, d))
+    data = "\n".join(lines).encode() + b"\n"
+    out = []
+    for m in (CPARSER, _pyparser):
+        p = make(m, format=fmt, timezone="UTC")
+        b = p.feed(data, T0)
+        out.append((b.body, [getattr(b, n).tolist() for n, _ in ARRAYS], p.metric_names))
+    assert out[0] == out[1]
+
+
+@pytest.mark.parametrize("lines", [
+    # a nan in the shape's gap: its key is read (top1 seen), so its digits may not differ
+    [b"top1=nan top1=5", b"top5=nan top1=5", b"x top1=inf top1=7", b"x top5=inf top1=7"],
+    # digits in a key are the key's: top1 is not top5
+    [b"epoch=1 top1=0.5", b"epoch=2 top5=0.5", b"epoch=3 top1=0.5"],
+    # the bytes after the last value, and a value that is no longer a number
+    [b"step=1 loss=0.5 done", b"step=2 loss=0.5 done!", b"step=3 loss=x done", b"step=4 loss=1e999 done"],
+    [b"loss=0.5 lr=x", b"loss=0.6 lr=1"],
+    # the first value of a name wins: a repeat in the shape, then a line where it is not one
+    [b"loss=1 loss=2 acc=3", b"loss=4 loss=5 acc=6", b"lr=4 loss=5 acc=6"],
+])
+def test_metric_line_shapes(impl: ModuleType, lines: list[bytes]) -> None:
+    p = make(impl)
+    b = p.feed(b"\n".join(lines) + b"\n", T0)
+    fresh = []
+    for line in lines:  # each line in a parser of its own: no shape kept from another line
+        fb = make(impl).feed(line + b"\n", T0)
+        fresh.append((docs(fb)[0].get("metrics"), fb.ev_class.tolist()))
+    assert [(d.get("metrics"), [c]) for d, c in zip(docs(b), b.ev_class.tolist(), strict=True)] == fresh
+
+
 # -- the config keys ---------------------------------------------------------------------------
 
 
