@@ -15,7 +15,10 @@ next one. What stays the same:
   fixed at construction, so a snapshot of them taken meanwhile is whole;
 - delivery: the batch is submitted by the reader exactly as before, after the feed, so
   checkpoints, backpressure and the in-flight budget do not change; one extra chunk
-  (its bytes, at most `CHUNK`) per busy worker is the only memory added.
+  (its bytes, at most `CHUNK`) per busy worker is the only memory added: a reader takes
+  a worker's turn (`turn`) before it reads a chunk for it, so readers catching up at
+  once (a backfill of many files) do not each read a chunk and queue it behind the
+  workers (one chunk per open file, up to `max_open_files` of them).
 
 Not threaded: a read smaller than `INLINE_BELOW` (a live trickle: the handoff to a
 thread and back costs more than parsing a few lines), the pure-Python parser and the
@@ -72,10 +75,26 @@ class ParsePool:
     def __init__(self, threads: int) -> None:
         self.threads = threads if threads == 0 or cpus() > 1 else 0
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._turns: asyncio.Semaphore | None = None
 
     def use(self, nbytes: int, gil_free: bool) -> bool:
         """Is a feed of `nbytes` worth a thread?"""
         return self.threads > 0 and gil_free and nbytes >= INLINE_BELOW
+
+    async def turn(self, nbytes: int, gil_free: bool) -> bool:
+        """Before reading `nbytes` to feed in a worker: wait until one is free for them
+        (True: the turn is taken; `end_turn` once the feed is done). False: the read
+        will parse on the loop, nothing to wait for."""
+        if not self.use(nbytes, gil_free):
+            return False
+        if self._turns is None:
+            self._turns = asyncio.Semaphore(self.threads)
+        await self._turns.acquire()
+        return True
+
+    def end_turn(self) -> None:
+        assert self._turns is not None
+        self._turns.release()
 
     async def feed(self, parser: Any, data: bytes, read_ms: int) -> Any:
         """`parser.feed(data, read_ms)` in a worker. On cancellation it still waits for the
