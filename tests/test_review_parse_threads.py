@@ -1,8 +1,8 @@
-"""The parse pool bounds what waits for it: a reader reads its next chunk only once a
-worker is free for it, so that many readers catching up at once (a backfill of many files)
-hold at most one read chunk per worker besides the one each reader parses inline, as
-parsing on the loop did. Before, every reader read its 128 KiB and queued it behind the
-worker: one chunk per open file (max_open_files, 1024 by default) held in memory."""
+"""The parse pool bounds what waits for it: a reader reads a chunk for a worker only when
+the worker has at most one other chunk (the one it parses), so that many readers catching
+up at once (a backfill of many files) hold at most two read chunks per worker. Before,
+every reader read its chunk and queued it behind the worker: one chunk per open file
+(max_open_files, 1024 by default) held in memory, where parsing on the loop held none."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def test_readers_catching_up_queue_no_more_chunks_than_workers(tmp_path: Path, m
         await asyncio.gather(*(r.run() for r in readers))
 
     asyncio.run(main())
-    assert pool.most == 1
+    assert pool.most <= 2  # the one parsed and the next one
     for r, cap in zip(readers, caps, strict=True):
         assert cap.got[-1][3] == Path(r.state.path).stat().st_size  # every file read to its end
     reg.close()
