@@ -13,6 +13,7 @@ the client's names and attributes (``meta.status``, ``body``, ``message``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import platform
 import urllib.parse
@@ -240,36 +241,49 @@ class _Indices:
         return await self._c.perform_request("PUT", f"/_index_template/{urllib.parse.quote(name, ',*')}", body=body)
 
 
-async def sniff_nodes(transport: AsyncTransport, options: SniffOptions) -> list[NodeConfig]:
+async def sniff_nodes(
+    transport: AsyncTransport, options: SniffOptions, headers: Mapping[str, str] | None = None
+) -> list[NodeConfig]:
     """The nodes of the cluster with an HTTP address, master-only nodes left out (the
-    client's default sniff callback)."""
-    for _ in transport.node_pool.all():
+    client's default sniff callback), asked with `headers` (the client's, credentials
+    included: a secured cluster answers 401 to a request without them).
+
+    Never raises, and never answers with no node: elastic_transport keeps a failed sniff's
+    task and raises its exception again from every later request (sniffing before
+    requests is on when sniffing is), and a first sniff that found no node raises
+    SniffingError. With Elasticsearch down at start, or one sniff timing out on a busy
+    cluster, the output would fail every request for as long as the agent runs. When no
+    node answers, the pool's own nodes are the answer (nothing changes; the next sniff
+    tries again)."""
+    for node in transport.node_pool.all():
         try:
             meta, info = await transport.perform_request(
                 "GET",
                 "/_nodes/_all/http",
-                headers={"accept": JSON},
+                headers=headers or {"accept": JSON},
                 request_timeout=None if options.is_initial_sniff else options.sniff_timeout,
             )
-        except (SerializationError, ConnectionError):
-            continue
-        if not 200 <= meta.status <= 299:
-            continue
-        nodes = []
-        for node in (info.get("nodes") or {}).values():
-            address = node.get("http", {}).get("publish_address")
-            if not address or ":" not in address or node.get("roles", []) == ["master"]:
+            if not 200 <= meta.status <= 299:
+                log.warning("sniffing the cluster's nodes: %s answered %d", node, meta.status)
                 continue
-            if "/" in address:  # host/ip:port when http.publish_host is set
-                host, _, ip_port = address.partition("/")
-                port = int(ip_port.rsplit(":", 1)[1])
-            else:
-                host, port_text = address.rsplit(":", 1)
-                port = int(port_text)
-            nodes.append(meta.node.replace(host=host, port=port))
+            nodes = []
+            for n in (info.get("nodes") or {}).values():
+                address = n.get("http", {}).get("publish_address")
+                if not address or ":" not in address or n.get("roles", []) == ["master"]:
+                    continue
+                if "/" in address:  # host/ip:port when http.publish_host is set
+                    host, _, ip_port = address.partition("/")
+                    port = int(ip_port.rsplit(":", 1)[1])
+                else:
+                    host, port_text = address.rsplit(":", 1)
+                    port = int(port_text)
+                nodes.append(meta.node.replace(host=host, port=port))
+        except Exception as e:  # TransportError (a timeout too), an answer not as expected
+            log.warning("sniffing the cluster's nodes failed on %s: %s", node, e)
+            continue
         if nodes:
             return nodes
-    return []
+    return [n.config for n in transport.node_pool.all()]
 
 
 def new_client(
@@ -317,7 +331,7 @@ def new_client(
             sniff_on_node_failure=True,
             sniff_before_requests=True,
             min_delay_between_sniffing=10,
-            sniff_callback=sniff_nodes,
+            sniff_callback=functools.partial(sniff_nodes, headers=HttpHeaders({**headers, "accept": JSON})),
         )
     transport = AsyncTransport(
         nodes,

@@ -14,8 +14,13 @@ next one. What stays the same:
   reads (`metric_names`, `error_classes`) are a list appended under the GIL and a tuple
   fixed at construction, so a snapshot of them taken meanwhile is whole;
 - delivery: the batch is submitted by the reader exactly as before, after the feed, so
-  checkpoints, backpressure and the in-flight budget do not change; one extra chunk
-  (its bytes, at most `CHUNK`) per busy worker is the only memory added.
+  checkpoints, backpressure and the in-flight budget do not change; two chunks (their
+  bytes, at most `CHUNK` each) per worker, the one it parses and the next one, are the
+  only memory added: a reader takes a turn (`turn`) before it reads a chunk for a
+  worker, so readers catching up at once (a backfill of many files) do not each read a
+  chunk and queue it behind the workers (one chunk per open file, up to
+  `max_open_files` of them); the next chunk read ahead keeps a worker from waiting for
+  the loop's read between two feeds.
 
 Not threaded: a read smaller than `INLINE_BELOW` (a live trickle: the handoff to a
 thread and back costs more than parsing a few lines), the pure-Python parser and the
@@ -72,10 +77,26 @@ class ParsePool:
     def __init__(self, threads: int) -> None:
         self.threads = threads if threads == 0 or cpus() > 1 else 0
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._turns: asyncio.Semaphore | None = None
 
     def use(self, nbytes: int, gil_free: bool) -> bool:
         """Is a feed of `nbytes` worth a thread?"""
         return self.threads > 0 and gil_free and nbytes >= INLINE_BELOW
+
+    async def turn(self, nbytes: int, gil_free: bool) -> bool:
+        """Before reading `nbytes` to feed in a worker: wait while each worker has a chunk
+        and one more waiting for it (True: the turn is taken; `end_turn` once the feed
+        is done). False: the read will parse on the loop, nothing to wait for."""
+        if not self.use(nbytes, gil_free):
+            return False
+        if self._turns is None:
+            self._turns = asyncio.Semaphore(2 * self.threads)
+        await self._turns.acquire()
+        return True
+
+    def end_turn(self) -> None:
+        assert self._turns is not None
+        self._turns.release()
 
     async def feed(self, parser: Any, data: bytes, read_ms: int) -> Any:
         """`parser.feed(data, read_ms)` in a worker. On cancellation it still waits for the

@@ -279,16 +279,22 @@ class FileReader:
             if action:
                 await self._act(action, read_ms)
                 continue
-            data = os.pread(self.fd if fd is None else fd, n, pos)
-            if not data:
-                break
-            stall.point("read")  # tests: the file changes right after this read
-            end = pos + len(data)
-            if fd is None and not self._ours(pos, data, end):
-                # truncated and written past us while this read waited for room in flight:
-                # these bytes are the next generation's; the caller's loop sees the change
-                break
-            batch = await self._feed(pos, data, read_ms)
+            # a parse worker's turn first: read now, the chunk would wait in memory for it
+            turn = await self._pool.turn(n, self._gil_free)
+            try:
+                data = os.pread(self.fd if fd is None else fd, n, pos)
+                if not data:
+                    break
+                stall.point("read")  # tests: the file changes right after this read
+                end = pos + len(data)
+                if fd is None and not self._ours(pos, data, end):
+                    # truncated and written past us while this read waited for room in flight:
+                    # these bytes are the next generation's; the caller's loop sees the change
+                    break
+                batch = await self._feed(pos, data, read_ms)
+            finally:
+                if turn:
+                    self._pool.end_turn()
             self._last_feed_ms = read_ms
             pos += len(data)
             self._lines.inc(batch.lines)
