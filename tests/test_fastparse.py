@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 import _fastparse
@@ -713,11 +713,14 @@ def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
 
 @SETTINGS
 @given(data=DATA, max_line=MAX_LINE, cuts=st.lists(st.integers(0, 600), max_size=8))
+@example(data=b"OOM-KILL", max_line=1048576, cuts=[3])
 def test_chunking_does_not_matter(impl: ModuleType, data: bytes, max_line: int, cuts: list[int]) -> None:
     whole = run(impl, [data], max_line_bytes=max_line)
     pieces = run(impl, split_at(data, cuts), max_line_bytes=max_line)
     assert whole[:4] == pieces[:4]
-    assert whole[0] == model_body(data, max_line, flushed=True)
+    if not any(k in ANSI.sub(b"", data).lower() for k, _ in CLASS_KEYWORDS):
+        # the model knows lines, not error classes (b"OOM-KILL" is an error event)
+        assert whole[0] == model_body(data, max_line, flushed=True)
     bytewise = run(impl, [data[i : i + 1] for i in range(len(data))], max_line_bytes=max_line)
     assert bytewise[:4] == whole[:4]
 
