@@ -170,6 +170,8 @@ def _stabilize(values: np.ndarray, is_ratio: np.ndarray, events: np.ndarray | No
 
 @dataclass(frozen=True)
 class DetectorConfig:
+    """History length, judging thresholds and direction rules of a source's detector."""
+
     history: int = 60
     min_history: int = 10
     sigma: float = 3.0

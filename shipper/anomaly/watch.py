@@ -48,6 +48,8 @@ EARLY_CLOSE = 128
 
 @dataclass(frozen=True)
 class WatchConfig:
+    """The watch's settings (from ``AnomalyConfig``)."""
+
     window_ms: int = 10_000
     grace_ms: int = 5_000
     detector: DetectorConfig = field(default_factory=DetectorConfig)
