@@ -188,6 +188,7 @@ def test_cold_detector_saves_and_judges_as_the_detector_does(seed: int) -> None:
     ref, cold = Detector(cfg), ColdDetector(cfg)
     names = ["events", "bytes", "error_ratio", "errors.timeout", "metrics.loss.mean", "quality.auc"]
     t = 0
+    restored: Detector | ColdDetector | None = None
     for _ in range(12):
         batch = []
         for _ in range(rnd.choice([1, 1, 2, 3])):
@@ -197,7 +198,14 @@ def test_cold_detector_saves_and_judges_as_the_detector_does(seed: int) -> None:
                 values[s] = None if rnd.random() < 0.2 else rnd.choice([0, 0.0, 1, 7, 2.5, 1e9, -3.25])
             batch.append((values, t))
             t += 10_000
-        assert cold.observe_many(batch) == ref.observe_many(batch)
+        changes = ref.observe_many(batch)
+        assert cold.observe_many(batch) == changes
+        if restored is not None:
+            assert restored.observe_many(batch) == changes
+            assert restored.to_dict() == ref.to_dict()
+        elif cold.hot is None:  # a restart while cold: restored without numpy, goes on alike
+            restored = ColdDetector.from_dict(cfg, ref.to_dict())
+            assert isinstance(restored, ColdDetector) and restored.to_dict() == ref.to_dict()
         assert cold.to_dict() == ref.to_dict()  # the histories as base64 bytes: NaN compared by its bits
         assert cold.n == ref.n and cold.active.keys() == ref.active.keys()
     assert cold.hot is not None

@@ -240,6 +240,36 @@ class ColdDetector:
     def active(self) -> dict[str, Alert]:
         return self.hot.active if self.hot is not None else {}
 
+    @classmethod
+    def from_dict(cls, cfg: DetectorConfig, d: Mapping[str, Any]) -> Detector | ColdDetector:
+        """``Detector.from_dict``, without numpy when the saved detector was still cold
+        (no alert, no silence rate, at most ``min_history`` rows in the saved layout)."""
+        signals = list(d.get("signals", []))
+        rows = int(d.get("rows", 0))
+        saved = d.get("history")
+        raw = array("d", base64.b64decode(saved)) if isinstance(saved, str) and len(saved) % 4 == 0 else None
+        if (
+            raw is None
+            or d.get("active")
+            or float(d.get("silence_rate", 0.0)) != 0.0
+            or len(set(signals)) != len(signals)
+            or rows > min(cfg.min_history, cfg.history)
+            or len(raw) != rows * len(signals)
+            or (rows and not signals)
+        ):
+            return Detector.from_dict(cfg, d)
+        if sys.byteorder == "big":  # pragma: no cover - saved little-endian
+            raw.byteswap()
+        det = cls(cfg)
+        for name in signals:
+            det.cols[name] = len(det.signals)
+            det.signals.append(name)
+            det._count.append(signal_kind(name) == COUNT)
+        width = len(signals)
+        det._rows = [raw[i * width : (i + 1) * width].tolist() for i in range(rows)]
+        det.zero_run = int(d.get("zero_run", 0))
+        return det
+
     def observe_many(self, windows: Sequence[tuple[Mapping[str, float | None], int]]) -> list[list[Change]]:
         if self.hot is None and len(self._rows) + len(windows) > min(self.cfg.min_history, self.cfg.history):
             self.hot = Detector.from_dict(self.cfg, self.to_dict())

@@ -541,7 +541,7 @@ class AnomalyWatch:
         for name, d in data.get("sources", {}).items():
             src = self._source(name)
             src.windows = SourceWindows.from_dict(d["windows"], self.cfg.window_ms, self.cfg.grace_ms, self.cfg.max_gap)
-            src.detector = Detector.from_dict(self.cfg.detector, d["detector"])
+            src.detector = ColdDetector.from_dict(self.cfg.detector, d["detector"])  # numpy when needed
             src.keys = set(d.get("keys", []))
             src.retired_at = d.get("retired_at")
             src.has_predictions = bool(d.get("has_predictions"))
