@@ -8,6 +8,7 @@ too, so only the twin reads JSON values and prediction fields.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -120,6 +121,13 @@ def trie_regex(words: Sequence[bytes]) -> bytes:
     return walk(trie)
 
 
+@functools.lru_cache(maxsize=16)
+def _keyword_regex(keywords: tuple[bytes, ...]) -> re.Pattern[bytes]:
+    """The search for any of ``keywords`` (lower-cased), one per distinct table: over
+    lower-cased text, since re.IGNORECASE makes the search about 15 times slower."""
+    return re.compile(trie_regex(keywords))
+
+
 #: Lines of the plain format that may hold a metric (a superset of ``METRIC_RE``'s matches:
 #: a key ends with a non-digit key byte or a quote, then maybe digits; so "07:30" is no hint).
 _METRIC_HINT = re.compile(rb"[A-Za-z_./\-'\"][0-9]*[ \t]*[=:][ \t]*[-+.0-9nNiI]")
@@ -136,8 +144,7 @@ class Analyzer:
     def __init__(self, error_classes: Mapping[str, Sequence[str]] | None, metrics: Any,
                  predictions: Any, progress: Any) -> None:
         self.classes: ErrorClasses = build_classes(error_classes)
-        # over lower-cased text: re.IGNORECASE makes the search about 15 times slower
-        self._kw_re = re.compile(trie_regex([k for k, _ in self.classes.keywords]))
+        self._kw_re: re.Pattern[bytes] | None = None  # compiled when first searched (see _keywords)
         self.nan_loss = self.classes.nan_loss
         self.other = len(self.classes.names) - 1
         self.spec: MetricSpec = parse_spec(metrics)
@@ -147,6 +154,13 @@ class Analyzer:
         self.ids: dict[bytes, int] = {}
         self._names: dict[bytes, bytes | None] = {}  # logged key -> metric name (None: not one)
         self._plans: dict[tuple[bytes, ...], MetricPlan] = {}  # keys of a line -> what to keep
+
+    def _keywords(self) -> re.Pattern[bytes]:
+        """The keyword search, made on first use: the compiled parser never needs it for
+        plain and the program formats (C scans its own tables), and making it is ~50 M
+        instructions at an agent's start."""
+        pattern = self._kw_re = _keyword_regex(tuple(k for k, _ in self.classes.keywords))
+        return pattern
 
     def _name(self, key: bytes) -> bytes | None:
         """``spec.name(key)``, remembered: a run logs the same few keys on every line."""
@@ -161,7 +175,7 @@ class Analyzer:
     def hits(self, region: bytes) -> list[int]:
         """Sorted positions in ``region`` (lines joined by ``\\n``) where a line may need more
         than the plain fast path: terminal noise, a keyword, a metric."""
-        pos = [m.start() for m in self._kw_re.finditer(region.lower())]
+        pos = [m.start() for m in (self._kw_re or self._keywords()).finditer(region.lower())]
         if self.spec.on:
             pos += [m.start() for m in _METRIC_HINT.finditer(region)]
         if self.progress != PROGRESS_ALL or 27 in region:
@@ -173,7 +187,8 @@ class Analyzer:
         """Index of the first class a keyword of which occurs in ``text`` or ``cont``, or -1."""
         low = text.lower()
         lowc = cont.lower()
-        if self._kw_re.search(low) is None and (not lowc or self._kw_re.search(lowc) is None):
+        search = (self._kw_re or self._keywords()).search
+        if search(low) is None and (not lowc or search(lowc) is None):
             return -1
         for kw, ci in self.classes.keywords:
             if kw in low or kw in lowc:

@@ -73,12 +73,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(path: str, once: bool) -> int:
-    cfg = load(path)
-    logging.basicConfig(
-        level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    logging.getLogger("elastic_transport").setLevel(logging.WARNING)  # one line per request otherwise
-    from .app import Agent  # the heavy imports only when running
+    gc.disable()  # start-up: see __main__.py
+    try:
+        cfg = load(path)
+        logging.basicConfig(
+            level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        )
+        logging.getLogger("elastic_transport").setLevel(logging.WARNING)  # one line per request otherwise
+        from .app import Agent  # the heavy imports only when running
+    finally:
+        gc.enable()
 
     async def go() -> int:
         agent = Agent(cfg, once=once)

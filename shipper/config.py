@@ -604,6 +604,8 @@ def expand_env(value: Any, env: Mapping[str, str], path: str = "") -> Any:
 
 @dataclass(frozen=True)
 class InputConfig:
+    """One input, validated (see ``ROOT_SCHEMA``)."""
+
     id: str
     paths: list[str]
     exclude: list[str]
@@ -647,6 +649,8 @@ class InputConfig:
 
 @dataclass(frozen=True)
 class ElasticsearchConfig:
+    """``output.elasticsearch``, validated."""
+
     hosts: list[str]
     index: str
     username: str | None
@@ -671,6 +675,8 @@ class ElasticsearchConfig:
 
 @dataclass(frozen=True)
 class AnomalyConfig:
+    """``anomaly``, validated."""
+
     enabled: bool = True
     window: float = 10.0
     grace: float = 5.0
@@ -689,6 +695,8 @@ class AnomalyConfig:
 
 @dataclass(frozen=True)
 class Config:
+    """The whole config, validated (``load``, ``from_dict``)."""
+
     data_dir: Path
     host_name: str
     inputs: list[InputConfig]

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import pytest
 
-from shipper.anomaly.detector import Detector, DetectorConfig, empty_state
+from shipper.anomaly.detector import ColdDetector, Detector, DetectorConfig, empty_state
 
 CFG = DetectorConfig(history=60, min_history=10, sigma=3.0, clear_sigma=2.0)
 
@@ -174,3 +175,37 @@ def test_empty_state_is_what_a_fresh_detector_saves() -> None:
     assert Detector(DetectorConfig()).to_dict() == empty_state()
     d = Detector.from_dict(DetectorConfig(), empty_state())
     assert d.n == 0 and not d.signals and not d.active
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cold_detector_saves_and_judges_as_the_detector_does(seed: int) -> None:
+    """ColdDetector (no numpy while nothing can be judged) against Detector, batch by
+    batch: the same changes and the same saved form, before and after it turns hot."""
+    import random
+
+    rnd = random.Random(seed)
+    cfg = DetectorConfig(history=rnd.choice([6, 12]), min_history=rnd.choice([3, 5, 6]))
+    ref, cold = Detector(cfg), ColdDetector(cfg)
+    names = ["events", "bytes", "error_ratio", "errors.timeout", "metrics.loss.mean", "quality.auc"]
+    t = 0
+    restored: Detector | ColdDetector | None = None
+    for _ in range(12):
+        batch = []
+        for _ in range(rnd.choice([1, 1, 2, 3])):
+            seen = names[: rnd.randint(1, len(names))]
+            values: dict[str, float | None] = {}
+            for s in rnd.sample(seen, len(seen)):
+                values[s] = None if rnd.random() < 0.2 else rnd.choice([0, 0.0, 1, 7, 2.5, 1e9, -3.25])
+            batch.append((values, t))
+            t += 10_000
+        changes = ref.observe_many(batch)
+        assert cold.observe_many(batch) == changes
+        if restored is not None:
+            assert restored.observe_many(batch) == changes
+            assert restored.to_dict() == ref.to_dict()
+        elif cold.hot is None:  # a restart while cold: restored without numpy, goes on alike
+            restored = ColdDetector.from_dict(cfg, ref.to_dict())
+            assert isinstance(restored, ColdDetector) and restored.to_dict() == ref.to_dict()
+        assert cold.to_dict() == ref.to_dict()  # the histories as base64 bytes: NaN compared by its bits
+        assert cold.n == ref.n and cold.active.keys() == ref.active.keys()
+    assert cold.hot is not None

@@ -81,3 +81,45 @@ def test_check_never_prints_secrets(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     assert b"hunter2-secret" not in r.stdout + r.stderr
+
+
+RUN_ONCE_MODULES = """
+import sys
+from shipper.cli import main
+code = main(["run", "-c", sys.argv[1], "--once"])
+print(" ".join(m for m in ("numpy", "watchdog", "aiohttp.web", "prometheus_client") if m in sys.modules))
+sys.exit(code)
+"""
+
+
+def test_a_plain_run_once_imports_only_what_it_needs(tmp_path: Path) -> None:
+    """Start-up cost (issue 8): a `run --once` of a small file, anomaly watch on, no
+    listener, judges fewer windows than min_history, so no numpy (~250 M instructions,
+    ~12 MiB), no aiohttp.web (listener only), no watchdog (nothing to watch)."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ep = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "discard_endpoint.py"), str(port)])
+    try:  # the agent retries until the endpoint answers
+        log = tmp_path / "train.log"
+        line = b"2026-11-25 07:30:%02d,123 - trainer - INFO - step=%d loss=0.5\n"
+        log.write_bytes(b"".join(line % (i // 2, i) for i in range(100)))
+        cfg = tmp_path / "c.yml"
+        cfg.write_text(
+            f"data_dir: {tmp_path}/data\ninputs: [{{id: t, paths: ['{log}'], format: python}}]\n"
+            f"output: {{elasticsearch: {{hosts: ['http://127.0.0.1:{port}'], template: false}}}}\n"
+            "http: {listen: null}\nlog_level: error\n"
+        )
+        cmd = [sys.executable, "-c", RUN_ONCE_MODULES, str(cfg)]
+        for _ in range(2):  # the second restores the watch's saved state (a cold detector: no numpy)
+            r = subprocess.run(cmd, capture_output=True, cwd=ROOT, timeout=60)
+            assert r.returncode == 0, r.stderr
+            assert r.stdout.split() == [b"prometheus_client"], r.stdout
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stats/discard") as resp:
+            assert orjson.loads(resp.read())["docs"] >= 100  # the events, and the windows' documents
+    finally:
+        ep.terminate()
+        ep.wait()

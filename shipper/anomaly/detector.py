@@ -31,6 +31,8 @@ from __future__ import annotations
 import base64
 import fnmatch
 import math
+import sys
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -168,6 +170,8 @@ def _stabilize(values: np.ndarray, is_ratio: np.ndarray, events: np.ndarray | No
 
 @dataclass(frozen=True)
 class DetectorConfig:
+    """History length, judging thresholds and direction rules of a source's detector."""
+
     history: int = 60
     min_history: int = 10
     sigma: float = 3.0
@@ -207,6 +211,114 @@ class Change:
 def empty_state() -> dict[str, Any]:
     """``Detector(cfg).to_dict()`` of a detector that has judged nothing, without numpy."""
     return {"signals": [], "rows": 0, "history": "", "active": {}, "zero_run": 0, "silence_rate": 0.0}
+
+
+class ColdDetector:
+    """A source's detector before any window can be judged, without numpy (~250 M
+    instructions and ~12 MiB to import): while its history and the windows given hold
+    at most ``min_history`` rows, no signal has enough history to be judged, no alert is
+    active and silence needs a history rate, so a window changes nothing but the history.
+    It keeps those rows as Python floats, exactly as ``Detector`` would (same columns, same
+    fill, same saved form), and becomes a ``Detector`` (``Detector.from_dict`` of its saved
+    form) for the first batch that could be judged; from then on it hands every call on."""
+
+    def __init__(self, cfg: DetectorConfig) -> None:
+        self.cfg = cfg
+        self.signals: list[str] = []
+        self.cols: dict[str, int] = {}
+        self._count: list[bool] = []  # per column: a count (0 where not seen), else NaN
+        self._rows: list[list[float]] = []
+        self.zero_run = 0
+        self.silence_rate = 0.0
+        self.hot: Detector | None = None
+
+    @property
+    def n(self) -> int:
+        return self.hot.n if self.hot is not None else len(self._rows)
+
+    @property
+    def active(self) -> dict[str, Alert]:
+        return self.hot.active if self.hot is not None else {}
+
+    @classmethod
+    def from_dict(cls, cfg: DetectorConfig, d: Mapping[str, Any]) -> Detector | ColdDetector:
+        """``Detector.from_dict``, without numpy when the saved detector was still cold
+        (no alert, no silence rate, at most ``min_history`` rows in the saved layout)."""
+        signals = list(d.get("signals", []))
+        rows = int(d.get("rows", 0))
+        saved = d.get("history")
+        raw = array("d", base64.b64decode(saved)) if isinstance(saved, str) and len(saved) % 4 == 0 else None
+        if (
+            raw is None
+            or d.get("active")
+            or float(d.get("silence_rate", 0.0)) != 0.0
+            or len(set(signals)) != len(signals)
+            or rows > min(cfg.min_history, cfg.history)
+            or len(raw) != rows * len(signals)
+            or (rows and not signals)
+        ):
+            return Detector.from_dict(cfg, d)
+        if sys.byteorder == "big":  # pragma: no cover - saved little-endian
+            raw.byteswap()
+        det = cls(cfg)
+        for name in signals:
+            det.cols[name] = len(det.signals)
+            det.signals.append(name)
+            det._count.append(signal_kind(name) == COUNT)
+        width = len(signals)
+        det._rows = [raw[i * width : (i + 1) * width].tolist() for i in range(rows)]
+        det.zero_run = int(d.get("zero_run", 0))
+        return det
+
+    def observe_many(self, windows: Sequence[tuple[Mapping[str, float | None], int]]) -> list[list[Change]]:
+        if self.hot is None and len(self._rows) + len(windows) > min(self.cfg.min_history, self.cfg.history):
+            self.hot = Detector.from_dict(self.cfg, self.to_dict())
+        if self.hot is not None:
+            return self.hot.observe_many(windows)
+        for values, _ in windows:  # Detector._ensure: past rows 0 for a count, unknown else
+            for name in values:
+                if name not in self.cols:
+                    is_count = signal_kind(name) == COUNT
+                    self.cols[name] = len(self.signals)
+                    self.signals.append(name)
+                    self._count.append(is_count)
+                    for row in self._rows:
+                        row.append(0.0 if is_count else math.nan)
+        base = [0.0 if c else math.nan for c in self._count]
+        cols = self.cols
+        for values, _ in windows:
+            row = base.copy()
+            for name, v in values.items():
+                if v is not None:
+                    row[cols[name]] = float(v)
+            self._rows.append(row)
+            events = values.get("events")  # Detector._silence without a history rate
+            if events is not None:
+                if events > 0:
+                    self.zero_run = 0
+                else:
+                    if self.zero_run == 0:
+                        self.silence_rate = 0.0
+                    self.zero_run += 1
+        return [[] for _ in windows]
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.hot is not None:
+            return self.hot.to_dict()
+        flat = array("d", [v for row in self._rows for v in row])
+        if sys.byteorder == "big":  # pragma: no cover - saved little-endian
+            flat.byteswap()
+        return {
+            "signals": self.signals,
+            "rows": len(self._rows),
+            "history": base64.b64encode(flat.tobytes()).decode(),
+            "active": {},
+            "zero_run": self.zero_run,
+            "silence_rate": self.silence_rate,
+        }
+
+    def forget_alerts(self) -> list[str]:
+        return self.hot.forget_alerts() if self.hot is not None else []
 
 
 class Detector:

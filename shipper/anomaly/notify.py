@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class WebhookConfig:
+    """One webhook of ``anomaly.notify``."""
+
     url: str
     timeout: float = 5.0
     retries: int = 3  # attempts after the first

@@ -28,7 +28,7 @@ from _fastparse import counters
 from _fastparse.counters import LEVEL_NAMES, WindowCounts
 
 from ..metrics import Metrics
-from .detector import Change, Detector, DetectorConfig, empty_state
+from .detector import Change, ColdDetector, Detector, DetectorConfig, empty_state
 from .documents import DocumentWriter, anomaly_document, doc_id, index_name, window_document
 from .notify import Notifier
 from .windows import MAX_SAMPLES, SourceWindows, Window, add_classes
@@ -48,6 +48,8 @@ EARLY_CLOSE = 128
 
 @dataclass(frozen=True)
 class WatchConfig:
+    """The watch's settings (from ``AnomalyConfig``)."""
+
     window_ms: int = 10_000
     grace_ms: int = 5_000
     detector: DetectorConfig = field(default_factory=DetectorConfig)
@@ -76,7 +78,7 @@ class Source:
         self.name = name
         self.windows = SourceWindows(cfg.window_ms, cfg.grace_ms, cfg.max_gap)
         self._detector_cfg = cfg.detector
-        self._detector: Detector | None = None  # made at the first judged window (numpy)
+        self._detector: Detector | ColdDetector | None = None  # made at the first judged window
         self.keys: set[str] = set()  # file keys seen for it (to tell files gone from files idle)
         self.inflight = 0  # batches submitted, not settled
         self.retired_at: float | None = None
@@ -96,13 +98,13 @@ class Source:
         self._detector_json: orjson.Fragment | None = None  # changes only when a window is judged
 
     @property
-    def detector(self) -> Detector:
-        if self._detector is None:
-            self._detector = Detector(self._detector_cfg)
+    def detector(self) -> Detector | ColdDetector:
+        if self._detector is None:  # numpy only once a window can be judged
+            self._detector = ColdDetector(self._detector_cfg)
         return self._detector
 
     @detector.setter
-    def detector(self, detector: Detector) -> None:
+    def detector(self, detector: Detector | ColdDetector) -> None:
         self._detector = detector
 
     def detector_state(self) -> orjson.Fragment:
@@ -539,7 +541,7 @@ class AnomalyWatch:
         for name, d in data.get("sources", {}).items():
             src = self._source(name)
             src.windows = SourceWindows.from_dict(d["windows"], self.cfg.window_ms, self.cfg.grace_ms, self.cfg.max_gap)
-            src.detector = Detector.from_dict(self.cfg.detector, d["detector"])
+            src.detector = ColdDetector.from_dict(self.cfg.detector, d["detector"])  # numpy when needed
             src.keys = set(d.get("keys", []))
             src.retired_at = d.get("retired_at")
             src.has_predictions = bool(d.get("has_predictions"))
