@@ -4,16 +4,13 @@
 
 Per feed: one buffer acquisition, one pass over the input without the GIL (memchr for
 the line ends, a hand-written UTF-8 validating JSON escaper with an 8-bytes-at-a-time
-fast path for plain ASCII), the body written straight into the bytes object the batch
-returns (``_start``, ``_room``, ``_batch``), and the per-item arrays copied into bytes at
-the end. No Python object is made per line.
+fast path for plain ASCII), output written into a C buffer reused across feeds, and
+three bytes objects made at the end. No Python object is made per line.
 """
 
 cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.object cimport PyObject
-from cpython.ref cimport Py_DECREF, Py_XDECREF
 from libc.stdint cimport int16_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memchr, memcmp, memcpy, memset
@@ -203,14 +200,6 @@ cdef extern from *:
     uint64_t fp_digits_value(uint64_t, int) noexcept nogil
     bint FP_LIKELY(bint) noexcept nogil
     bint FP_UNLIKELY(bint) noexcept nogil
-
-
-cdef extern from "Python.h":
-    # raw references (no Cython refcounting): the body under construction (Parser._room)
-    PyObject* fp_bytes_new "PyBytes_FromStringAndSize"(const char*, Py_ssize_t)
-    char* fp_bytes_data "PyBytes_AS_STRING"(PyObject*) noexcept nogil
-    int _PyBytes_Resize(PyObject**, Py_ssize_t)
-    void PyErr_Clear()
 
 
 # ---------------------------------------------------------------------------------------
@@ -2084,9 +2073,7 @@ cdef class Parser:
     cdef int _sh_miss, _sh_wait  # lines without a match in a row; lines left to skip
 
     # per-feed output
-    cdef Buf _out  # the body: its data is _body's bytes (see _start)
-    cdef PyObject* _body  # the bytes object the body is written into, refcount 1
-    cdef Py_ssize_t _ratio, _in_n  # body bytes per input byte expected (_start), input bytes
+    cdef Buf _out
     cdef int64_t* _ends
     cdef int64_t* _offs
     cdef int64_t* _evt
@@ -2124,9 +2111,6 @@ cdef class Parser:
         self._memo = NULL
         self._hold = NULL
         self._out.data = NULL
-        self._out.len = self._out.cap = 0
-        self._body = NULL
-        self._ratio = 8
         self._g.data = NULL
         self._err.data = NULL
         self._gheads_ms = -1
@@ -2493,8 +2477,7 @@ cdef class Parser:
         free(self._vals)
         free(self._memo)
         free(self._hold)
-        Py_XDECREF(self._body)
-        self._body = NULL
+        buf_free(&self._out)
         buf_free(&self._g)
         buf_free(&self._err)
         self._free_items()
@@ -3521,59 +3504,11 @@ cdef class Parser:
 
     cdef inline int _room(self, Py_ssize_t need) noexcept nogil:
         """Make room for ``need`` more bytes of body; -1 when out of memory."""
-        if FP_LIKELY(self._out.len + need <= self._out.cap):
-            return 0
-        return self._body_grow(need)
+        return buf_reserve(&self._out, need)
 
-    cdef int _body_grow(self, Py_ssize_t need) noexcept nogil:
-        """Grow the body's bytes object (refcount 1: ``_PyBytes_Resize`` reallocates it,
-        its bytes kept); rare, as ``_start`` sizes it for the feed. -1: out of memory."""
-        cdef Py_ssize_t cap = self._out.cap * 2
-        cdef int r
-        if cap < self._out.len + need:
-            cap = self._out.len + need
-        if cap < 65536:
-            cap = 65536
-        with gil:
-            if self._body == NULL:
-                self._body = fp_bytes_new(NULL, cap)
-                r = -1 if self._body == NULL else 0
-            else:
-                r = _PyBytes_Resize(&self._body, cap)  # on failure: freed, set to NULL
-            if r < 0:
-                PyErr_Clear()  # the caller raises MemoryError
-                self._body = NULL
-                self._out.data = NULL
-                self._out.len = self._out.cap = 0
-                return -1
-        self._out.data = fp_bytes_data(self._body)
-        self._out.cap = cap
-        return 0
-
-    cdef _start(self, Py_ssize_t n_in=0):
-        """Start a batch for ``n_in`` input bytes. The body is written straight into a bytes
-        object allocated for the feed (``_ratio`` body bytes per input byte, from the
-        feeds before, at most 8 MiB past 8 per byte, plus 64 KiB: pages never written
-        are never touched), grown by
-        ``_room`` past that and cut to its length by ``_batch``, which hands it over: no
-        copy of the body (it was a C buffer copied into a new bytes object per feed)."""
-        cdef Py_ssize_t est
+    cdef _start(self):
         if self._busy:
             raise RuntimeError("Parser used by two threads at once")
-        est = n_in * self._ratio
-        if est > n_in * 8 + 8 * 1024 * 1024:  # a large feed after small lines: grown if needed
-            est = n_in * 8 + 8 * 1024 * 1024
-        est += 65536
-        if self._body == NULL or self._out.cap < est:  # (one left by a failed feed is reused)
-            Py_XDECREF(self._body)
-            self._body = fp_bytes_new(NULL, est)
-            if self._body == NULL:
-                self._out.data = NULL
-                self._out.cap = 0
-                raise MemoryError()
-            self._out.data = fp_bytes_data(self._body)
-            self._out.cap = est
-        self._in_n = n_in
         self._busy = True
         self._out.len = 0
         self._count = 0
@@ -3587,19 +3522,7 @@ cdef class Parser:
     cdef object _batch(self, int64_t start):
         if self._mlon:
             self._lines = self._mark() - self._start_line
-        cdef Py_ssize_t blen = self._out.len, r
-        self._out.data = NULL
-        self._out.len = self._out.cap = 0
-        if _PyBytes_Resize(&self._body, blen) < 0:  # a shrink: in place
-            self._body = NULL
-            raise MemoryError()
-        body = <object>self._body
-        Py_DECREF(body)  # the parser's reference, now the batch's
-        self._body = NULL
-        if self._in_n > 0:  # the next feed's estimate: this one's ratio and a quarter
-            r = blen // self._in_n + 1
-            r += r >> 2
-            self._ratio = 8 if r < 8 else (64 if r > 64 else r)
+        body = PyBytes_FromStringAndSize(self._out.data, self._out.len)
         ends = PyBytes_FromStringAndSize(<char*>self._ends, self._count * 8)
         offs = PyBytes_FromStringAndSize(<char*>self._offs, self._count * 8)
         batch = Batch(body, self._count, ends, offs, start,
@@ -3616,6 +3539,8 @@ cdef class Parser:
             batch.m_value.frombytes(PyBytes_FromStringAndSize(<char*>self._mv, m * 8))
         if self._cl.cap > _KEEP_HOLD:  # a long line's escapes were removed
             buf_free(&self._cl)
+        if self._out.cap > _KEEP_BYTES:
+            buf_free(&self._out)
         if self._items_cap > _KEEP_BYTES // 64:
             self._free_items()
         return batch
@@ -3636,7 +3561,7 @@ cdef class Parser:
                 self._prepare_group(read_time_ms)
             else:
                 self._prepare(read_time_ms)
-            self._start(view.len)
+            self._start()
             try:
                 with nogil:
                     rc = self._scan(<const uint8_t*>view.buf, view.len)
