@@ -523,10 +523,11 @@ ROOT_SCHEMA: dict[str, Key] = {
     ),
     "parse_threads": Key(
         _nonneg_int,
-        1,
+        0,
         "Threads that parse chunks of 16 KiB or more off the event loop (the compiled parser, "
         "formats it compiles: plain, python and layouts), so that a second core parses while the "
-        "loop sends; 0 (or a single CPU): everything is parsed on the loop.",
+        "loop sends; 0 (the default, or a single CPU): everything is parsed on the loop. Off by "
+        "default: measured here it cost 15% more CPU a line and bought no speed (benchmarks/RESULTS.md).",
     ),
     "max_inflight_bytes": Key(
         _size,
@@ -714,7 +715,7 @@ class Config:
     source: Path | None = None
     anomaly: AnomalyConfig = field(default_factory=AnomalyConfig)
     watch_coalesce: float = 0.1
-    parse_threads: int = 1
+    parse_threads: int = 0
 
 
 def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:

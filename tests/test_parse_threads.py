@@ -237,7 +237,7 @@ def test_a_cancelled_feed_ends_before_the_caller_goes_on(monkeypatch: pytest.Mon
 
 def test_parse_threads_option() -> None:
     base = {"inputs": [{"id": "t", "paths": ["/x"]}]}
-    assert config.from_dict(base, env={}).parse_threads == 1
-    assert config.from_dict({**base, "parse_threads": 0}, env={}).parse_threads == 0
+    assert config.from_dict(base, env={}).parse_threads == 0
+    assert config.from_dict({**base, "parse_threads": 2}, env={}).parse_threads == 2
     with pytest.raises(config.ConfigError, match="parse_threads"):
         config.from_dict({**base, "parse_threads": -1}, env={})
