@@ -3506,10 +3506,14 @@ cdef class Parser:
         """Make room for ``need`` more bytes of body; -1 when out of memory."""
         return buf_reserve(&self._out, need)
 
-    cdef _start(self):
+    cdef _enter(self):
+        """Refuse a second thread's feed/expire/flush before it changes anything: the
+        first one reads the heads and the read time without the GIL."""
         if self._busy:
             raise RuntimeError("Parser used by two threads at once")
         self._busy = True
+
+    cdef _start(self):
         self._out.len = 0
         self._count = 0
         self._lines = 0
@@ -3557,12 +3561,13 @@ cdef class Parser:
             data = memoryview(data).tobytes()
             PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         try:
-            if self._mlon:
-                self._prepare_group(read_time_ms)
-            else:
-                self._prepare(read_time_ms)
-            self._start()
+            self._enter()
             try:
+                if self._mlon:
+                    self._prepare_group(read_time_ms)
+                else:
+                    self._prepare(read_time_ms)
+                self._start()
                 with nogil:
                     rc = self._scan(<const uint8_t*>view.buf, view.len)
                     if self._materialize() < 0:  # the event may not point into the feed's bytes
@@ -3582,9 +3587,10 @@ cdef class Parser:
         cdef int64_t start = self._g_off if self._g_open else self._offset
         if not self._g_open or now_ms - self._g_last_ms < self._ml_timeout:
             return Batch(b"", 0, b"", b"", start, start, 0)
-        self._prepare(self._g_ms)
-        self._start()
+        self._enter()
         try:
+            self._prepare(self._g_ms)
+            self._start()
             if self._emit() < 0:
                 raise MemoryError()
             return self._batch(start)
@@ -3600,9 +3606,10 @@ cdef class Parser:
         cdef int64_t raw = self._hold_len + self._skip
         if raw == 0:
             return Batch(b"", 0, b"", b"", start, start, 0)
-        self._prepare(read_time_ms)
-        self._start()
+        self._enter()
         try:
+            self._prepare(read_time_ms)
+            self._start()
             if self._line_event(<const uint8_t*>self._hold, self._hold_len, raw, start,
                                 _INCOMPLETE, raw) < 0:
                 raise MemoryError()
@@ -3616,9 +3623,10 @@ cdef class Parser:
     cdef _flush_ml(self, read_time_ms):
         cdef int64_t start = self._g_off if self._g_open else self._offset
         cdef int64_t raw = self._hold_len + self._skip
-        self._prepare_group(read_time_ms)
-        self._start()
+        self._enter()
         try:
+            self._prepare_group(read_time_ms)
+            self._start()
             if raw:
                 if self._ml_line(<const uint8_t*>self._hold, self._hold_len, raw, self._offset,
                                  self._offset + raw, True, False) < 0:

@@ -815,3 +815,54 @@ def test_fuzz_never_crashes(
         assert p.offset == b.end_offset
     f = p.flush(T0)
     assert f.end_offset == p.offset == len(data) and p.pending == 0
+
+
+# -- one thread at a time -----------------------------------------------------------------
+
+
+class _ReentrantTime(int):
+    """A read time whose first comparison (the heads' cache in ``EventTime.get``, run while
+    the parser prepares a feed) calls ``hook``: a second feed entered mid-way."""
+
+    hook: Any = None
+
+    def __eq__(self, other: object) -> bool:
+        hook, type(self).hook = type(self).hook, None
+        if hook is not None:
+            hook()
+        return int(self) == other
+
+    __hash__ = int.__hash__
+
+
+@needs_both
+@pytest.mark.parametrize("call", ["feed", "feed-multiline", "flush", "flush-multiline"])
+def test_second_call_refused_before_it_changes_anything(call: str) -> None:
+    """The compiled parser reads its heads and read time without the GIL: a second
+    thread's call must be refused before it prepares them (it used to check only after
+    ``_prepare`` had replaced them under the running feed)."""
+    assert CPARSER is not None
+    ml = "auto" if call.endswith("multiline") else "none"
+    data = b"2026-11-25 07:30:01,000 - a - INFO - one\nsecond line\n"
+    tail = b"" if call.startswith("feed") else b"partial"
+    p = make(CPARSER, format="python", multiline=ml)
+    ref = make(CPARSER, format="python", multiline=ml)
+    errors: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            p.feed(b"2026-11-25 07:30:02,000 - b - ERROR - intruder\n", T0 + 5000)
+        except RuntimeError as e:
+            errors.append(e)
+
+    p.feed(tail if call.startswith("flush") else b"", T0)
+    ref.feed(tail if call.startswith("flush") else b"", T0)
+    _ReentrantTime.hook = second
+    t = _ReentrantTime(T0 + 1000)
+    got = p.feed(data, t) if call.startswith("feed") else p.flush(t)
+    want = ref.feed(data, T0 + 1000) if call.startswith("feed") else ref.flush(T0 + 1000)
+    assert [str(e) for e in errors] == ["Parser used by two threads at once"]
+    for name in ("body", "count", "start_offset", "end_offset", "ev_time"):
+        assert getattr(got, name) == getattr(want, name), name
+    assert p.offset == ref.offset
+    assert p.flush(T0).body == ref.flush(T0).body
