@@ -26,7 +26,7 @@ from ._multiline import (CHAIN as ML_CHAIN, CHAIN_PHRASES, EG_HEADER, EXC as ML_
                          GROUP as ML_GROUP, JAVA as ML_JAVA, NORMAL as ML_NORMAL, TB_HEADER)
 from ._formats import (FAR_PAST, FMT_PLAIN, FMT_PROGRAM, LEVEL_WORDS, MAX_MATCH_BYTES, MODE_FIRST, MODE_LAZY,
                        MODE_LEVEL, MODE_TIME, OP_CAP, OP_END, OP_LIT, OP_OPT, OP_OPTEND, OP_WS,
-                       compile_format, zone_table)
+                       KIND_STR, compile_format, zone_table)
 from array import array
 
 __all__ = ["Batch", "Parser"]
@@ -846,6 +846,125 @@ cdef int m_first(Matcher* st) noexcept nogil:
             op += 3
         else:  # OPTEND
             op += 3
+
+
+# -- compiled layouts ------------------------------------------------------------------------
+# A program made only of literals, whitespace runs and time/level/lazy captures (each lazy
+# capture followed by a literal, whitespace or the end: every logging layout, `format:
+# python`'s first one among them) is turned once per parser into a list of steps that
+# ``lay_match`` walks straight: m_first's path without the op table's indirections, writing
+# the trimmed values directly, and the level word's index for a precomputed fragment.
+
+cdef enum:
+    _LS_LIT = 0
+    _LS_WS = 1
+    _LS_END = 2
+    _LS_TIME = 3
+    _LS_LEVEL = 4
+    _LS_LAZY = 5
+    _MAX_LAY = 48
+    _NLEVELS = 9  # LEVEL_WORDS
+
+cdef struct LayStep:
+    int kind
+    int slot
+    int nk                # TIME, LAZY: the next op (_OP_END, _OP_LIT or _OP_WS)
+    const char* lit       # LIT: its bytes; TIME, LAZY before a literal: that literal
+    Py_ssize_t ln
+
+cdef struct Layout:
+    LayStep steps[_MAX_LAY]
+    int absent[_MAX_SLOTS]  # slots the program does not capture (unset per line)
+    int nabsent
+
+
+cdef inline Py_ssize_t level_word(const uint8_t* s, Py_ssize_t n, Py_ssize_t p, int* w) noexcept nogil:
+    """``level_len``, and the word's index in LEVEL_WORDS."""
+    cdef Py_ssize_t k = level_len(s, n, p)
+    cdef uint8_t c
+    if k:
+        c = s[p]
+        if c == b'I':
+            w[0] = 4
+        elif c == b'W':
+            w[0] = 0 if k == 7 else 1
+        elif c == b'E':
+            w[0] = 3
+        elif c == b'D':
+            w[0] = 5
+        elif c == b'C':
+            w[0] = 2
+        elif c == b'F':
+            w[0] = 6
+        elif c == b'N':
+            w[0] = 7
+        else:
+            w[0] = 8
+    return k
+
+
+cdef int lay_match(const Layout* L, const uint8_t* s, Py_ssize_t n, Py_ssize_t* vals, int* lev) noexcept nogil:
+    """1: the layout's first path (the one ``m_first`` takes) matches ``s[:n]``; the
+    values (trimmed, as ``_prog_event`` trims captures) are in ``vals``, the level word's
+    index in ``lev`` (-1: none). 0: it does not (``_prog_event``'s general match decides)."""
+    cdef const LayStep* st = L.steps
+    cdef Py_ssize_t p = 0, k, a, e
+    cdef int i
+    lev[0] = -1
+    while True:
+        if st.kind == _LS_LIT:
+            if p + st.ln > n or memcmp(s + p, st.lit, st.ln) != 0:
+                return 0
+            p += st.ln
+        elif st.kind == _LS_WS:
+            if p >= n or not is_ws(s[p]):
+                return 0
+            p += 1
+            while p < n and is_ws(s[p]):
+                p += 1
+        elif st.kind == _LS_LEVEL:
+            k = level_word(s, n, p, lev)
+            if k == 0:
+                return 0
+            vals[2 * st.slot] = p
+            p += k
+            vals[2 * st.slot + 1] = p
+        elif st.kind == _LS_END:
+            if p != n:
+                return 0
+            break
+        else:
+            if st.kind == _LS_TIME:
+                k = ts_shape_len(s, n, p)
+                if k:
+                    vals[2 * st.slot] = p
+                    p += k
+                    vals[2 * st.slot + 1] = p
+                    st += 1
+                    continue
+            a = p
+            if st.nk == _OP_END:
+                p = n
+            elif st.nk == _OP_LIT:
+                p = find_lit(s, n, p, st.lit, st.ln)
+                if p < 0:
+                    return 0
+            else:
+                while p < n and not is_ws(s[p]):
+                    p += 1
+                if p == n:
+                    return 0
+            e = p
+            while a < e and is_ws(s[a]):
+                a += 1
+            while e > a and is_ws(s[e - 1]):
+                e -= 1
+            vals[2 * st.slot] = a
+            vals[2 * st.slot + 1] = e
+        st += 1
+    for i in range(L.nabsent):
+        vals[2 * L.absent[i]] = -1
+    return 1
 
 
 # -- time ---------------------------------------------------------------------------------
@@ -2018,6 +2137,14 @@ cdef class Parser:
     cdef TimeCache _tg[_TG]  # per time candidate, the last time text and its result (_time_of)
     cdef Py_ssize_t* _caps
     cdef Py_ssize_t* _vals
+    # the compiled layout (first program; NULL: none) and its straight writer's pieces
+    cdef Layout* _lay
+    cdef int _lev_plan  # the plan entry of the level word: written from _lev_frag (-1: none)
+    cdef Frag _lev_frag[_NLEVELS]
+    cdef uint8_t _lev_code[_NLEVELS]
+    cdef int _cand1  # the slot of the only time candidate when it has one slot, else -1
+    cdef list _h1_obj
+    cdef Frag _h1, _h2, _h3, _h4, _h5, _h6  # constant runs of an event with its own time
     cdef uint8_t* _memo
     cdef Py_ssize_t _memo_cap
     cdef int64_t _gran, _idx_period
@@ -2108,6 +2235,9 @@ cdef class Parser:
         self._plan_pre = NULL
         self._caps = NULL
         self._vals = NULL
+        self._lay = NULL
+        self._lev_plan = -1
+        self._cand1 = -1
         self._memo = NULL
         self._hold = NULL
         self._out.data = NULL
@@ -2253,12 +2383,78 @@ cdef class Parser:
         self._id_sep = frag_of(keep, heads[1])
         self._doc_open = frag_of(keep, heads[2])
         self._msg_key = frag_of(keep, heads[3])
+        self._h2 = frag_of(keep, f.action_tail + heads[2])
+        self._h3 = frag_of(keep, heads[3] + b'"')
+        self._h4 = frag_of(keep, b'"' + f.log_head)
+        self._h5 = frag_of(keep, fmt.log_suffix + f.doc_tail)
+        self._h6 = frag_of(keep, fmt.top_suffix + f.doc_end)
+        if len(fmt.time_candidates) == 1 and len(fmt.time_candidates[0]) == 1:
+            self._cand1 = fmt.time_candidates[0][0]
+        self._setup_layout(fmt, plan, keep)
         self._keep = keep
+
+    def _setup_layout(self, fmt, plan, keep):
+        """The first program as a ``Layout`` when it is one (see ``lay_match``)."""
+        cdef Layout* lay
+        cdef int i
+        prog = fmt.programs[0]
+        ops = prog.ops
+        steps = []
+        seen = set()
+        lev_slot = -1
+        for i, (op, a, b) in enumerate(ops):
+            if op == OP_LIT:
+                steps.append((_LS_LIT, 0, 0, prog.lits[a]))
+            elif op == OP_WS:
+                steps.append((_LS_WS, 0, 0, b""))
+            elif op == OP_END:
+                steps.append((_LS_END, 0, 0, b""))
+            elif op == OP_CAP and a not in seen:
+                seen.add(a)
+                nk = ops[i + 1][0]
+                if b == MODE_LEVEL:
+                    steps.append((_LS_LEVEL, a, 0, b""))
+                    lev_slot = a
+                elif b in (MODE_TIME, MODE_LAZY) and nk in (OP_END, OP_LIT, OP_WS):
+                    lit = prog.lits[ops[i + 1][1]] if nk == OP_LIT else b""
+                    steps.append((_LS_TIME if b == MODE_TIME else _LS_LAZY, a, nk, lit))
+                else:
+                    return
+            else:  # optional groups, a capture twice
+                return
+        if len(steps) > _MAX_LAY or steps[len(steps) - 1][0] != _LS_END:
+            return
+        lay = <Layout*>calloc(1, sizeof(Layout))
+        if lay == NULL:
+            raise MemoryError()
+        for i, (kind, slot, nk, lit) in enumerate(steps):
+            lay.steps[i].kind = kind
+            lay.steps[i].slot = slot
+            lay.steps[i].nk = nk
+            keep.append(lit)
+            lay.steps[i].lit = PyBytes_AS_STRING(lit)
+            lay.steps[i].ln = len(lit)
+        lay.nabsent = 0
+        for i in range(fmt.nslots):
+            if i not in seen:
+                lay.absent[lay.nabsent] = i
+                lay.nabsent += 1
+        self._lay = lay
+        if lev_slot >= 0 and lev_slot == fmt.level_slot:
+            for i, x in enumerate(plan):
+                if x[1] == lev_slot and x[2] == KIND_STR:
+                    self._lev_plan = i
+            if self._lev_plan >= 0:
+                for i, word in enumerate(LEVEL_WORDS):
+                    self._lev_frag[i] = frag_of(keep, plan[self._lev_plan][0] + b'"' + word + b'"')
+                    self._lev_code[i] = level_code(<const uint8_t*>PyBytes_AS_STRING(word), len(word))
 
     cdef int _set_index(self, int64_t ms) noexcept:
         try:
             self._idx_obj = []
-            self._idx = frag_of(self._idx_obj, self._time.index_for(ms))
+            idx = self._time.index_for(ms)
+            self._idx = frag_of(self._idx_obj, idx)
+            self._h1 = frag_of(self._idx_obj, b'{"create":{"_index":"' + idx + self._frags_obj.id_sep)
             self._idx_period = ms // self._gran
             return 0
         except BaseException:
@@ -2321,7 +2517,7 @@ cdef class Parser:
                          int tags, int64_t nbytes) noexcept nogil:
         """Write the event of a line a program matches: 0; no program matches: 1; -1: no memory."""
         cdef Matcher st
-        cdef int i, r = 0, slot, c
+        cdef int i, r = 0, slot, c, lev = -1
         cdef Py_ssize_t need, a, e, tot
         cdef uint8_t* p
         cdef char tbuf[256]
@@ -2330,88 +2526,97 @@ cdef class Parser:
         cdef Buf* b = &self._out
         if n > MAX_MATCH_C:
             return 1
-        need = (self._maxops * (n + 1) + 7) >> 3
-        if need > self._memo_cap:
-            p = <uint8_t*>realloc(self._memo, need)
-            if p == NULL:
-                return -1
-            self._memo = p
-            self._memo_cap = need
-        st.s = s
-        st.n = n
-        st.caps = self._caps
-        st.width = n + 1
-        for i in range(self._nprogs):
-            st.pg = &self._progs[i]
-            for slot in range(2 * self._nslots):
-                self._caps[slot] = -1
-            r = m_first(&st)
-            if r == 1:
-                break
-            st.memo = self._memo
-            st.steps = MATCH_BUDGET_C
-            memset(self._memo, 0, (st.pg.nops * (n + 1) + 7) >> 3)
-            for slot in range(2 * self._nslots):
-                self._caps[slot] = -1
-            r = m_step(&st, 0, 0)
-            if r == 1:
-                break
-        if r != 1:
-            return 1
-        for slot in range(self._nslots):
-            a = self._caps[2 * slot]
-            if a < 0:
-                self._vals[2 * slot] = -1
-                continue
-            e = self._caps[2 * slot + 1]
-            while a < e and is_ws(s[a]):
-                a += 1
-            while e > a and is_ws(s[e - 1]):
-                e -= 1
-            self._vals[2 * slot] = a
-            self._vals[2 * slot + 1] = e
-        for c in range(self._ncand):
-            if self._cand_off[c + 1] - self._cand_off[c] == 1:  # one capture: read in place
-                slot = self._cand_slots[self._cand_off[c]]
-                a = self._vals[2 * slot]
-                if a < 0 or self._vals[2 * slot + 1] - a > 255:
-                    continue
-                ms = self._time_of(s + a, self._vals[2 * slot + 1] - a, c, &ok)
-                if ok:
+        if self._lay == NULL or not lay_match(self._lay, s, n, self._vals, &lev):
+            lev = -1
+            need = (self._maxops * (n + 1) + 7) >> 3
+            if need > self._memo_cap:
+                p = <uint8_t*>realloc(self._memo, need)
+                if p == NULL:
+                    return -1
+                self._memo = p
+                self._memo_cap = need
+            st.s = s
+            st.n = n
+            st.caps = self._caps
+            st.width = n + 1
+            for i in range(self._nprogs):
+                st.pg = &self._progs[i]
+                for slot in range(2 * self._nslots):
+                    self._caps[slot] = -1
+                r = m_first(&st)
+                if r == 1:
                     break
-                continue
-            tot = 0
-            for i in range(self._cand_off[c], self._cand_off[c + 1]):
-                slot = self._cand_slots[i]
-                a = self._vals[2 * slot]
+                st.memo = self._memo
+                st.steps = MATCH_BUDGET_C
+                memset(self._memo, 0, (st.pg.nops * (n + 1) + 7) >> 3)
+                for slot in range(2 * self._nslots):
+                    self._caps[slot] = -1
+                r = m_step(&st, 0, 0)
+                if r == 1:
+                    break
+            if r != 1:
+                return 1
+            for slot in range(self._nslots):
+                a = self._caps[2 * slot]
                 if a < 0:
-                    tot = -1
-                    break
-                e = self._vals[2 * slot + 1]
-                if tot:
-                    if tot >= 256:
+                    self._vals[2 * slot] = -1
+                    continue
+                e = self._caps[2 * slot + 1]
+                while a < e and is_ws(s[a]):
+                    a += 1
+                while e > a and is_ws(s[e - 1]):
+                    e -= 1
+                self._vals[2 * slot] = a
+                self._vals[2 * slot + 1] = e
+        if self._cand1 >= 0:
+            a = self._vals[2 * self._cand1]
+            if a >= 0 and self._vals[2 * self._cand1 + 1] - a <= 255:
+                ms = self._time_of(s + a, self._vals[2 * self._cand1 + 1] - a, 0, &ok)
+        else:
+            for c in range(self._ncand):
+                if self._cand_off[c + 1] - self._cand_off[c] == 1:  # one capture: read in place
+                    slot = self._cand_slots[self._cand_off[c]]
+                    a = self._vals[2 * slot]
+                    if a < 0 or self._vals[2 * slot + 1] - a > 255:
+                        continue
+                    ms = self._time_of(s + a, self._vals[2 * slot + 1] - a, c, &ok)
+                    if ok:
+                        break
+                    continue
+                tot = 0
+                for i in range(self._cand_off[c], self._cand_off[c + 1]):
+                    slot = self._cand_slots[i]
+                    a = self._vals[2 * slot]
+                    if a < 0:
+                        tot = -1
+                        break
+                    e = self._vals[2 * slot + 1]
+                    if tot:
+                        if tot >= 256:
+                            tot = 999
+                            break
+                        tbuf[tot] = b' '
+                        tot += 1
+                    if tot + e - a > 255:
                         tot = 999
                         break
-                    tbuf[tot] = b' '
-                    tot += 1
-                if tot + e - a > 255:
-                    tot = 999
+                    memcpy(tbuf + tot, s + a, e - a)
+                    tot += e - a
+                if tot < 0:
+                    continue
+                if tot > 255:
+                    continue
+                ms = self._time_of(<const uint8_t*>tbuf, tot, c, &ok)
+                if ok:
                     break
-                memcpy(tbuf + tot, s + a, e - a)
-                tot += e - a
-            if tot < 0:
-                continue
-            if tot > 255:
-                continue
-            ms = self._time_of(<const uint8_t*>tbuf, tot, c, &ok)
-            if ok:
-                break
         if ok and ms // self._gran != self._idx_period:
             with gil:
                 if self._set_index(ms) < 0:
                     return -1
         cdef int level = 0, ev_class
-        if self._level_slot >= 0 and self._vals[2 * self._level_slot] >= 0:
+        if lev >= 0 and self._lev_plan >= 0:
+            level = self._lev_code[lev]
+        elif self._level_slot >= 0 and self._vals[2 * self._level_slot] >= 0:
             a = self._vals[2 * self._level_slot]
             level = level_code(s + a, self._vals[2 * self._level_slot + 1] - a)
         if self._msg_slot >= 0:
@@ -2431,48 +2636,60 @@ cdef class Parser:
         if self._reserve_items() < 0:
             return -1
         self._offs[self._count] = off
+        # the event as in _event, its constant runs merged (_h1 ... _h6)
         if ok:
-            put_f(b, self._action_open)
-            put_f(b, self._idx)
-            put_f(b, self._id_sep)
+            put_f(b, self._h1)
+            b.len += put_id(b.data + b.len, self._idk, self._idk_n, <uint64_t>off)
+            put_f(b, self._h2)
+            b.len += self._put_ts(b.data + b.len, ms)
+            put_f(b, self._h3)
         else:
             put_f(b, self._action_head)
-        b.len += put_id(b.data + b.len, self._idk, self._idk_n, <uint64_t>off)
-        put_f(b, self._action_tail)
-        if ok:
-            put_f(b, self._doc_open)
-            b.len += self._put_ts(b.data + b.len, ms)
-            put_f(b, self._msg_key)
-        else:
+            b.len += put_id(b.data + b.len, self._idk, self._idk_n, <uint64_t>off)
+            put_f(b, self._action_tail)
             put_f(b, self._doc_head)
-        b.data[b.len] = b'"'
-        b.len += 1
+            b.data[b.len] = b'"'
+            b.len += 1
         if self._msg_slot >= 0:
             a = self._vals[2 * self._msg_slot]
             if a >= 0:
                 b.len += escape_msg(s + a, self._vals[2 * self._msg_slot + 1] - a, b.data + b.len, &tags)
         else:
             b.len += escape_msg(s, n, b.data + b.len, &tags)
-        self._msg_tail(b, off, length, &tags)
+        if self._cont_n:
+            b.len += escape_msg(self._cont_p, self._cont_n, b.data + b.len, &tags)
+        put_f(b, self._h4)
+        b.len += put_dec(b.data + b.len, <uint64_t>off)
+        if length > self._max:
+            put_f(b, self._original_length)
+            b.len += put_dec(b.data + b.len, <uint64_t>length)
         for i in range(self._nlog):
-            put_f(b, self._plan_pre[i])
-            self._put_value(s, self._plan_slot[i], self._plan_kind[i], &tags)
-        put_f(b, self._log_suffix)
-        put_f(b, self._doc_tail)
+            if i == self._lev_plan and lev >= 0:
+                put_f(b, self._lev_frag[lev])
+            else:
+                put_f(b, self._plan_pre[i])
+                self._put_value(s, self._plan_slot[i], self._plan_kind[i], &tags)
+        put_f(b, self._h5)
         self._put_error_metrics(b, ev_class)
         for i in range(self._nlog, self._nlog + self._ntop):
-            put_f(b, self._plan_pre[i])
-            self._put_value(s, self._plan_slot[i], self._plan_kind[i], &tags)
-        put_f(b, self._top_suffix)
+            if i == self._lev_plan and lev >= 0:
+                put_f(b, self._lev_frag[lev])
+            else:
+                put_f(b, self._plan_pre[i])
+                self._put_value(s, self._plan_slot[i], self._plan_kind[i], &tags)
         if tags:
+            put_f(b, self._top_suffix)
             put_f(b, self._tags[tags])
-        put_f(b, self._doc_end)
+            put_f(b, self._doc_end)
+        else:
+            put_f(b, self._h6)
         self._ends[self._count] = b.len
         self._push(ms if ok else self._read_ms, level, ev_class, nbytes)
         return 0
 
     def __dealloc__(self):
         free(self._plan_pre)
+        free(self._lay)
         free(self._caps)
         free(self._vals)
         free(self._memo)
