@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 from types import ModuleType
 from typing import Any
 
@@ -405,3 +406,54 @@ def test_numbers_in_one_go_are_float(texts: list[bytes]) -> None:
 def test_canonical_numbers_are_kept_by_number_text(text: bytes) -> None:
     from _fastparse._metrics import number_text
     assert number_text(text) == text
+
+
+# -- the compiled parser's layouts (lay_match): lines that fit, then one that deviates ---------
+
+_LAY_FIELDS = {
+    "asctime": st.sampled_from(["2026-11-25 07:30:01,123", "2026-11-25T07:30:59.5", "2026-11-25 07:30:01",
+                                "2026-11-25 07:30:01+02:00", "Nov 25 07:30:01", "1795591801"]),
+    "name": st.sampled_from(["trainer", "a.b", "x-y", "root", "é", "a:b"]),
+    "levelname": st.sampled_from(["INFO", "WARNING", "WARN", "ERROR", "DEBUG", "CRITICAL", "FATAL", "NOTSET",
+                                  "TRACE", "info", "Warn", "LEVEL"]),
+    "message": st.sampled_from(["epoch=1 step=2 loss=0.5", "a - b - c", "x: y", "trailing  ", "", "NaN in loss",
+                                "connection refused", "bad \udcff utf8"]),
+    "process": st.sampled_from(["42", "0", "x"]),
+    "threadName": st.sampled_from(["Main", "T-1", "a b"]),
+}
+_LAY_ATTR = re.compile(r"%\((\w+)\)[-#0 +]*\d*(?:\.\d+)?[sdifrxXeEgGc]")
+_PY_SHAPES = ["%(asctime)s - %(name)s - %(levelname)s - %(message)s", "%(asctime)s %(levelname)s %(name)s: %(message)s",
+              "%(levelname)s:%(name)s:%(message)s"]
+
+
+@st.composite
+def _layout_line(draw: Any, shape: str) -> bytes:
+    vals = {a: draw(_LAY_FIELDS[a]) for a in _LAY_ATTR.findall(shape)}
+    text = _LAY_ATTR.sub(lambda m: vals[m.group(1)], shape)
+    return text.encode("utf-8", "surrogateescape")
+
+
+@SETTINGS
+@given(st.data(), st.sampled_from(["none", "auto"]), st.integers(1, 200))
+def test_compiled_layout_then_a_deviation(data: Any, multiline: str, chunk: int) -> None:
+    """Lines that fit a layout (the compiled parser's straight path), then one with a byte
+    inserted, replaced or removed (its general matcher, or a miss): all parsers agree."""
+    spec = data.draw(st.sampled_from(LAYOUTS))
+    shape = data.draw(st.sampled_from(_PY_SHAPES)) if spec == "python" else spec
+    lines = data.draw(st.lists(_layout_line(shape), min_size=1, max_size=6))
+    bad = bytearray(data.draw(_layout_line(shape)))
+    k = data.draw(st.integers(0, len(bad)))
+    byte = data.draw(st.sampled_from(list(b" \t-:|[]0,.ZIW")))
+    how = data.draw(st.sampled_from(["insert", "replace", "remove"]))
+    if how == "insert" or k == len(bad):
+        bad[k:k] = bytes([byte])
+    elif how == "replace":
+        bad[k] = byte
+    else:
+        del bad[k]
+    data_bytes = b"\n".join([*lines, bytes(bad), *lines[:1]]) + b"\n"
+    kw = dict(KW, format=spec, multiline=multiline)
+    fast = _feed_all(_pyparser.Parser(**kw), data_bytes, chunk)
+    assert fast == _feed_all(_slow(**kw), data_bytes, chunk)
+    if CPARSER is not None:
+        assert _feed_all(CPARSER.Parser(**kw), data_bytes, chunk) == fast
