@@ -11,6 +11,7 @@ three bytes objects made at the end. No Python object is made per line.
 cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython cimport array as carray
 from libc.stdint cimport int16_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memchr, memcmp, memcpy, memset
@@ -592,7 +593,7 @@ cdef inline bint is_alpha(uint8_t c) noexcept nogil:
     return <uint8_t>((c | 32) - 97) <= 25  # A-Z and a-z: one compare
 
 
-cdef Py_ssize_t ts_shape_len(const uint8_t* s, Py_ssize_t n, Py_ssize_t p) noexcept nogil:
+cdef inline Py_ssize_t ts_shape_len(const uint8_t* s, Py_ssize_t n, Py_ssize_t p) noexcept nogil:
     """The length of an ISO-like time at ``s[p:]`` (``_pyparser.ts_shape_len``), 0: none."""
     cdef Py_ssize_t q
     if p + 19 > n or not fp_ts19(s + p):
@@ -863,6 +864,8 @@ cdef enum:
     _LS_LEVEL = 4
     _LS_LAZY = 5
     _MAX_LAY = 48
+    _NM_MAX = 48  # longest value _nm_* keeps
+    _NM_FRAG = 48 * 6 + 64 + 2 * 32  # its fragment: escaped, the plan prefix, slack
     _NLEVELS = 9  # LEVEL_WORDS
 
 cdef struct LayStep:
@@ -2143,6 +2146,13 @@ cdef class Parser:
     cdef Frag _lev_frag[_NLEVELS]
     cdef uint8_t _lev_code[_NLEVELS]
     cdef int _cand1  # the slot of the only time candidate when it has one slot, else -1
+    # the last value of one string field of the plan (the logger's name: it repeats) and
+    # what it was written as (its prefix, quoted, escaped), with the tags escaping set
+    cdef int _nm_plan
+    cdef Py_ssize_t _nm_n, _nm_fn
+    cdef int _nm_tags
+    cdef char _nm_key[_NM_MAX]
+    cdef char _nm_frag[_NM_FRAG]
     cdef list _h1_obj
     cdef Frag _h1, _h2, _h3, _h4, _h5, _h6  # constant runs of an event with its own time
     cdef uint8_t* _memo
@@ -2238,6 +2248,8 @@ cdef class Parser:
         self._lay = NULL
         self._lev_plan = -1
         self._cand1 = -1
+        self._nm_plan = -1
+        self._nm_n = -1
         self._memo = NULL
         self._hold = NULL
         self._out.data = NULL
@@ -2440,6 +2452,10 @@ cdef class Parser:
                 lay.absent[lay.nabsent] = i
                 lay.nabsent += 1
         self._lay = lay
+        for i, x in enumerate(plan):
+            if x[2] == KIND_STR and x[1] != lev_slot and len(x[0]) <= 64 - 2:
+                self._nm_plan = i
+                break
         if lev_slot >= 0 and lev_slot == fmt.level_slot:
             for i, x in enumerate(plan):
                 if x[1] == lev_slot and x[2] == KIND_STR:
@@ -2512,6 +2528,28 @@ cdef class Parser:
         b.data[b.len] = b'"'
         b.len += 1
         return 0
+
+    cdef inline void _put_name(self, const uint8_t* s, int i, int* tags) noexcept nogil:
+        """Plan entry ``i`` (``_nm_plan``, a string): from ``_nm_frag`` when its value is the
+        last one's, else as ``_put_value`` writes it (then kept when short)."""
+        cdef Buf* b = &self._out
+        cdef int slot = self._plan_slot[i]
+        cdef Py_ssize_t a = self._vals[2 * slot], n = self._vals[2 * slot + 1] - a, o
+        cdef int t = 0
+        if a >= 0 and n == self._nm_n and memcmp(s + a, self._nm_key, n) == 0:
+            put_blocks(b, self._nm_frag, self._nm_fn)
+            tags[0] |= self._nm_tags
+            return
+        o = b.len
+        put_f(b, self._plan_pre[i])
+        self._put_value(s, slot, self._plan_kind[i], &t)
+        tags[0] |= t
+        if a >= 0 and n <= _NM_MAX:
+            memcpy(self._nm_key, s + a, n)
+            self._nm_n = n
+            self._nm_fn = b.len - o
+            memcpy(self._nm_frag, b.data + o, self._nm_fn)
+            self._nm_tags = t
 
     cdef int _prog_event(self, const uint8_t* s, Py_ssize_t n, int64_t length, int64_t off,
                          int tags, int64_t nbytes) noexcept nogil:
@@ -2666,6 +2704,8 @@ cdef class Parser:
         for i in range(self._nlog):
             if i == self._lev_plan and lev >= 0:
                 put_f(b, self._lev_frag[lev])
+            elif i == self._nm_plan:
+                self._put_name(s, i, &tags)
             else:
                 put_f(b, self._plan_pre[i])
                 self._put_value(s, self._plan_slot[i], self._plan_kind[i], &tags)
@@ -2674,6 +2714,8 @@ cdef class Parser:
         for i in range(self._nlog, self._nlog + self._ntop):
             if i == self._lev_plan and lev >= 0:
                 put_f(b, self._lev_frag[lev])
+            elif i == self._nm_plan:
+                self._put_name(s, i, &tags)
             else:
                 put_f(b, self._plan_pre[i])
                 self._put_value(s, self._plan_slot[i], self._plan_kind[i], &tags)
@@ -3750,14 +3792,15 @@ cdef class Parser:
                       self._g_off if self._g_open else self._offset, self._lines)
         cdef Py_ssize_t c = self._count, m = self._mn
         if c:
-            batch.ev_time.frombytes(PyBytes_FromStringAndSize(<char*>self._evt, c * 8))
-            batch.ev_level.frombytes(PyBytes_FromStringAndSize(<char*>self._evl, c))
-            batch.ev_class.frombytes(PyBytes_FromStringAndSize(<char*>self._evc, c))
-            batch.ev_bytes.frombytes(PyBytes_FromStringAndSize(<char*>self._evb, c * 4))
+            # straight into the (empty) arrays: no bytes object in between
+            carray.extend_buffer(<carray.array>batch.ev_time, <char*>self._evt, c)
+            carray.extend_buffer(<carray.array>batch.ev_level, <char*>self._evl, c)
+            carray.extend_buffer(<carray.array>batch.ev_class, <char*>self._evc, c)
+            carray.extend_buffer(<carray.array>batch.ev_bytes, <char*>self._evb, c)
         if m:
-            batch.m_item.frombytes(PyBytes_FromStringAndSize(<char*>self._mi, m * 4))
-            batch.m_id.frombytes(PyBytes_FromStringAndSize(<char*>self._mid, m * 2))
-            batch.m_value.frombytes(PyBytes_FromStringAndSize(<char*>self._mv, m * 8))
+            carray.extend_buffer(<carray.array>batch.m_item, <char*>self._mi, m)
+            carray.extend_buffer(<carray.array>batch.m_id, <char*>self._mid, m)
+            carray.extend_buffer(<carray.array>batch.m_value, <char*>self._mv, m)
         if self._cl.cap > _KEEP_HOLD:  # a long line's escapes were removed
             buf_free(&self._cl)
         if self._out.cap > _KEEP_BYTES:
