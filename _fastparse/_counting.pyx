@@ -210,3 +210,59 @@ def fold(
         free(m_sum)
         free(m_lo)
         free(m_hi)
+
+
+def add_row(w, c, Py_ssize_t r, Py_ssize_t m_lo, Py_ssize_t m_hi):
+    """``Window.add`` of row ``r`` of a batch's counters, but its prediction pairs: the
+    same Python ints and floats, added and compared in the same order as the Python
+    method (its twin, shipper/anomaly/windows.py), without the interpreter's steps per
+    level, error class and metric name (a backfill adds a few rows per window)."""
+    cdef list old, row, new
+    cdef dict into, metrics
+    cdef Py_ssize_t j, k, n
+    cdef object ev = c.events[r], x, name, names, m, m_name, m_count, m_sum, m_min, m_max
+    w.saved = None
+    w.events = w.events + ev
+    w.bytes = w.bytes + c.bytes[r]
+    old = w.levels
+    row = c.levels[r]
+    n = min(len(old), len(row))
+    new = [None] * n
+    for j in range(n):
+        new[j] = old[j] + row[j]
+    w.levels = new
+    row = c.classes[r]
+    if len(row) > 1 and row[0] != ev:  # error events in this row (windows.add_classes)
+        into = w.classes
+        names = c.class_names
+        for j in range(1, len(row)):
+            x = row[j]
+            if x:
+                name = names[j - 1] if j - 1 < len(names) else "other"
+                into[name] = into.get(name, 0) + x
+    if m_hi > m_lo:
+        metrics = w.metrics
+        m_name, m_count, m_sum, m_min, m_max = c.m_name, c.m_count, c.m_sum, c.m_min, c.m_max
+        for k in range(m_lo, m_hi):  # per metric name present
+            name = m_name[k]
+            m = metrics.get(name)
+            if m is None:
+                metrics[name] = [m_count[k], m_sum[k], m_min[k], m_max[k]]
+            else:
+                m[0] = m[0] + m_count[k]
+                m[1] = m[1] + m_sum[k]
+                x = m_min[k]
+                if x < m[2]:
+                    m[2] = x
+                x = m_max[k]
+                if x > m[3]:
+                    m[3] = x
+    x = c.confusion
+    if x is not None:
+        old = w.confusion
+        row = x[r]
+        n = min(len(old), len(row))
+        new = [None] * n
+        for j in range(n):
+            new[j] = old[j] + row[j]
+        w.confusion = new

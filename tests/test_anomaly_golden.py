@@ -19,6 +19,7 @@ import orjson
 import pytest
 
 from _fastparse import counters
+from shipper.anomaly import windows
 from shipper.anomaly.detector import DetectorConfig
 from shipper.anomaly.documents import DocumentWriter
 from shipper.anomaly.watch import AnomalyWatch, WatchConfig
@@ -175,18 +176,21 @@ def digest(out: dict[str, Any]) -> str:
     return h.hexdigest()
 
 
-@pytest.mark.parametrize("fold", ["compiled", "twin"])
-def test_outputs_are_pinned(fold: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    if fold == "twin":
+@pytest.mark.parametrize("compiled", ["all", "none", "fold only", "windows only"])
+def test_outputs_are_pinned(compiled: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same bytes with each compiled step (``_counting``) or its Python twin."""
+    if compiled != "none" and (counters._fold_c is None or windows._add_row is None):
+        pytest.skip("the compiled counting is not built")
+    if compiled in ("none", "windows only"):
         monkeypatch.setattr(counters, "_fold_c", None)
-    elif counters._fold_c is None:
-        pytest.skip("the compiled fold is not built")
+    if compiled in ("none", "fold only"):
+        monkeypatch.setattr(windows, "_add_row", None)
     out = run()
     docs = out["documents"].split(b"\n")
-    windows = sum(1 for d in docs if d.startswith(b'{"index":{"_index":"shipper-metrics'))
+    n_windows = sum(1 for d in docs if d.startswith(b'{"index":{"_index":"shipper-metrics'))
     anomalies = [d for d in docs if d.startswith(b'{"index":{"_index":"shipper-anomalies')]
     # the input exercises what it should: windows of both sources, starts and clears
-    assert windows > 1000
+    assert n_windows > 1000
     assert len(anomalies) == len(out["notes"]) >= 6
     assert any(b'"state":"clear"' in n for n in out["notes"])
     assert any(b'"signal":"silence"' in n for n in out["notes"])
