@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 from _fastparse import counters
-from shipper.anomaly import windows
+from shipper.anomaly import detector, windows
 from shipper.anomaly.detector import DetectorConfig
 from shipper.anomaly.documents import DocumentWriter
 from shipper.anomaly.watch import AnomalyWatch, WatchConfig
@@ -176,15 +176,18 @@ def digest(out: dict[str, Any]) -> str:
     return h.hexdigest()
 
 
-@pytest.mark.parametrize("compiled", ["all", "none", "fold only", "windows only"])
-def test_outputs_are_pinned(compiled: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same bytes with each compiled step (``_counting``) or its Python twin."""
-    if compiled != "none" and (counters._fold_c is None or windows._add_row is None):
+@pytest.mark.parametrize("twin", ["none", "all", "fold", "window add", "detector"])
+def test_outputs_are_pinned(twin: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same bytes with every compiled step (``_counting``), with their Python/numpy
+    twins, and with each twin alone."""
+    if twin != "all" and (counters._fold_c is None or windows._add_row is None or detector._judge_c is None):
         pytest.skip("the compiled counting is not built")
-    if compiled in ("none", "windows only"):
+    if twin in ("all", "fold"):
         monkeypatch.setattr(counters, "_fold_c", None)
-    if compiled in ("none", "fold only"):
+    if twin in ("all", "window add"):
         monkeypatch.setattr(windows, "_add_row", None)
+    if twin in ("all", "detector"):
+        monkeypatch.setattr(detector, "_judge_c", None)
     out = run()
     docs = out["documents"].split(b"\n")
     n_windows = sum(1 for d in docs if d.startswith(b'{"index":{"_index":"shipper-metrics'))
