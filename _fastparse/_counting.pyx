@@ -12,7 +12,7 @@ more than ``max_span`` window lengths, or more than ``max_keys`` (window, metric
 the caller then uses the twin, which sorts.
 """
 
-from libc.math cimport INFINITY, isfinite
+from libc.math cimport INFINITY, NAN, asin, fabs, isfinite, sqrt
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memset
@@ -210,3 +210,251 @@ def fold(
         free(m_sum)
         free(m_lo)
         free(m_hi)
+
+
+def add_row(w, c, Py_ssize_t r, Py_ssize_t m_lo, Py_ssize_t m_hi):
+    """``Window.add`` of row ``r`` of a batch's counters, but its prediction pairs: the
+    same Python ints and floats, added and compared in the same order as the Python
+    method (its twin, shipper/anomaly/windows.py), without the interpreter's steps per
+    level, error class and metric name (a backfill adds a few rows per window)."""
+    cdef list old, row, new
+    cdef dict into, metrics
+    cdef Py_ssize_t j, k, n
+    cdef object ev = c.events[r], x, name, names, m, m_name, m_count, m_sum, m_min, m_max
+    w.saved = None
+    w.events = w.events + ev
+    w.bytes = w.bytes + c.bytes[r]
+    old = w.levels
+    row = c.levels[r]
+    n = min(len(old), len(row))
+    new = [None] * n
+    for j in range(n):
+        new[j] = old[j] + row[j]
+    w.levels = new
+    row = c.classes[r]
+    if len(row) > 1 and row[0] != ev:  # error events in this row (windows.add_classes)
+        into = w.classes
+        names = c.class_names
+        for j in range(1, len(row)):
+            x = row[j]
+            if x:
+                name = names[j - 1] if j - 1 < len(names) else "other"
+                into[name] = into.get(name, 0) + x
+    if m_hi > m_lo:
+        metrics = w.metrics
+        m_name, m_count, m_sum, m_min, m_max = c.m_name, c.m_count, c.m_sum, c.m_min, c.m_max
+        for k in range(m_lo, m_hi):  # per metric name present
+            name = m_name[k]
+            m = metrics.get(name)
+            if m is None:
+                metrics[name] = [m_count[k], m_sum[k], m_min[k], m_max[k]]
+            else:
+                m[0] = m[0] + m_count[k]
+                m[1] = m[1] + m_sum[k]
+                x = m_min[k]
+                if x < m[2]:
+                    m[2] = x
+                x = m_max[k]
+                if x > m[3]:
+                    m[3] = x
+    x = c.confusion
+    if x is not None:
+        old = w.confusion
+        row = x[r]
+        n = min(len(old), len(row))
+        new = [None] * n
+        for j in range(n):
+            new[j] = old[j] + row[j]
+        w.confusion = new
+
+
+cdef inline double _maximum(double a, double b) nogil:
+    """``np.maximum``: NaN in ``a`` (or else ``b``) wins."""
+    if a >= b or a != a:
+        return a
+    return b
+
+
+cdef inline double _clip01(double a) nogil:
+    """``np.clip(a, 0.0, 1.0)``: NaN stays NaN."""
+    if a != a:
+        return a
+    if not a > 0.0:
+        a = 0.0
+    if a > 1.0:
+        a = 1.0
+    return a
+
+
+cdef void _moments(const double* y, Py_ssize_t nrows, Py_ssize_t ncols, Py_ssize_t c, Py_ssize_t n_hist,
+                   Py_ssize_t nk, Py_ssize_t history, int64_t* cs, double* s1, double* s2,
+                   int64_t* cnt_out, double* mean_out, double* std_out) nogil:
+    """``detector._window_moments`` of column ``c`` of ``y`` (nrows x ncols): the same
+    shift, the same cumulative sums in the same order, the same formulas."""
+    cdef Py_ssize_t j, i, lo, hi
+    cdef double shift = 0.0, v, d, t1, t2, n, var
+    cdef int64_t cnt
+    for j in range(nrows):
+        v = y[j * ncols + c]
+        if v == v:
+            shift = v
+            break
+    cs[0] = 0
+    s1[0] = 0.0
+    s2[0] = 0.0
+    for j in range(nrows):
+        v = y[j * ncols + c]
+        if v == v:
+            d = v - shift
+            cs[j + 1] = cs[j] + 1
+        else:
+            d = 0.0
+            cs[j + 1] = cs[j]
+        if j == 0:  # np.cumsum: the first sum is the first value itself
+            s1[1] = d
+            s2[1] = d * d
+        else:
+            s1[j + 1] = s1[j] + d
+            s2[j + 1] = s2[j] + d * d
+    for i in range(nk):
+        hi = n_hist + i
+        lo = hi - history if hi > history else 0
+        cnt = cs[hi] - cs[lo]
+        t1 = s1[hi] - s1[lo]
+        t2 = s2[hi] - s2[lo]
+        n = <double> (cnt if cnt > 1 else 1)
+        var = (t2 - t1 * t1 / n) / <double> (cnt - 1 if cnt - 1 > 1 else 1)
+        cnt_out[i] = cnt
+        mean_out[i] = t1 / n + shift if cnt > 0 else NAN
+        std_out[i] = sqrt(_maximum(var, 0.0))
+
+
+def judge(
+    const double[::1] rows,
+    Py_ssize_t n_hist,
+    Py_ssize_t nk,
+    Py_ssize_t ncols,
+    const unsigned char[::1] kind,
+    const unsigned char[::1] up,
+    const unsigned char[::1] down,
+    const double[::1] factor,
+    Py_ssize_t history,
+    Py_ssize_t min_history,
+    double k,
+    double kc,
+    Py_ssize_t ev,
+    double relative_floor,
+    double absolute_floor,
+    double ratio_floor,
+):
+    """``Detector._judge``'s statistics and tests for ``nk`` windows after ``n_hist``
+    history rows (``rows``: (n_hist + nk) x ncols, row-major, NaN: no value; ``kind``
+    0 count, 1 ratio, 2 value; ``ev`` the events column or -1), in C doubles with the
+    numpy version's operations in its order. Returns (mean, sigma, codes, flagged, cnt
+    of the events column): mean and floored sigma per window and column in the signals'
+    units (bytes of doubles); per window and column the bits 1 high, 2 low, 4 back within
+    ``kc`` from above, 8 from below (bytes); per window whether anything is high or low."""
+    cdef Py_ssize_t nrows = n_hist + nk, i, j, c
+    cdef bint any_ratio = False
+    for c in range(ncols):
+        if kind[c] == 1:
+            any_ratio = True
+    mean_b = bytearray(nk * ncols * sizeof(double))
+    sigma_b = bytearray(nk * ncols * sizeof(double))
+    codes_b = bytearray(nk * ncols)
+    flags_b = bytearray(nk)
+    cdef double* mean = <double*> (<char*> mean_b)
+    cdef double* sigma = <double*> (<char*> sigma_b)
+    cdef unsigned char* codes = <unsigned char*> (<char*> codes_b)
+    cdef unsigned char* flags = <unsigned char*> (<char*> flags_b)
+    cdef int64_t* cnt = <int64_t*> malloc(nk * ncols * sizeof(int64_t))
+    cdef double* std = <double*> malloc(nk * ncols * sizeof(double))
+    cdef int64_t* cs = <int64_t*> malloc((nrows + 1) * sizeof(int64_t))
+    cdef double* s1 = <double*> malloc((nrows + 1) * sizeof(double))
+    cdef double* s2 = <double*> malloc((nrows + 1) * sizeof(double))
+    cdef double* y = <double*> malloc(nrows * sizeof(double))
+    cdef int64_t* ycnt = <int64_t*> malloc(nk * sizeof(int64_t))
+    cdef double* ymean = <double*> malloc(nk * sizeof(double))
+    cdef double* ystd = <double*> malloc(nk * sizeof(double))
+    cdef const double* r = &rows[0] if nrows * ncols else NULL
+    cdef double m0, fl, p, n_ev, x, xj, mj, sj, v, nn, frac, sd
+    cdef unsigned char code
+    cdef bint stab, is_ratio
+    cev = []
+    try:
+        if cnt == NULL or std == NULL or cs == NULL or s1 == NULL or s2 == NULL or y == NULL or ycnt == NULL \
+                or ymean == NULL or ystd == NULL:
+            raise MemoryError()
+        for c in range(ncols):
+            _moments(r, nrows, ncols, c, n_hist, nk, history, cs, s1, s2, ycnt, ymean, ystd)
+            for i in range(nk):
+                cnt[i * ncols + c] = ycnt[i]
+                mean[i * ncols + c] = ymean[i]
+                std[i * ncols + c] = ystd[i]
+        for i in range(nk):
+            for c in range(ncols):
+                m0 = mean[i * ncols + c]
+                if m0 != m0:
+                    m0 = 0.0
+                fl = _maximum(fabs(m0) * relative_floor, absolute_floor)
+                if kind[c] == 0:
+                    fl = _maximum(sqrt(_maximum(m0, 0.0)), 1.0)
+                if any_ratio and kind[c] == 1:
+                    if ev >= 0:
+                        n_ev = mean[i * ncols + ev]
+                        if n_ev != n_ev:
+                            n_ev = 0.0
+                        n_ev = _maximum(n_ev, 1.0)
+                    else:
+                        n_ev = 1.0
+                    p = _clip01(m0)
+                    fl = _maximum(sqrt(p * (1 - p) / n_ev), ratio_floor)
+                sigma[i * ncols + c] = _maximum(std[i * ncols + c] * factor[cnt[i * ncols + c]], fl)
+        for c in range(ncols):
+            is_ratio = kind[c] == 1 and ev >= 0 and any_ratio
+            stab = kind[c] == 0 or (kind[c] == 1 and ev >= 0)
+            if stab:  # counts and the error ratio on their variance-stabilizing scales
+                for j in range(nrows):
+                    v = r[j * ncols + c]
+                    if is_ratio:
+                        nn = _maximum(r[j * ncols + ev], 0.0)
+                        frac = _clip01((_maximum(v, 0.0) * nn + 0.375) / (nn + 0.75))
+                        y[j] = 2.0 * sqrt(nn) * asin(sqrt(frac))
+                    else:
+                        y[j] = 2.0 * sqrt(_maximum(v, 0.0) + 0.375)
+                _moments(y, nrows, 1, 0, n_hist, nk, history, cs, s1, s2, ycnt, ymean, ystd)
+            for i in range(nk):
+                x = r[(n_hist + i) * ncols + c]
+                if stab:
+                    xj = y[n_hist + i]
+                    mj = ymean[i]
+                    sj = _maximum(ystd[i] * factor[ycnt[i]], 1.0)
+                else:
+                    xj = x
+                    mj = mean[i * ncols + c]
+                    sj = sigma[i * ncols + c]
+                code = 0
+                if cnt[i * ncols + c] >= min_history and x == x:
+                    if up[c] and xj > mj + k * sj:
+                        code |= 1
+                    if down[c] and xj < mj - k * sj:
+                        code |= 2
+                if xj <= mj + kc * sj:
+                    code |= 4
+                if xj >= mj - kc * sj:
+                    code |= 8
+                codes[i * ncols + c] = code
+                flags[i] |= code & 3
+        if ev >= 0:
+            cev = [cnt[i * ncols + ev] for i in range(nk)]
+        return bytes(mean_b), bytes(sigma_b), bytes(codes_b), bytes(flags_b), cev
+    finally:
+        free(cnt)
+        free(std)
+        free(cs)
+        free(s1)
+        free(s2)
+        free(y)
+        free(ycnt)
+        free(ymean)
+        free(ystd)

@@ -45,7 +45,9 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from _fastparse import counters  # noqa: E402
-from shipper.anomaly.detector import Detector, DetectorConfig  # noqa: E402
+from shipper.anomaly.detector import CompiledDetector, Detector, DetectorConfig  # noqa: E402
+
+DETECTOR: type[Detector] | type[CompiledDetector] = Detector  # --detector compiled: the agent's
 from shipper.anomaly.windows import Window  # noqa: E402
 
 ERROR_SIGNALS = ("errors.other", "error_ratio")
@@ -100,7 +102,7 @@ def run_source(
     does (``observe_many`` over the windows a tick closes; ``batch`` windows per tick;
     the alert state after a batch is that of its last window, so ``active`` is exact only
     for ``batch`` 1)."""
-    det = Detector(cfg)
+    det = DETECTOR(cfg)
     starts: list[list[str]] = []
     active: list[list[str]] = []
     for lo in range(0, len(rows), batch):
@@ -408,6 +410,12 @@ def _ms(iso: str) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--synthetic", action="store_true")
+    ap.add_argument(
+        "--detector",
+        choices=["numpy", "compiled"],
+        default="numpy",
+        help="--synthetic: numpy's Detector or the compiled one the agent uses (the output must be the same)",
+    )
     ap.add_argument("--counters", action="store_true")
     ap.add_argument("--e2e", action="store_true")
     ap.add_argument("--state", action="store_true", help="size and cost of the state in each registry write")
@@ -429,6 +437,8 @@ def main() -> None:
     ap.add_argument("--jitter", type=float, default=0.02, help="--synthetic --volume jitter: relative spread")
     ap.add_argument("--es", default=os.environ.get("SHIPPER_TEST_ES_URL", "http://127.0.0.1:9201"))
     args = ap.parse_args()
+    global DETECTOR
+    DETECTOR = CompiledDetector if args.detector == "compiled" else Detector
     cfg = DetectorConfig(sigma=args.sigma, clear_sigma=min(2.0, args.sigma))
     if args.synthetic:
         r = synthetic(

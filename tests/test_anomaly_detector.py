@@ -209,3 +209,76 @@ def test_cold_detector_saves_and_judges_as_the_detector_does(seed: int) -> None:
         assert cold.to_dict() == ref.to_dict()  # the histories as base64 bytes: NaN compared by its bits
         assert cold.n == ref.n and cold.active.keys() == ref.active.keys()
     assert cold.hot is not None
+
+
+def _compiled_or_skip() -> None:
+    from shipper.anomaly import detector
+
+    if detector._judge_c is None:
+        pytest.skip("the compiled judge (_fastparse._counting) is not built")
+
+
+def test_predictive_factors_without_numpy_are_numpys() -> None:
+    import numpy as np
+
+    from shipper.anomaly.detector import predictive_factor, predictive_factors
+
+    for history in (1, 5, 10, 60, 1000):
+        for sigma in (1.0, 2.0, 2.5, 3.0, 3.3, 4.0, 6.0):
+            assert predictive_factors(history, sigma) == predictive_factor(np.arange(history + 1), sigma).tolist()
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_compiled_detector_judges_and_saves_as_numpys(seed: int) -> None:
+    """CompiledDetector (C doubles, no numpy) against Detector over long random runs:
+    the same changes (values compared exactly) and the same saved form after every
+    group of windows, groups of 1 to 300 windows, restarts in between; sources quiet and
+    busy, error bursts, silences, signals that come and go, values of any size."""
+    import math
+    import random
+
+    from shipper.anomaly.detector import CompiledDetector
+
+    _compiled_or_skip()
+    rnd = random.Random(seed)
+    cfg = DetectorConfig(
+        history=rnd.choice((5, 20, 60)),
+        min_history=rnd.choice((3, 10)),
+        sigma=rnd.choice((2.0, 2.5, 3.0)),
+        clear_sigma=rnd.choice((1.0, 2.0)),
+    )
+    lam = rnd.choice((0.5, 5, 50, 1000))
+    windows = []
+    for w in range(rnd.choice((150, 400))):
+        ev = 0 if rnd.random() < 0.05 or 100 < w < 104 else max(0, int(rnd.gauss(lam, math.sqrt(lam) * 2)))
+        err = min(ev, int(rnd.random() * 0.05 * ev + (ev * 0.5 if rnd.random() < 0.03 else 0)))
+        v: dict[str, float | None] = {
+            "events": float(ev),
+            "bytes": float(ev * 200 + rnd.randint(0, 50)),
+            "error_ratio": err / ev if ev else None,
+        }
+        if err:
+            v["errors.other"] = float(err)
+        if rnd.random() < 0.3:
+            v["errors.oom"] = rnd.randint(1, 3)  # an int: judged as the float it is
+        if w > 30:
+            v["metrics.loss.mean"] = rnd.gauss(2, 0.1) if rnd.random() > 0.02 else 50.0
+        if rnd.random() < 0.9:
+            v["metrics.accuracy.mean"] = rnd.gauss(0.8, 0.01) if w % 37 else None
+        if rnd.random() < 0.1:
+            v["metrics.big.mean"] = rnd.uniform(-1e200, 1e200)  # squares overflow: inf and NaN sigmas
+        v["quality.auc"] = rnd.random() if w % 3 else None
+        windows.append((v, 10_000 * w))
+    ref, det = Detector(cfg), CompiledDetector(cfg)
+    i = 0
+    with np.errstate(all="ignore"):
+        while i < len(windows):
+            k = rnd.choice((1, 3, 40, 300))
+            assert det.observe_many(windows[i : i + k]) == ref.observe_many(windows[i : i + k])
+            assert det.to_dict() == ref.to_dict()
+            if rnd.random() < 0.1:  # a restart
+                saved = ref.to_dict()
+                ref, restored = Detector.from_dict(cfg, saved), CompiledDetector.from_dict(cfg, saved)
+                assert isinstance(restored, CompiledDetector)
+                det = restored
+            i += k

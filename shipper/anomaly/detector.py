@@ -33,8 +33,9 @@ import fnmatch
 import math
 import sys
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from _fastparse.counters import lazy_numpy
@@ -43,6 +44,11 @@ if TYPE_CHECKING:
     import numpy as np
 else:  # imported when a source's first window is judged
     np = lazy_numpy(globals())
+
+try:  # Detector._judge's statistics in C, without numpy (CompiledDetector)
+    from _fastparse._counting import judge as _judge_c
+except ImportError:  # not built (no compiler, SHIPPER_NO_EXTENSIONS): numpy's Detector
+    _judge_c = None
 
 UP, DOWN, BOTH, OFF = "up", "down", "both", "off"
 COUNT, RATIO, VALUE = 0, 1, 2
@@ -114,6 +120,23 @@ def predictive_factor(n: np.ndarray, sigma: float) -> np.ndarray:
         + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * nu**3)
     )
     return np.sqrt(1.0 + 1.0 / np.maximum(n, 1)) * t / z
+
+
+def predictive_factors(history: int, sigma: float) -> list[float]:
+    """``predictive_factor(np.arange(history + 1), sigma).tolist()`` without numpy: the
+    same operations on the same doubles, in the same order (tests compare them)."""
+    z = sigma
+    out = []
+    for n in range(history + 1):
+        nu = max(float(n) - 1.0, 4.0)
+        t = (
+            z
+            + (z**3 + z) / (4 * nu)
+            + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * (nu * nu))
+            + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * nu**3)
+        )
+        out.append(math.sqrt(1.0 + 1.0 / max(n, 1)) * t / z)
+    return out
 
 
 def _moments(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -208,6 +231,37 @@ class Change:
     stddev: float
 
 
+def _saved(
+    signals: list[str], rows: list[list[float]], active: dict[str, Alert], zero_run: int, silence_rate: float
+) -> dict[str, Any]:
+    """``Detector.to_dict``'s form of a history kept as Python float rows, oldest first."""
+    flat = array("d", [v for row in rows for v in row])
+    if sys.byteorder == "big":  # pragma: no cover - saved little-endian
+        flat.byteswap()
+    return {
+        "signals": signals,
+        "rows": len(rows),
+        "history": base64.b64encode(flat.tobytes()).decode(),
+        "active": {s: a.__dict__ for s, a in active.items()},
+        "zero_run": zero_run,
+        "silence_rate": silence_rate,
+    }
+
+
+def _saved_history(d: Mapping[str, Any]) -> tuple[list[str], int, array[float] | None]:
+    """(signals, rows, the history's doubles) of a saved detector; None: not base64 of
+    as many doubles as rows x signals, or signals named twice (Detector.from_dict's case)."""
+    signals = list(d.get("signals", []))
+    rows = int(d.get("rows", 0))
+    saved = d.get("history")
+    raw = array("d", base64.b64decode(saved)) if isinstance(saved, str) and len(saved) % 4 == 0 else None
+    if raw is None or len(set(signals)) != len(signals) or len(raw) != rows * len(signals) or (rows and not signals):
+        return signals, rows, None
+    if sys.byteorder == "big":  # pragma: no cover - saved little-endian
+        raw.byteswap()
+    return signals, rows, raw
+
+
 def empty_state() -> dict[str, Any]:
     """``Detector(cfg).to_dict()`` of a detector that has judged nothing, without numpy."""
     return {"signals": [], "rows": 0, "history": "", "active": {}, "zero_run": 0, "silence_rate": 0.0}
@@ -230,7 +284,7 @@ class ColdDetector:
         self._rows: list[list[float]] = []
         self.zero_run = 0
         self.silence_rate = 0.0
-        self.hot: Detector | None = None
+        self.hot: Detector | CompiledDetector | None = None
 
     @property
     def n(self) -> int:
@@ -241,25 +295,17 @@ class ColdDetector:
         return self.hot.active if self.hot is not None else {}
 
     @classmethod
-    def from_dict(cls, cfg: DetectorConfig, d: Mapping[str, Any]) -> Detector | ColdDetector:
+    def from_dict(cls, cfg: DetectorConfig, d: Mapping[str, Any]) -> Detector | CompiledDetector | ColdDetector:
         """``Detector.from_dict``, without numpy when the saved detector was still cold
         (no alert, no silence rate, at most ``min_history`` rows in the saved layout)."""
-        signals = list(d.get("signals", []))
-        rows = int(d.get("rows", 0))
-        saved = d.get("history")
-        raw = array("d", base64.b64decode(saved)) if isinstance(saved, str) and len(saved) % 4 == 0 else None
+        signals, rows, raw = _saved_history(d)
         if (
             raw is None
             or d.get("active")
             or float(d.get("silence_rate", 0.0)) != 0.0
-            or len(set(signals)) != len(signals)
             or rows > min(cfg.min_history, cfg.history)
-            or len(raw) != rows * len(signals)
-            or (rows and not signals)
         ):
-            return Detector.from_dict(cfg, d)
-        if sys.byteorder == "big":  # pragma: no cover - saved little-endian
-            raw.byteswap()
+            return _hot_from_dict(cfg, d)
         det = cls(cfg)
         for name in signals:
             det.cols[name] = len(det.signals)
@@ -272,7 +318,7 @@ class ColdDetector:
 
     def observe_many(self, windows: Sequence[tuple[Mapping[str, float | None], int]]) -> list[list[Change]]:
         if self.hot is None and len(self._rows) + len(windows) > min(self.cfg.min_history, self.cfg.history):
-            self.hot = Detector.from_dict(self.cfg, self.to_dict())
+            self.hot = _hot_from_dict(self.cfg, self.to_dict())
         if self.hot is not None:
             return self.hot.observe_many(windows)
         for values, _ in windows:  # Detector._ensure: past rows 0 for a count, unknown else
@@ -305,23 +351,231 @@ class ColdDetector:
     def to_dict(self) -> dict[str, Any]:
         if self.hot is not None:
             return self.hot.to_dict()
-        flat = array("d", [v for row in self._rows for v in row])
-        if sys.byteorder == "big":  # pragma: no cover - saved little-endian
-            flat.byteswap()
-        return {
-            "signals": self.signals,
-            "rows": len(self._rows),
-            "history": base64.b64encode(flat.tobytes()).decode(),
-            "active": {},
-            "zero_run": self.zero_run,
-            "silence_rate": self.silence_rate,
-        }
+        return _saved(self.signals, self._rows, {}, self.zero_run, self.silence_rate)
 
     def forget_alerts(self) -> list[str]:
         return self.hot.forget_alerts() if self.hot is not None else []
 
 
-class Detector:
+def _hot_from_dict(cfg: DetectorConfig, d: Mapping[str, Any]) -> Detector | CompiledDetector:
+    """The detector that judges: compiled when built, numpy's otherwise."""
+    if _judge_c is not None:
+        return CompiledDetector.from_dict(cfg, d)
+    return Detector.from_dict(cfg, d)
+
+
+class _Alerting:
+    """The alert state machine Detector and CompiledDetector share: what starts and
+    clears at a window, given its values and statistics, and silence."""
+
+    cfg: DetectorConfig
+    signals: list[str]
+    cols: dict[str, int]
+    active: dict[str, Alert]
+    zero_run: int
+    silence_rate: float
+
+    def _changes(
+        self,
+        window: int,
+        starts: Iterable[tuple[int, str]],
+        x: Sequence[float],
+        mu: Sequence[float],
+        sd: Sequence[float],
+        back: Callable[[int, str], Any],
+    ) -> list[Change]:
+        """Alerts starting at ``starts`` ((column, direction), in column order) unless on,
+        then the active ones whose value is ``back`` within the clearing band."""
+        changes: list[Change] = []
+        for c, d in starts:
+            s = self.signals[c]
+            if s not in self.active:
+                self.active[s] = Alert(d, window, x[c], mu[c], sd[c])
+                changes.append(Change(s, "start", d, x[c], mu[c], sd[c]))
+        if self.active:
+            for s, a in list(self.active.items()):
+                col = self.cols.get(s)
+                if col is None or a.window == window or x[col] != x[col]:
+                    continue  # silence, raised now, or no value (NaN) this window: nothing says it is over
+                if back(col, a.direction):
+                    del self.active[s]
+                    changes.append(Change(s, "clear", a.direction, x[col], mu[col], sd[col]))
+        return changes
+
+    def _silence_at(self, events: float | None, rate_now: Callable[[], float], window: int) -> list[Change]:
+        """Silence, given this window's events and (asked only when an empty run starts)
+        the history's mean events if ``min_history`` windows are known, else 0."""
+        if events is None:
+            return []
+        if events > 0:
+            self.zero_run = 0
+            a = self.active.pop("silence", None)
+            if a is None:
+                return []
+            return [Change("silence", "clear", DOWN, float(events), a.mean, a.stddev)]
+        if self.zero_run == 0:
+            self.silence_rate = rate_now()
+        self.zero_run += 1
+        rate = self.silence_rate
+        if "silence" in self.active or rate <= 0:
+            return []
+        if math.exp(-rate * self.zero_run) < tail_probability(self.cfg.sigma):
+            a = Alert(DOWN, window, 0.0, rate, math.sqrt(rate))
+            self.active["silence"] = a
+            return [Change("silence", "start", DOWN, 0.0, rate, a.stddev)]
+        return []
+
+    def forget_alerts(self) -> list[str]:
+        """Drop every alert without a clear (a retired source); the signals that were active."""
+        gone = list(self.active)
+        self.active.clear()
+        return gone
+
+
+def _back_code(codes: bytes, col: int, direction: str) -> int:
+    """Back within the clearing band, from ``judge``'s codes (4: from above, 8: below)."""
+    return codes[col] & (4 if direction == UP else 8 if direction == DOWN else 0)
+
+
+def _back_np(back_high: np.ndarray, back_low: np.ndarray, col: int, direction: str) -> bool:
+    return bool((direction == UP and back_high[col]) or (direction == DOWN and back_low[col]))
+
+
+class CompiledDetector(_Alerting):
+    """``Detector`` without numpy (~12 MiB and ~0.1 CPU-s to import, and ~40 numpy calls
+    a group of windows): the history as Python float rows, oldest first (ColdDetector's),
+    the statistics and tests of a group of windows in C (``_counting.judge``: the numpy
+    version's operations on the same doubles, in the same order, the same groups of at
+    most 256 windows), the alert state machine as ``Detector``'s. Same saved form."""
+
+    def __init__(self, cfg: DetectorConfig) -> None:
+        self.cfg = cfg
+        self.signals: list[str] = []
+        self.cols: dict[str, int] = {}
+        self._kind = bytearray()
+        self._up = bytearray()
+        self._down = bytearray()
+        self._rows: list[list[float]] = []
+        self.active: dict[str, Alert] = {}
+        self._factor = array("d", predictive_factors(cfg.history, cfg.sigma))
+        self.zero_run = 0
+        self.silence_rate = 0.0
+
+    @property
+    def n(self) -> int:
+        return len(self._rows)
+
+    def _ensure(self, names: Iterable[str]) -> None:
+        if isinstance(names, Mapping) and names.keys() <= self.cols.keys():
+            return
+        for s in names:
+            if s in self.cols:
+                continue
+            kind = signal_kind(s)
+            d = self.cfg.direction(s)
+            self.cols[s] = len(self.signals)
+            self.signals.append(s)
+            self._kind.append(kind)
+            self._up.append(d in (UP, BOTH))
+            self._down.append(d in (DOWN, BOTH))
+            fill = 0.0 if kind == COUNT else math.nan  # a class never seen before was 0 in every past window
+            for row in self._rows:
+                row.append(fill)
+
+    def observe(self, values: Mapping[str, float | None], window: int) -> list[Change]:
+        return self.observe_many([(values, window)])[0]
+
+    def observe_many(self, windows: Sequence[tuple[Mapping[str, float | None], int]]) -> list[list[Change]]:
+        out: list[list[Change]] = []
+        for lo in range(0, len(windows), 256):  # Detector's groups (its cumulative sums start at each)
+            out += self._judge(windows[lo : lo + 256])
+        return out
+
+    def _judge(self, windows: Sequence[tuple[Mapping[str, float | None], int]]) -> list[list[Change]]:
+        assert _judge_c is not None
+        for values, _ in windows:
+            self._ensure(values)
+        nk = len(windows)
+        ncols = len(self.signals)
+        base = [0.0 if k == COUNT else math.nan for k in self._kind]
+        cols = self.cols
+        filled = []
+        for values, _ in windows:
+            row = base.copy()
+            for s, v in values.items():
+                if v is not None:
+                    row[cols[s]] = float(v)
+            filled.append(row)
+        hist = self._rows
+        flat = array("d", [v for row in hist for v in row])
+        for row in filled:
+            flat.extend(row)
+        ev = self.cols.get("events")
+        cfg = self.cfg
+        mean_b, sigma_b, codes, flags, cnt_ev = _judge_c(
+            flat,
+            len(hist),
+            nk,
+            ncols,
+            self._kind,
+            self._up,
+            self._down,
+            self._factor,
+            cfg.history,
+            cfg.min_history,
+            cfg.sigma,
+            cfg.clear_sigma,
+            -1 if ev is None else ev,
+            RELATIVE_FLOOR,
+            ABSOLUTE_FLOOR,
+            RATIO_FLOOR,
+        )
+        means = array("d", mean_b)
+        sigmas = array("d", sigma_b)
+        out: list[list[Change]] = []
+        for i, (values, window) in enumerate(windows):  # Detector._judge's state machine, in order
+            changes: list[Change] = []
+            if flags[i] or self.active:
+                row_codes = codes[i * ncols : (i + 1) * ncols]
+                starts = [(c, UP if code & 1 else DOWN) for c, code in enumerate(row_codes) if code & 3]
+                changes = self._changes(
+                    window,
+                    starts,
+                    filled[i],
+                    means[i * ncols : (i + 1) * ncols].tolist(),
+                    sigmas[i * ncols : (i + 1) * ncols].tolist(),
+                    partial(_back_code, row_codes),
+                )
+            if ev is not None:
+                rate = means[i * ncols + ev] if cnt_ev[i] >= cfg.min_history else 0.0
+                changes += self._silence_at(values.get("events"), partial(float, rate), window)
+            out.append(changes)
+        rows = hist + filled
+        self._rows = rows[-cfg.history :] if len(rows) > cfg.history else rows
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return _saved(self.signals, self._rows, self.active, self.zero_run, self.silence_rate)
+
+    @classmethod
+    def from_dict(cls, cfg: DetectorConfig, d: Mapping[str, Any]) -> CompiledDetector | Detector:
+        """``Detector.from_dict`` without numpy; a saved history in another layout (which
+        Detector starts over, keeping the alerts) goes to Detector itself."""
+        signals, rows, raw = _saved_history(d)
+        if raw is None:
+            return Detector.from_dict(cfg, d)
+        det = cls(cfg)
+        det._ensure(signals)
+        width = len(signals)
+        keep = min(rows, cfg.history)
+        det._rows = [raw[i * width : (i + 1) * width].tolist() for i in range(rows - keep, rows)]
+        det.active = {s: Alert(**a) for s, a in d.get("active", {}).items()}
+        det.zero_run = int(d.get("zero_run", 0))
+        det.silence_rate = float(d.get("silence_rate", 0.0))
+        return det
+
+
+class Detector(_Alerting):
     """History and alerts of one source; ``observe`` is called once per closed window, in order."""
 
     def __init__(self, cfg: DetectorConfig) -> None:
@@ -457,24 +711,19 @@ class Detector:
             changes: list[Change] = []
             if flagged[i] or self.active:  # most windows: nothing starts, nothing to clear
                 # this window's row as Python values (one conversion each, not one per signal)
-                x, mu, sd = x_all[i].tolist(), mean[i].tolist(), sigma[i].tolist()
+                starts: list[tuple[int, str]] = []
                 if flagged[i]:
                     hi_i = high[i].tolist()
-                    for c in np.flatnonzero(high[i] | low[i]).tolist():
-                        s = self.signals[c]
-                        if s not in self.active:
-                            d = UP if hi_i[c] else DOWN
-                            self.active[s] = Alert(d, window, x[c], mu[c], sd[c])
-                            changes.append(Change(s, "start", d, x[c], mu[c], sd[c]))
-                if self.active:
-                    bh, bl = back_high[i].tolist(), back_low[i].tolist()
-                    for s, a in list(self.active.items()):
-                        col = self.cols.get(s)
-                        if col is None or a.window == window or x[col] != x[col]:
-                            continue  # silence, raised now, or no value (NaN) this window: nothing says it is over
-                        if (a.direction == UP and bh[col]) or (a.direction == DOWN and bl[col]):
-                            del self.active[s]
-                            changes.append(Change(s, "clear", a.direction, x[col], mu[col], sd[col]))
+                    starts = [(c, UP if hi_i[c] else DOWN) for c in np.flatnonzero(high[i] | low[i]).tolist()]
+                bh, bl = back_high[i], back_low[i]
+                changes = self._changes(
+                    window,
+                    starts,
+                    x_all[i].tolist(),
+                    mean[i].tolist(),
+                    sigma[i].tolist(),
+                    partial(_back_np, bh, bl),
+                )
             changes += self._silence(values.get("events"), cnt, mean, i, window)
             out.append(changes)
         keep = x_all[-self.cfg.history :]  # a batch longer than the history keeps its newest rows
@@ -487,25 +736,10 @@ class Detector:
     def _silence(self, events: float | None, cnt: np.ndarray, mean: np.ndarray, i: int, window: int) -> list[Change]:
         """Silence at window ``i`` of the statistics ``cnt``/``mean`` (one row per window)."""
         ev = self.cols.get("events")
-        if events is None or ev is None:
+        if ev is None:
             return []
-        if events > 0:
-            self.zero_run = 0
-            a = self.active.pop("silence", None)
-            if a is None:
-                return []
-            return [Change("silence", "clear", DOWN, float(events), a.mean, a.stddev)]
-        if self.zero_run == 0:
-            self.silence_rate = float(mean[i, ev]) if cnt[i, ev] >= self.cfg.min_history else 0.0
-        self.zero_run += 1
-        rate = self.silence_rate
-        if "silence" in self.active or rate <= 0:
-            return []
-        if math.exp(-rate * self.zero_run) < tail_probability(self.cfg.sigma):
-            a = Alert(DOWN, window, 0.0, rate, math.sqrt(rate))
-            self.active["silence"] = a
-            return [Change("silence", "start", DOWN, 0.0, rate, a.stddev)]
-        return []
+        min_history = self.cfg.min_history
+        return self._silence_at(events, lambda: float(mean[i, ev]) if cnt[i, ev] >= min_history else 0.0, window)
 
     # -- persistence -----------------------------------------------------------------
 
@@ -541,9 +775,3 @@ class Detector:
         det.zero_run = int(d.get("zero_run", 0))
         det.silence_rate = float(d.get("silence_rate", 0.0))
         return det
-
-    def forget_alerts(self) -> list[str]:
-        """Drop every alert without a clear (a retired source); the signals that were active."""
-        gone = list(self.active)
-        self.active.clear()
-        return gone

@@ -28,7 +28,7 @@ from _fastparse import counters
 from _fastparse.counters import LEVEL_NAMES, WindowCounts
 
 from ..metrics import Metrics
-from .detector import Change, ColdDetector, Detector, DetectorConfig, empty_state
+from .detector import Change, ColdDetector, CompiledDetector, Detector, DetectorConfig, empty_state
 from .documents import DocumentWriter, anomaly_document, doc_id, index_name, window_document
 from .notify import Notifier
 from .windows import MAX_SAMPLES, SourceWindows, Window, add_classes
@@ -78,7 +78,7 @@ class Source:
         self.name = name
         self.windows = SourceWindows(cfg.window_ms, cfg.grace_ms, cfg.max_gap)
         self._detector_cfg = cfg.detector
-        self._detector: Detector | ColdDetector | None = None  # made at the first judged window
+        self._detector: Detector | CompiledDetector | ColdDetector | None = None  # made at the first judged window
         self.keys: set[str] = set()  # file keys seen for it (to tell files gone from files idle)
         self.inflight = 0  # batches submitted, not settled
         self.retired_at: float | None = None
@@ -98,13 +98,13 @@ class Source:
         self._detector_json: orjson.Fragment | None = None  # changes only when a window is judged
 
     @property
-    def detector(self) -> Detector | ColdDetector:
+    def detector(self) -> Detector | CompiledDetector | ColdDetector:
         if self._detector is None:  # numpy only once a window can be judged
             self._detector = ColdDetector(self._detector_cfg)
         return self._detector
 
     @detector.setter
-    def detector(self, detector: Detector | ColdDetector) -> None:
+    def detector(self, detector: Detector | CompiledDetector | ColdDetector) -> None:
         self._detector = detector
 
     def detector_state(self) -> orjson.Fragment:

@@ -27,6 +27,11 @@ from _fastparse.counters import LEVEL_NAMES, N_LEVELS, WindowCounts, lazy_numpy
 
 from .quality import window_quality
 
+try:  # Window.add's counting compiled (the same operations); the method below without it
+    from _fastparse._counting import add_row as _add_row
+except ImportError:  # not built (no compiler, SHIPPER_NO_EXTENSIONS)
+    _add_row = None
+
 MAX_PAIRS = 100_000  # (score, label) pairs kept per window for its AUC (the first ones): saved with every checkpoint
 MAX_SAMPLES = 3  # error messages quoted per window
 if TYPE_CHECKING:
@@ -106,6 +111,11 @@ class Window:
 
     def add(self, c: WindowCounts, r: int, m_rows: slice, p_rows: slice) -> None:
         """Add row ``r`` of a batch's counters (its metric and pair rows given as slices)."""
+        if _add_row is not None:
+            _add_row(self, c, r, m_rows.start, m_rows.stop)
+            if p_rows.stop > p_rows.start:
+                self._add_pairs(c, p_rows)
+            return
         self.saved = None
         self.events += c.events[r]
         self.bytes += c.bytes[r]
@@ -130,7 +140,11 @@ class Window:
                         m[3] = m_max[k]
         if c.confusion is not None:
             self.confusion = list(map(operator.add, self.confusion, c.confusion[r]))
-        if p_rows.stop > p_rows.start and self.n_pairs < MAX_PAIRS:
+        if p_rows.stop > p_rows.start:
+            self._add_pairs(c, p_rows)
+
+    def _add_pairs(self, c: WindowCounts, p_rows: slice) -> None:
+        if self.n_pairs < MAX_PAIRS:
             assert c.pair_score is not None and c.pair_label is not None
             self.scores.append(c.pair_score[p_rows].copy())
             self.labels.append(c.pair_label[p_rows].copy())
