@@ -23,13 +23,22 @@ class Capacity:
     def __init__(self, limit: int, metrics: Metrics) -> None:
         self.limit = limit
         self.used = 0
+        self.waiting = 0  # readers waiting for room: nothing more is read until an acknowledgement
+        self.on_wait: Callable[[], None] | None = None  # called when a reader begins to wait
         self._cond = asyncio.Condition()
         # read when scraped: a Gauge.set (a lock and a float) twice per chunk otherwise
         metrics.inflight_bytes.set_function(lambda: self.used)
 
     async def acquire(self, n: int) -> None:
         async with self._cond:
-            await self._cond.wait_for(lambda: self.used == 0 or self.used + n <= self.limit)
+            if not (self.used == 0 or self.used + n <= self.limit):
+                self.waiting += 1
+                if self.on_wait is not None:
+                    self.on_wait()
+                try:
+                    await self._cond.wait_for(lambda: self.used == 0 or self.used + n <= self.limit)
+                finally:
+                    self.waiting -= 1
             self.used += n
 
     async def release(self, n: int) -> None:
@@ -116,7 +125,10 @@ class Pipeline:
         metrics: Metrics,
     ) -> None:
         self.capacity = Capacity(max_inflight_bytes, metrics)
-        self._queue: asyncio.Queue[Segment] = asyncio.Queue()
+        self.capacity.on_wait = self._reader_waits
+        # segments, and None: a wake-up for the gathering sender (a reader began to wait)
+        self._queue: asyncio.Queue[Segment | None] = asyncio.Queue()
+        self._lingering = False
         self._max_bytes = max_bytes
         self._max_events = max_events
         self._flush_interval = flush_interval
@@ -176,6 +188,8 @@ class Pipeline:
         """The next request: the first segment, then more until a size limit or
         flush_interval after the first."""
         first = await self._queue.get()
+        while first is None:  # a wake-up left from an earlier request
+            first = await self._queue.get()
         parts: list[Part] = [(first, None)]
         size, events = first.nbytes, first.remaining
         deadline = time.monotonic() + self._flush_interval
@@ -184,16 +198,30 @@ class Pipeline:
                 seg = self._queue.get_nowait()
             except asyncio.QueueEmpty:
                 left = deadline - time.monotonic()
-                if left <= 0:
+                # a reader waiting for room adds nothing before an acknowledgement frees
+                # some: lingering would only hold this request back (a bulk_max_bytes over
+                # half of max_inflight_bytes: the second sender's request waited for the
+                # first one's answer, or for flush_interval with nothing in flight)
+                if left <= 0 or self.capacity.waiting:
                     break
+                self._lingering = True
                 try:
                     seg = await asyncio.wait_for(self._queue.get(), left)
                 except asyncio.TimeoutError:
                     break
+                finally:
+                    self._lingering = False
+            if seg is None:
+                continue  # a reader began to wait: look again
             parts.append((seg, None))
             size += seg.nbytes
             events += seg.remaining
         return parts
+
+    def _reader_waits(self) -> None:
+        if self._lingering:  # wake the sender that waits for more of its request
+            self._lingering = False
+            self._queue.put_nowait(None)
 
     async def drain(self, timeout: float) -> bool:
         """Wait until everything submitted is acknowledged; False on timeout."""

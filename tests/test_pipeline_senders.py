@@ -113,3 +113,46 @@ async def test_two_requests_are_still_in_flight_at_once() -> None:
     assert await p.drain(10)
     await p.stop()
     assert peak == 2
+
+
+async def test_a_request_goes_out_when_readers_wait_for_room() -> None:
+    """bulk_max_bytes over half of max_inflight_bytes: with the first request in flight,
+    the second can never fill (the readers wait for room that only the first one's answer
+    frees). It goes out with what it has as soon as a reader waits, not after the first
+    request's answer or flush_interval (which it waited for before)."""
+    p = Pipeline(
+        max_inflight_bytes=1000,
+        max_bytes=600,
+        max_events=20_000,
+        flush_interval=3600.0,
+        senders=2,
+        metrics=Metrics(),
+    )
+    requests: list[list[int]] = []
+    two = asyncio.Event()
+    answer = asyncio.Event()
+
+    async def deliver(parts: list[Part]) -> None:
+        requests.append([seg.batch.n for seg, _ in parts])
+        if len(requests) == 2:
+            two.set()
+        await answer.wait()  # no request is answered before two went out
+        await _settle(p, parts)
+
+    p.start(deliver)
+    wm = Watermark(0, lambda *a: None)
+
+    async def reader() -> None:
+        for i in range(20):
+            await p.submit(_Batch(i), wm, 0, "in")
+            await asyncio.sleep(0)
+
+    read = asyncio.create_task(reader())
+    await asyncio.wait_for(two.wait(), 30)  # before: the second request lingered for 3600 s
+    assert requests == [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9]]
+    assert p.capacity.waiting == 1
+    answer.set()
+    await asyncio.wait_for(read, 30)  # answered: room again, every segment submitted
+    await p.stop()
+    flat = [n for r in requests for n in r]
+    assert flat == list(range(len(flat)))
