@@ -54,7 +54,8 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> dict[str, float]:
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{cmd} failed with {status}")
     cpu = ru.ru_utime + ru.ru_stime
-    return {"wall_s": time.perf_counter() - t0, "cpu_s": cpu, "loop_cpu_s": loop_cpu, "peak_rss_mib": hwm}
+    return {"wall_s": time.perf_counter() - t0, "cpu_s": cpu, "loop_cpu_s": loop_cpu, "peak_rss_mib": hwm,
+            "user_s": ru.ru_utime, "sys_s": ru.ru_stime, "minflt": ru.ru_minflt}
 
 
 def main() -> None:
@@ -86,7 +87,8 @@ def main() -> None:
                 print(
                     f"round {rnd} {name:10s} {b.lines / r['wall_s']:>10,.0f} lines/s  "
                     f"{r['cpu_s'] / m:.2f} CPU-s/M  loop thread {r['loop_cpu_s'] / m:.2f} CPU-s/M  "
-                    f"peak {r['peak_rss_mib']:.1f} MiB  docs {r['docs']}  load {load:.2f}",
+                    f"peak {r['peak_rss_mib']:.1f} MiB  docs {r['docs']}  load {load:.2f}  "
+                    f"user {r['user_s']:.2f} s sys {r['sys_s']:.2f} s minflt {r['minflt']:,}",
                     flush=True,
                 )
     m = b.lines / 1e6

@@ -83,6 +83,9 @@ def _run(path: str, once: bool) -> int:
         from .app import Agent  # the heavy imports only when running
     finally:
         gc.enable()
+    from . import _recache
+
+    _recache.finish()  # start-up's patterns compiled: re as it was before anything runs
 
     async def go() -> int:
         agent = Agent(cfg, once=once)

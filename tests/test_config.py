@@ -93,6 +93,21 @@ def test_load_reports_yaml_errors(tmp_path: Path) -> None:
     p.write_text("inputs: [\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         config.load(p)
+    # read with libyaml's loader; an error is told by the pure-Python one, which quotes the line
+    p.write_text("data_dir: /tmp/x\ninputs:\n  - id: a\n    paths: [/tmp/*.log]\n   bad: 1\n")
+    with pytest.raises(ConfigError, match=r"(?s)line 5, column 4:\n +bad: 1\n +\^"):
+        config.load(p)
+
+
+def test_the_yaml_loader_reads_what_the_pure_python_one_reads() -> None:
+    import yaml
+
+    text = (
+        "a: yes\nb: off\nc: 0o17\nd: 017\ne: 1_000\nf: 2026-12-08\ng: ~\nh: .inf\ni: 0x1f\nj: 1e3\n"
+        "k: '1'\nl: [1, 2, {m: n}]\nbase: &b {x: 1}\nmerged: {<<: *b, y: 2}\nu: !!str 5\nv: 190:20:30\n"
+        'w: "\\u00e9\\t${X:-y}"\nx: |\n  two\n  lines\n'
+    )
+    assert repr(yaml.load(text, Loader=config._YAML_LOADER)) == repr(yaml.safe_load(text))
 
 
 def test_units() -> None:
