@@ -241,3 +241,45 @@ def test_parse_threads_option() -> None:
     assert config.from_dict({**base, "parse_threads": 2}, env={}).parse_threads == 2
     with pytest.raises(config.ConfigError, match="parse_threads"):
         config.from_dict({**base, "parse_threads": -1}, env={})
+
+
+def test_turns_work_on_each_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pool outlives an event loop (an agent run again in the same process, tests with
+    several loops): the turns a loop waits on are that loop's, not the first one's."""
+    monkeypatch.setattr(parsing, "cpus", lambda: 2)
+    pool = ParsePool(1)
+
+    async def crowd() -> int:
+        """More readers than turns (2 per worker): the third waits for one to end."""
+        order: list[int] = []
+
+        async def one(i: int) -> None:
+            assert await pool.turn(1 << 20, True)
+            order.append(i)
+            await asyncio.sleep(0.01)
+            pool.end_turn()
+
+        await asyncio.gather(*(one(i) for i in range(3)))
+        return len(order)
+
+    assert asyncio.run(crowd()) == 3
+    assert asyncio.run(crowd()) == 3  # a second loop: RuntimeError (bound to a different event loop) before
+    pool.close()
+
+
+def test_feed_after_close_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A closed pool starts no threads again (its owner shut it down: a feed now is a bug,
+    and a new executor would never be shut down)."""
+    monkeypatch.setattr(parsing, "cpus", lambda: 2)
+
+    class Echo:
+        def feed(self, data: bytes, read_ms: int) -> bytes:
+            return data
+
+    pool = ParsePool(1)
+    assert asyncio.run(pool.feed(Echo(), b"x", 0)) == b"x"
+    pool.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        asyncio.run(pool.feed(Echo(), b"x", 0))
+    assert pool._executor is None
+    pool.close()  # twice: nothing to do
