@@ -15,8 +15,9 @@ next one. What stays the same:
   fixed at construction, so a snapshot of them taken meanwhile is whole;
 - delivery: the batch is submitted by the reader exactly as before, after the feed, so
   checkpoints, backpressure and the in-flight budget do not change; two chunks (their
-  bytes, at most `CHUNK` each) per worker, the one it parses and the next one, are the
-  only memory added: a reader takes a turn (`turn`) before it reads a chunk for a
+  bytes, at most `CHUNK * WORKER_READS` each, reader.py) per worker, the one it parses
+  and the next one, are the only memory added: a reader takes a turn (`turn`) before it
+  reads a chunk for a
   worker, so readers catching up at once (a backfill of many files) do not each read a
   chunk and queue it behind the workers (one chunk per open file, up to
   `max_open_files` of them); the next chunk read ahead keeps a worker from waiting for

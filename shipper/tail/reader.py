@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 # buffers grow to and keep; 128 KiB cost no CPU over 256 KiB and ~2 MiB less peak RSS
 # in a 2 M-line backfill (benchmarks/RESULTS.md, issue 8)
 CHUNK = 128 * 1024
+# reads parsed in a worker thread (parse_threads) are this many chunks: each read is a
+# hand-off to the worker and back (a future, a wake-up of each thread, the GIL passed twice:
+# ~200 us of the loop's time, py-spy), which 512 KiB reads pay a quarter as often. The cost:
+# the parser's buffers grow to ~4x a read and stay (`_KEEP_BYTES`), per open file
+WORKER_READS = 4
 IDLE_CHECK = 2.0  # seconds between checks of an idle file when no hint arrives
 
 
@@ -102,6 +107,7 @@ class FileReader:
         self.watermark.owner = self  # the anomaly counters read the source and parser tables through it
         self._pool = parse_pool
         self._gil_free = releases_gil(cfg.parser_options())
+        self._threaded = parse_pool.threads > 0 and self._gil_free  # its reads are fed to a worker
         #: while a feed runs in a worker: the position before it (the parser is not read meanwhile)
         self._feeding: int | None = None
         self.parser = self._new_parser(state.offset)
@@ -145,7 +151,8 @@ class FileReader:
 
     def _next_read(self, pos: int, size: int) -> tuple[int, int, int]:
         """(bytes to read, read time, action) for the next step: a recorded chunk, flush (1)
-        or expiry (2) while replaying what was sent before, else up to CHUNK bytes now."""
+        or expiry (2) while replaying what was sent before, else up to a read's bytes now
+        (CHUNK; WORKER_READS of them when a worker parses)."""
         self._drop_replayed(pos)
         if self._replay:
             boundary, read_ms, kind = self._replay[0]
@@ -155,7 +162,8 @@ class FileReader:
             if boundary <= size:
                 return boundary - pos, read_ms, 0
             self._replay.clear()  # the file no longer has those bytes (truncated): nothing to replay
-        return min(CHUNK, size - pos), int(time.time() * 1000), 0
+        chunk = CHUNK * WORKER_READS if self._threaded else CHUNK
+        return min(chunk, size - pos), int(time.time() * 1000), 0
 
     async def _act(self, kind: int, read_ms: int) -> None:
         if kind == 1:
