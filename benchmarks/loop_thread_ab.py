@@ -54,7 +54,14 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> dict[str, float]:
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{cmd} failed with {status}")
     cpu = ru.ru_utime + ru.ru_stime
-    return {"wall_s": time.perf_counter() - t0, "cpu_s": cpu, "loop_cpu_s": loop_cpu, "peak_rss_mib": hwm}
+    return {
+        "wall_s": time.perf_counter() - t0,
+        "cpu_s": cpu,
+        "loop_cpu_s": loop_cpu,
+        "peak_rss_mib": hwm,
+        "sys_s": ru.ru_stime,
+        "minflt": ru.ru_minflt,
+    }
 
 
 def main() -> None:
@@ -86,6 +93,7 @@ def main() -> None:
                 print(
                     f"round {rnd} {name:10s} {b.lines / r['wall_s']:>10,.0f} lines/s  "
                     f"{r['cpu_s'] / m:.2f} CPU-s/M  loop thread {r['loop_cpu_s'] / m:.2f} CPU-s/M  "
+                    f"sys {r['sys_s']:.2f} s  minflt {r['minflt']}  "
                     f"peak {r['peak_rss_mib']:.1f} MiB  docs {r['docs']}  load {load:.2f}",
                     flush=True,
                 )
@@ -96,7 +104,9 @@ def main() -> None:
             f"{name:10s} median {statistics.median(b.lines / r['wall_s'] for r in rs):>10,.0f} lines/s  "
             f"{statistics.median(r['cpu_s'] for r in rs) / m:.2f} CPU-s/M  "
             f"loop thread {statistics.median(r['loop_cpu_s'] for r in rs) / m:.2f} CPU-s/M  "
-            f"peak {statistics.median(peaks):.1f} MiB (max {max(peaks):.1f})"
+            f"peak {statistics.median(peaks):.1f} MiB (max {max(peaks):.1f})  "
+            f"sys {statistics.median(r['sys_s'] for r in rs):.2f} s  "
+            f"minflt {statistics.median(r['minflt'] for r in rs):.0f}"
         )
 
 
