@@ -44,9 +44,9 @@ class CountingPool(ParsePool):
         super().__init__(threads)
         self.fed = 0
 
-    async def feed(self, parser: Any, data: bytes, read_ms: int) -> Any:
+    def start(self, parser: Any, data: bytes, read_ms: int) -> Any:
         self.fed += 1
-        return await super().feed(parser, data, read_ms)
+        return super().start(parser, data, read_ms)
 
 
 def corpus(n: int) -> bytes:
@@ -177,10 +177,12 @@ class Watched:
     def __init__(self, parser: Any) -> None:
         self._p = parser
         self.busy = False
+        self.started = 0
         self.read_while_busy: list[str] = []
 
     def feed(self, data: bytes, read_ms: int) -> Any:
         self.busy = True
+        self.started += 1
         try:
             time.sleep(0.002)  # long enough for the loop to look meanwhile
             return self._p.feed(data, read_ms)
@@ -235,6 +237,44 @@ def test_the_loop_never_reads_a_parser_in_a_feed(tmp_path: Path, monkeypatch: py
     assert r.position == path.stat().st_size
     reg.close()
     pool.close()
+
+
+@pytest.mark.skipif(not THREADED, reason="the twin (or one CPU) never parses in a thread")
+def test_a_batch_is_handed_over_while_the_next_chunk_parses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a worker, the loop submits batch n while the worker parses chunk n+1 (the
+    overlap that lets a second core pay): same batches, same order as on the loop, and
+    none held back when the reader stops at the end of the file."""
+    monkeypatch.setattr(reader_mod, "CHUNK", 20_000)
+    monkeypatch.setattr(reader_mod, "WORKER_READS", 1)
+    monkeypatch.setattr(reader_mod.time, "time", lambda: 1795651199.0)
+    path = tmp_path / "a.log"
+    path.write_bytes(corpus(6000))
+    reg = Registry(tmp_path / "data")
+    r0, cap0 = reader_for(reg, path, INLINE)
+    asyncio.run(r0.run())
+    pool = ParsePool(1)
+    r, cap = reader_for(reg, path, pool)
+    r.parser = watched = Watched(r.parser)  # type: ignore[assignment]
+    during: list[bool] = []
+    submit = cap.submit
+
+    async def seen(batch: Any, *args: Any) -> None:
+        started = watched.started
+        time.sleep(0.005)  # the loop's work on a batch (the anomaly counts; its syscalls let a worker in)
+        during.append(watched.started > started)  # the next chunk's feed began meanwhile
+        await submit(batch, *args)
+
+    cap.submit = seen  # type: ignore[method-assign]
+    asyncio.run(r.run())
+    pool.close()
+    reg.close()
+    assert cap.got == cap0.got and r.state.replay == r0.state.replay
+    size = path.stat().st_size
+    reads, last = -(-size // 20_000), size % 20_000
+    # every batch but the last chunk's, and the one before a last read too short for a worker
+    overlapped = reads - 1 - (0 < last < parsing.INLINE_BELOW)
+    assert during == [True] * overlapped + [False] * (len(during) - overlapped)  # the flush last
+    assert not watched.read_while_busy
 
 
 def test_a_cancelled_feed_ends_before_the_caller_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:

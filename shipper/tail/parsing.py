@@ -108,15 +108,23 @@ class ParsePool:
         self._turns[asyncio.get_running_loop()].release()
 
     async def feed(self, parser: Any, data: bytes, read_ms: int) -> Any:
-        """`parser.feed(data, read_ms)` in a worker. On cancellation it still waits for the
-        feed to end (a few ms for a chunk): the caller's parser must not be in use once it
-        unwinds (a flush at shutdown, or the next reader of the state, would meet it busy).
-        RuntimeError once the pool is closed (its threads would never be shut down)."""
+        """`parser.feed(data, read_ms)` in a worker (`start`, then `result`)."""
+        return await self.result(self.start(parser, data, read_ms))
+
+    def start(self, parser: Any, data: bytes, read_ms: int) -> concurrent.futures.Future[Any]:
+        """Hand `parser.feed(data, read_ms)` to a worker now (the loop may go on with other
+        work before it awaits `result`). RuntimeError once the pool is closed (its threads
+        would never be shut down)."""
         if self._closed:
             raise RuntimeError("the parse pool is closed")
         if self._executor is None:
             self._executor = concurrent.futures.ThreadPoolExecutor(self.threads, thread_name_prefix="parse")
-        fut = self._executor.submit(parser.feed, data, read_ms)
+        return self._executor.submit(parser.feed, data, read_ms)
+
+    async def result(self, fut: concurrent.futures.Future[Any]) -> Any:
+        """The batch of a feed `start`ed. On cancellation it still waits for the feed to end
+        (a few ms for a chunk): the caller's parser must not be in use once it unwinds (a
+        flush at shutdown, or the next reader of the state, would meet it busy)."""
         try:
             return await asyncio.wrap_future(fut)
         except asyncio.CancelledError:

@@ -282,9 +282,18 @@ class FileReader:
 
     async def _read_to(self, size: int, fd: int | None = None) -> None:
         pos = self.position
+        # With a parse worker a chunk's batch is held until the next chunk's feed is under
+        # way: the loop counts and hands over one batch while the worker parses the next
+        # (else each waits for the other: the loop idles during a feed, the worker during
+        # the batch's anomaly counting and submit). Batches are submitted in order, each
+        # once, before anything else this reader submits (a flush, an expiry, the next
+        # generation): `_read_to` returns with none held.
+        held: tuple[Any, int, int] | None = None
         while pos < size and not self.stopping:
             n, read_ms, action = self._next_read(pos, size)
             if action:
+                await self._submit(held)
+                held = None
                 await self._act(action, read_ms)
                 continue
             # a parse worker's turn first: read now, the chunk would wait in memory for it
@@ -299,7 +308,8 @@ class FileReader:
                     # truncated and written past us while this read waited for room in flight:
                     # these bytes are the next generation's; the caller's loop sees the change
                     break
-                batch = await self._feed(pos, data, read_ms)
+                batch = await self._feed(pos, data, read_ms, held)
+                held = None
             finally:
                 if turn:
                     self._pool.end_turn()
@@ -312,16 +322,33 @@ class FileReader:
                 # fingerprinted on 0 bytes, and a copytruncate copy is "matched" by any copy
                 self._grow_fingerprint(pos - len(data), data)
             version = self._record(pos, read_ms, 0)
-            await self.pipeline.submit(batch, self.watermark, self.state.generation, self.cfg.id, version)
+            held = (batch, self.state.generation, version)
+            if not self._threaded:
+                await self._submit(held)
+                held = None
+        await self._submit(held)
 
-    async def _feed(self, pos: int, data: bytes, read_ms: int) -> Any:
+    async def _submit(self, held: tuple[Any, int, int] | None) -> None:
+        """Hand a batch held by `_read_to` (batch, generation, registry version) to the pipeline."""
+        if held is not None:
+            batch, generation, version = held
+            await self.pipeline.submit(batch, self.watermark, generation, self.cfg.id, version)
+
+    async def _feed(self, pos: int, data: bytes, read_ms: int, held: tuple[Any, int, int] | None = None) -> Any:
         """`parser.feed`, in a worker thread when that pays (parsing.py); `pos`: where
-        `data` starts (the position until the feed is done)."""
+        `data` starts (the position until the feed is done). `held`: the previous batch,
+        submitted while the worker parses (before the feed when it is on the loop)."""
         if not self._pool.use(len(data), self._gil_free):
+            await self._submit(held)
             return self.parser.feed(data, read_ms)
         self._feeding = pos
         try:
-            return await self._pool.feed(self.parser, data, read_ms)
+            fut = self._pool.start(self.parser, data, read_ms)
+            try:
+                await self._submit(held)
+            finally:
+                batch = await self._pool.result(fut)  # also when the submit failed: the parser is busy till then
+            return batch
         finally:
             self._feeding = None
 
