@@ -277,6 +277,38 @@ def test_a_batch_is_handed_over_while_the_next_chunk_parses(tmp_path: Path, monk
     assert not watched.read_while_busy
 
 
+@pytest.mark.skipif(not THREADED, reason="the twin (or one CPU) never parses in a thread")
+def test_a_failed_hand_over_waits_for_the_feed_under_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A submit that fails while the next chunk parses: the reader unwinds only once that
+    feed is done (the parser is free for whoever looks at it next)."""
+    monkeypatch.setattr(reader_mod, "CHUNK", 20_000)
+    path = tmp_path / "a.log"
+    path.write_bytes(corpus(6000))
+    reg = Registry(tmp_path / "data")
+    pool = ParsePool(1)
+    r, cap = reader_for(reg, path, pool)
+
+    class Slow(Watched):
+        def feed(self, data: bytes, read_ms: int) -> Any:
+            self.busy = True
+            time.sleep(0.05)  # still parsing when the submit fails
+            return super().feed(data, read_ms)
+
+    r.parser = watched = Slow(r.parser)  # type: ignore[assignment]
+
+    async def fails(batch: Any, *args: Any) -> None:
+        await asyncio.sleep(0.01)  # the next feed starts meanwhile
+        if watched.busy:
+            raise OSError("the pipeline failed")
+
+    cap.submit = fails  # type: ignore[method-assign]
+    with pytest.raises(OSError, match="pipeline failed"):
+        asyncio.run(r.run())
+    assert not watched.busy and watched.started >= 2
+    reg.close()
+    pool.close()
+
+
 def test_a_cancelled_feed_ends_before_the_caller_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(parsing, "cpus", lambda: 2)
     ended = threading.Event()
