@@ -103,6 +103,13 @@ class ParsePool:
         await turns.acquire()
         return True
 
+    def waits(self, nbytes: int, gil_free: bool) -> bool:
+        """Would `turn` wait now (every turn taken on this loop)?"""
+        if not self.use(nbytes, gil_free):
+            return False
+        turns = self._turns.get(asyncio.get_running_loop())
+        return turns is not None and turns.locked()
+
     def end_turn(self) -> None:
         """The turn taken by `turn` (True) on this loop is over."""
         self._turns[asyncio.get_running_loop()].release()

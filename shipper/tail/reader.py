@@ -287,7 +287,8 @@ class FileReader:
         # (else each waits for the other: the loop idles during a feed, the worker during
         # the batch's anomaly counting and submit). Batches are submitted in order, each
         # once, before anything else this reader submits (a flush, an expiry, the next
-        # generation): `_read_to` returns with none held.
+        # generation): `_read_to` returns with none held. A batch is held only with a turn
+        # taken, or about to be (so at most two per worker in all).
         held: tuple[Any, int, int] | None = None
         while pos < size and not self.stopping:
             n, read_ms, action = self._next_read(pos, size)
@@ -296,6 +297,11 @@ class FileReader:
                 held = None
                 await self._act(action, read_ms)
                 continue
+            if held is not None and self._pool.waits(n, self._gil_free):
+                # no turn free: handed over now, not held while this reader waits for one
+                # (every reader of a backfill would hold a batch then)
+                await self._submit(held)
+                held = None
             # a parse worker's turn first: read now, the chunk would wait in memory for it
             turn = await self._pool.turn(n, self._gil_free)
             try:
