@@ -44,9 +44,9 @@ class CountingPool(ParsePool):
         super().__init__(threads)
         self.fed = 0
 
-    async def feed(self, parser: Any, data: bytes, read_ms: int) -> Any:
+    def start(self, parser: Any, data: bytes, read_ms: int) -> Any:
         self.fed += 1
-        return await super().feed(parser, data, read_ms)
+        return super().start(parser, data, read_ms)
 
 
 def corpus(n: int) -> bytes:
@@ -91,6 +91,7 @@ def test_threaded_reads_hand_over_what_inline_reads_do(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
 ) -> None:
     monkeypatch.setattr(reader_mod, "CHUNK", chunk)
+    monkeypatch.setattr(reader_mod, "WORKER_READS", 1)  # the same reads (test_worker_reads_are_longer)
     monkeypatch.setattr(reader_mod.time, "time", lambda: 1795651199.0)
     path = tmp_path / "a.log"
     path.write_bytes(corpus(6000))
@@ -108,6 +109,31 @@ def test_threaded_reads_hand_over_what_inline_reads_do(
     size = path.stat().st_size
     big = size // chunk + (size % chunk >= parsing.INLINE_BELOW)  # reads worth a thread
     assert pool.fed == (big if THREADED else 0)  # the twin holds the GIL: never in a thread
+
+
+@pytest.mark.skipif(not THREADED, reason="the twin (or one CPU) never parses in a thread")
+def test_worker_reads_are_longer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker is handed WORKER_READS chunks a read (a hand-off costs the loop ~200 us): the
+    same events, bytes and end position as chunk by chunk on the loop, a quarter of the feeds."""
+    monkeypatch.setattr(reader_mod, "CHUNK", 20_000)
+    monkeypatch.setattr(reader_mod.time, "time", lambda: 1795651199.0)
+    path = tmp_path / "a.log"
+    path.write_bytes(corpus(6000))
+    size = path.stat().st_size
+    results = []
+    reg = Registry(tmp_path / "data")
+    for pool in (INLINE, CountingPool(1)):
+        r, cap = reader_for(reg, path, pool)
+        asyncio.run(r.run())
+        body = b"".join(b for b, _, _, _ in cap.got)
+        results.append((body, sum(c for _, c, _, _ in cap.got), r.position, len(cap.got)))
+        pool.close()
+    reg.close()
+    assert results[0][:3] == results[1][:3]
+    assert results[0][2] == size
+    reads = -(-size // (20_000 * reader_mod.WORKER_READS))
+    assert results[1][3] == reads + 1  # and the partial last line's flush
+    assert isinstance(pool, CountingPool) and pool.fed == reads
 
 
 def test_json_and_start_patterns_parse_on_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -151,10 +177,12 @@ class Watched:
     def __init__(self, parser: Any) -> None:
         self._p = parser
         self.busy = False
+        self.started = 0
         self.read_while_busy: list[str] = []
 
     def feed(self, data: bytes, read_ms: int) -> Any:
         self.busy = True
+        self.started += 1
         try:
             time.sleep(0.002)  # long enough for the loop to look meanwhile
             return self._p.feed(data, read_ms)
@@ -211,6 +239,76 @@ def test_the_loop_never_reads_a_parser_in_a_feed(tmp_path: Path, monkeypatch: py
     pool.close()
 
 
+@pytest.mark.skipif(not THREADED, reason="the twin (or one CPU) never parses in a thread")
+def test_a_batch_is_handed_over_while_the_next_chunk_parses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a worker, the loop submits batch n while the worker parses chunk n+1 (the
+    overlap that lets a second core pay): same batches, same order as on the loop, and
+    none held back when the reader stops at the end of the file."""
+    monkeypatch.setattr(reader_mod, "CHUNK", 20_000)
+    monkeypatch.setattr(reader_mod, "WORKER_READS", 1)
+    monkeypatch.setattr(reader_mod.time, "time", lambda: 1795651199.0)
+    path = tmp_path / "a.log"
+    path.write_bytes(corpus(6000))
+    reg = Registry(tmp_path / "data")
+    r0, cap0 = reader_for(reg, path, INLINE)
+    asyncio.run(r0.run())
+    pool = ParsePool(1)
+    r, cap = reader_for(reg, path, pool)
+    r.parser = watched = Watched(r.parser)  # type: ignore[assignment]
+    during: list[bool] = []
+    submit = cap.submit
+
+    async def seen(batch: Any, *args: Any) -> None:
+        started = watched.started
+        time.sleep(0.005)  # the loop's work on a batch (the anomaly counts; its syscalls let a worker in)
+        during.append(watched.started > started)  # the next chunk's feed began meanwhile
+        await submit(batch, *args)
+
+    cap.submit = seen  # type: ignore[method-assign]
+    asyncio.run(r.run())
+    pool.close()
+    reg.close()
+    assert cap.got == cap0.got and r.state.replay == r0.state.replay
+    size = path.stat().st_size
+    reads, last = -(-size // 20_000), size % 20_000
+    # every batch but the last chunk's, and the one before a last read too short for a worker
+    overlapped = reads - 1 - (0 < last < parsing.INLINE_BELOW)
+    assert during == [True] * overlapped + [False] * (len(during) - overlapped)  # the flush last
+    assert not watched.read_while_busy
+
+
+@pytest.mark.skipif(not THREADED, reason="the twin (or one CPU) never parses in a thread")
+def test_a_failed_hand_over_waits_for_the_feed_under_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A submit that fails while the next chunk parses: the reader unwinds only once that
+    feed is done (the parser is free for whoever looks at it next)."""
+    monkeypatch.setattr(reader_mod, "CHUNK", 20_000)
+    path = tmp_path / "a.log"
+    path.write_bytes(corpus(6000))
+    reg = Registry(tmp_path / "data")
+    pool = ParsePool(1)
+    r, cap = reader_for(reg, path, pool)
+
+    class Slow(Watched):
+        def feed(self, data: bytes, read_ms: int) -> Any:
+            self.busy = True
+            time.sleep(0.05)  # still parsing when the submit fails
+            return super().feed(data, read_ms)
+
+    r.parser = watched = Slow(r.parser)  # type: ignore[assignment]
+
+    async def fails(batch: Any, *args: Any) -> None:
+        await asyncio.sleep(0.01)  # the next feed starts meanwhile
+        if watched.busy:
+            raise OSError("the pipeline failed")
+
+    cap.submit = fails  # type: ignore[method-assign]
+    with pytest.raises(OSError, match="pipeline failed"):
+        asyncio.run(r.run())
+    assert not watched.busy and watched.started >= 2
+    reg.close()
+    pool.close()
+
+
 def test_a_cancelled_feed_ends_before_the_caller_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(parsing, "cpus", lambda: 2)
     ended = threading.Event()
@@ -241,3 +339,45 @@ def test_parse_threads_option() -> None:
     assert config.from_dict({**base, "parse_threads": 2}, env={}).parse_threads == 2
     with pytest.raises(config.ConfigError, match="parse_threads"):
         config.from_dict({**base, "parse_threads": -1}, env={})
+
+
+def test_turns_work_on_each_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pool outlives an event loop (an agent run again in the same process, tests with
+    several loops): the turns a loop waits on are that loop's, not the first one's."""
+    monkeypatch.setattr(parsing, "cpus", lambda: 2)
+    pool = ParsePool(1)
+
+    async def crowd() -> int:
+        """More readers than turns (2 per worker): the third waits for one to end."""
+        order: list[int] = []
+
+        async def one(i: int) -> None:
+            assert await pool.turn(1 << 20, True)
+            order.append(i)
+            await asyncio.sleep(0.01)
+            pool.end_turn()
+
+        await asyncio.gather(*(one(i) for i in range(3)))
+        return len(order)
+
+    assert asyncio.run(crowd()) == 3
+    assert asyncio.run(crowd()) == 3  # a second loop: RuntimeError (bound to a different event loop) before
+    pool.close()
+
+
+def test_feed_after_close_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A closed pool starts no threads again (its owner shut it down: a feed now is a bug,
+    and a new executor would never be shut down)."""
+    monkeypatch.setattr(parsing, "cpus", lambda: 2)
+
+    class Echo:
+        def feed(self, data: bytes, read_ms: int) -> bytes:
+            return data
+
+    pool = ParsePool(1)
+    assert asyncio.run(pool.feed(Echo(), b"x", 0)) == b"x"
+    pool.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        asyncio.run(pool.feed(Echo(), b"x", 0))
+    assert pool._executor is None
+    pool.close()  # twice: nothing to do

@@ -15,8 +15,9 @@ next one. What stays the same:
   fixed at construction, so a snapshot of them taken meanwhile is whole;
 - delivery: the batch is submitted by the reader exactly as before, after the feed, so
   checkpoints, backpressure and the in-flight budget do not change; two chunks (their
-  bytes, at most `CHUNK` each) per worker, the one it parses and the next one, are the
-  only memory added: a reader takes a turn (`turn`) before it reads a chunk for a
+  bytes, at most `CHUNK * WORKER_READS` each, reader.py) per worker, the one it parses
+  and the next one, are the only memory added: a reader takes a turn (`turn`) before it
+  reads a chunk for a
   worker, so readers catching up at once (a backfill of many files) do not each read a
   chunk and queue it behind the workers (one chunk per open file, up to
   `max_open_files` of them); the next chunk read ahead keeps a worker from waiting for
@@ -33,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import weakref
 from typing import Any
 
 import _fastparse
@@ -77,7 +79,12 @@ class ParsePool:
     def __init__(self, threads: int) -> None:
         self.threads = threads if threads == 0 or cpus() > 1 else 0
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
-        self._turns: asyncio.Semaphore | None = None
+        #: the turns, per event loop (an asyncio.Semaphore belongs to the first loop that
+        #: waits on it: a pool outlives a loop when an agent runs again in one process)
+        self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._closed = False
 
     def use(self, nbytes: int, gil_free: bool) -> bool:
         """Is a feed of `nbytes` worth a thread?"""
@@ -89,22 +96,42 @@ class ParsePool:
         is done). False: the read will parse on the loop, nothing to wait for."""
         if not self.use(nbytes, gil_free):
             return False
-        if self._turns is None:
-            self._turns = asyncio.Semaphore(2 * self.threads)
-        await self._turns.acquire()
+        loop = asyncio.get_running_loop()
+        turns = self._turns.get(loop)
+        if turns is None:
+            turns = self._turns[loop] = asyncio.Semaphore(2 * self.threads)
+        await turns.acquire()
         return True
 
+    def waits(self, nbytes: int, gil_free: bool) -> bool:
+        """Would `turn` wait now (every turn taken on this loop)?"""
+        if not self.use(nbytes, gil_free):
+            return False
+        turns = self._turns.get(asyncio.get_running_loop())
+        return turns is not None and turns.locked()
+
     def end_turn(self) -> None:
-        assert self._turns is not None
-        self._turns.release()
+        """The turn taken by `turn` (True) on this loop is over."""
+        self._turns[asyncio.get_running_loop()].release()
 
     async def feed(self, parser: Any, data: bytes, read_ms: int) -> Any:
-        """`parser.feed(data, read_ms)` in a worker. On cancellation it still waits for the
-        feed to end (a few ms for a chunk): the caller's parser must not be in use once it
-        unwinds (a flush at shutdown, or the next reader of the state, would meet it busy)."""
+        """`parser.feed(data, read_ms)` in a worker (`start`, then `result`)."""
+        return await self.result(self.start(parser, data, read_ms))
+
+    def start(self, parser: Any, data: bytes, read_ms: int) -> concurrent.futures.Future[Any]:
+        """Hand `parser.feed(data, read_ms)` to a worker now (the loop may go on with other
+        work before it awaits `result`). RuntimeError once the pool is closed (its threads
+        would never be shut down)."""
+        if self._closed:
+            raise RuntimeError("the parse pool is closed")
         if self._executor is None:
             self._executor = concurrent.futures.ThreadPoolExecutor(self.threads, thread_name_prefix="parse")
-        fut = self._executor.submit(parser.feed, data, read_ms)
+        return self._executor.submit(parser.feed, data, read_ms)
+
+    async def result(self, fut: concurrent.futures.Future[Any]) -> Any:
+        """The batch of a feed `start`ed. On cancellation it still waits for the feed to end
+        (a few ms for a chunk): the caller's parser must not be in use once it unwinds (a
+        flush at shutdown, or the next reader of the state, would meet it busy)."""
         try:
             return await asyncio.wrap_future(fut)
         except asyncio.CancelledError:
@@ -113,6 +140,8 @@ class ParsePool:
             raise
 
     def close(self) -> None:
+        """Wait for the feeds in flight and end the threads; the pool takes no feed after."""
+        self._closed = True
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None

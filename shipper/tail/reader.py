@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 # buffers grow to and keep; 128 KiB cost no CPU over 256 KiB and ~2 MiB less peak RSS
 # in a 2 M-line backfill (benchmarks/RESULTS.md, issue 8)
 CHUNK = 128 * 1024
+# reads parsed in a worker thread (parse_threads) are this many chunks: each read is a
+# hand-off to the worker and back (a future, a wake-up of each thread, the GIL passed twice:
+# ~200 us of the loop's time, py-spy), which 512 KiB reads pay a quarter as often. The cost:
+# the parser's buffers grow to ~4x a read and stay (`_KEEP_BYTES`), per open file
+WORKER_READS = 4
 IDLE_CHECK = 2.0  # seconds between checks of an idle file when no hint arrives
 
 
@@ -102,6 +107,7 @@ class FileReader:
         self.watermark.owner = self  # the anomaly counters read the source and parser tables through it
         self._pool = parse_pool
         self._gil_free = releases_gil(cfg.parser_options())
+        self._threaded = parse_pool.threads > 0 and self._gil_free  # its reads are fed to a worker
         #: while a feed runs in a worker: the position before it (the parser is not read meanwhile)
         self._feeding: int | None = None
         self.parser = self._new_parser(state.offset)
@@ -145,7 +151,8 @@ class FileReader:
 
     def _next_read(self, pos: int, size: int) -> tuple[int, int, int]:
         """(bytes to read, read time, action) for the next step: a recorded chunk, flush (1)
-        or expiry (2) while replaying what was sent before, else up to CHUNK bytes now."""
+        or expiry (2) while replaying what was sent before, else up to a read's bytes now
+        (CHUNK; WORKER_READS of them when a worker parses)."""
         self._drop_replayed(pos)
         if self._replay:
             boundary, read_ms, kind = self._replay[0]
@@ -155,7 +162,8 @@ class FileReader:
             if boundary <= size:
                 return boundary - pos, read_ms, 0
             self._replay.clear()  # the file no longer has those bytes (truncated): nothing to replay
-        return min(CHUNK, size - pos), int(time.time() * 1000), 0
+        chunk = CHUNK * WORKER_READS if self._threaded else CHUNK
+        return min(chunk, size - pos), int(time.time() * 1000), 0
 
     async def _act(self, kind: int, read_ms: int) -> None:
         if kind == 1:
@@ -274,11 +282,26 @@ class FileReader:
 
     async def _read_to(self, size: int, fd: int | None = None) -> None:
         pos = self.position
+        # With a parse worker a chunk's batch is held until the next chunk's feed is under
+        # way: the loop counts and hands over one batch while the worker parses the next
+        # (else each waits for the other: the loop idles during a feed, the worker during
+        # the batch's anomaly counting and submit). Batches are submitted in order, each
+        # once, before anything else this reader submits (a flush, an expiry, the next
+        # generation): `_read_to` returns with none held. A batch is held only with a turn
+        # taken, or about to be (so at most two per worker in all).
+        held: tuple[Any, int, int] | None = None
         while pos < size and not self.stopping:
             n, read_ms, action = self._next_read(pos, size)
             if action:
+                await self._submit(held)
+                held = None
                 await self._act(action, read_ms)
                 continue
+            if held is not None and self._pool.waits(n, self._gil_free):
+                # no turn free: handed over now, not held while this reader waits for one
+                # (every reader of a backfill would hold a batch then)
+                await self._submit(held)
+                held = None
             # a parse worker's turn first: read now, the chunk would wait in memory for it
             turn = await self._pool.turn(n, self._gil_free)
             try:
@@ -291,7 +314,8 @@ class FileReader:
                     # truncated and written past us while this read waited for room in flight:
                     # these bytes are the next generation's; the caller's loop sees the change
                     break
-                batch = await self._feed(pos, data, read_ms)
+                batch = await self._feed(pos, data, read_ms, held)
+                held = None
             finally:
                 if turn:
                     self._pool.end_turn()
@@ -304,16 +328,33 @@ class FileReader:
                 # fingerprinted on 0 bytes, and a copytruncate copy is "matched" by any copy
                 self._grow_fingerprint(pos - len(data), data)
             version = self._record(pos, read_ms, 0)
-            await self.pipeline.submit(batch, self.watermark, self.state.generation, self.cfg.id, version)
+            held = (batch, self.state.generation, version)
+            if not self._threaded:
+                await self._submit(held)
+                held = None
+        await self._submit(held)
 
-    async def _feed(self, pos: int, data: bytes, read_ms: int) -> Any:
+    async def _submit(self, held: tuple[Any, int, int] | None) -> None:
+        """Hand a batch held by `_read_to` (batch, generation, registry version) to the pipeline."""
+        if held is not None:
+            batch, generation, version = held
+            await self.pipeline.submit(batch, self.watermark, generation, self.cfg.id, version)
+
+    async def _feed(self, pos: int, data: bytes, read_ms: int, held: tuple[Any, int, int] | None = None) -> Any:
         """`parser.feed`, in a worker thread when that pays (parsing.py); `pos`: where
-        `data` starts (the position until the feed is done)."""
+        `data` starts (the position until the feed is done). `held`: the previous batch,
+        submitted while the worker parses (before the feed when it is on the loop)."""
         if not self._pool.use(len(data), self._gil_free):
+            await self._submit(held)
             return self.parser.feed(data, read_ms)
         self._feeding = pos
         try:
-            return await self._pool.feed(self.parser, data, read_ms)
+            fut = self._pool.start(self.parser, data, read_ms)
+            try:
+                await self._submit(held)
+            finally:
+                batch = await self._pool.result(fut)  # also when the submit failed: the parser is busy till then
+            return batch
         finally:
             self._feeding = None
 
