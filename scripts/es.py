@@ -534,6 +534,10 @@ def _settings(name: str, node: dict[str, Any], nodes: list[dict[str, Any]], secu
         # a nearly full shared disk must not turn the test indices read-only
         "cluster.routing.allocation.disk.threshold_enabled": False,
         "action.destructive_requires_name": False,  # tests clean up with wildcards
+        # a server shared by several test sessions (helpers, an interrupted run that never
+        # cleaned up) reached the default 1,000 shards (each test index counts its unassigned
+        # replica) and refused every new index: tests then time out far from the cause
+        "cluster.max_shards_per_node": 5000,
         "xpack.security.enabled": secure,
     }
     if len(nodes) > 1:
