@@ -876,9 +876,9 @@ cdef struct LayStep:
     const char* lit       # LIT: its bytes; TIME, LAZY before a literal: that literal
     Py_ssize_t ln
 
-cdef struct Layout:
-    LayStep steps[_MAX_LAY]
-    int absent[_MAX_SLOTS]  # slots the program does not capture (unset per line)
+cdef struct Layout:  # one allocation: the struct, its steps, its absent slots
+    LayStep* steps
+    int* absent  # slots the program does not capture (unset per line)
     int nabsent
 
 
@@ -2485,10 +2485,13 @@ cdef class Parser:
         return steps
 
     cdef Layout* _make_layout(self, steps, int nslots, list keep) except NULL:
-        cdef Layout* lay = <Layout*>calloc(1, sizeof(Layout))
+        cdef Layout* lay = <Layout*>calloc(1, sizeof(Layout) + len(steps) * sizeof(LayStep)
+                                           + nslots * sizeof(int))
         cdef int i
         if lay == NULL:
             raise MemoryError()
+        lay.steps = <LayStep*>(lay + 1)
+        lay.absent = <int*>(lay.steps + len(steps))
         seen = set()
         for i, (kind, slot, nk, lit) in enumerate(steps):
             lay.steps[i].kind = kind
