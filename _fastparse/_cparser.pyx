@@ -872,12 +872,13 @@ cdef struct LayStep:
     int kind
     int slot
     int nk                # TIME, LAZY: the next op (_OP_END, _OP_LIT or _OP_WS)
+    bint wsb, wsa         # LIT: whitespace runs before / after it (lay_possible)
     const char* lit       # LIT: its bytes; TIME, LAZY before a literal: that literal
     Py_ssize_t ln
 
-cdef struct Layout:
-    LayStep steps[_MAX_LAY]
-    int absent[_MAX_SLOTS]  # slots the program does not capture (unset per line)
+cdef struct Layout:  # one allocation: the struct, its steps, its absent slots
+    LayStep* steps
+    int* absent  # slots the program does not capture (unset per line)
     int nabsent
 
 
@@ -904,6 +905,30 @@ cdef inline Py_ssize_t level_word(const uint8_t* s, Py_ssize_t n, Py_ssize_t p, 
         else:
             w[0] = 8
     return k
+
+
+cdef int lay_possible(const Layout* L, const uint8_t* s, Py_ssize_t n) noexcept nogil:
+    """0 when no match of the program exists, so that the backtracking matcher need not
+    try it: its literals do not occur in order, each with the whitespace the program puts
+    next to it (a whitespace op consumes at least one byte right before or after the
+    literal). The leftmost occurrences are taken: if a match exists, each found one is at
+    or before the match's, so the next is found too. 1: maybe."""
+    cdef const LayStep* st = L.steps
+    cdef Py_ssize_t p = 0, q
+    while st.kind != _LS_END:
+        if st.kind == _LS_LIT:
+            q = p
+            while True:
+                q = find_lit(s, n, q, st.lit, st.ln)
+                if q < 0:
+                    return 0
+                if (not st.wsb or (q > 0 and is_ws(s[q - 1]))) and (
+                        not st.wsa or (q + st.ln < n and is_ws(s[q + st.ln]))):
+                    break
+                q += 1
+            p = q + st.ln
+        st += 1
+    return 1
 
 
 cdef int lay_match(const Layout* L, const uint8_t* s, Py_ssize_t n, Py_ssize_t* vals, int* lev) noexcept nogil:
@@ -2141,7 +2166,7 @@ cdef class Parser:
     cdef Py_ssize_t* _caps
     cdef Py_ssize_t* _vals
     # the compiled layout (first program; NULL: none) and its straight writer's pieces
-    cdef Layout* _lay
+    cdef Layout* _lays[_MAX_PROGS]  # per program, NULL: not a layout
     cdef int _lev_plan  # the plan entry of the level word: written from _lev_frag (-1: none)
     cdef Frag _lev_frag[_NLEVELS]
     cdef uint8_t _lev_code[_NLEVELS]
@@ -2245,7 +2270,7 @@ cdef class Parser:
         self._plan_pre = NULL
         self._caps = NULL
         self._vals = NULL
-        self._lay = NULL
+        memset(self._lays, 0, sizeof(self._lays))
         self._lev_plan = -1
         self._cand1 = -1
         self._nm_plan = -1
@@ -2406,14 +2431,36 @@ cdef class Parser:
         self._keep = keep
 
     def _setup_layout(self, fmt, plan, keep):
-        """The first program as a ``Layout`` when it is one (see ``lay_match``)."""
-        cdef Layout* lay
+        """Each program as a ``Layout`` when it is one (see ``lay_match``); the level words'
+        fragments when the level is captured as a word."""
         cdef int i
-        prog = fmt.programs[0]
+        any_level = False
+        for i, prog in enumerate(fmt.programs):
+            steps = self._layout_steps(prog, fmt.level_slot)
+            if steps is None:
+                continue
+            self._lays[i] = self._make_layout(steps, fmt.nslots, keep)
+            any_level = any_level or any(x[0] == _LS_LEVEL for x in steps)
+        lev_slot = fmt.level_slot if any_level else -1
+        for i, x in enumerate(plan):
+            if x[2] == KIND_STR and x[1] != lev_slot and len(x[0]) <= 64 - 2:
+                self._nm_plan = i
+                break
+        if lev_slot >= 0:
+            for i, x in enumerate(plan):
+                if x[1] == lev_slot and x[2] == KIND_STR:
+                    self._lev_plan = i
+            if self._lev_plan >= 0:
+                for i, word in enumerate(LEVEL_WORDS):
+                    self._lev_frag[i] = frag_of(keep, plan[self._lev_plan][0] + b'"' + word + b'"')
+                    self._lev_code[i] = level_code(<const uint8_t*>PyBytes_AS_STRING(word), len(word))
+
+    @staticmethod
+    def _layout_steps(prog, level_slot):
+        """(kind, slot, next op, literal) per op of ``prog``, or None: not a layout."""
         ops = prog.ops
         steps = []
         seen = set()
-        lev_slot = -1
         for i, (op, a, b) in enumerate(ops):
             if op == OP_LIT:
                 steps.append((_LS_LIT, 0, 0, prog.lits[a]))
@@ -2424,21 +2471,28 @@ cdef class Parser:
             elif op == OP_CAP and a not in seen:
                 seen.add(a)
                 nk = ops[i + 1][0]
-                if b == MODE_LEVEL:
+                if b == MODE_LEVEL and a == level_slot:
                     steps.append((_LS_LEVEL, a, 0, b""))
-                    lev_slot = a
                 elif b in (MODE_TIME, MODE_LAZY) and nk in (OP_END, OP_LIT, OP_WS):
                     lit = prog.lits[ops[i + 1][1]] if nk == OP_LIT else b""
                     steps.append((_LS_TIME if b == MODE_TIME else _LS_LAZY, a, nk, lit))
                 else:
-                    return
+                    return None
             else:  # optional groups, a capture twice
-                return
+                return None
         if len(steps) > _MAX_LAY or steps[len(steps) - 1][0] != _LS_END:
-            return
-        lay = <Layout*>calloc(1, sizeof(Layout))
+            return None
+        return steps
+
+    cdef Layout* _make_layout(self, steps, int nslots, list keep) except NULL:
+        cdef Layout* lay = <Layout*>calloc(1, sizeof(Layout) + len(steps) * sizeof(LayStep)
+                                           + nslots * sizeof(int))
+        cdef int i
         if lay == NULL:
             raise MemoryError()
+        lay.steps = <LayStep*>(lay + 1)
+        lay.absent = <int*>(lay.steps + len(steps))
+        seen = set()
         for i, (kind, slot, nk, lit) in enumerate(steps):
             lay.steps[i].kind = kind
             lay.steps[i].slot = slot
@@ -2446,24 +2500,16 @@ cdef class Parser:
             keep.append(lit)
             lay.steps[i].lit = PyBytes_AS_STRING(lit)
             lay.steps[i].ln = len(lit)
+            lay.steps[i].wsb = kind == _LS_LIT and i > 0 and steps[i - 1][0] == _LS_WS
+            lay.steps[i].wsa = kind == _LS_LIT and steps[i + 1][0] == _LS_WS
+            if kind >= _LS_TIME:
+                seen.add(slot)
         lay.nabsent = 0
-        for i in range(fmt.nslots):
+        for i in range(nslots):
             if i not in seen:
                 lay.absent[lay.nabsent] = i
                 lay.nabsent += 1
-        self._lay = lay
-        for i, x in enumerate(plan):
-            if x[2] == KIND_STR and x[1] != lev_slot and len(x[0]) <= 64 - 2:
-                self._nm_plan = i
-                break
-        if lev_slot >= 0 and lev_slot == fmt.level_slot:
-            for i, x in enumerate(plan):
-                if x[1] == lev_slot and x[2] == KIND_STR:
-                    self._lev_plan = i
-            if self._lev_plan >= 0:
-                for i, word in enumerate(LEVEL_WORDS):
-                    self._lev_frag[i] = frag_of(keep, plan[self._lev_plan][0] + b'"' + word + b'"')
-                    self._lev_code[i] = level_code(<const uint8_t*>PyBytes_AS_STRING(word), len(word))
+        return lay
 
     cdef int _set_index(self, int64_t ms) noexcept:
         try:
@@ -2556,6 +2602,8 @@ cdef class Parser:
         """Write the event of a line a program matches: 0; no program matches: 1; -1: no memory."""
         cdef Matcher st
         cdef int i, r = 0, slot, c, lev = -1
+        cdef const Layout* lay
+        cdef bint memo_ok
         cdef Py_ssize_t need, a, e, tot
         cdef uint8_t* p
         cdef char tbuf[256]
@@ -2564,36 +2612,46 @@ cdef class Parser:
         cdef Buf* b = &self._out
         if n > MAX_MATCH_C:
             return 1
-        if self._lay == NULL or not lay_match(self._lay, s, n, self._vals, &lev):
-            lev = -1
-            need = (self._maxops * (n + 1) + 7) >> 3
-            if need > self._memo_cap:
-                p = <uint8_t*>realloc(self._memo, need)
-                if p == NULL:
-                    return -1
-                self._memo = p
-                self._memo_cap = need
-            st.s = s
-            st.n = n
-            st.caps = self._caps
-            st.width = n + 1
-            for i in range(self._nprogs):
-                st.pg = &self._progs[i]
+        memo_ok = False
+        for i in range(self._nprogs):
+            r = 0
+            lay = self._lays[i]
+            if lay != NULL:
+                if lay_match(lay, s, n, self._vals, &lev):
+                    r = 2
+                    break
+                lev = -1
+                if not lay_possible(lay, s, n):
+                    continue
+            if not memo_ok:
+                need = (self._maxops * (n + 1) + 7) >> 3
+                if need > self._memo_cap:
+                    p = <uint8_t*>realloc(self._memo, need)
+                    if p == NULL:
+                        return -1
+                    self._memo = p
+                    self._memo_cap = need
+                st.s = s
+                st.n = n
+                st.caps = self._caps
+                st.width = n + 1
+                memo_ok = True
+            st.pg = &self._progs[i]
+            if lay == NULL:  # (a layout's m_first path is lay_match's)
                 for slot in range(2 * self._nslots):
                     self._caps[slot] = -1
                 r = m_first(&st)
                 if r == 1:
                     break
-                st.memo = self._memo
-                st.steps = MATCH_BUDGET_C
-                memset(self._memo, 0, (st.pg.nops * (n + 1) + 7) >> 3)
-                for slot in range(2 * self._nslots):
-                    self._caps[slot] = -1
-                r = m_step(&st, 0, 0)
-                if r == 1:
-                    break
-            if r != 1:
-                return 1
+            st.memo = self._memo
+            st.steps = MATCH_BUDGET_C
+            memset(self._memo, 0, (st.pg.nops * (n + 1) + 7) >> 3)
+            for slot in range(2 * self._nslots):
+                self._caps[slot] = -1
+            r = m_step(&st, 0, 0)
+            if r == 1:
+                break
+        if r == 1:
             for slot in range(self._nslots):
                 a = self._caps[2 * slot]
                 if a < 0:
@@ -2606,6 +2664,8 @@ cdef class Parser:
                     e -= 1
                 self._vals[2 * slot] = a
                 self._vals[2 * slot + 1] = e
+        elif r != 2:
+            return 1
         if self._cand1 >= 0:
             a = self._vals[2 * self._cand1]
             if a >= 0 and self._vals[2 * self._cand1 + 1] - a <= 255:
@@ -2730,8 +2790,10 @@ cdef class Parser:
         return 0
 
     def __dealloc__(self):
+        cdef int k
         free(self._plan_pre)
-        free(self._lay)
+        for k in range(_MAX_PROGS):
+            free(self._lays[k])
         free(self._caps)
         free(self._vals)
         free(self._memo)

@@ -457,3 +457,31 @@ def test_compiled_layout_then_a_deviation(data: Any, multiline: str, chunk: int)
     assert fast == _feed_all(_slow(**kw), data_bytes, chunk)
     if CPARSER is not None:
         assert _feed_all(CPARSER.Parser(**kw), data_bytes, chunk) == fast
+
+
+@pytest.mark.skipif(CPARSER is None, reason="_cparser not built")
+@pytest.mark.parametrize("multiline", ["none", "auto"])
+def test_layout_lines_past_the_first_path(multiline: str) -> None:
+    """Lines the compiled layout's straight path does not take: a later layout (the first
+    ones skipped as impossible, or tried because their literals occur), a match only the
+    backtracking matcher finds (a name with a blank), no layout at all."""
+    lines = [
+        b"2026-11-25 07:30:01,123 - trainer - INFO - fits the first layout",
+        b"2026-11-25 07:30:01,123 - a b - INFO - a name with a blank",
+        b"2026-11-25 07:30:01,123 INFO trainer: the second layout",
+        b"2026-11-25 07:30:01,123 INFO trainer: the second - with - dashes - in it",
+        b"INFO:trainer:the third layout",
+        b"WARNING:a.b:the third - with - three - dashes",
+        b"ERROR:x:2026-11-25 07:30:01,123 - y - INFO - a first-layout line as the message",
+        b"DEBUG:root:key: value",
+        b"no layout - at - all - here",
+        b"2026-11-25 07:30:01,123 - trainer - NOTALEVEL - not a level",
+    ]
+    data = b"\n".join(lines) + b"\n"
+    kw = dict(KW, format="python", multiline=multiline)
+    fast = _feed_all(_pyparser.Parser(**kw), data, 4096)
+    assert fast == _feed_all(_slow(**kw), data, 4096)
+    assert CPARSER is not None
+    assert _feed_all(CPARSER.Parser(**kw), data, 4096) == fast
+    body = fast[0][0]
+    assert b'"logger":"a b"' in body and b'"message":"the third layout"' in body
