@@ -232,15 +232,15 @@ class Change:
 
 
 def _saved(
-    signals: list[str], rows: list[list[float]], active: dict[str, Alert], zero_run: int, silence_rate: float
+    signals: list[str], flat: array[float], rows: int, active: dict[str, Alert], zero_run: int, silence_rate: float
 ) -> dict[str, Any]:
-    """``Detector.to_dict``'s form of a history kept as Python float rows, oldest first."""
-    flat = array("d", [v for row in rows for v in row])
+    """``Detector.to_dict``'s form of a history of ``rows`` rows of doubles, oldest first."""
     if sys.byteorder == "big":  # pragma: no cover - saved little-endian
+        flat = array("d", flat)
         flat.byteswap()
     return {
         "signals": signals,
-        "rows": len(rows),
+        "rows": rows,
         "history": base64.b64encode(flat.tobytes()).decode(),
         "active": {s: a.__dict__ for s, a in active.items()},
         "zero_run": zero_run,
@@ -351,7 +351,8 @@ class ColdDetector:
     def to_dict(self) -> dict[str, Any]:
         if self.hot is not None:
             return self.hot.to_dict()
-        return _saved(self.signals, self._rows, {}, self.zero_run, self.silence_rate)
+        flat = array("d", [v for row in self._rows for v in row])
+        return _saved(self.signals, flat, len(self._rows), {}, self.zero_run, self.silence_rate)
 
     def forget_alerts(self) -> list[str]:
         return self.hot.forget_alerts() if self.hot is not None else []
@@ -455,7 +456,9 @@ class CompiledDetector(_Alerting):
         self._kind = bytearray()
         self._up = bytearray()
         self._down = bytearray()
-        self._rows: list[list[float]] = []
+        # the history, oldest first, row after row (doubles: 8 bytes a value, not a float object)
+        self._hist = array("d")
+        self._n = 0
         self.active: dict[str, Alert] = {}
         self._factor = array("d", predictive_factors(cfg.history, cfg.sigma))
         self.zero_run = 0
@@ -463,11 +466,13 @@ class CompiledDetector(_Alerting):
 
     @property
     def n(self) -> int:
-        return len(self._rows)
+        return self._n
 
     def _ensure(self, names: Iterable[str]) -> None:
         if isinstance(names, Mapping) and names.keys() <= self.cols.keys():
             return
+        width = len(self.signals)
+        fills = array("d")
         for s in names:
             if s in self.cols:
                 continue
@@ -478,9 +483,12 @@ class CompiledDetector(_Alerting):
             self._kind.append(kind)
             self._up.append(d in (UP, BOTH))
             self._down.append(d in (DOWN, BOTH))
-            fill = 0.0 if kind == COUNT else math.nan  # a class never seen before was 0 in every past window
-            for row in self._rows:
-                row.append(fill)
+            fills.append(0.0 if kind == COUNT else math.nan)  # a class never seen before was 0 in every past window
+        if fills and self._n:
+            hist, self._hist = self._hist, array("d")
+            for i in range(self._n):
+                self._hist.extend(hist[i * width : (i + 1) * width])
+                self._hist.extend(fills)
 
     def observe(self, values: Mapping[str, float | None], window: int) -> list[Change]:
         return self.observe_many([(values, window)])[0]
@@ -506,15 +514,14 @@ class CompiledDetector(_Alerting):
                 if v is not None:
                     row[cols[s]] = float(v)
             filled.append(row)
-        hist = self._rows
-        flat = array("d", [v for row in hist for v in row])
+        flat = array("d", self._hist)
         for row in filled:
             flat.extend(row)
         ev = self.cols.get("events")
         cfg = self.cfg
         mean_b, sigma_b, codes, flags, cnt_ev = _judge_c(
             flat,
-            len(hist),
+            self._n,
             nk,
             ncols,
             self._kind,
@@ -550,12 +557,13 @@ class CompiledDetector(_Alerting):
                 rate = means[i * ncols + ev] if cnt_ev[i] >= cfg.min_history else 0.0
                 changes += self._silence_at(values.get("events"), partial(float, rate), window)
             out.append(changes)
-        rows = hist + filled
-        self._rows = rows[-cfg.history :] if len(rows) > cfg.history else rows
+        keep = min(self._n + nk, cfg.history)  # a group longer than the history keeps its newest rows
+        self._hist = flat[(self._n + nk - keep) * ncols :]
+        self._n = keep
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return _saved(self.signals, self._rows, self.active, self.zero_run, self.silence_rate)
+        return _saved(self.signals, self._hist, self._n, self.active, self.zero_run, self.silence_rate)
 
     @classmethod
     def from_dict(cls, cfg: DetectorConfig, d: Mapping[str, Any]) -> CompiledDetector | Detector:
@@ -568,7 +576,8 @@ class CompiledDetector(_Alerting):
         det._ensure(signals)
         width = len(signals)
         keep = min(rows, cfg.history)
-        det._rows = [raw[i * width : (i + 1) * width].tolist() for i in range(rows - keep, rows)]
+        det._hist = raw[(rows - keep) * width :]
+        det._n = keep
         det.active = {s: Alert(**a) for s, a in d.get("active", {}).items()}
         det.zero_run = int(d.get("zero_run", 0))
         det.silence_rate = float(d.get("silence_rate", 0.0))
