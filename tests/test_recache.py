@@ -123,3 +123,65 @@ def test_off(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert _recache.default_path() == tmp_path / "x"
     monkeypatch.delenv("SHIPPER_RE_CACHE")
     assert _recache.default_path().parent.name == "__pycache__"  # type: ignore[union-attr]
+
+
+def _make_dataclass() -> type:
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Point:
+        """A point."""
+
+        x: int
+        y: int = 2
+        tags: tuple[str, ...] = dataclasses.field(default_factory=tuple)
+
+    return Point
+
+
+def test_dataclass_methods_come_from_the_file_the_second_time(tmp_path: Path) -> None:
+    import dataclasses
+
+    path = tmp_path / "re.marshal"
+    want = _make_dataclass()
+    for hits in (0, 1):
+        cache = _recache.ReCache(path)
+        cache.install()
+        try:
+            assert vars(dataclasses)["exec"] == cache.exec
+            got = _make_dataclass()
+        finally:
+            cache.finish()
+        assert "exec" not in vars(dataclasses)  # the builtin again
+        assert (cache.hits > 0) == bool(hits)
+        p = got(1)
+        assert (p.x, p.y, p.tags, repr(p)) == (1, 2, (), repr(want(1)).replace(want.__qualname__, got.__qualname__))
+        assert got(1, 3) == got(1, 3) and got(1, 3) != got(1, 4) and hash(got(1, 3)) == hash(got(1, 3))
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            p.x = 5  # type: ignore[misc]
+        if not hits:  # fewer new entries than _MIN_NEW are not written, unless the file is new
+            assert path.exists()
+
+
+def test_a_bad_code_entry_is_compiled_again(tmp_path: Path) -> None:
+    path = tmp_path / "re.marshal"
+    cache = _recache.ReCache(path)
+    key = ("exec", "a = 1", 0)
+    for blob in (b"junk", marshal.dumps("a = 2")):  # not marshal; not a code object
+        cache.entries[key] = blob
+        ns: dict[str, object] = {}
+        cache.exec("a = 1", ns)
+        assert ns["a"] == 1 and cache.hits == 0
+
+
+def test_exec_as_the_builtin() -> None:
+    cache = _recache.ReCache(Path("/nonexistent/re.marshal"))
+    ns: dict[str, object] = {}
+    cache.exec("a = 1 + 1", ns)
+    assert ns["a"] == 2
+    cache.exec("b = a * 3", ns, ns)
+    assert ns["b"] == 6
+    here = 5
+    out: dict[str, object] = {}
+    cache.exec(compile("out['v'] = here", "<t>", "exec"), None)  # a code object, the caller's namespace
+    assert out == {"v": 5} and here == 5
