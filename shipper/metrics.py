@@ -5,12 +5,12 @@ without bound on a host that rotates logs every hour.
 
 The series are plain numbers here, with the part of prometheus_client's ``Counter``,
 ``Gauge`` and ``Histogram`` interface the agent uses (``labels``, ``inc``, ``set``,
-``set_function``, ``observe``, ``remove``), and ``render`` writes the text exposition
-(format 0.0.4) as prometheus_client's ``generate_latest`` writes it for those classes, byte
-for byte (the tests compare them). prometheus_client itself (~48 M instructions and ~1 MiB
-at import, with its exposition's http.server, wsgiref and urllib.request) is imported only
-for ``registry`` (its ``CollectorRegistry`` of these series, for tests and tools). Everything
-that counts runs on the event loop's thread, as the scrape does.
+``set_function``, ``observe``, ``remove``); prometheus_client itself (~48 M instructions
+and ~1 MiB at import, with its exposition's http.server, wsgiref and urllib.request) is
+imported at the first scrape (``registry``, ``render``), which hands it the same families
+and samples its own classes would: the exposition is its own, byte for byte (the tests
+compare). A run without a listener never imports it. Everything that counts runs on the
+event loop's thread, as the scrape does.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ _Sample = tuple[str, dict[str, str], float]
 
 
 def _go_float(f: float) -> str:
-    """A value (or a histogram bound in ``le``) as prometheus_client writes it (floatToGoString)."""
+    """A histogram bound as prometheus_client writes it in ``le`` (floatToGoString)."""
     if f == math.inf:
         return "+Inf"
     if f == -math.inf:
@@ -41,16 +41,6 @@ def _go_float(f: float) -> str:
         mantissa = f"{s[0]}.{s[1:dot]}{s[dot + 1:]}".rstrip("0.")
         return f"{mantissa}e+{dot - 1:02d}"
     return s
-
-
-def _sample_line(name: str, labels: dict[str, str], value: float) -> str:
-    if not labels:
-        return f"{name} {_go_float(value)}\n"
-    pairs = ",".join(
-        '{}="{}"'.format(k, v.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"'))
-        for k, v in sorted(labels.items())
-    )
-    return f"{name}{{{pairs}}} {_go_float(value)}\n"
 
 
 class _Counter:
@@ -314,22 +304,6 @@ class Metrics:
         return self._registry
 
     def render(self) -> bytes:
-        """The text exposition, as prometheus_client's ``generate_latest(self.registry)``."""
-        for callback in self.before_collect.callbacks:
-            callback()
-        out = []
-        for f in self.families:
-            name = f.name + "_total" if f.kind == "counter" else f.name
-            doc = f.documentation.replace("\\", r"\\").replace("\n", r"\n")
-            out.append(f"# HELP {name} {doc}\n# TYPE {name} {f.kind}\n")
-            created = []  # OpenMetrics' *_created series: a gauge family of their own, after
-            for sample, labels, value in f.series():
-                line = _sample_line(sample, labels, value)
-                if sample == f.name + "_created":
-                    created.append(line)
-                else:
-                    out.append(line)
-            if created:
-                out.append(f"# HELP {f.name}_created {doc}\n# TYPE {f.name}_created gauge\n")
-                out.extend(created)
-        return "".join(out).encode()
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)
