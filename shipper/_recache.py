@@ -29,7 +29,6 @@ import os
 import sys
 import threading
 from pathlib import Path
-from types import CodeType
 from typing import Any
 
 try:
@@ -42,8 +41,7 @@ _FUTURE_FLAGS = 0
 for _feature in __future__.all_feature_names:
     _FUTURE_FLAGS |= getattr(__future__, _feature).compiler_flag
 _real_exec = exec
-# the interpreter and its -O level (compiled code depends on it) that wrote the file
-_HEADER = ("shipper-re-cache", 2, sys.implementation.name, sys.hexversion, _sre.MAGIC, sys.flags.optimize)
+_HEADER = ("shipper-re-cache", 1, sys.implementation.name, sys.hexversion, _sre.MAGIC)
 _MAX_ENTRIES = 2000  # past it, a write keeps only what this start compiled
 # a start with fewer new patterns than this does not write: a few differ at every start
 # (email's header parser builds character classes from sets, in hash-seed order)
@@ -126,12 +124,9 @@ class ReCache:
         if type(blob) is bytes:
             try:
                 code = marshal.loads(blob)
-            except (ValueError, EOFError, TypeError):
-                code = None
-            if type(code) is CodeType:
                 self.hits += 1
                 self.used[key] = blob
-            else:
+            except (ValueError, EOFError, TypeError):
                 code = None
         if code is None:
             code = compile(source, "<string>", "exec", flags, True)

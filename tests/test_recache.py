@@ -163,17 +163,6 @@ def test_dataclass_methods_come_from_the_file_the_second_time(tmp_path: Path) ->
             assert path.exists()
 
 
-def test_a_bad_code_entry_is_compiled_again(tmp_path: Path) -> None:
-    path = tmp_path / "re.marshal"
-    cache = _recache.ReCache(path)
-    key = ("exec", "a = 1", 0)
-    for blob in (b"junk", marshal.dumps("a = 2")):  # not marshal; not a code object
-        cache.entries[key] = blob
-        ns: dict[str, object] = {}
-        cache.exec("a = 1", ns)
-        assert ns["a"] == 1 and cache.hits == 0
-
-
 def test_exec_as_the_builtin() -> None:
     cache = _recache.ReCache(Path("/nonexistent/re.marshal"))
     ns: dict[str, object] = {}
