@@ -1,5 +1,4 @@
-"""Compiled regular expressions (and dataclasses' generated methods) kept across starts,
-as Python keeps compiled modules.
+"""Compiled regular expressions kept across starts, as Python keeps compiled modules.
 
 The libraries the agent imports compile ~190 patterns at import (urllib3's URL grammar
 alone ~200 M instructions, yaml's reader and resolver ~65 M): about a quarter of a
@@ -8,9 +7,7 @@ to ``finish``, one thread), ``re``'s compiler is wrapped: a pattern seen at an e
 start is made by ``_sre.compile`` from the program recorded then (the arguments
 ``re._compiler.compile`` passed it); a new one is compiled as usual and its program
 recorded. ``finish`` puts the compiler back before anything else runs and writes the
-file when something new was recorded (at least a few patterns). The same for the methods
-``dataclasses`` writes as text and ``exec``s (~80 at a start, ~20 M instructions): their code
-objects, marshalled as in a .pyc, by text and the caller's ``__future__`` flags.
+file when something new was recorded (at least a few patterns).
 
 The file sits in the package's ``__pycache__`` beside the bytecode (nothing is written in
 a read-only install: then each start compiles as before) and is only read by the
@@ -20,10 +17,8 @@ there, or whose pattern text differs, is compiled the usual way.
 """
 
 from __future__ import annotations
-import __future__
 
 import _sre
-import dataclasses
 import marshal
 import os
 import sys
@@ -36,11 +31,6 @@ try:
 except ImportError:  # Python 3.10
     import sre_compile as _compiler
 
-# the compiler flags a `from __future__ import` sets, which exec(text) takes from its caller
-_FUTURE_FLAGS = 0
-for _feature in __future__.all_feature_names:
-    _FUTURE_FLAGS |= getattr(__future__, _feature).compiler_flag
-_real_exec = exec
 _HEADER = ("shipper-re-cache", 1, sys.implementation.name, sys.hexversion, _sre.MAGIC)
 _MAX_ENTRIES = 2000  # past it, a write keeps only what this start compiled
 # a start with fewer new patterns than this does not write: a few differ at every start
@@ -88,10 +78,10 @@ def _plain(a: Any) -> Any:
 class ReCache:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.entries: dict[tuple[Any, ...], Any] = {}
-        self.new: dict[tuple[Any, ...], Any] = {}
+        self.entries: dict[tuple[bool, Any, int], tuple[Any, ...]] = {}
+        self.new: dict[tuple[bool, Any, int], tuple[Any, ...]] = {}
         self.hits = 0
-        self.used: dict[tuple[Any, ...], Any] = {}
+        self.used: dict[tuple[bool, Any, int], tuple[Any, ...]] = {}
         self._original: Any = None
         self._lock = threading.Lock()
         try:
@@ -105,33 +95,6 @@ class ReCache:
         if self._original is None:
             self._original = _compiler.compile
             _compiler.compile = self.compile
-            dataclasses.exec = self.exec  # type: ignore[attr-defined]  # a module global before the builtin
-
-    def exec(self, source: Any, globals: Any = None, locals: Any = None) -> None:
-        """``exec`` for dataclasses' generated methods (``_create_fn``): the code object of a
-        text seen at an earlier start comes from the file (as a module's from its .pyc)."""
-        if type(source) is not str or globals is None:
-            caller = sys._getframe(1)
-            g = caller.f_globals if globals is None else globals
-            l = caller.f_locals if locals is None and globals is None else locals  # noqa: E741
-            if type(source) is not str:
-                return _real_exec(source, g, l)
-            globals, locals = g, l
-        flags = sys._getframe(1).f_code.co_flags & _FUTURE_FLAGS
-        key = ("exec", source, flags)
-        code = None
-        blob = self.entries.get(key)
-        if type(blob) is bytes:
-            try:
-                code = marshal.loads(blob)
-                self.hits += 1
-                self.used[key] = blob
-            except (ValueError, EOFError, TypeError):
-                code = None
-        if code is None:
-            code = compile(source, "<string>", "exec", flags, True)
-            self.new[key] = marshal.dumps(code)
-        return _real_exec(code, globals, locals)
 
     def compile(self, p: Any, flags: int = 0) -> Any:
         flags = int(flags)
@@ -169,8 +132,6 @@ class ReCache:
             return
         _compiler.compile = self._original
         self._original = None
-        if vars(dataclasses).get("exec") == self.exec:
-            del dataclasses.exec  # type: ignore[attr-defined]
         if len(self.new) < (_MIN_NEW if self.entries else 1):
             return
         entries = {**self.entries, **self.new}
