@@ -12,14 +12,10 @@ def entry() -> NoReturn:
     # config and the agent's imports), on again before anything runs.
     gc.disable()
     try:
-        from . import _recache
-
-        _recache.start()  # compiled regular expressions from the last start (see _recache)
         from .cli import main
     finally:
         gc.enable()
     code = main()
-    _recache.finish()  # (run: done at the end of its start-up)
     # The process ends here. Its finalization collects cycles over every object still
     # alive (all the modules' classes and functions: ~60 M instructions, 5% of a `run
     # --once` of a small file) only to free memory the exit frees anyway. Frozen, they are

@@ -89,9 +89,6 @@ def _run(path: str, once: bool) -> int:
         # idle RSS, measured (RESULTS.md).
         gc.freeze()
         gc.enable()
-    from . import _recache
-
-    _recache.finish()  # start-up's patterns compiled: re as it was before anything runs
 
     async def go() -> int:
         agent = Agent(cfg, once=once)
