@@ -122,6 +122,16 @@ HDFS_RE = re.compile(rb"^(?P<Date>.*?)\s+(?P<Time>.*?)\s+(?P<Pid>.*?)\s+(?P<Leve
                      rb"(?P<Content>.*?)$", re.S)
 FORMAT = {"plain": "plain", "python": "python", "hdfs": HDFS_FORMAT, "loghub": "loghub"}
 EXTRA: dict[str, Any] = {}
+
+
+def id_kwargs(ids: str) -> dict[str, Any]:
+    """The parser's `_id` argument: the agent's v2 key (host id 32 hex, file key 16 hex, as
+    ``shipper.registry`` makes them), or none (v1 ``prefix.offset`` ids)."""
+    if ids == "v1":
+        return {}
+    from _fastparse._ids import id_key
+
+    return {"id_key": id_key("5f0c" * 8, "00a1b2c3d4e5f607", 1)}
 #: (format, naive regex, chunks) per part of the workload; one parser per part
 WORKLOAD: list[tuple[str, Any, list[bytes]]] = []
 
@@ -251,10 +261,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--multiline", choices=["none", "auto"], default="none", help="the parsers' grouping")
     ap.add_argument("--metrics", choices=["none", "auto"], default="auto", help="the parsers' metric extraction")
     ap.add_argument("--cpu", action="store_true", help="time by the thread's CPU time, not the wall clock")
+    ap.add_argument("--ids", choices=["v1", "v2"], default="v2",
+                    help="the parsers' `_id`s: v2 (the agent's: BLAKE2b per event, the default since "
+                         "session 7) or v1 (prefix.offset, what figures before session 7 used); "
+                         "the naive baseline keeps its prefix.offset ids either way")
     args = ap.parse_args(argv)
 
     EXTRA.clear()
-    EXTRA.update(timezone="UTC", multiline=args.multiline, metrics=args.metrics)
+    EXTRA.update(timezone="UTC", multiline=args.multiline, metrics=args.metrics, **id_kwargs(args.ids))
     WORKLOAD.clear()
     if args.format == "loghub":
         WORKLOAD.extend(loghub_workload(args.lines, args.chunk))

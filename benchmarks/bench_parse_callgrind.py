@@ -42,7 +42,7 @@ def relayout(data: bytes, layout: int) -> bytes:
     return data
 
 
-def _child(tree: str, fmt: str, n: int, layout: int = 0) -> None:
+def _child(tree: str, fmt: str, n: int, layout: int = 0, ids: str = "v2") -> None:
     """Feed the workload once through ``tree``'s parser (runs under valgrind)."""
     spec = importlib.util.spec_from_file_location("bench_parse", os.path.join(HERE, "bench_parse.py"))
     assert spec is not None and spec.loader is not None
@@ -61,7 +61,7 @@ def _child(tree: str, fmt: str, n: int, layout: int = 0) -> None:
         data = bp.generate_hdfs(n) if fmt == "hdfs" else relayout(bp.generate(n), layout)
         work = [(bp.FORMAT[fmt], None, bp.chunks(data, 256 * 1024))]
     for f, _rx, parts in work:
-        p = cp.Parser(**bp.KW, timezone="UTC", multiline="auto", metrics="auto", format=f)
+        p = cp.Parser(**bp.KW, timezone="UTC", multiline="auto", metrics="auto", format=f, **bp.id_kwargs(ids))
         for c in parts:
             p.feed(c, 1795591801123)
         p.flush(1795591801123)
@@ -74,27 +74,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-n", "--lines", type=int, default=30_000)
     ap.add_argument("--layout", type=int, choices=[0, 1, 2], default=0,
                     help="--format python: the lines in this layout of the format (see above)")
+    ap.add_argument("--ids", choices=["v1", "v2"], default="v2",
+                    help="v2: the agent's per-event BLAKE2b `_id`s (default since session 7); v1: prefix.offset")
     ap.add_argument("--out", help="keep callgrind's output file here")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         if args.layout and args.format != "python":
             raise SystemExit("--layout is for --format python")
-        _child(args.tree, args.format, args.lines, args.layout)
+        _child(args.tree, args.format, args.lines, args.layout, args.ids)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or os.path.join(tmp, "callgrind.out")
         subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                         "--toggle-collect=*Parser_*feed", "--toggle-collect=*Parser_*flush",
                         sys.executable, os.path.abspath(__file__), "--child", "--tree", args.tree,
-                        "--format", args.format, "-n", str(args.lines), "--layout", str(args.layout)],
+                        "--format", args.format, "-n", str(args.lines), "--layout", str(args.layout),
+                        "--ids", args.ids],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         with open(out) as f:
             m = re.search(r"^summary:\s+(\d+)", f.read(), re.M)
         if m is None:
             raise SystemExit("no summary line in callgrind's output")
         total = int(m.group(1))
-    shown = args.format + (f" (layout {args.layout})" if args.layout else "")
+    shown = args.format + (f" (layout {args.layout})" if args.layout else "") + f", {args.ids} ids"
     print(f"{args.tree}: format {shown}, {args.lines:,} lines: {total:,} instructions in feed/flush, "
           f"{total / args.lines:,.0f} a line")
     return 0
