@@ -23,27 +23,35 @@ class Capacity:
     def __init__(self, limit: int, metrics: Metrics) -> None:
         self.limit = limit
         self.used = 0
-        self.waiting = 0  # readers waiting for room: nothing more is read until an acknowledgement
         self.on_wait: Callable[[], None] | None = None  # called when a reader begins to wait
+        # readers waiting for room and not yet woken: nothing more is read before an
+        # acknowledgement (a release wakes them all; one that still does not fit comes back)
+        self._blocked: set[object] = set()
         self._cond = asyncio.Condition()
         # read when scraped: a Gauge.set (a lock and a float) twice per chunk otherwise
         metrics.inflight_bytes.set_function(lambda: self.used)
 
+    @property
+    def waiting(self) -> int:
+        return len(self._blocked)
+
     async def acquire(self, n: int) -> None:
         async with self._cond:
-            if not (self.used == 0 or self.used + n <= self.limit):
-                self.waiting += 1
+            while not (self.used == 0 or self.used + n <= self.limit):
+                token = object()
+                self._blocked.add(token)
                 if self.on_wait is not None:
                     self.on_wait()
                 try:
-                    await self._cond.wait_for(lambda: self.used == 0 or self.used + n <= self.limit)
+                    await self._cond.wait()
                 finally:
-                    self.waiting -= 1
+                    self._blocked.discard(token)
             self.used += n
 
     async def release(self, n: int) -> None:
         async with self._cond:
             self.used -= n
+            self._blocked.clear()  # woken: they run before any further read is possible
             self._cond.notify_all()
 
     async def wait_empty(self) -> None:

@@ -14,7 +14,7 @@ from array import array
 
 from shipper.acks import Watermark
 from shipper.metrics import Metrics
-from shipper.pipeline import Part, Pipeline
+from shipper.pipeline import Capacity, Part, Pipeline
 
 
 class _Batch:
@@ -156,3 +156,26 @@ async def test_a_request_goes_out_when_readers_wait_for_room() -> None:
     await p.stop()
     flat = [n for r in requests for n in r]
     assert flat == list(range(len(flat)))
+
+
+async def test_a_reader_woken_by_an_acknowledgement_no_longer_counts_as_waiting() -> None:
+    """Once room is freed the woken reader is not waiting any more, even before it runs:
+    a sender gathering right after the acknowledgement must not cut its request short."""
+    cap = Capacity(1000, Metrics())
+    await cap.acquire(800)
+    waiter = asyncio.create_task(cap.acquire(500))
+    await asyncio.sleep(0)
+    assert cap.waiting == 1
+    await cap.release(800)
+    assert cap.waiting == 0  # the reader has not run yet
+    await waiter
+    assert cap.used == 500
+    big = asyncio.create_task(cap.acquire(600))  # woken by a release that leaves too little: waits again
+    await asyncio.sleep(0)
+    await cap.release(50)
+    for _ in range(5):  # it runs, finds 450 + 600 over 1000 and waits again
+        await asyncio.sleep(0)
+    assert cap.waiting == 1 and not big.done()
+    await cap.release(400)
+    await big
+    assert cap.used == 650 and cap.waiting == 0
