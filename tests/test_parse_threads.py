@@ -116,6 +116,7 @@ def test_worker_reads_are_longer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     """A worker is handed WORKER_READS chunks a read (a hand-off costs the loop ~200 us): the
     same events, bytes and end position as chunk by chunk on the loop, a quarter of the feeds."""
     monkeypatch.setattr(reader_mod, "CHUNK", 20_000)
+    monkeypatch.setattr(reader_mod, "WORKER_READS", 4)
     monkeypatch.setattr(reader_mod.time, "time", lambda: 1795651199.0)
     path = tmp_path / "a.log"
     path.write_bytes(corpus(6000))

@@ -13,15 +13,16 @@ next one. What stays the same:
   calls into that parser (its own task is the one awaiting); the name tables the watch
   reads (`metric_names`, `error_classes`) are a list appended under the GIL and a tuple
   fixed at construction, so a snapshot of them taken meanwhile is whole;
-- delivery: the batch is submitted by the reader exactly as before, after the feed, so
-  checkpoints, backpressure and the in-flight budget do not change; two chunks (their
-  bytes, at most `CHUNK * WORKER_READS` each, reader.py) per worker, the one it parses
-  and the next one, are the only memory added: a reader takes a turn (`turn`) before it
-  reads a chunk for a
-  worker, so readers catching up at once (a backfill of many files) do not each read a
-  chunk and queue it behind the workers (one chunk per open file, up to
-  `max_open_files` of them); the next chunk read ahead keeps a worker from waiting for
-  the loop's read between two feeds.
+- delivery: the batches are submitted by the reader in order, each after its feed (a
+  chunk's batch while the worker parses the reader's next chunk: `start`, then
+  `result`), so checkpoints, backpressure and the in-flight budget do not change; two
+  chunks (their bytes, at most `CHUNK * WORKER_READS` each, reader.py) per worker, the
+  one it parses and the next one, and a parsed batch held back per turn taken, are the
+  only memory added: a reader takes a turn (`turn`) before it reads a chunk for a
+  worker, and submits what it holds before it waits for one (`waits`), so readers
+  catching up at once (a backfill of many files) do not each read a chunk and queue it
+  behind the workers (one chunk per open file, up to `max_open_files` of them); the next
+  chunk read ahead keeps a worker from waiting for the loop's read between two feeds.
 
 Not threaded: a read smaller than `INLINE_BELOW` (a live trickle: the handoff to a
 thread and back costs more than parsing a few lines), the pure-Python parser and the

@@ -39,11 +39,14 @@ log = logging.getLogger(__name__)
 # buffers grow to and keep; 128 KiB cost no CPU over 256 KiB and ~2 MiB less peak RSS
 # in a 2 M-line backfill (benchmarks/RESULTS.md, issue 8)
 CHUNK = 128 * 1024
-# reads parsed in a worker thread (parse_threads) are this many chunks: each read is a
+# reads parsed in a worker thread (parse_threads) are this many chunks. Each read is a
 # hand-off to the worker and back (a future, a wake-up of each thread, the GIL passed twice:
-# ~200 us of the loop's time, py-spy), which 512 KiB reads pay a quarter as often. The cost:
-# the parser's buffers grow to ~4x a read and stay (`_KEEP_BYTES`), per open file
-WORKER_READS = 4
+# ~200 us of the loop's time, py-spy); 4 (512 KiB reads) paid it a quarter as often: loop
+# thread 1.01 -> 0.82 and process 1.94 -> 1.71 CPU-s per M lines on one file. But the
+# parser's buffers grow to ~4x a read and stay (`_KEEP_BYTES`), per open file: a backfill of
+# 40 files of 4 MiB peaked at 299 MiB against 145 (RESULTS.md, branch tail5). 1 until a
+# parser gives back what a large read grew
+WORKER_READS = 1
 IDLE_CHECK = 2.0  # seconds between checks of an idle file when no hint arrives
 
 
