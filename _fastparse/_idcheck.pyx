@@ -46,3 +46,28 @@ def time_ids(bytes key, Py_ssize_t n, uint64_t step=97):
     if acc == 0xFFFFFFFFFFFFFFFF:  # keeps the loop from being optimized away
         print(acc)
     return elapsed
+
+
+cdef extern from "blake2b.h" nogil:
+    int shipper_blake2b_set_impl(int impl)
+    int shipper_blake2b_impl()
+    int shipper_blake2b_best_impl()
+
+IMPLS = ("portable", "sse41", "avx2")
+
+
+def blake2b_impl():
+    """The path this module's `_id` hash uses (blake2b_id.h): portable, sse41 or avx2."""
+    return IMPLS[shipper_blake2b_impl()]
+
+
+def best_blake2b_impl():
+    """The fastest path this CPU runs."""
+    return IMPLS[shipper_blake2b_best_impl()]
+
+
+def set_blake2b_impl(name=None):
+    """Force a path of this module (None: the CPU's best capped by $SHIPPER_BLAKE2B); a path
+    the CPU lacks falls back to its best one. Returns the path set. Tests only: the parser
+    module has its own choice."""
+    return IMPLS[shipper_blake2b_set_impl(-1 if name is None else IMPLS.index(name))]
