@@ -181,26 +181,27 @@ static inline void shipper_b64url16(const uint8_t d[16], char out[SHIPPER_ID_LEN
     out[o] = a[(d[15] & 3) << 4];
 }
 
+#include "blake2b_id.h"
+
 /* `_id` contract v2: writes the 22 characters (no NUL) of the id of the event starting at
- * byte `offset` of the file generation whose key (_ids.id_key) is key[0:keylen]. */
+ * byte `offset` of the file generation whose key (_ids.id_key) is key[0:keylen]. Keys of
+ * at most 120 bytes (the agent's are 71) take the one-block path of blake2b_id.h (SIMD
+ * where the CPU has it); longer ones the generic code above. */
 static inline void shipper_event_id(const uint8_t *key, size_t keylen, uint64_t offset, char out[SHIPPER_ID_LEN]) {
-    shipper_blake2b_ctx ctx;
     uint8_t digest[16];
     int i;
     if (keylen <= 120) {  /* one block: fill it directly */
-        for (i = 0; i < 8; i++) ctx.h[i] = shipper_blake2b_iv[i];
-        ctx.h[0] ^= 0x01010000ULL ^ 16ULL;
-        memcpy(ctx.b, key, keylen);
-        for (i = 0; i < 8; i++) ctx.b[keylen + i] = (uint8_t)(offset >> (8 * i));
-        memset(ctx.b + keylen + 8, 0, 128 - keylen - 8);
-        ctx.t[0] = keylen + 8;
-        ctx.t[1] = 0;
-        if (keylen <= 72)
-            shipper_blake2b_compress_short(&ctx);
-        else
-            shipper_blake2b_compress(&ctx, 1);
-        for (i = 0; i < 16; i++) digest[i] = (uint8_t)((ctx.h[i >> 3] >> (8 * (i & 7))) & 0xFF);
+        uint8_t b[128];
+        uint64_t m[16], h[2];
+        size_t end = keylen <= 72 ? 80 : 128;  /* words 10..15 are not read for short keys */
+        memcpy(b, key, keylen);
+        for (i = 0; i < 8; i++) b[keylen + i] = (uint8_t)(offset >> (8 * i));
+        memset(b + keylen + 8, 0, end - keylen - 8);
+        for (i = 0; i < (int)(end / 8); i++) m[i] = shipper_b2b_get64(b + 8 * i);
+        shipper_b2b_id_block(m, keylen + 8, keylen <= 72, h);
+        for (i = 0; i < 16; i++) digest[i] = (uint8_t)(h[i >> 3] >> (8 * (i & 7)));
     } else {
+        shipper_blake2b_ctx ctx;
         uint8_t le[8];
         for (i = 0; i < 8; i++) le[i] = (uint8_t)(offset >> (8 * i));
         shipper_blake2b_init(&ctx, 16);

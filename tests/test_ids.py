@@ -7,8 +7,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib
+import os
 import random
 import struct
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -87,3 +90,62 @@ def test_key_rejects_bad_input() -> None:
         _ids.id_key("ab\0", "cd", 0)
     with pytest.raises(ValueError):
         _ids.id_key("ab", "cd", -1)
+
+
+# Every path of blake2b_id.h this CPU runs (portable always; sse41, avx2 where present).
+PATHS = ["portable", "sse41", "avx2"]
+
+
+@pytest.fixture(params=PATHS)
+def b2b_path(request: pytest.FixtureRequest) -> Any:
+    """Forces one path of the C `_id` hash for the test, restoring the default after."""
+    if idcheck is None:
+        pytest.skip("the test extension _fastparse._idcheck is not built")
+    want = request.param
+    if PATHS.index(want) > PATHS.index(idcheck.best_blake2b_impl()):
+        pytest.skip(f"this CPU has no {want}")
+    assert idcheck.set_blake2b_impl(want) == want
+    yield want
+    idcheck.set_blake2b_impl(None)
+
+
+def _want_id(key: bytes, offset: int) -> str:
+    digest = hashlib.blake2b(key + offset.to_bytes(8, "little"), digest_size=16).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+@needs_c
+def test_every_path_matches_hashlib(b2b_path: str) -> None:
+    """Each path against hashlib over random keys and offsets, every key length of the
+    one-block code (0..120, the short-message case <= 72 and its edge) and past it
+    (121 and more: two blocks, the generic code)."""
+    assert idcheck is not None and idcheck.blake2b_impl() == b2b_path
+    rng = random.Random(b2b_path)
+    lengths = list(range(0, 136)) + [71, 72, 73, 119, 120, 121, 128, 200, 255, 256, 1000]
+    for n in lengths:
+        for _ in range(8):
+            key = rng.randbytes(n)
+            offset = rng.choice([0, 1, 2**63, 2**64 - 1, rng.getrandbits(64), rng.getrandbits(20)])
+            assert idcheck.event_id(key, offset) == _want_id(key, offset), (b2b_path, n, offset)
+
+
+@needs_c
+def test_every_path_agent_keys(b2b_path: str) -> None:
+    """The agent's own keys (71 bytes) and consecutive offsets, as the parser makes them."""
+    assert idcheck is not None
+    k = _ids.id_key("00112233445566778899aabbccddeeff", "0123456789abcdef", 3)
+    assert len(k) == 71
+    for off in list(range(0, 300)) + [2**32 - 1, 2**32, 2**56 + 5]:
+        assert idcheck.event_id(k, off) == _want_id(k, off) == _ids.event_id_from_key(k, off)
+
+
+@needs_c
+def test_path_env_override() -> None:
+    """$SHIPPER_BLAKE2B caps the path chosen at the first id (here in a fresh process)."""
+    assert idcheck is not None
+    code = ("from _fastparse import _idcheck as c; import sys; "
+            "c.event_id(b'k', 1); sys.stdout.write(c.blake2b_impl())")
+    for want in ("portable", idcheck.best_blake2b_impl()):
+        env = dict(os.environ, SHIPPER_BLAKE2B=want)
+        got = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert got.stdout == want

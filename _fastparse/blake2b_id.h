@@ -1,0 +1,294 @@
+/* The one-block BLAKE2b-128 of shipper's `_id` contract v2, specialised and vectorised.
+ *
+ * Included by blake2b.h; `shipper_event_id` there calls `shipper_b2b_id_block` for every
+ * key of at most 120 bytes (key and offset in one 128-byte block). What is special here:
+ *   - one block, the last: t = key length + 8, f0 = ~0, no chaining between blocks;
+ *   - the state before it is constant (h = IV ^ parameter block for an unkeyed 16-byte
+ *     digest), so only the counter word of row 4 depends on the input;
+ *   - only h[0] and h[1] (the 16-byte digest) are computed at the end;
+ *   - for keys of at most 72 bytes (the agent's are 71) message words 10..15 are zero and
+ *     every message index is a constant, so the compiler drops those words' loads and adds.
+ * The rounds are the algorithm of RFC 7693 section 3.2, laid out in vectors as the BLAKE2
+ * authors' SIMD implementations do (Samuel Neves, "BLAKE2 reference source code package -
+ * optimized C implementations" and the blake2b AVX2 code, CC0 / OpenSSL / Apache 2.0):
+ * the 4x4 state as four rows, G on all four columns at once, the diagonal step by rotating
+ * rows 2..4, the 64-bit rotations by 32/24/16 as byte shuffles and by 63 as add + shift.
+ * This file is shipper's own code written from that description (no code was copied); it
+ * is tested bit for bit against hashlib in tests/test_ids.py on every path the CPU has.
+ *
+ * Paths, chosen once at the first id (per extension module) with __builtin_cpu_supports:
+ *   2 avx2   four G per instruction (256-bit rows),
+ *   1 sse41  two G per instruction (each row in two 128-bit halves; SSSE3 shuffles and
+ *            SSE4.1 inserts),
+ *   0 portable, the scalar rounds of blake2b.h (the only path off x86 or without GCC/clang).
+ * SHIPPER_BLAKE2B=portable|sse41|avx2 in the environment caps the choice (a path the CPU
+ * lacks falls back to the best one it has), and shipper_blake2b_set_impl() sets it (tests).
+ * Only these functions carry target attributes: the extension itself is built for the
+ * baseline ISA and stays portable.
+ */
+#ifndef SHIPPER_BLAKE2B_ID_H
+#define SHIPPER_BLAKE2B_ID_H
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(SHIPPER_BLAKE2B_NO_SIMD)
+#define SHIPPER_B2B_X86 1
+#include <immintrin.h>
+#else
+#define SHIPPER_B2B_X86 0
+#endif
+
+#define SHIPPER_B2B_PORTABLE 0
+#define SHIPPER_B2B_SSE41 1
+#define SHIPPER_B2B_AVX2 2
+
+/* h = IV ^ parameter block (digest length 16, key length 0, fanout 1, depth 1). */
+#define SHIPPER_B2B_H0 (0x6A09E667F3BCC908ULL ^ 0x01010010ULL)
+
+/* Scalar: blake2b.h's unrolled rounds on the constant initial state. m[] holds the block as
+ * little-endian words; `t0` is the message length. */
+#define SHIPPER_B2B_ID_PORTABLE_BODY                                                      \
+    uint64_t v[16];                                                                       \
+    int i;                                                                                \
+    for (i = 0; i < 8; i++) {                                                             \
+        v[i] = shipper_blake2b_iv[i];                                                     \
+        v[i + 8] = shipper_blake2b_iv[i];                                                 \
+    }                                                                                     \
+    v[0] = SHIPPER_B2B_H0;                                                                \
+    v[12] ^= t0;                                                                          \
+    v[14] = ~v[14];                                                                       \
+    SHIPPER_B2B_ROUNDS();                                                                 \
+    out[0] = SHIPPER_B2B_H0 ^ v[0] ^ v[8];                                                \
+    out[1] = shipper_blake2b_iv[1] ^ v[1] ^ v[9];
+
+static inline void shipper_b2b_id_portable_short(const uint64_t *m, uint64_t t0, uint64_t out[2]) {
+#define SHIPPER_B2B_MSG(i) ((i) < 10 ? m[(i) < 10 ? (i) : 0] : (uint64_t)0)
+    SHIPPER_B2B_ID_PORTABLE_BODY
+#undef SHIPPER_B2B_MSG
+}
+
+static inline void shipper_b2b_id_portable_full(const uint64_t *m, uint64_t t0, uint64_t out[2]) {
+#define SHIPPER_B2B_MSG(i) m[i]
+    SHIPPER_B2B_ID_PORTABLE_BODY
+#undef SHIPPER_B2B_MSG
+}
+
+#if SHIPPER_B2B_X86
+
+/* ---- AVX2: row k of the state in one __m256i (lane i = column i). ---- */
+#define SHIPPER_AVX2_ROT32(x) _mm256_shuffle_epi32((x), _MM_SHUFFLE(2, 3, 0, 1))
+#define SHIPPER_AVX2_ROT24(x) _mm256_shuffle_epi8((x), r24)
+#define SHIPPER_AVX2_ROT16(x) _mm256_shuffle_epi8((x), r16)
+#define SHIPPER_AVX2_ROT63(x) _mm256_xor_si256(_mm256_srli_epi64((x), 63), _mm256_add_epi64((x), (x)))
+
+#define SHIPPER_AVX2_G(x, y)                                               \
+    do {                                                                   \
+        a = _mm256_add_epi64(_mm256_add_epi64(a, (x)), b);                 \
+        d = SHIPPER_AVX2_ROT32(_mm256_xor_si256(d, a));                    \
+        c = _mm256_add_epi64(c, d);                                        \
+        b = SHIPPER_AVX2_ROT24(_mm256_xor_si256(b, c));                    \
+        a = _mm256_add_epi64(_mm256_add_epi64(a, (y)), b);                 \
+        d = SHIPPER_AVX2_ROT16(_mm256_xor_si256(d, a));                    \
+        c = _mm256_add_epi64(c, d);                                        \
+        b = SHIPPER_AVX2_ROT63(_mm256_xor_si256(b, c));                    \
+    } while (0)
+
+/* _mm256_set_epi64x takes lanes high to low: lane i gets the message word of column i. */
+#define SHIPPER_AVX2_MSG4(r, j0, j1, j2, j3)                                                  \
+    _mm256_set_epi64x((long long)SHIPPER_B2B_MSG(shipper_blake2b_sigma[r][j3]),               \
+                      (long long)SHIPPER_B2B_MSG(shipper_blake2b_sigma[r][j2]),               \
+                      (long long)SHIPPER_B2B_MSG(shipper_blake2b_sigma[r][j1]),               \
+                      (long long)SHIPPER_B2B_MSG(shipper_blake2b_sigma[r][j0]))
+
+/* The diagonal step keeps row 2 (the last one G computes, on the critical path) and rotates
+ * rows 1, 3 and 4, whose permutes overlap G's tail: lane j then holds the diagonal G
+ * number (j+3)%4, i.e. v[(j+3)%4], v[4+j], v[8+(j+1)%4], v[12+(j+2)%4]. */
+#define SHIPPER_AVX2_ROUND(r)                                                                 \
+    do {                                                                                      \
+        SHIPPER_AVX2_G(SHIPPER_AVX2_MSG4(r, 0, 2, 4, 6), SHIPPER_AVX2_MSG4(r, 1, 3, 5, 7));  \
+        a = _mm256_permute4x64_epi64(a, _MM_SHUFFLE(2, 1, 0, 3));                             \
+        c = _mm256_permute4x64_epi64(c, _MM_SHUFFLE(0, 3, 2, 1));                             \
+        d = _mm256_permute4x64_epi64(d, _MM_SHUFFLE(1, 0, 3, 2));                             \
+        SHIPPER_AVX2_G(SHIPPER_AVX2_MSG4(r, 14, 8, 10, 12), SHIPPER_AVX2_MSG4(r, 15, 9, 11, 13)); \
+        a = _mm256_permute4x64_epi64(a, _MM_SHUFFLE(0, 3, 2, 1));                             \
+        c = _mm256_permute4x64_epi64(c, _MM_SHUFFLE(2, 1, 0, 3));                             \
+        d = _mm256_permute4x64_epi64(d, _MM_SHUFFLE(1, 0, 3, 2));                             \
+    } while (0)
+
+#define SHIPPER_AVX2_BODY                                                                      \
+    const __m256i r24 = _mm256_setr_epi8(3, 4, 5, 6, 7, 0, 1, 2, 11, 12, 13, 14, 15, 8, 9, 10, \
+                                         3, 4, 5, 6, 7, 0, 1, 2, 11, 12, 13, 14, 15, 8, 9, 10); \
+    const __m256i r16 = _mm256_setr_epi8(2, 3, 4, 5, 6, 7, 0, 1, 10, 11, 12, 13, 14, 15, 8, 9, \
+                                         2, 3, 4, 5, 6, 7, 0, 1, 10, 11, 12, 13, 14, 15, 8, 9); \
+    const __m256i h0 = _mm256_set_epi64x((long long)0xA54FF53A5F1D36F1ULL, (long long)0x3C6EF372FE94F82BULL, \
+                                         (long long)0xBB67AE8584CAA73BULL, (long long)SHIPPER_B2B_H0); \
+    __m256i a = h0;                                                                            \
+    __m256i b = _mm256_set_epi64x((long long)0x5BE0CD19137E2179ULL, (long long)0x1F83D9ABFB41BD6BULL, \
+                                  (long long)0x9B05688C2B3E6C1FULL, (long long)0x510E527FADE682D1ULL); \
+    __m256i c = _mm256_set_epi64x((long long)0xA54FF53A5F1D36F1ULL, (long long)0x3C6EF372FE94F82BULL, \
+                                  (long long)0xBB67AE8584CAA73BULL, (long long)0x6A09E667F3BCC908ULL); \
+    __m256i d = _mm256_set_epi64x((long long)0x5BE0CD19137E2179ULL, (long long)~0x1F83D9ABFB41BD6BULL, \
+                                  (long long)0x9B05688C2B3E6C1FULL, (long long)(0x510E527FADE682D1ULL ^ t0)); \
+    __m128i res;                                                                               \
+    SHIPPER_AVX2_ROUND(0); SHIPPER_AVX2_ROUND(1); SHIPPER_AVX2_ROUND(2); SHIPPER_AVX2_ROUND(3); \
+    SHIPPER_AVX2_ROUND(4); SHIPPER_AVX2_ROUND(5); SHIPPER_AVX2_ROUND(6); SHIPPER_AVX2_ROUND(7); \
+    SHIPPER_AVX2_ROUND(8); SHIPPER_AVX2_ROUND(9); SHIPPER_AVX2_ROUND(10); SHIPPER_AVX2_ROUND(11); \
+    res = _mm256_castsi256_si128(_mm256_xor_si256(h0, _mm256_xor_si256(a, c)));               \
+    _mm_storeu_si128((__m128i *)(void *)out, res);
+
+__attribute__((target("avx2"))) static void shipper_b2b_id_avx2_short(const uint64_t *m, uint64_t t0,
+                                                                     uint64_t out[2]) {
+#define SHIPPER_B2B_MSG(i) ((i) < 10 ? m[(i) < 10 ? (i) : 0] : (uint64_t)0)
+    SHIPPER_AVX2_BODY
+#undef SHIPPER_B2B_MSG
+}
+
+__attribute__((target("avx2"))) static void shipper_b2b_id_avx2_full(const uint64_t *m, uint64_t t0,
+                                                                    uint64_t out[2]) {
+#define SHIPPER_B2B_MSG(i) m[i]
+    SHIPPER_AVX2_BODY
+#undef SHIPPER_B2B_MSG
+}
+
+/* ---- SSE4.1: each row in two __m128i, l (columns 0, 1) and h (columns 2, 3). ---- */
+#define SHIPPER_SSE_ROT32(x) _mm_shuffle_epi32((x), _MM_SHUFFLE(2, 3, 0, 1))
+#define SHIPPER_SSE_ROT24(x) _mm_shuffle_epi8((x), r24)
+#define SHIPPER_SSE_ROT16(x) _mm_shuffle_epi8((x), r16)
+#define SHIPPER_SSE_ROT63(x) _mm_xor_si128(_mm_srli_epi64((x), 63), _mm_add_epi64((x), (x)))
+
+#define SHIPPER_SSE_HALF(xl, xh, R2, R3)                                       \
+    do {                                                                       \
+        al = _mm_add_epi64(_mm_add_epi64(al, (xl)), bl);                       \
+        ah = _mm_add_epi64(_mm_add_epi64(ah, (xh)), bh);                       \
+        dl = R2(_mm_xor_si128(dl, al));                                        \
+        dh = R2(_mm_xor_si128(dh, ah));                                        \
+        cl = _mm_add_epi64(cl, dl);                                            \
+        ch = _mm_add_epi64(ch, dh);                                            \
+        bl = R3(_mm_xor_si128(bl, cl));                                        \
+        bh = R3(_mm_xor_si128(bh, ch));                                        \
+    } while (0)
+
+#define SHIPPER_SSE_MSG2(r, j0, j1)                                            \
+    _mm_set_epi64x((long long)SHIPPER_B2B_MSG(shipper_blake2b_sigma[r][j1]),  \
+                   (long long)SHIPPER_B2B_MSG(shipper_blake2b_sigma[r][j0]))
+
+#define SHIPPER_SSE_STEP(r, k)                                                                   \
+    do {                                                                                         \
+        SHIPPER_SSE_HALF(SHIPPER_SSE_MSG2(r, k + 0, k + 2), SHIPPER_SSE_MSG2(r, k + 4, k + 6),   \
+                         SHIPPER_SSE_ROT32, SHIPPER_SSE_ROT24);                                  \
+        SHIPPER_SSE_HALF(SHIPPER_SSE_MSG2(r, k + 1, k + 3), SHIPPER_SSE_MSG2(r, k + 5, k + 7),   \
+                         SHIPPER_SSE_ROT16, SHIPPER_SSE_ROT63);                                  \
+    } while (0)
+
+/* Row 2 becomes (v5 v6 | v7 v4), row 3 (v10 v11 | v8 v9), row 4 (v15 v12 | v13 v14); and back. */
+#define SHIPPER_SSE_ROUND(r)                                                                     \
+    do {                                                                                         \
+        __m128i t_, u_;                                                                          \
+        SHIPPER_SSE_STEP(r, 0);                                                                  \
+        t_ = _mm_alignr_epi8(bh, bl, 8); u_ = _mm_alignr_epi8(bl, bh, 8); bl = t_; bh = u_;      \
+        t_ = cl; cl = ch; ch = t_;                                                               \
+        t_ = _mm_alignr_epi8(dl, dh, 8); u_ = _mm_alignr_epi8(dh, dl, 8); dl = t_; dh = u_;      \
+        SHIPPER_SSE_STEP(r, 8);                                                                  \
+        t_ = _mm_alignr_epi8(bl, bh, 8); u_ = _mm_alignr_epi8(bh, bl, 8); bl = t_; bh = u_;      \
+        t_ = cl; cl = ch; ch = t_;                                                               \
+        t_ = _mm_alignr_epi8(dh, dl, 8); u_ = _mm_alignr_epi8(dl, dh, 8); dl = t_; dh = u_;      \
+    } while (0)
+
+#define SHIPPER_SSE_BODY                                                                         \
+    const __m128i r24 = _mm_setr_epi8(3, 4, 5, 6, 7, 0, 1, 2, 11, 12, 13, 14, 15, 8, 9, 10);     \
+    const __m128i r16 = _mm_setr_epi8(2, 3, 4, 5, 6, 7, 0, 1, 10, 11, 12, 13, 14, 15, 8, 9);     \
+    const __m128i h0l = _mm_set_epi64x((long long)0xBB67AE8584CAA73BULL, (long long)SHIPPER_B2B_H0); \
+    __m128i al = h0l;                                                                            \
+    __m128i ah = _mm_set_epi64x((long long)0xA54FF53A5F1D36F1ULL, (long long)0x3C6EF372FE94F82BULL); \
+    __m128i bl = _mm_set_epi64x((long long)0x9B05688C2B3E6C1FULL, (long long)0x510E527FADE682D1ULL); \
+    __m128i bh = _mm_set_epi64x((long long)0x5BE0CD19137E2179ULL, (long long)0x1F83D9ABFB41BD6BULL); \
+    __m128i cl = _mm_set_epi64x((long long)0xBB67AE8584CAA73BULL, (long long)0x6A09E667F3BCC908ULL); \
+    __m128i ch = _mm_set_epi64x((long long)0xA54FF53A5F1D36F1ULL, (long long)0x3C6EF372FE94F82BULL); \
+    __m128i dl = _mm_set_epi64x((long long)0x9B05688C2B3E6C1FULL, (long long)(0x510E527FADE682D1ULL ^ t0)); \
+    __m128i dh = _mm_set_epi64x((long long)0x5BE0CD19137E2179ULL, (long long)~0x1F83D9ABFB41BD6BULL); \
+    SHIPPER_SSE_ROUND(0); SHIPPER_SSE_ROUND(1); SHIPPER_SSE_ROUND(2); SHIPPER_SSE_ROUND(3);      \
+    SHIPPER_SSE_ROUND(4); SHIPPER_SSE_ROUND(5); SHIPPER_SSE_ROUND(6); SHIPPER_SSE_ROUND(7);      \
+    SHIPPER_SSE_ROUND(8); SHIPPER_SSE_ROUND(9); SHIPPER_SSE_ROUND(10); SHIPPER_SSE_ROUND(11);    \
+    (void)ah; (void)ch;                                                                          \
+    _mm_storeu_si128((__m128i *)(void *)out, _mm_xor_si128(h0l, _mm_xor_si128(al, cl)));
+
+__attribute__((target("sse4.1,ssse3"))) static void shipper_b2b_id_sse41_short(const uint64_t *m, uint64_t t0,
+                                                                              uint64_t out[2]) {
+#define SHIPPER_B2B_MSG(i) ((i) < 10 ? m[(i) < 10 ? (i) : 0] : (uint64_t)0)
+    SHIPPER_SSE_BODY
+#undef SHIPPER_B2B_MSG
+}
+
+__attribute__((target("sse4.1,ssse3"))) static void shipper_b2b_id_sse41_full(const uint64_t *m, uint64_t t0,
+                                                                             uint64_t out[2]) {
+#define SHIPPER_B2B_MSG(i) m[i]
+    SHIPPER_SSE_BODY
+#undef SHIPPER_B2B_MSG
+}
+
+#endif /* SHIPPER_B2B_X86 */
+
+/* The path in use: -1 until the first id chooses it. */
+static int shipper_b2b_impl = -1;
+
+/* The best path this CPU runs (x86 with GCC/clang), else portable. */
+static int shipper_blake2b_best_impl(void) {
+#if SHIPPER_B2B_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2")) return SHIPPER_B2B_AVX2;
+    if (__builtin_cpu_supports("sse4.1") && __builtin_cpu_supports("ssse3")) return SHIPPER_B2B_SSE41;
+#endif
+    return SHIPPER_B2B_PORTABLE;
+}
+
+static const char *const shipper_b2b_impl_names[3] = {"portable", "sse41", "avx2"};
+
+/* Sets the path to `impl` (0 portable, 1 sse41, 2 avx2), or the best one the CPU has when
+ * it lacks `impl`, or for -1 the CPU's best capped by $SHIPPER_BLAKE2B. Returns the path set. */
+static int shipper_blake2b_set_impl(int impl) {
+    int best = shipper_blake2b_best_impl();
+    if (impl < 0) {
+        const char *env = getenv("SHIPPER_BLAKE2B");
+        impl = best;
+        if (env != NULL) {
+            int i;
+            for (i = 0; i < 3; i++)
+                if (strcmp(env, shipper_b2b_impl_names[i]) == 0) impl = i;
+        }
+    }
+    if (impl > best) impl = best;
+    shipper_b2b_impl = impl;
+    return impl;
+}
+
+static inline int shipper_blake2b_impl(void) {
+    int impl = shipper_b2b_impl;
+    if (__builtin_expect(impl < 0, 0)) impl = shipper_blake2b_set_impl(-1);
+    return impl;
+}
+
+/* The 16-byte digest (as two little-endian words) of one last block m[0..15] holding `t0`
+ * (<= 128) message bytes; `short_msg`: words 10..15 are zero (t0 <= 80). */
+static inline void shipper_b2b_id_block(const uint64_t *m, uint64_t t0, int short_msg, uint64_t out[2]) {
+    switch (shipper_blake2b_impl()) {
+#if SHIPPER_B2B_X86
+    case SHIPPER_B2B_AVX2:
+        if (short_msg) shipper_b2b_id_avx2_short(m, t0, out);
+        else shipper_b2b_id_avx2_full(m, t0, out);
+        return;
+    case SHIPPER_B2B_SSE41:
+        if (short_msg) shipper_b2b_id_sse41_short(m, t0, out);
+        else shipper_b2b_id_sse41_full(m, t0, out);
+        return;
+#endif
+    default:
+        if (short_msg) shipper_b2b_id_portable_short(m, t0, out);
+        else shipper_b2b_id_portable_full(m, t0, out);
+        return;
+    }
+}
+
+#endif /* SHIPPER_BLAKE2B_ID_H */
