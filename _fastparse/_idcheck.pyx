@@ -51,7 +51,7 @@ def time_ids(bytes key, Py_ssize_t n, uint64_t step=97):
 cdef extern from "blake2b.h" nogil:
     int shipper_blake2b_set_impl(int impl)
     int shipper_blake2b_impl()
-    int shipper_blake2b_best_impl()
+    int shipper_blake2b_has_impl(int impl)
 
 IMPLS = ("portable", "sse41", "avx2")
 
@@ -61,13 +61,13 @@ def blake2b_impl():
     return IMPLS[shipper_blake2b_impl()]
 
 
-def best_blake2b_impl():
-    """The fastest path this CPU runs."""
-    return IMPLS[shipper_blake2b_best_impl()]
+def blake2b_impls():
+    """The paths this CPU runs (portable always)."""
+    return tuple(name for i, name in enumerate(IMPLS) if shipper_blake2b_has_impl(i))
 
 
 def set_blake2b_impl(name=None):
-    """Force a path of this module (None: the CPU's best capped by $SHIPPER_BLAKE2B); a path
-    the CPU lacks falls back to its best one. Returns the path set. Tests only: the parser
+    """Force a path of this module (None: $SHIPPER_BLAKE2B's, else the default); a path the
+    CPU lacks falls back to the default one. Returns the path set. Tests only: the parser
     module has its own choice."""
     return IMPLS[shipper_blake2b_set_impl(-1 if name is None else IMPLS.index(name))]
