@@ -166,19 +166,29 @@ static inline void shipper_blake2b_final(shipper_blake2b_ctx *ctx, void *out) {
 
 #define SHIPPER_ID_LEN 22
 
-/* base64url without padding of 16 bytes: 22 characters. */
-static inline void shipper_b64url16(const uint8_t d[16], char out[SHIPPER_ID_LEN]) {
+/* base64url without padding of a 16-byte digest given as its two little-endian words
+ * (h[0] holds bytes 0..7): 22 characters. Each character is 6 bits of a big-endian
+ * 64-bit window: bytes 0..5, 6..11, then 12..15 (whose last character takes the final 2
+ * bits and 4 zero bits, as base64 pads). */
+static inline uint64_t shipper_b2b_bswap64(uint64_t x) {
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_bswap64(x);
+#else
+    uint64_t y = 0;
+    int i;
+    for (i = 0; i < 8; i++) y = (y << 8) | ((x >> (8 * i)) & 0xFF);
+    return y;
+#endif
+}
+
+static inline void shipper_b64url_words(const uint64_t h[2], char out[SHIPPER_ID_LEN]) {
     static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    int i, o = 0;
-    for (i = 0; i < 15; i += 3) {
-        uint32_t x = ((uint32_t)d[i] << 16) | ((uint32_t)d[i + 1] << 8) | d[i + 2];
-        out[o++] = a[(x >> 18) & 63];
-        out[o++] = a[(x >> 12) & 63];
-        out[o++] = a[(x >> 6) & 63];
-        out[o++] = a[x & 63];
-    }
-    out[o++] = a[d[15] >> 2];
-    out[o] = a[(d[15] & 3) << 4];
+    uint64_t x = shipper_b2b_bswap64(h[0]), y = shipper_b2b_bswap64(h[1]);
+    uint64_t z = (x << 48) | (y >> 16), w = y << 32;
+    int i;
+    for (i = 0; i < 8; i++) out[i] = a[(x >> (58 - 6 * i)) & 63];
+    for (i = 0; i < 8; i++) out[8 + i] = a[(z >> (58 - 6 * i)) & 63];
+    for (i = 0; i < 6; i++) out[16 + i] = a[(w >> (58 - 6 * i)) & 63];
 }
 
 #include "blake2b_id.h"
@@ -188,28 +198,39 @@ static inline void shipper_b64url16(const uint8_t d[16], char out[SHIPPER_ID_LEN
  * at most 120 bytes (the agent's are 71) take the one-block path of blake2b_id.h (SIMD
  * where the CPU has it); longer ones the generic code above. */
 static inline void shipper_event_id(const uint8_t *key, size_t keylen, uint64_t offset, char out[SHIPPER_ID_LEN]) {
-    uint8_t digest[16];
-    int i;
-    if (keylen <= 120) {  /* one block: fill it directly */
-        uint8_t b[128];
-        uint64_t m[16], h[2];
-        size_t end = keylen <= 72 ? 80 : 128;  /* words 10..15 are not read for short keys */
-        memcpy(b, key, keylen);
-        for (i = 0; i < 8; i++) b[keylen + i] = (uint8_t)(offset >> (8 * i));
-        memset(b + keylen + 8, 0, end - keylen - 8);
-        for (i = 0; i < (int)(end / 8); i++) m[i] = shipper_b2b_get64(b + 8 * i);
-        shipper_b2b_id_block(m, keylen + 8, keylen <= 72, h);
-        for (i = 0; i < 16; i++) digest[i] = (uint8_t)(h[i >> 3] >> (8 * (i & 7)));
-    } else {
+    uint64_t h[2];
+    if (keylen <= 120) {  /* one block: its message words straight from the key */
+        uint64_t m[16];
+        size_t full = keylen >> 3, r = keylen & 7, i, n = keylen <= 72 ? 10 : 16;
+        for (i = 0; i < full; i++) m[i] = shipper_b2b_get64(key + 8 * i);
+        if (r) {  /* the key's last r bytes, then the offset across two words */
+            uint64_t t = 0;
+            size_t j;
+            for (j = 0; j < r; j++) t |= (uint64_t)key[8 * full + j] << (8 * j);
+            m[full] = t | (offset << (8 * r));
+            m[full + 1] = offset >> (64 - 8 * r);
+            i = full + 2;
+        } else {
+            m[full] = offset;
+            i = full + 1;
+        }
+        for (; i < n; i++) m[i] = 0;  /* words 10..15 are not read for short keys */
+        shipper_b2b_id_block(m, keylen + 8, keylen <= 72, out);
+        return;
+    }
+    {
         shipper_blake2b_ctx ctx;
-        uint8_t le[8];
+        uint8_t le[8], digest[16];
+        int i;
         for (i = 0; i < 8; i++) le[i] = (uint8_t)(offset >> (8 * i));
         shipper_blake2b_init(&ctx, 16);
         shipper_blake2b_update(&ctx, key, keylen);
         shipper_blake2b_update(&ctx, le, 8);
         shipper_blake2b_final(&ctx, digest);
+        h[0] = shipper_b2b_get64(digest);
+        h[1] = shipper_b2b_get64(digest + 8);
+        shipper_b64url_words(h, out);
     }
-    shipper_b64url16(digest, out);
 }
 
 #endif /* SHIPPER_BLAKE2B_H */
