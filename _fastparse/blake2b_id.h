@@ -37,8 +37,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && \
-    !defined(SHIPPER_BLAKE2B_NO_SIMD)
+/* x86-64 only (the vector base64 uses a 64-bit move), GCC or clang (target attributes,
+ * __builtin_cpu_supports); SHIPPER_BLAKE2B_NO_SIMD builds the portable path alone. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(SHIPPER_BLAKE2B_NO_SIMD)
 #define SHIPPER_B2B_X86 1
 #include <immintrin.h>
 #else
@@ -322,7 +323,7 @@ static int shipper_blake2b_set_impl(int impl) {
 
 static inline int shipper_blake2b_impl(void) {
     int impl = shipper_b2b_impl;
-    if (__builtin_expect(impl < 0, 0)) impl = shipper_blake2b_set_impl(-1);
+    if (impl < 0) impl = shipper_blake2b_set_impl(-1);
     return impl;
 }
 
