@@ -26,6 +26,8 @@ IDCHECK_PYX = os.path.join("_fastparse", "_idcheck.pyx")
 IDCHECK_C = os.path.join("_fastparse", "_idcheck.c")
 COUNTING_PYX = os.path.join("_fastparse", "_counting.pyx")  # the anomaly counters' fold (counters.py)
 COUNTING_C = os.path.join("_fastparse", "_counting.c")
+# The `_id` hash headers: an edit to them rebuilds the modules that include them.
+ID_HEADERS = [os.path.join("_fastparse", "blake2b.h"), os.path.join("_fastparse", "blake2b_id.h")]
 
 
 def _warn(msg: str) -> None:
@@ -52,10 +54,10 @@ def _extensions() -> list[Extension]:
             return exts
         _warn("Cython is not installed: _fastparse._cparser is not built.")
         return []
-    ext = Extension("_fastparse._cparser", [PYX], extra_compile_args=compile_args)
+    ext = Extension("_fastparse._cparser", [PYX], extra_compile_args=compile_args, depends=ID_HEADERS)
     # Test-only access to the C `_id` hash (blake2b.h) for tests/test_ids.py and the
     # id benchmarks; the parser includes the same header itself. Not needed at run time.
-    idcheck = Extension("_fastparse._idcheck", [IDCHECK_PYX], extra_compile_args=compile_args)
+    idcheck = Extension("_fastparse._idcheck", [IDCHECK_PYX], extra_compile_args=compile_args, depends=ID_HEADERS)
     counting = Extension("_fastparse._counting", [COUNTING_PYX], extra_compile_args=compile_args)
     return cythonize(
         [ext, idcheck, counting],
