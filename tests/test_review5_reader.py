@@ -19,6 +19,16 @@ from shipper.tail.parsing import INLINE, ParsePool
 from tests.test_parse_threads import corpus, reader_for
 
 
+def _setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Registry]:
+    """Chunks of 20,000 bytes, one a read; a fixed clock; the corpus of test_parse_threads."""
+    monkeypatch.setattr(reader_mod, "CHUNK", 20_000)
+    monkeypatch.setattr(reader_mod, "WORKER_READS", 1)
+    monkeypatch.setattr(reader_mod.time, "time", lambda: 1795651199.0)
+    path = tmp_path / "a.log"
+    path.write_bytes(corpus(6000))
+    return path, Registry(tmp_path / "data")
+
+
 def _contiguous(got: list[tuple[bytes, int, int, int]]) -> None:
     for a, b in itertools.pairwise(got):
         assert b[2] == a[3]  # each batch starts where the one before ended
@@ -29,11 +39,7 @@ def _contiguous(got: list[tuple[bytes, int, int, int]]) -> None:
 def test_a_reader_stopped_mid_file_hands_over_what_it_parsed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: int, after: int
 ) -> None:
-    monkeypatch.setattr(reader_mod, "CHUNK", 20_000)
-    monkeypatch.setattr(reader_mod, "WORKER_READS", 1)
-    path = tmp_path / "a.log"
-    path.write_bytes(corpus(6000))
-    reg = Registry(tmp_path / "data")
+    path, reg = _setup(tmp_path, monkeypatch)
     pool = ParsePool(threads) if threads else INLINE
     r, cap = reader_for(reg, path, pool)
     r.once = False
@@ -58,13 +64,8 @@ def test_a_reader_stopped_mid_file_hands_over_what_it_parsed(
 def test_a_file_deleted_mid_read_is_handed_over_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: int
 ) -> None:
-    monkeypatch.setattr(reader_mod, "CHUNK", 20_000)
-    monkeypatch.setattr(reader_mod, "WORKER_READS", 1)
-    monkeypatch.setattr(reader_mod.time, "time", lambda: 1795651199.0)
-    path = tmp_path / "a.log"
-    path.write_bytes(corpus(6000))
+    path, reg = _setup(tmp_path, monkeypatch)
     size = path.stat().st_size
-    reg = Registry(tmp_path / "data")
     r0, cap0 = reader_for(reg, path, INLINE)
     asyncio.run(r0.run())
     pool = ParsePool(threads) if threads else INLINE
