@@ -228,6 +228,7 @@ class Agent:
             t.stop()
         if notifier:
             notifier.stop()
+        await self.pipeline.capacity.close()  # readers waiting for room end too
         await asyncio.gather(*tails, return_exceptions=True)
         for t in self.inputs:
             await asyncio.gather(*t.tasks, return_exceptions=True)
