@@ -63,3 +63,21 @@ async def test_a_closed_capacity_stops_its_waiters_and_lets_what_fits_pass() -> 
     with pytest.raises(asyncio.CancelledError):
         await cap.acquire(500)  # would wait: refused at once
     assert cap.used == 900
+
+
+def test_sigterm_ends_run_once_waiting_for_acknowledgements(agent_factory: Any, tmp_path: Path) -> None:
+    """`run --once` has read everything and waits (without a deadline) for it to be
+    acknowledged; with Elasticsearch unreachable, SIGTERM must still end it."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.log").write_text("".join(f"2026-11-25 07:30:01,123 - t - INFO - line {i}\n" for i in range(100)))
+    agent = agent_factory({
+        "data_dir": str(tmp_path / "data"),
+        "inputs": [{"id": "down", "paths": [f"{logs}/*.log"], "format": "python"}],
+        "output": {"elasticsearch": {"hosts": [f"http://127.0.0.1:{_closed_port()}"]}},
+        "shutdown_timeout": "1s",
+    })
+    agent.start("--once")
+    wait_for(lambda: "failed" in agent.log(), 60, "a refused request")
+    agent.signal(signal.SIGTERM)
+    assert agent.wait(60) == 0, agent.log()
