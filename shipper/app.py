@@ -166,8 +166,11 @@ class Agent:
                 waiters: list[asyncio.Future[Any]] = [done, stop]
                 await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
                 if not self._stop.is_set():
-                    # everything read: wait (without a deadline) until all of it is acknowledged
-                    await self.pipeline.capacity.wait_empty()
+                    # everything read: wait (without a deadline) until all of it is acknowledged,
+                    # or a signal (the output may never answer: SIGTERM waited forever then)
+                    empty = asyncio.ensure_future(self.pipeline.capacity.wait_empty())
+                    await asyncio.wait([empty, stop], return_when=asyncio.FIRST_COMPLETED)
+                    empty.cancel()
                 stop.cancel()
             else:
                 await self._stop.wait()
@@ -228,6 +231,7 @@ class Agent:
             t.stop()
         if notifier:
             notifier.stop()
+        await self.pipeline.capacity.close()  # readers waiting for room end too
         await asyncio.gather(*tails, return_exceptions=True)
         for t in self.inputs:
             await asyncio.gather(*t.tasks, return_exceptions=True)

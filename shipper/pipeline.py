@@ -27,6 +27,7 @@ class Capacity:
         # readers waiting for room and not yet woken: nothing more is read before an
         # acknowledgement (a release wakes them all; one that still does not fit comes back)
         self._blocked: set[object] = set()
+        self.closed = False  # shutting down: a reader that does not fit stops instead of waiting
         self._cond = asyncio.Condition()
         # read when scraped: a Gauge.set (a lock and a float) twice per chunk otherwise
         metrics.inflight_bytes.set_function(lambda: self.used)
@@ -38,6 +39,8 @@ class Capacity:
     async def acquire(self, n: int) -> None:
         async with self._cond:
             while not (self.used == 0 or self.used + n <= self.limit):
+                if self.closed:  # its task ends cancelled; unacknowledged, the chunk is read again next start
+                    raise asyncio.CancelledError
                 token = object()
                 self._blocked.add(token)
                 if self.on_wait is not None:
@@ -52,6 +55,15 @@ class Capacity:
         async with self._cond:
             self.used -= n
             self._blocked.clear()  # woken: they run before any further read is possible
+            self._cond.notify_all()
+
+    async def close(self) -> None:
+        """Shutdown: readers waiting for room stop waiting (an acknowledgement may never come
+        while the output is down, and the agent waited for its readers forever); what fits
+        still passes."""
+        async with self._cond:
+            self.closed = True
+            self._blocked.clear()
             self._cond.notify_all()
 
     async def wait_empty(self) -> None:
