@@ -25,6 +25,7 @@ backfill and a live run, cut the same windows.
 
 from __future__ import annotations
 
+import os
 from array import array
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -70,7 +71,14 @@ _DENSE_SPAN = 4096
 _CONFUSION_SET = frozenset(CONFUSION_METRICS)
 _CONFUSION_COL = {name: i for i, name in enumerate(CONFUSION_METRICS)}
 
+#: ``SHIPPER_NO_EXTENSIONS`` (as in ``_fastparse``): the Python twins of the compiled counting
+#: too (fold here, the window add and the detector in ``shipper.anomaly``), so that a run with
+#: it set exercises every twin, not only the parser's
+NO_EXTENSIONS = os.environ.get("SHIPPER_NO_EXTENSIONS", "") not in ("", "0")
+
 try:  # the compiled fold; without it the numpy twin below does the same
+    if NO_EXTENSIONS:
+        raise ImportError("SHIPPER_NO_EXTENSIONS")
     from ._counting import fold as _fold_c
 except ImportError:  # not built (no compiler, SHIPPER_NO_EXTENSIONS)
     _fold_c = None

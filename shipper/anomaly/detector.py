@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from _fastparse.counters import lazy_numpy
+from _fastparse.counters import NO_EXTENSIONS, lazy_numpy
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,6 +46,8 @@ else:  # imported when a source's first window is judged
     np = lazy_numpy(globals())
 
 try:  # Detector._judge's statistics in C, without numpy (CompiledDetector)
+    if NO_EXTENSIONS:
+        raise ImportError("SHIPPER_NO_EXTENSIONS")
     from _fastparse._counting import judge as _judge_c
 except ImportError:  # not built (no compiler, SHIPPER_NO_EXTENSIONS): numpy's Detector
     _judge_c = None

@@ -23,11 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from _fastparse.counters import LEVEL_NAMES, N_LEVELS, WindowCounts, lazy_numpy
+from _fastparse.counters import LEVEL_NAMES, N_LEVELS, NO_EXTENSIONS, WindowCounts, lazy_numpy
 
 from .quality import window_quality
 
 try:  # Window.add's counting compiled (the same operations); the method below without it
+    if NO_EXTENSIONS:
+        raise ImportError("SHIPPER_NO_EXTENSIONS")
     from _fastparse._counting import add_row as _add_row
 except ImportError:  # not built (no compiler, SHIPPER_NO_EXTENSIONS)
     _add_row = None
