@@ -16,7 +16,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,33 +23,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from agent_ab import agent_config  # noqa: E402
-from bench_e2e import Bench, compile_tree, endpoint_docs  # noqa: E402
+from bench_e2e import Bench, compile_tree, endpoint_docs, measure  # noqa: E402
 
 
 def run(cmd: list[str], cwd: Path) -> dict[str, float]:
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, cwd=cwd, stderr=subprocess.DEVNULL)
-    hwm = 0.0
-    while True:
-        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
-        if pid:
-            break
-        try:
-            for line in Path(f"/proc/{p.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    hwm = max(hwm, int(line.split()[1]) / 1024)
-        except OSError:
-            pass
-        time.sleep(0.02)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{cmd} failed with {status}")
-    return {
-        "wall_s": time.perf_counter() - t0,
-        "user_s": ru.ru_utime,
-        "sys_s": ru.ru_stime,
-        "minflt": ru.ru_minflt,
-        "peak_rss_mib": hwm,
-    }
+    """One agent run: wall, user and sys apart, minor faults, peak RSS (bench_e2e.measure)."""
+    return measure(cmd, cwd=cwd, stderr=subprocess.DEVNULL)
 
 
 def main() -> None:

@@ -73,7 +73,7 @@ def free_port() -> int:
 
 
 def measure(cmd: list[str], **kw: Any) -> dict[str, float]:
-    """Wall time, CPU (user+sys) and peak RSS of one child process.
+    """Wall time, CPU (user+sys, and apart), minor faults and peak RSS of one child process.
 
     Peak RSS is read from /proc (VmHWM) while the child runs: the rusage of a forked
     child counts the parent's pages from before the exec.
@@ -96,7 +96,8 @@ def measure(cmd: list[str], **kw: Any) -> dict[str, float]:
     wall = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{cmd[:4]} failed with {status}")
-    return {"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_mib": hwm}
+    return {"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_mib": hwm,
+            "user_s": ru.ru_utime, "sys_s": ru.ru_stime, "minflt": ru.ru_minflt}
 
 
 def compile_tree(root: Path) -> None:
