@@ -2575,6 +2575,20 @@ cdef class Parser:
         b.len += 1
         return 0
 
+    cdef inline void _put_plan(self, const uint8_t* s, int lo, int hi, int lev, int* tags) noexcept nogil:
+        """Plan entries ``lo`` to ``hi``: the ``log.*`` ones, then (after the error and metric
+        fields) the top-level captures; the level word (index ``lev``) from its fragment."""
+        cdef Buf* b = &self._out
+        cdef int i
+        for i in range(lo, hi):
+            if i == self._lev_plan and lev >= 0:
+                put_f(b, self._lev_frag[lev])
+            elif i == self._nm_plan:
+                self._put_name(s, i, tags)
+            else:
+                put_f(b, self._plan_pre[i])
+                self._put_value(s, self._plan_slot[i], self._plan_kind[i], tags)
+
     cdef inline void _put_name(self, const uint8_t* s, int i, int* tags) noexcept nogil:
         """Plan entry ``i`` (``_nm_plan``, a string): from ``_nm_frag`` when its value is the
         last one's, else as ``_put_value`` writes it (then kept when short)."""
@@ -2761,24 +2775,10 @@ cdef class Parser:
         if length > self._max:
             put_f(b, self._original_length)
             b.len += put_dec(b.data + b.len, <uint64_t>length)
-        for i in range(self._nlog):
-            if i == self._lev_plan and lev >= 0:
-                put_f(b, self._lev_frag[lev])
-            elif i == self._nm_plan:
-                self._put_name(s, i, &tags)
-            else:
-                put_f(b, self._plan_pre[i])
-                self._put_value(s, self._plan_slot[i], self._plan_kind[i], &tags)
+        self._put_plan(s, 0, self._nlog, lev, &tags)
         put_f(b, self._h5)
         self._put_error_metrics(b, ev_class)
-        for i in range(self._nlog, self._nlog + self._ntop):
-            if i == self._lev_plan and lev >= 0:
-                put_f(b, self._lev_frag[lev])
-            elif i == self._nm_plan:
-                self._put_name(s, i, &tags)
-            else:
-                put_f(b, self._plan_pre[i])
-                self._put_value(s, self._plan_slot[i], self._plan_kind[i], &tags)
+        self._put_plan(s, self._nlog, self._nlog + self._ntop, lev, &tags)
         if tags:
             put_f(b, self._top_suffix)
             put_f(b, self._tags[tags])
