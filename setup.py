@@ -27,7 +27,7 @@ IDCHECK_C = os.path.join("_fastparse", "_idcheck.c")
 COUNTING_PYX = os.path.join("_fastparse", "_counting.pyx")  # the anomaly counters' fold (counters.py)
 COUNTING_C = os.path.join("_fastparse", "_counting.c")
 # The `_id` hash headers: an edit to them rebuilds the modules that include them.
-ID_HEADERS = [os.path.join("_fastparse", "blake2b.h"), os.path.join("_fastparse", "blake2b_id.h")]
+ID_HEADERS = [os.path.join("_fastparse", h) for h in ("blake2b.h", "blake2b_id.h", "blake2b_id4.h")]
 
 
 def _warn(msg: str) -> None:

@@ -257,12 +257,15 @@ cdef void buf_free(Buf* b) noexcept nogil:
 include "_ids.pxi"
 
 
-cdef inline Py_ssize_t put_id(char* out, const uint8_t* key, Py_ssize_t keylen, uint64_t off) noexcept nogil:
-    """The `_id` after the action head: contract v1 the hex offset (the head holds the
-    prefix), v2 (a key) the per-event BLAKE2b-128 of key and offset (blake2b.h)."""
+cdef inline Py_ssize_t put_id(shipper_idq* q, char* base, Py_ssize_t pos, const uint8_t* key, Py_ssize_t keylen,
+                              uint64_t off) noexcept nogil:
+    """The `_id` after the action head, at ``base + pos``: contract v1 the hex offset (the
+    head holds the prefix), v2 (a key) the per-event BLAKE2b-128 of key and offset
+    (blake2b.h), its 22 bytes left open and queued in ``q``: written four at a time
+    (blake2b_id4.h), the last ones by ``_batch`` before it hands the body over."""
     if keylen == 0:
-        return put_hex(out, off)
-    shipper_event_id(key, <size_t>keylen, off, out)
+        return put_hex(base + pos, off)
+    shipper_idq_push(q, base, pos, key, <size_t>keylen, off)
     return SHIPPER_ID_LEN
 
 
@@ -2188,6 +2191,7 @@ cdef class Parser:
     cdef bytes _idk_obj  # contract v2's per-generation key (empty: v1)
     cdef const uint8_t* _idk
     cdef Py_ssize_t _idk_n
+    cdef shipper_idq _idq  # v2 ids left open in _out, to write (put_id)
 
     # multiline (built-in rules; start patterns go to the twin)
     cdef bint _mlon, _g_open, _g_trunc, _g_cut, _g_tb, _g_java, _g_incomplete
@@ -2751,13 +2755,13 @@ cdef class Parser:
         # the event as in _event, its constant runs merged (_h1 ... _h6)
         if ok:
             put_f(b, self._h1)
-            b.len += put_id(b.data + b.len, self._idk, self._idk_n, <uint64_t>off)
+            b.len += put_id(&self._idq, b.data, b.len, self._idk, self._idk_n, <uint64_t>off)
             put_f(b, self._h2)
             b.len += self._put_ts(b.data + b.len, ms)
             put_f(b, self._h3)
         else:
             put_f(b, self._action_head)
-            b.len += put_id(b.data + b.len, self._idk, self._idk_n, <uint64_t>off)
+            b.len += put_id(&self._idq, b.data, b.len, self._idk, self._idk_n, <uint64_t>off)
             put_f(b, self._action_tail)
             put_f(b, self._doc_head)
             b.data[b.len] = b'"'
@@ -3535,7 +3539,7 @@ cdef class Parser:
             return -1
         self._offs[self._count] = off
         put_f(b, self._action_head)
-        b.len += put_id(b.data + b.len, self._idk, self._idk_n, <uint64_t>off)
+        b.len += put_id(&self._idq, b.data, b.len, self._idk, self._idk_n, <uint64_t>off)
         put_f(b, self._action_tail)
         put_f(b, self._doc_head)
         b.data[b.len] = b'"'
@@ -3836,6 +3840,7 @@ cdef class Parser:
 
     cdef _start(self):
         self._out.len = 0
+        self._idq.n = 0
         self._count = 0
         self._lines = 0
         self._cont_n = 0
@@ -3845,6 +3850,7 @@ cdef class Parser:
         self._start_line = self._mark()
 
     cdef object _batch(self, int64_t start):
+        shipper_idq_flush(&self._idq, self._out.data, self._idk, <size_t>self._idk_n)
         if self._mlon:
             self._lines = self._mark() - self._start_line
         body = PyBytes_FromStringAndSize(self._out.data, self._out.len)

@@ -1,6 +1,6 @@
 # `_id` contract v2 for Cython code: `include "_ids.pxi"` (see _ids.py for the contract and
 # blake2b.h for the C). Declarations only; no Python object per id.
-from libc.stdint cimport uint8_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint64_t
 
 cdef extern from "blake2b.h" nogil:
     enum: SHIPPER_ID_LEN
@@ -12,3 +12,15 @@ cdef extern from "blake2b.h" nogil:
     # Writes the 22 id characters (no NUL) of the event at `offset` of the generation whose
     # key (_ids.id_key) is key[0:keylen] into out[0:22].
     void shipper_event_id(const uint8_t *key, size_t keylen, uint64_t offset, char *out)
+
+cdef extern from "blake2b_id4.h" nogil:
+    # Ids written four at a time (blake2b_id4.h): the parser leaves an id's 22 bytes open
+    # and queues (body position, offset); shipper_idq_push writes whenever four wait,
+    # shipper_idq_flush the rest (before the body is handed over). Positions, not pointers:
+    # `base` is the body's start at the call.
+    ctypedef struct shipper_idq:
+        int n
+    void shipper_idq_push(shipper_idq *q, char *base, int64_t pos, const uint8_t *key, size_t keylen,
+                          uint64_t offset)
+    void shipper_idq_flush(shipper_idq *q, char *base, const uint8_t *key, size_t keylen)
+    void shipper_event_ids4(const uint8_t *key, size_t keylen, const uint64_t off[4], char *const out[4])

@@ -29,6 +29,8 @@
  * register form of VEX vmovq that _mm256_set_epi64x compiled to).
  * Only these functions carry target attributes: the extension itself is built for the
  * baseline ISA and stays portable.
+ * The parser hashes four events at a time on the avx2 path (blake2b_id4.h, one event a
+ * 64-bit lane); the functions here serve the other paths, single ids and tails.
  */
 #ifndef SHIPPER_BLAKE2B_ID_H
 #define SHIPPER_BLAKE2B_ID_H

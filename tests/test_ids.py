@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from _fastparse import _ids
+from tests.test_fastparse import IMPLS
 
 try:  # built by setup.py with the Cython extension; the twin's tests run without it
     idcheck: Any = importlib.import_module("_fastparse._idcheck")
@@ -149,3 +150,110 @@ def test_path_env_override() -> None:
         env = dict(os.environ, SHIPPER_BLAKE2B=want)
         got = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
         assert got.stdout == want
+
+
+# ---- four at a time (blake2b_id4.h): the parser's queue of open ids ----
+
+# Key lengths around the one-block code's edges: the offset in one word or across two,
+# the short-message case (<= 72) and its edge, the last one-block length (120), two blocks.
+KEY_LENGTHS4 = [*range(0, 17), *range(55, 82), *range(110, 136), 200, 255, 256]
+
+
+@needs_c
+def test_queue_every_count_matches_hashlib(b2b_path: str) -> None:
+    """The queue as the parser uses it, for 1..9 ids (every tail of 0..3 after the groups
+    of four) and the key lengths above, on every path: hashlib's ids, in order."""
+    assert idcheck is not None
+    rng = random.Random("ids4" + b2b_path)
+    for n in KEY_LENGTHS4:
+        key = rng.randbytes(n)
+        for count in range(1, 10):
+            offsets = [rng.choice([0, 1, 2**63, 2**64 - 1, rng.getrandbits(64), rng.getrandbits(24)])
+                       for _ in range(count)]
+            want = [_want_id(key, o) for o in offsets]
+            assert idcheck.event_ids(key, offsets, count % 3) == want, (b2b_path, n, count)
+
+
+@needs_c
+def test_queue_agent_keys_consecutive(b2b_path: str) -> None:
+    """The agent's 71-byte keys and consecutive offsets (lanes that differ in low bits only),
+    plus offsets past 2**56 (the bytes that cross into the next message word)."""
+    assert idcheck is not None
+    k = _ids.id_key("00112233445566778899aabbccddeeff", "0123456789abcdef", 3)
+    offsets = [*range(0, 301), 2**32 - 1, 2**32, 2**56 - 1, 2**56, 2**56 + 5, 2**64 - 2]
+    assert idcheck.event_ids(k, offsets) == [_want_id(k, o) for o in offsets]
+
+
+# Parser-level checks, run in a fresh process per path: the parser module picks its path at
+# its first id from $SHIPPER_BLAKE2B (its own choice, apart from _idcheck's).
+_PARSER_CHECK = r"""
+import base64, hashlib, random, sys
+from _fastparse import _cparser
+rng = random.Random(4)
+def want(key, off):
+    d = hashlib.blake2b(key + off.to_bytes(8, "little"), digest_size=16).digest()
+    return base64.urlsafe_b64encode(d).rstrip(b"=")
+for n in [1, 7, 8, 9, 63, 64, 70, 71, 72, 73, 80, 119, 120, 121, 128, 200]:
+    key = rng.randbytes(n)
+    p = _cparser.Parser(input_id="t", path="/l", host_name="h", id_prefix="", index_pattern="i",
+                        format="plain", multiline="none", id_key=key)
+    off = 0
+    for count in [*range(1, 10), 4, 1, 3, 2, 400]:
+        data = b"".join(b"line %d %s\n" % (i, b"x" * rng.randrange(0, 40)) for i in range(count))
+        body = p.feed(data, 1_795_000_000_000).body
+        ids = [line.split(b'"_id":"')[1][:22] for line in body.splitlines()[::2]]
+        offs = []
+        for line in data.splitlines(keepends=True):
+            offs.append(off)
+            off += len(line)
+        assert ids == [want(key, o) for o in offs], (n, count)
+sys.stdout.write("ok")
+"""
+
+
+@pytest.mark.skipif(idcheck is None, reason="the compiled parser is not built")
+def test_parser_ids_every_count_every_path() -> None:
+    """The compiled parser's ids in feeds of 1..9 (and 400) events, every key length class,
+    on every path this CPU has: hashlib's ids for each event's offset."""
+    assert idcheck is not None
+    for path in idcheck.blake2b_impls():
+        env = dict(os.environ, SHIPPER_BLAKE2B=path)
+        got = subprocess.run([sys.executable, "-c", _PARSER_CHECK], env=env, capture_output=True,
+                             text=True, check=False)
+        assert got.stdout == "ok", (path, got.stderr[-2000:])
+
+
+_LINE = st.one_of(
+    st.sampled_from([b"2026-11-25 10:00:00,123 - t - INFO - step=1 loss=0.5",
+                     b"2026-11-25 10:00:01,000 - t - ERROR - failed", b"Traceback (most recent call last):",
+                     b'  File "x.py", line 1, in <module>', b"ValueError: bad", b"", b"plain words \xff"]),
+    st.binary(max_size=30).map(lambda b: b.replace(b"\n", b" ")),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(lines=st.lists(_LINE, min_size=1, max_size=24), cuts=st.lists(st.integers(0, 2000), max_size=12),
+       fmt=st.sampled_from([("plain", "none"), ("python", "auto")]), keylen=st.sampled_from([1, 71, 73, 121]))
+def test_any_chunking_same_body_and_ids(lines: list[bytes], cuts: list[int], fmt: tuple[str, str],
+                                        keylen: int) -> None:
+    """However the input is cut into feeds (so however the open ids fall into groups of four
+    and tails), both parsers write the same bodies as one feed does, whose ids are hashlib's."""
+    data = b"\n".join(lines) + b"\n"
+    key = bytes(range(keylen % 256)) * (keylen // 256) + bytes(range(keylen % 256))
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    chunks = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+    for param in IMPLS:
+        impl = param.values[0]
+        if impl is None:
+            continue
+        bodies = []
+        for feeds in ([data], chunks):
+            p = impl.Parser(input_id="t", path="/l", host_name="h", id_prefix="", index_pattern="i",
+                            format=fmt[0], multiline=fmt[1], id_key=key)
+            bodies.append(b"".join(p.feed(c, 1_795_000_000_000).body for c in feeds)
+                          + p.flush(1_795_000_000_000).body)
+        assert bodies[0] == bodies[1]
+        rows = bodies[0].splitlines()
+        for action, doc in zip(rows[::2], rows[1::2], strict=True):
+            off = int(doc.split(b'"offset":')[1].split(b",")[0].split(b"}")[0])
+            assert action.split(b'"_id":"')[1][:22].decode() == _want_id(key, off)
