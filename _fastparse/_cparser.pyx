@@ -261,7 +261,7 @@ cdef inline Py_ssize_t put_id(shipper_idq* q, char* base, Py_ssize_t pos, const 
                               uint64_t off) noexcept nogil:
     """The `_id` after the action head, at ``base + pos``: contract v1 the hex offset (the
     head holds the prefix), v2 (a key) the per-event BLAKE2b-128 of key and offset
-    (blake2b.h), its 22 bytes left open and queued in ``q``: written four at a time
+    (blake2b.h), its 22 bytes left open and queued in ``q``: written in groups of 4 or 8
     (blake2b_id4.h), the last ones by ``_batch`` before it hands the body over."""
     if keylen == 0:
         return put_hex(base + pos, off)

@@ -14,13 +14,12 @@ cdef extern from "blake2b.h" nogil:
     void shipper_event_id(const uint8_t *key, size_t keylen, uint64_t offset, char *out)
 
 cdef extern from "blake2b_id4.h" nogil:
-    # Ids written four at a time (blake2b_id4.h): the parser leaves an id's 22 bytes open
-    # and queues (body position, offset); shipper_idq_push writes whenever four wait,
-    # shipper_idq_flush the rest (before the body is handed over). Positions, not pointers:
-    # `base` is the body's start at the call.
+    # Ids written in groups (blake2b_id4.h): the parser leaves an id's 22 bytes open and
+    # queues (body position, offset); shipper_idq_push writes whenever a group (8 on the
+    # avx512 path, else 4) waits, shipper_idq_flush the rest (before the body is handed
+    # over). Positions, not pointers: `base` is the body's start at the call.
     ctypedef struct shipper_idq:
         int n
     void shipper_idq_push(shipper_idq *q, char *base, int64_t pos, const uint8_t *key, size_t keylen,
                           uint64_t offset)
     void shipper_idq_flush(shipper_idq *q, char *base, const uint8_t *key, size_t keylen)
-    void shipper_event_ids4(const uint8_t *key, size_t keylen, const uint64_t off[4], char *const out[4])

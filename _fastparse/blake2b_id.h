@@ -19,18 +19,22 @@
  * tests/test_ids.py on every path the CPU has.
  *
  * Paths, chosen once at the first id (per extension module) with __builtin_cpu_supports:
- *   2 avx2   four G per instruction (256-bit rows); the default where the CPU has it,
+ *   3 avx512 eight events at a time in blake2b_id4.h (one a 64-bit lane of 512-bit
+ *            registers, one-instruction rotations); single ids as avx2. The default where
+ *            the CPU has AVX-512F,
+ *   2 avx2   four G per instruction (256-bit rows); the default where the CPU has it and
+ *            no AVX-512 (the parser: four events at a time, blake2b_id4.h),
  *   1 sse41  two G per instruction (each row in two 128-bit halves; SSSE3 shuffles and
  *            SSE4.1 blends); only when asked for (see shipper_blake2b_default_impl),
  *   0 portable, the scalar rounds of blake2b.h (the only path off x86 or without GCC/clang).
- * SHIPPER_BLAKE2B=portable|sse41|avx2 in the environment picks the path (one the CPU lacks
+ * SHIPPER_BLAKE2B=portable|sse41|avx2|avx512 in the environment picks the path (one the CPU lacks
  * falls back to the default), and shipper_blake2b_set_impl() sets it (tests). The message
  * words reach the vectors by unpack/alignr/blend only (valgrind 3.19 cannot run the
  * register form of VEX vmovq that _mm256_set_epi64x compiled to).
  * Only these functions carry target attributes: the extension itself is built for the
  * baseline ISA and stays portable.
- * The parser hashes four events at a time on the avx2 path (blake2b_id4.h, one event a
- * 64-bit lane); the functions here serve the other paths, single ids and tails.
+ * The parser hashes four (avx2) or eight (avx512) events at a time (blake2b_id4.h, one
+ * event a 64-bit lane); the functions here serve the other paths, single ids and tails.
  */
 #ifndef SHIPPER_BLAKE2B_ID_H
 #define SHIPPER_BLAKE2B_ID_H
@@ -51,6 +55,7 @@
 #define SHIPPER_B2B_PORTABLE 0
 #define SHIPPER_B2B_SSE41 1
 #define SHIPPER_B2B_AVX2 2
+#define SHIPPER_B2B_AVX512 3
 
 /* h = IV ^ parameter block (digest length 16, key length 0, fanout 1, depth 1). */
 #define SHIPPER_B2B_H0 (0x6A09E667F3BCC908ULL ^ 0x01010010ULL)
@@ -291,23 +296,27 @@ static int shipper_b2b_impl = -1;
 static int shipper_blake2b_has_impl(int impl) {
 #if SHIPPER_B2B_X86
     __builtin_cpu_init();
+    if (impl == SHIPPER_B2B_AVX512)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2");
     if (impl == SHIPPER_B2B_AVX2) return __builtin_cpu_supports("avx2") != 0;
     if (impl == SHIPPER_B2B_SSE41) return __builtin_cpu_supports("sse4.1") && __builtin_cpu_supports("ssse3");
 #endif
     return impl == SHIPPER_B2B_PORTABLE;
 }
 
-/* The default path: avx2 where the CPU has it, else portable. Not sse41: on the Zen 4 this
+/* The default path: avx512 where the CPU has it (valgrind 3.19 reports it absent, so the
+ * callgrind benchmarks run avx2), else avx2, else portable. Not sse41: on the Zen 4 this
  * was measured on, one message at a time, its latency-bound rounds took 1.3x the portable
  * code's time (avx2: the same time as portable, 0.45x its instructions); it stays for
  * SHIPPER_BLAKE2B=sse41 and the tests. */
 static int shipper_blake2b_default_impl(void) {
+    if (shipper_blake2b_has_impl(SHIPPER_B2B_AVX512)) return SHIPPER_B2B_AVX512;
     return shipper_blake2b_has_impl(SHIPPER_B2B_AVX2) ? SHIPPER_B2B_AVX2 : SHIPPER_B2B_PORTABLE;
 }
 
-static const char *const shipper_b2b_impl_names[3] = {"portable", "sse41", "avx2"};
+static const char *const shipper_b2b_impl_names[4] = {"portable", "sse41", "avx2", "avx512"};
 
-/* Sets the path to `impl` (0 portable, 1 sse41, 2 avx2; the default one when the CPU lacks
+/* Sets the path to `impl` (0 portable, 1 sse41, 2 avx2, 3 avx512; the default one when the CPU lacks
  * it), or for -1 to $SHIPPER_BLAKE2B's path if set and runnable, else the default. Returns
  * the path set. */
 static int shipper_blake2b_set_impl(int impl) {
@@ -315,10 +324,10 @@ static int shipper_blake2b_set_impl(int impl) {
         const char *env = getenv("SHIPPER_BLAKE2B");
         int i;
         if (env != NULL)
-            for (i = 0; i < 3; i++)
+            for (i = 0; i < 4; i++)
                 if (strcmp(env, shipper_b2b_impl_names[i]) == 0) impl = i;
     }
-    if (impl < 0 || impl > 2 || !shipper_blake2b_has_impl(impl)) impl = shipper_blake2b_default_impl();
+    if (impl < 0 || impl > 3 || !shipper_blake2b_has_impl(impl)) impl = shipper_blake2b_default_impl();
     shipper_b2b_impl = impl;
     return impl;
 }
@@ -336,6 +345,7 @@ static inline void shipper_b2b_id_block(const uint64_t *m, uint64_t t0, int shor
     uint64_t h[2];
     switch (shipper_blake2b_impl()) {
 #if SHIPPER_B2B_X86
+    case SHIPPER_B2B_AVX512: /* one id at a time: the avx2 code (avx512 pays with 8 lanes, blake2b_id4.h) */
     case SHIPPER_B2B_AVX2:
         if (short_msg) shipper_b2b_id_avx2_short(m, t0, out);
         else shipper_b2b_id_avx2_full(m, t0, out);

@@ -93,8 +93,8 @@ def test_key_rejects_bad_input() -> None:
         _ids.id_key("ab", "cd", -1)
 
 
-# Every path of blake2b_id.h this CPU runs (portable always; sse41, avx2 where present).
-PATHS = ["portable", "sse41", "avx2"]
+# Every path of blake2b_id.h this CPU runs (portable always; sse41, avx2, avx512 where present).
+PATHS = ["portable", "sse41", "avx2", "avx512"]
 
 
 @pytest.fixture(params=PATHS)
@@ -152,7 +152,7 @@ def test_path_env_override() -> None:
         assert got.stdout == want
 
 
-# ---- four at a time (blake2b_id4.h): the parser's queue of open ids ----
+# ---- in groups of 4 or 8 (blake2b_id4.h): the parser's queue of open ids ----
 
 # Key lengths around the one-block code's edges: the offset in one word or across two,
 # the short-message case (<= 72) and its edge, the last one-block length (120), two blocks.
@@ -161,13 +161,13 @@ KEY_LENGTHS4 = [*range(0, 17), *range(55, 82), *range(110, 136), 200, 255, 256]
 
 @needs_c
 def test_queue_every_count_matches_hashlib(b2b_path: str) -> None:
-    """The queue as the parser uses it, for 1..9 ids (every tail of 0..3 after the groups
-    of four) and the key lengths above, on every path: hashlib's ids, in order."""
+    """The queue as the parser uses it, for 1..17 ids (every tail after groups of four or
+    eight) and the key lengths above, on every path: hashlib's ids, in order."""
     assert idcheck is not None
     rng = random.Random("ids4" + b2b_path)
     for n in KEY_LENGTHS4:
         key = rng.randbytes(n)
-        for count in range(1, 10):
+        for count in range(1, 18):
             offsets = [rng.choice([0, 1, 2**63, 2**64 - 1, rng.getrandbits(64), rng.getrandbits(24)])
                        for _ in range(count)]
             want = [_want_id(key, o) for o in offsets]
@@ -198,7 +198,7 @@ for n in [1, 7, 8, 9, 63, 64, 70, 71, 72, 73, 80, 119, 120, 121, 128, 200]:
     p = _cparser.Parser(input_id="t", path="/l", host_name="h", id_prefix="", index_pattern="i",
                         format="plain", multiline="none", id_key=key)
     off = 0
-    for count in [*range(1, 10), 4, 1, 3, 2, 400]:
+    for count in [*range(1, 18), 4, 1, 3, 2, 8, 7, 400]:
         data = b"".join(b"line %d %s\n" % (i, b"x" * rng.randrange(0, 40)) for i in range(count))
         body = p.feed(data, 1_795_000_000_000).body
         ids = [line.split(b'"_id":"')[1][:22] for line in body.splitlines()[::2]]
@@ -213,7 +213,7 @@ sys.stdout.write("ok")
 
 @pytest.mark.skipif(idcheck is None, reason="the compiled parser is not built")
 def test_parser_ids_every_count_every_path() -> None:
-    """The compiled parser's ids in feeds of 1..9 (and 400) events, every key length class,
+    """The compiled parser's ids in feeds of 1..17 (and 400) events, every key length class,
     on every path this CPU has: hashlib's ids for each event's offset."""
     assert idcheck is not None
     for path in idcheck.blake2b_impls():
@@ -236,7 +236,7 @@ _LINE = st.one_of(
        fmt=st.sampled_from([("plain", "none"), ("python", "auto")]), keylen=st.sampled_from([1, 71, 73, 121]))
 def test_any_chunking_same_body_and_ids(lines: list[bytes], cuts: list[int], fmt: tuple[str, str],
                                         keylen: int) -> None:
-    """However the input is cut into feeds (so however the open ids fall into groups of four
+    """However the input is cut into feeds (so however the open ids fall into groups of 4 or 8
     and tails), both parsers write the same bodies as one feed does, whose ids are hashlib's."""
     data = b"\n".join(lines) + b"\n"
     key = bytes(range(keylen % 256)) * (keylen // 256) + bytes(range(keylen % 256))
