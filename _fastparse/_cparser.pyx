@@ -87,6 +87,44 @@ cdef extern from *:
     #else
     static inline int fp_plain16(const uint8_t* s, char* d) { (void)s; (void)d; return 0; }
     #endif
+    /* 16 bytes can be loaded from s (only s[:room] are the text's): room >= 16, or the
+       load stays inside s's memory page (memory is mapped by whole pages, so the bytes
+       after the text are readable; their values are masked off by the caller). */
+    static inline int fp_load16_ok(const uint8_t* s, Py_ssize_t room) {
+        return room >= 16 || ((uintptr_t)s & 4095) <= 4080;
+    }
+    /* Bit i: s[i] is an ASCII digit (i < min(room, 16)); ``dots``: bit i, s[i] is '.'.
+       The 16 bytes must be loadable (fp_load16_ok). SSE2: one load, two compares. */
+    static inline unsigned fp_num16(const uint8_t* s, Py_ssize_t room, unsigned* dots) {
+        unsigned keep = room >= 16 ? 0xFFFFu : ((1u << room) - 1u);
+    #if defined(__SSE2__)
+        __m128i v = _mm_loadu_si128((const __m128i*)s);
+        __m128i x = _mm_sub_epi8(v, _mm_set1_epi8(0x30));
+        unsigned dm = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(9)), x));
+        *dots = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(0x2E))) & keep;
+        return dm & keep;
+    #else
+        unsigned dm = 0, dt = 0;
+        int i;
+        for (i = 0; i < 16 && i < room; i++) {
+            dm |= (unsigned)((uint8_t)(s[i] - 48) <= 9) << i;
+            dt |= (unsigned)(s[i] == 46) << i;
+        }
+        *dots = dt;
+        return dm;
+    #endif
+    }
+    /* Eight bytes at s (loadable) as a little-endian word. */
+    /* w without its byte i (0..7): the bytes above it moved down one, zero on top. */
+    static inline uint64_t fp_drop_byte(uint64_t w, int i) {
+        uint64_t low = (((uint64_t)1) << (8 * i)) - 1;
+        return (w & low) | ((w >> 8) & ~low);
+    }
+    static inline uint64_t fp_load8(const uint8_t* s) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        return FP_LE64(w);
+    }
     /* Every byte of w where dmask is 0xFF is an ASCII digit: its high nibble is 3, and
        adding 6 keeps it 3 (no carry leaves such a byte). */
     static inline int fp_digits(uint64_t w, uint64_t dmask) {
@@ -195,6 +233,11 @@ cdef extern from *:
     uint64_t fp_word(const uint8_t*, Py_ssize_t, Py_ssize_t) noexcept nogil
     bint fp_ts19(const uint8_t*) noexcept nogil
     bint fp_plain16(const uint8_t*, char*) noexcept nogil
+    bint fp_load16_ok(const uint8_t*, Py_ssize_t) noexcept nogil
+    unsigned fp_num16(const uint8_t*, Py_ssize_t, unsigned*) noexcept nogil
+    uint64_t fp_load8(const uint8_t*) noexcept nogil
+    uint64_t fp_drop_byte(uint64_t, int) noexcept nogil
+    int FP_CTZ32 "__builtin_ctz"(unsigned) noexcept nogil
     bint fp_eq_digits(const uint8_t*, const char*, Py_ssize_t) noexcept nogil
     bint fp_eq16(const uint8_t*, const char*, Py_ssize_t) noexcept nogil
     int fp_digit_run(uint64_t) noexcept nogil
@@ -1872,12 +1915,52 @@ cdef inline Py_ssize_t number_fast(const uint8_t* s, Py_ssize_t n, Py_ssize_t k,
     ``fast_value``, ``m * 10**(exp - frac)`` with at most 14 digits and the power within
     22, as ``num_value`` computes it; only ``kind``, ``m``, ``frac``, ``exp``, ``neg``
     and ``slow`` are set."""
-    cdef Py_ssize_t p, room, q
-    cdef int l1, l2, e
+    cdef Py_ssize_t p, room
+    cdef int l1, l2
     cdef uint64_t w, v
+    cdef unsigned dm, dots
     if k >= n or <uint8_t>(s[k] - 48) > 9:
         return -1
     room = n - k
+    if FP_UNLIKELY(not fp_load16_ok(s + k, room)):
+        return number_words(s, n, k, r)
+    # both digit runs from one 16-byte load; a fraction whose bytes fit one word with the
+    # integer's is valued with them in one conversion, the '.' taken out
+    dm = fp_num16(s + k, room, &dots)
+    l1 = FP_CTZ32(~dm)
+    if l1 >= 8 or (s[k] == 48 and l1 > 1):
+        return -1
+    w = fp_load8(s + k)
+    p = k + l1
+    r.frac = 0
+    if (dots >> l1) & 1:
+        l2 = FP_CTZ32(~(dm >> (l1 + 1)))
+        if l2 == 0 or l2 >= 8:
+            return -1
+        if l1 + l2 < 8:
+            v = fp_digits_value(fp_drop_byte(w, l1), l1 + l2)
+        else:
+            v = fp_digits_value(w, l1) * <uint64_t>_P10[l2] + fp_digits_value(fp_load8(s + p + 1), l2)
+        r.frac = l2
+        p += 1 + l2
+    else:
+        v = fp_digits_value(w, l1)
+    if p < n and (s[p] | 32) == 101:  # e or E
+        return number_exp(s, n, k, p, v, r)
+    r.exp = 0
+    r.kind = 1
+    r.m = v
+    r.neg = False
+    r.slow = False
+    return p
+
+
+cdef Py_ssize_t number_words(const uint8_t* s, Py_ssize_t n, Py_ssize_t k, Num* r) noexcept nogil:
+    """``number_fast`` where 16 bytes cannot be loaded at ``s + k``: 8-byte words, the last
+    ones assembled byte by byte."""
+    cdef Py_ssize_t p, room = n - k
+    cdef int l1, l2
+    cdef uint64_t w, v
     w = fp_word(s + k, 8 if room >= 8 else room, room)
     l1 = fp_digit_run(w)
     if l1 == 8 or (s[k] == 48 and l1 > 1):
@@ -1896,6 +1979,15 @@ cdef inline Py_ssize_t number_fast(const uint8_t* s, Py_ssize_t n, Py_ssize_t k,
         v = v * <uint64_t>_P10[l2] + fp_digits_value(w, l2)
         r.frac = l2
         p += 1 + l2
+    return number_exp(s, n, k, p, v, r)
+
+
+cdef Py_ssize_t number_exp(const uint8_t* s, Py_ssize_t n, Py_ssize_t k, Py_ssize_t p, uint64_t v,
+                           Num* r) noexcept nogil:
+    """``number_fast`` past its digits (``s[k:p]``, value ``v``, ``r.frac`` set): the
+    exponent if any, then the number's end, or -1."""
+    cdef Py_ssize_t q
+    cdef int e
     r.exp = 0
     if p < n and (s[p] == 101 or s[p] == 69):
         q = p + 1
