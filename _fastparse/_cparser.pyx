@@ -114,6 +114,67 @@ cdef extern from *:
         return dm;
     #endif
     }
+    /* Line ends and terminal noise of a feed's bytes, 64 bytes at a time: bit i of m:
+       base[i] is a '\n', a CR or an ESC (bits at or past ``end`` 0). Each byte is looked at
+       once however long the lines are: a memchr per line and two more in clean_line read
+       each line three times. CRs and ESCs are rare: the first bit is mostly the line end. */
+    typedef struct { const uint8_t* base; const uint8_t* end; uint64_t m; } fp_lines;
+    #if defined(__SSE2__)
+    static inline unsigned fp_cls16(const uint8_t* s) {
+        __m128i v = _mm_loadu_si128((const __m128i*)s);
+        return (unsigned)_mm_movemask_epi8(_mm_or_si128(
+            _mm_cmpeq_epi8(v, _mm_set1_epi8(10)),
+            _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(13)), _mm_cmpeq_epi8(v, _mm_set1_epi8(27)))));
+    }
+    #endif
+    static inline void fp_lines_fill(fp_lines* L, const uint8_t* p) {
+        Py_ssize_t room = L->end - p, i;
+        uint64_t m = 0;
+        L->base = p;
+    #if defined(__SSE2__)
+        if (FP_LIKELY(room >= 64)) {
+            L->m = (uint64_t)fp_cls16(p) | ((uint64_t)fp_cls16(p + 16) << 16)
+                 | ((uint64_t)fp_cls16(p + 32) << 32) | ((uint64_t)fp_cls16(p + 48) << 48);
+            return;
+        }
+        if (room >= 16 || ((uintptr_t)p & 4095) <= 4080) {  /* up to 16 bytes: one load */
+            i = room >= 16 ? 16 : room;
+            m = fp_cls16(p) & ((1u << i) - 1u);
+        }
+    #else
+        i = 0;
+    #endif
+        for (; i < room && i < 64; i++)
+            m |= (uint64_t)(p[i] == 10 || p[i] == 13 || p[i] == 27) << i;
+        L->m = m;
+    }
+    /* The first '\n' at or after p (< end; NULL: none) and whether the bytes from p to it
+       have a CR or an ESC (*noisy). */
+    static inline const uint8_t* fp_lines_next(fp_lines* L, const uint8_t* p, int* noisy) {
+        Py_ssize_t off = L->base == NULL ? 64 : p - L->base;  /* p never goes back */
+        uint64_t m;
+        const uint8_t* q;
+        *noisy = 0;
+        if (off >= 64) {
+            fp_lines_fill(L, p);
+            off = 0;
+        }
+        for (;;) {
+            m = L->m >> off;
+            while (m) {
+                q = p + __builtin_ctzll(m);
+                if (*q == 10)
+                    return q;
+                *noisy = 1;
+                m &= m - 1;
+            }
+            p = L->base + 64;
+            if (p >= L->end)
+                return NULL;
+            fp_lines_fill(L, p);
+            off = 0;
+        }
+    }
     /* Eight bytes at s (loadable) as a little-endian word. */
     /* w without its byte i (0..7): the bytes above it moved down one, zero on top. */
     static inline uint64_t fp_drop_byte(uint64_t w, int i) {
@@ -236,6 +297,11 @@ cdef extern from *:
     bint fp_load16_ok(const uint8_t*, Py_ssize_t) noexcept nogil
     unsigned fp_num16(const uint8_t*, Py_ssize_t, unsigned*) noexcept nogil
     uint64_t fp_load8(const uint8_t*) noexcept nogil
+    ctypedef struct fp_lines:
+        const uint8_t* base
+        const uint8_t* end
+    void fp_lines_fill(fp_lines*, const uint8_t*) noexcept nogil
+    const uint8_t* fp_lines_next(fp_lines*, const uint8_t*, bint*) noexcept nogil
     uint64_t fp_drop_byte(uint64_t, int) noexcept nogil
     int FP_CTZ32 "__builtin_ctz"(unsigned) noexcept nogil
     bint fp_eq_digits(const uint8_t*, const char*, Py_ssize_t) noexcept nogil
@@ -3587,12 +3653,14 @@ cdef class Parser:
         self._items_cap = 0
 
     cdef int _line_event(self, const uint8_t* s, Py_ssize_t avail, int64_t length, int64_t off,
-                         int tags, int64_t nbytes) noexcept nogil:
+                         int tags, int64_t nbytes, bint noisy) noexcept nogil:
         """A line outside multiline: cleaned of terminal noise (its first max+4 bytes when
-        longer than max_line_bytes), then ``_event``; nothing when dropped or empty."""
-        cdef const uint8_t* c
+        longer than max_line_bytes; ``noisy`` False: the line has no CR or ESC, nothing to
+        clean), then ``_event``; nothing when dropped or empty."""
+        cdef const uint8_t* c = s
         cdef Py_ssize_t n = avail if length <= self._max or avail <= self._cap else self._cap
-        n = clean_line(s, n, self._progress, &self._cl, &c)
+        if noisy:
+            n = clean_line(s, n, self._progress, &self._cl, &c)
         if n == -1:
             return -1
         if n <= 0:
@@ -3798,17 +3866,19 @@ cdef class Parser:
         return 0
 
     cdef int _ml_line(self, const uint8_t* s, Py_ssize_t avail, int64_t length, int64_t off,
-                      int64_t end, bint incomplete, bint stable) noexcept nogil:
+                      int64_t end, bint incomplete, bint stable, bint noisy) noexcept nogil:
         """``_pyparser.Parser._ml_line``: one line, ``s[:avail]`` it or its head; ``end`` the
-        offset after its line break; ``stable``: ``s`` is in the feed's bytes (``_open``)."""
+        offset after its line break; ``stable``: ``s`` is in the feed's bytes (``_open``);
+        ``noisy`` False: the line has no CR or ESC (``clean_line`` would keep it as it is)."""
         cdef int64_t idx = self._nline
         cdef Py_ssize_t n
         cdef int st
-        cdef const uint8_t* c
+        cdef const uint8_t* c = s
         self._nline += 1
         if length:
             n = avail if length <= self._max or avail <= self._cap else self._cap
-            n = clean_line(s, n, self._progress, &self._cl, &c)
+            if noisy:
+                n = clean_line(s, n, self._progress, &self._cl, &c)
             if n == -1:
                 return -1
             if n == -2:
@@ -3867,6 +3937,8 @@ cdef class Parser:
         cdef int64_t off = self._offset
         cdef int64_t raw, length
         cdef Py_ssize_t held
+        cdef bint noisy
+        cdef fp_lines lines
 
         if self._hold_len or self._skip:  # complete the line held from earlier feeds
             nl = <const uint8_t*>memchr(p, 10, n)
@@ -3879,11 +3951,11 @@ cdef class Parser:
             length = raw - self._last_cr
             if self._mlon:
                 if self._ml_line(<const uint8_t*>self._hold, held if held < length else length,
-                                 length, off, off + raw + 1, False, False) < 0:
+                                 length, off, off + raw + 1, False, False, True) < 0:
                     return -1
             elif length:
                 if self._line_event(<const uint8_t*>self._hold, held if held < length else length,
-                                    length, off, 0, raw + 1) < 0:
+                                    length, off, 0, raw + 1, True) < 0:
                     return -1
             off += raw + 1
             self._lines += 1
@@ -3891,8 +3963,10 @@ cdef class Parser:
             p = nl + 1
             self._offset = off
 
+        lines.end = end
+        lines.base = NULL
         while p < end:
-            nl = <const uint8_t*>memchr(p, 10, end - p)
+            nl = fp_lines_next(&lines, p, &noisy)
             if nl == NULL:
                 break
             raw = nl - p
@@ -3900,11 +3974,11 @@ cdef class Parser:
             if length and p[length - 1] == 13:
                 length -= 1
             if self._mlon:
-                if self._ml_line(p, length, length, off, off + raw + 1, False, True) < 0:
+                if self._ml_line(p, length, length, off, off + raw + 1, False, True, noisy) < 0:
                     self._offset = off
                     return -1
             elif length:
-                if self._line_event(p, length, length, off, 0, raw + 1) < 0:
+                if self._line_event(p, length, length, off, 0, raw + 1, noisy) < 0:
                     self._offset = off
                     return -1
             off += raw + 1
@@ -4025,7 +4099,7 @@ cdef class Parser:
             self._prepare(read_time_ms)
             self._start()
             if self._line_event(<const uint8_t*>self._hold, self._hold_len, raw, start,
-                                _INCOMPLETE, raw) < 0:
+                                _INCOMPLETE, raw, True) < 0:
                 raise MemoryError()
             self._offset = start + raw
             self._lines = 1
@@ -4043,7 +4117,7 @@ cdef class Parser:
             self._start()
             if raw:
                 if self._ml_line(<const uint8_t*>self._hold, self._hold_len, raw, self._offset,
-                                 self._offset + raw, True, False) < 0:
+                                 self._offset + raw, True, False, True) < 0:
                     raise MemoryError()
                 self._offset += raw
                 self._drop_held()
