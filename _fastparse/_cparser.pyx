@@ -87,6 +87,105 @@ cdef extern from *:
     #else
     static inline int fp_plain16(const uint8_t* s, char* d) { (void)s; (void)d; return 0; }
     #endif
+    /* 16 bytes can be loaded from s (only s[:room] are the text's): room >= 16, or the
+       load stays inside s's memory page (memory is mapped by whole pages, so the bytes
+       after the text are readable; their values are masked off by the caller). */
+    static inline int fp_load16_ok(const uint8_t* s, Py_ssize_t room) {
+        return room >= 16 || ((uintptr_t)s & 4095) <= 4080;
+    }
+    /* Bit i: s[i] is an ASCII digit (i < min(room, 16)); ``dots``: bit i, s[i] is '.'.
+       The 16 bytes must be loadable (fp_load16_ok). SSE2: one load, two compares. */
+    static inline unsigned fp_num16(const uint8_t* s, Py_ssize_t room, unsigned* dots) {
+        unsigned keep = room >= 16 ? 0xFFFFu : ((1u << room) - 1u);
+    #if defined(__SSE2__)
+        __m128i v = _mm_loadu_si128((const __m128i*)s);
+        __m128i x = _mm_sub_epi8(v, _mm_set1_epi8(0x30));
+        unsigned dm = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(9)), x));
+        *dots = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(0x2E))) & keep;
+        return dm & keep;
+    #else
+        unsigned dm = 0, dt = 0;
+        int i;
+        for (i = 0; i < 16 && i < room; i++) {
+            dm |= (unsigned)((uint8_t)(s[i] - 48) <= 9) << i;
+            dt |= (unsigned)(s[i] == 46) << i;
+        }
+        *dots = dt;
+        return dm;
+    #endif
+    }
+    /* Line ends and terminal noise of a feed's bytes, 64 bytes at a time: bit i of m:
+       base[i] is a '\n', a CR or an ESC (bits at or past ``end`` 0). Each byte is looked at
+       once however long the lines are: a memchr per line and two more in clean_line read
+       each line three times. CRs and ESCs are rare: the first bit is mostly the line end. */
+    typedef struct { const uint8_t* base; const uint8_t* end; uint64_t m; } fp_lines;
+    #if defined(__SSE2__)
+    static inline unsigned fp_cls16(const uint8_t* s) {
+        __m128i v = _mm_loadu_si128((const __m128i*)s);
+        return (unsigned)_mm_movemask_epi8(_mm_or_si128(
+            _mm_cmpeq_epi8(v, _mm_set1_epi8(10)),
+            _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(13)), _mm_cmpeq_epi8(v, _mm_set1_epi8(27)))));
+    }
+    #endif
+    static inline void fp_lines_fill(fp_lines* L, const uint8_t* p) {
+        Py_ssize_t room = L->end - p, i;
+        uint64_t m = 0;
+        L->base = p;
+    #if defined(__SSE2__)
+        if (FP_LIKELY(room >= 64)) {
+            L->m = (uint64_t)fp_cls16(p) | ((uint64_t)fp_cls16(p + 16) << 16)
+                 | ((uint64_t)fp_cls16(p + 32) << 32) | ((uint64_t)fp_cls16(p + 48) << 48);
+            return;
+        }
+        if (room >= 16 || ((uintptr_t)p & 4095) <= 4080) {  /* up to 16 bytes: one load */
+            i = room >= 16 ? 16 : room;
+            m = fp_cls16(p) & ((1u << i) - 1u);
+        }
+    #else
+        i = 0;
+    #endif
+        for (; i < room && i < 64; i++)
+            m |= (uint64_t)(p[i] == 10 || p[i] == 13 || p[i] == 27) << i;
+        L->m = m;
+    }
+    /* The first '\n' at or after p (< end; NULL: none) and whether the bytes from p to it
+       have a CR or an ESC (*noisy). */
+    static inline const uint8_t* fp_lines_next(fp_lines* L, const uint8_t* p, int* noisy) {
+        Py_ssize_t off = L->base == NULL ? 64 : p - L->base;  /* p never goes back */
+        uint64_t m;
+        const uint8_t* q;
+        *noisy = 0;
+        if (off >= 64) {
+            fp_lines_fill(L, p);
+            off = 0;
+        }
+        for (;;) {
+            m = L->m >> off;
+            while (m) {
+                q = p + __builtin_ctzll(m);
+                if (*q == 10)
+                    return q;
+                *noisy = 1;
+                m &= m - 1;
+            }
+            p = L->base + 64;
+            if (p >= L->end)
+                return NULL;
+            fp_lines_fill(L, p);
+            off = 0;
+        }
+    }
+    /* Eight bytes at s (loadable) as a little-endian word. */
+    /* w without its byte i (0..7): the bytes above it moved down one, zero on top. */
+    static inline uint64_t fp_drop_byte(uint64_t w, int i) {
+        uint64_t low = (((uint64_t)1) << (8 * i)) - 1;
+        return (w & low) | ((w >> 8) & ~low);
+    }
+    static inline uint64_t fp_load8(const uint8_t* s) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        return FP_LE64(w);
+    }
     /* Every byte of w where dmask is 0xFF is an ASCII digit: its high nibble is 3, and
        adding 6 keeps it 3 (no carry leaves such a byte). */
     static inline int fp_digits(uint64_t w, uint64_t dmask) {
@@ -195,6 +294,16 @@ cdef extern from *:
     uint64_t fp_word(const uint8_t*, Py_ssize_t, Py_ssize_t) noexcept nogil
     bint fp_ts19(const uint8_t*) noexcept nogil
     bint fp_plain16(const uint8_t*, char*) noexcept nogil
+    bint fp_load16_ok(const uint8_t*, Py_ssize_t) noexcept nogil
+    unsigned fp_num16(const uint8_t*, Py_ssize_t, unsigned*) noexcept nogil
+    uint64_t fp_load8(const uint8_t*) noexcept nogil
+    ctypedef struct fp_lines:
+        const uint8_t* base
+        const uint8_t* end
+    void fp_lines_fill(fp_lines*, const uint8_t*) noexcept nogil
+    const uint8_t* fp_lines_next(fp_lines*, const uint8_t*, bint*) noexcept nogil
+    uint64_t fp_drop_byte(uint64_t, int) noexcept nogil
+    int FP_CTZ32 "__builtin_ctz"(unsigned) noexcept nogil
     bint fp_eq_digits(const uint8_t*, const char*, Py_ssize_t) noexcept nogil
     bint fp_eq16(const uint8_t*, const char*, Py_ssize_t) noexcept nogil
     int fp_digit_run(uint64_t) noexcept nogil
@@ -1875,12 +1984,52 @@ cdef inline Py_ssize_t number_fast(const uint8_t* s, Py_ssize_t n, Py_ssize_t k,
     ``fast_value``, ``m * 10**(exp - frac)`` with at most 14 digits and the power within
     22, as ``num_value`` computes it; only ``kind``, ``m``, ``frac``, ``exp``, ``neg``
     and ``slow`` are set."""
-    cdef Py_ssize_t p, room, q
-    cdef int l1, l2, e
+    cdef Py_ssize_t p, room
+    cdef int l1, l2
     cdef uint64_t w, v
+    cdef unsigned dm, dots
     if k >= n or <uint8_t>(s[k] - 48) > 9:
         return -1
     room = n - k
+    if FP_UNLIKELY(not fp_load16_ok(s + k, room)):
+        return number_words(s, n, k, r)
+    # both digit runs from one 16-byte load; a fraction whose bytes fit one word with the
+    # integer's is valued with them in one conversion, the '.' taken out
+    dm = fp_num16(s + k, room, &dots)
+    l1 = FP_CTZ32(~dm)
+    if l1 >= 8 or (s[k] == 48 and l1 > 1):
+        return -1
+    w = fp_load8(s + k)
+    p = k + l1
+    r.frac = 0
+    if (dots >> l1) & 1:
+        l2 = FP_CTZ32(~(dm >> (l1 + 1)))
+        if l2 == 0 or l2 >= 8:
+            return -1
+        if l1 + l2 < 8:
+            v = fp_digits_value(fp_drop_byte(w, l1), l1 + l2)
+        else:
+            v = fp_digits_value(w, l1) * <uint64_t>_P10[l2] + fp_digits_value(fp_load8(s + p + 1), l2)
+        r.frac = l2
+        p += 1 + l2
+    else:
+        v = fp_digits_value(w, l1)
+    if p < n and (s[p] | 32) == 101:  # e or E
+        return number_exp(s, n, k, p, v, r)
+    r.exp = 0
+    r.kind = 1
+    r.m = v
+    r.neg = False
+    r.slow = False
+    return p
+
+
+cdef Py_ssize_t number_words(const uint8_t* s, Py_ssize_t n, Py_ssize_t k, Num* r) noexcept nogil:
+    """``number_fast`` where 16 bytes cannot be loaded at ``s + k``: 8-byte words, the last
+    ones assembled byte by byte."""
+    cdef Py_ssize_t p, room = n - k
+    cdef int l1, l2
+    cdef uint64_t w, v
     w = fp_word(s + k, 8 if room >= 8 else room, room)
     l1 = fp_digit_run(w)
     if l1 == 8 or (s[k] == 48 and l1 > 1):
@@ -1899,6 +2048,15 @@ cdef inline Py_ssize_t number_fast(const uint8_t* s, Py_ssize_t n, Py_ssize_t k,
         v = v * <uint64_t>_P10[l2] + fp_digits_value(w, l2)
         r.frac = l2
         p += 1 + l2
+    return number_exp(s, n, k, p, v, r)
+
+
+cdef Py_ssize_t number_exp(const uint8_t* s, Py_ssize_t n, Py_ssize_t k, Py_ssize_t p, uint64_t v,
+                           Num* r) noexcept nogil:
+    """``number_fast`` past its digits (``s[k:p]``, value ``v``, ``r.frac`` set): the
+    exponent if any, then the number's end, or -1."""
+    cdef Py_ssize_t q
+    cdef int e
     r.exp = 0
     if p < n and (s[p] == 101 or s[p] == 69):
         q = p + 1
@@ -3499,12 +3657,14 @@ cdef class Parser:
         self._items_cap = 0
 
     cdef int _line_event(self, const uint8_t* s, Py_ssize_t avail, int64_t length, int64_t off,
-                         int tags, int64_t nbytes) noexcept nogil:
+                         int tags, int64_t nbytes, bint noisy) noexcept nogil:
         """A line outside multiline: cleaned of terminal noise (its first max+4 bytes when
-        longer than max_line_bytes), then ``_event``; nothing when dropped or empty."""
-        cdef const uint8_t* c
+        longer than max_line_bytes; ``noisy`` False: the line has no CR or ESC, nothing to
+        clean), then ``_event``; nothing when dropped or empty."""
+        cdef const uint8_t* c = s
         cdef Py_ssize_t n = avail if length <= self._max or avail <= self._cap else self._cap
-        n = clean_line(s, n, self._progress, &self._cl, &c)
+        if noisy:
+            n = clean_line(s, n, self._progress, &self._cl, &c)
         if n == -1:
             return -1
         if n <= 0:
@@ -3710,17 +3870,19 @@ cdef class Parser:
         return 0
 
     cdef int _ml_line(self, const uint8_t* s, Py_ssize_t avail, int64_t length, int64_t off,
-                      int64_t end, bint incomplete, bint stable) noexcept nogil:
+                      int64_t end, bint incomplete, bint stable, bint noisy) noexcept nogil:
         """``_pyparser.Parser._ml_line``: one line, ``s[:avail]`` it or its head; ``end`` the
-        offset after its line break; ``stable``: ``s`` is in the feed's bytes (``_open``)."""
+        offset after its line break; ``stable``: ``s`` is in the feed's bytes (``_open``);
+        ``noisy`` False: the line has no CR or ESC (``clean_line`` would keep it as it is)."""
         cdef int64_t idx = self._nline
         cdef Py_ssize_t n
         cdef int st
-        cdef const uint8_t* c
+        cdef const uint8_t* c = s
         self._nline += 1
         if length:
             n = avail if length <= self._max or avail <= self._cap else self._cap
-            n = clean_line(s, n, self._progress, &self._cl, &c)
+            if noisy:
+                n = clean_line(s, n, self._progress, &self._cl, &c)
             if n == -1:
                 return -1
             if n == -2:
@@ -3779,6 +3941,8 @@ cdef class Parser:
         cdef int64_t off = self._offset
         cdef int64_t raw, length
         cdef Py_ssize_t held
+        cdef bint noisy
+        cdef fp_lines lines
 
         if self._hold_len or self._skip:  # complete the line held from earlier feeds
             nl = <const uint8_t*>memchr(p, 10, n)
@@ -3791,11 +3955,11 @@ cdef class Parser:
             length = raw - self._last_cr
             if self._mlon:
                 if self._ml_line(<const uint8_t*>self._hold, held if held < length else length,
-                                 length, off, off + raw + 1, False, False) < 0:
+                                 length, off, off + raw + 1, False, False, True) < 0:
                     return -1
             elif length:
                 if self._line_event(<const uint8_t*>self._hold, held if held < length else length,
-                                    length, off, 0, raw + 1) < 0:
+                                    length, off, 0, raw + 1, True) < 0:
                     return -1
             off += raw + 1
             self._lines += 1
@@ -3803,8 +3967,10 @@ cdef class Parser:
             p = nl + 1
             self._offset = off
 
+        lines.end = end
+        lines.base = NULL
         while p < end:
-            nl = <const uint8_t*>memchr(p, 10, end - p)
+            nl = fp_lines_next(&lines, p, &noisy)
             if nl == NULL:
                 break
             raw = nl - p
@@ -3812,11 +3978,11 @@ cdef class Parser:
             if length and p[length - 1] == 13:
                 length -= 1
             if self._mlon:
-                if self._ml_line(p, length, length, off, off + raw + 1, False, True) < 0:
+                if self._ml_line(p, length, length, off, off + raw + 1, False, True, noisy) < 0:
                     self._offset = off
                     return -1
             elif length:
-                if self._line_event(p, length, length, off, 0, raw + 1) < 0:
+                if self._line_event(p, length, length, off, 0, raw + 1, noisy) < 0:
                     self._offset = off
                     return -1
             off += raw + 1
@@ -3939,7 +4105,7 @@ cdef class Parser:
             self._prepare(read_time_ms)
             self._start()
             if self._line_event(<const uint8_t*>self._hold, self._hold_len, raw, start,
-                                _INCOMPLETE, raw) < 0:
+                                _INCOMPLETE, raw, True) < 0:
                 raise MemoryError()
             self._offset = start + raw
             self._lines = 1
@@ -3957,7 +4123,7 @@ cdef class Parser:
             self._start()
             if raw:
                 if self._ml_line(<const uint8_t*>self._hold, self._hold_len, raw, self._offset,
-                                 self._offset + raw, True, False) < 0:
+                                 self._offset + raw, True, False, True) < 0:
                     raise MemoryError()
                 self._offset += raw
                 self._drop_held()

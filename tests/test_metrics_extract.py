@@ -274,6 +274,58 @@ def test_twins_identical_random_metric_lines() -> None:
     assert b'"x_1":' in out[3][0] and b'"at_7":' in out[3][0]
 
 
+@needs_both
+def test_twins_identical_numbers_at_the_end_of_memory() -> None:
+    """The compiled number scan loads 16 bytes at once where they are in the same memory
+    page, else words and bytes: the last number of a feed ending 0-17 bytes before a page's
+    end reads alike either way, with and without its newline."""
+    tails = [b"loss=1.5", b"loss=12345", b"acc=0.62 lr=2.5e-4", b"lr=3e-4", b"step=7", b"loss=1.234567",
+             b"loss=1234567.1234567", b"loss=0.12345678", b"loss=12345678", b"loss=007", b"lr=1E+02"]
+    filler = b"epoch=1 step=2 loss=0.5 acc=0.9\n" * 64
+    seen = set()
+    for tail in tails:
+        for nl in (b"", b"\n"):
+            for pad in range(4096 + 64):
+                data = filler + b"x" * pad + b"\n" + tail + nl
+                gap = -(id(data) + 32 + len(data)) % 4096  # CPython's bytes: 32 bytes of header
+                if gap > 17 or (tail, nl, gap) in seen:
+                    continue
+                seen.add((tail, nl, gap))
+                out = []
+                for m in (CPARSER, _pyparser):
+                    p = make(m)
+                    bs = [p.feed(data, T0), p.flush(T0)]
+                    out.append([(b.body, [getattr(b, n).tolist() for n, _ in ARRAYS]) for b in bs])
+                assert out[0] == out[1], (tail, nl, gap)
+    assert len(seen) > 10 * len(tails)
+
+
+@needs_both
+def test_twins_identical_number_digits() -> None:
+    """Numbers of every length of integer, fraction and exponent around the compiled scan's
+    word limits (7 digits, 8, 16 bytes), signs and leading zeros, in lines that repeat a
+    shape (the shape path) and alone."""
+    rng = random.Random(11)
+    nums = []
+    for il in (0, 1, 2, 6, 7, 8, 9, 15, 16, 17):
+        for fl in (-1, 0, 1, 6, 7, 8, 9):
+            for ex in ("", "e5", "E-22", "e+23", "e123", "e"):
+                ip = "".join(rng.choice("123456789") for _ in range(il))
+                nums.append(ip + ("" if fl < 0 else "." + "9" * fl) + ex)
+    nums += ["0", "00", "0.0", "-0.5", "+1.25", "01.5", "0.", ".5", "5.", "1.e5"]
+    lines = []
+    for i, x in enumerate(nums):
+        lines.append(f"step={i} loss={x} acc=0.5")
+        lines.append(f"loss={x}")
+    data = "\n".join(lines).encode() + b"\n"
+    out = []
+    for m in (CPARSER, _pyparser):
+        p = make(m)
+        b = p.feed(data, T0)
+        out.append((b.body, [getattr(b, n).tolist() for n, _ in ARRAYS], p.metric_names))
+    assert out[0] == out[1]
+
+
 # -- the compiled parser's metric-line shapes ---------------------------------------------------
 # The compiled parser keeps the shape of recent metric lines (the bytes between the values, the
 # metric each value is written as) and writes a line of a kept shape from it, scanning only its
