@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from _fastparse import counters
-from _fastparse.counters import LEVEL_NAMES, WindowCounts
+from _fastparse.counters import LEVEL_NAMES, NO_EXTENSIONS, WindowCounts
 
 from ..metrics import Metrics
 from .detector import Change, ColdDetector, CompiledDetector, Detector, DetectorConfig, empty_state
@@ -34,6 +34,13 @@ from .notify import Notifier
 from .windows import MAX_SAMPLES, SourceWindows, Window, add_classes
 
 log = logging.getLogger("shipper.anomaly")
+
+try:  # an error sample's fields found in C, only they decoded; the whole document decoded without it
+    if NO_EXTENSIONS:
+        raise ImportError("SHIPPER_NO_EXTENSIONS")
+    from _fastparse._counting import error_samples as _error_samples
+except ImportError:  # not built (no compiler, SHIPPER_NO_EXTENSIONS)
+    _error_samples = None
 
 STATE_VERSION = 1
 # anomaly starts (WARNING) and clears (INFO) written to the agent's log one by one, at most
@@ -566,39 +573,53 @@ def _at_end(reader: Any) -> bool:
 def _error_messages(batch: Any, counts: WindowCounts, sampled: dict[int, int]) -> dict[int, list[str]]:
     """First lines of the sampled error events' messages, per window row: only until a
     window has MAX_SAMPLES of them, counting batches still in flight (``sampled``: window
-    start -> messages taken), so a burst of errors costs a few JSON decodes, not one per batch."""
-    ends: Any = None
-    out: dict[int, list[str]] = {}
-    starts = counts.starts
+    start -> messages taken), so a burst of errors costs a few JSON decodes, not one per batch.
+    Compiled (``_counting.error_samples``: the quoted fields found by a scan, only they
+    decoded; a document it does not take decoded whole, here) or this loop, its twin."""
+    ends = memoryview(batch.item_ends).cast("B").cast("q")
     body = batch.body
+    if _error_samples is not None:
+        out: dict[int, list[str]] = _error_samples(
+            body,
+            ends,
+            counts.error_rows,
+            counts.error_items,
+            counts.starts,
+            sampled,
+            MAX_SAMPLES,
+            _message,
+            orjson.loads,
+        )
+        return out
+    out = {}
+    starts = counts.starts
     for row, item in zip(counts.error_rows, counts.error_items, strict=True):
         start_ms = starts[row]
         taken = sampled.get(start_ms, 0)
         if taken >= MAX_SAMPLES:
             continue
         sampled[start_ms] = taken + 1
-        if ends is None:
-            ends = memoryview(batch.item_ends).cast("B").cast("q")
-        start = ends[item - 1] if item else 0
-        end = ends[item]
-        nl = body.find(b"\n", start, end)  # the bulk action line, then the document
-        try:
-            d = orjson.loads(memoryview(body)[nl + 1 : end] if nl >= 0 else b"")
-        except orjson.JSONDecodeError:
+        msg = _message(body, ends[item - 1] if item else 0, ends[item])
+        if msg is None:
             continue
-        msg: Any = ""
-        if type(d) is dict:  # what orjson makes (no subclass can come out)
-            msg = d.get("message", "")
-            err = d.get("error")
-            if type(err) is dict and err.get("type"):
-                msg = f"{err.get('type')}: {err.get('message', '')}" if err.get("message") else str(err["type"])
-        if type(msg) is not str:
-            msg = str(msg)
         cut = msg.find("\n")
-        first = (msg if cut < 0 else msg[:cut])[:500]
-        got = out.get(row)
-        if got is None:
-            out[row] = [first]
-        else:
-            got.append(first)
+        out.setdefault(row, []).append((msg if cut < 0 else msg[:cut])[:500])
     return out
+
+
+def _message(body: Any, start: int, end: int) -> str | None:
+    """What a sample quotes of the document in ``body[start:end]`` (the bulk action line,
+    then the document), decoded whole: ``error.type: error.message`` or the message;
+    None when it is not JSON (skipped)."""
+    nl = body.find(b"\n", start, end)
+    try:
+        d = orjson.loads(memoryview(body)[nl + 1 : end] if nl >= 0 else b"")
+    except orjson.JSONDecodeError:
+        return None
+    msg: Any = ""
+    if type(d) is dict:  # what orjson makes (no subclass can come out)
+        msg = d.get("message", "")
+        err = d.get("error")
+        if type(err) is dict and err.get("type"):
+            msg = f"{err.get('type')}: {err.get('message', '')}" if err.get("message") else str(err["type"])
+    return msg if type(msg) is str else str(msg)
