@@ -14,8 +14,8 @@ the caller then uses the twin, which sorts.
 
 from libc.math cimport INFINITY, NAN, asin, fabs, isfinite, sqrt
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t
-from libc.stdlib cimport calloc, free, malloc
-from libc.string cimport memchr, memcmp, memset
+from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.string cimport memchr, memcmp, memcpy, memset
 
 
 cdef inline int64_t _floordiv(int64_t a, int64_t b) nogil:
@@ -466,6 +466,7 @@ cdef extern from "Python.h":
     char* PyBytes_AS_STRING(object) nogil
     Py_ssize_t PyBytes_GET_SIZE(object) nogil
     object PyUnicode_DecodeUTF8(const char*, Py_ssize_t, const char*)
+    bytes PyBytes_FromStringAndSize(const char*, Py_ssize_t)
 
 cdef enum:
     _MAX_DEPTH = 64
@@ -752,4 +753,173 @@ def error_samples(
             out[row] = [msg]
         else:
             got.append(msg)
+    return out
+
+
+# -- window documents as bytes in one go --
+
+cdef struct _Buf:
+    char* p
+    Py_ssize_t n
+    Py_ssize_t cap
+
+
+cdef int _put(_Buf* b, const char* s, Py_ssize_t n) except -1:
+    cdef char* q
+    if b.n + n > b.cap:
+        b.cap = (b.n + n) * 2 + 256
+        q = <char*> realloc(b.p, b.cap)
+        if q == NULL:
+            raise MemoryError()
+        b.p = q
+    memcpy(b.p + b.n, s, n)
+    b.n += n
+    return 0
+
+
+cdef inline int _put_b(_Buf* b, bytes s) except -1:
+    return _put(b, PyBytes_AS_STRING(s), PyBytes_GET_SIZE(s))
+
+
+cdef inline Py_ssize_t _put_num(_Buf* b, const char* nums, Py_ssize_t at, Py_ssize_t end) except -1:
+    """Copy the number at ``nums[at]`` (up to the next comma or ``end``); where the next starts."""
+    cdef const char* q = <const char*> memchr(nums + at, 44, end - at)
+    cdef Py_ssize_t stop = (q - nums) if q != NULL else end
+    _put(b, nums + at, stop - at)
+    return stop + 1
+
+
+cdef inline Py_ssize_t _field(_Buf* b, const char* key, Py_ssize_t n, const char* nums, Py_ssize_t at,
+                               Py_ssize_t end) except -1:
+    """``key`` (``n`` bytes), then the number at ``nums[at]``; where the next number starts."""
+    _put(b, key, n)
+    return _put_num(b, nums, at, end)
+
+
+cdef inline int _comma(_Buf* b, bint first) except -1:
+    """A comma before every member but the first."""
+    return 0 if first else _put(b, b",", 1)
+
+
+cdef inline Py_ssize_t _member(_Buf* b, bytes key, bint first, const char* nums, Py_ssize_t at,
+                                Py_ssize_t end) except -1:
+    """A comma unless ``first``, ``key`` (``"name":``), the number at ``nums[at]``."""
+    _comma(b, first)
+    _put_b(b, key)
+    return _put_num(b, nums, at, end)
+
+
+cdef bytes _name(dict names, object name, object dumps):
+    """``"name":`` (orjson's text of the name), once per name."""
+    cdef object got = names.get(name)
+    if got is None:
+        got = names[name] = dumps(name) + b":"
+    return got
+
+
+def window_docs(list ws, bytes head, Py_ssize_t window_ms, object iso, tuple level_keys, dict names, object dumps):
+    """The summary documents (``documents.window_document`` serialized by orjson, and a
+    newline) of the closed windows ``ws`` of one source, made as bytes in one buffer:
+    every number of the group through one ``dumps`` of a list (orjson's own text for
+    each: JSON numbers hold no comma, so the list's text splits into them), names through
+    ``dumps`` once (``names``: str -> ``"name":``, bounded by the caller), the rest
+    constant. ``head``: what comes between the timestamp and the window's start
+    (``","event":{"dataset":...,"kind":"metric"},"host":{"name":...},"window":{"start":"``);
+    ``iso``: ms -> its text; ``level_keys``: ``"name":`` per level. None in the list for a
+    window this leaves to the dict (one with prediction quality, a name not a str, more
+    levels than names)."""
+    cdef list vals = [], out = [], oks = []
+    cdef list levels
+    cdef object w, name, m, c, s, n
+    cdef dict classes, metrics
+    cdef bint ok, first
+    cdef Py_ssize_t nl = len(level_keys), j, at = 1, end, doc
+    cdef bytes nums, start
+    cdef const char* q
+    cdef _Buf b
+    for w in ws:  # the numbers, in the order the documents hold them
+        classes = w.classes
+        metrics = w.metrics
+        levels = w.levels
+        ok = (not w.scores) and len(levels) <= nl
+        if ok:
+            for n in w.confusion:
+                if n:
+                    ok = False
+            for name in classes:
+                if type(name) is not str:
+                    ok = False
+            for name in metrics:
+                if type(name) is not str:
+                    ok = False
+        oks.append(ok)
+        if not ok:
+            continue
+        vals.append(w.events)
+        vals.append(w.bytes)
+        vals.append(sum(classes.values()))
+        for n in levels:
+            if n:
+                vals.append(n)
+        vals.extend(classes.values())
+        for m in metrics.values():
+            c, s = m[0], m[1]
+            vals.append(c)
+            vals.append(s)
+            vals.append(m[2])
+            vals.append(m[3])
+            vals.append(s / c if c else None)
+    nums = dumps(vals)
+    q = PyBytes_AS_STRING(nums)
+    end = PyBytes_GET_SIZE(nums) - 1  # the closing bracket
+    b.p = NULL
+    b.n = b.cap = 0
+    try:
+        for j in range(len(ws)):
+            if not oks[j]:
+                out.append(None)
+                continue
+            w = ws[j]
+            b.n = 0
+            start = (<str> iso(w.start)).encode("ascii")
+            _put(&b, b'{"@timestamp":"', 15)
+            _put_b(&b, start)
+            _put_b(&b, head)
+            _put_b(&b, start)
+            _put(&b, b'","end":"', 9)
+            _put_b(&b, (<str> iso(w.start + window_ms)).encode("ascii"))
+            at = _field(&b, b'","events":', 11, q, at, end)
+            at = _field(&b, b',"bytes":', 9, q, at, end)
+            at = _field(&b, b',"errors":', 10, q, at, end)
+            _put(&b, b',"level":{', 10)
+            first = True
+            levels = w.levels
+            for doc in range(len(levels)):
+                if levels[doc]:
+                    at = _member(&b, level_keys[doc], first, q, at, end)
+                    first = False
+            _put(&b, b'},"error_class":{', 17)
+            first = True
+            for name in w.classes:
+                at = _member(&b, _name(names, name, dumps), first, q, at, end)
+                first = False
+            _put(&b, b"}}", 2)
+            if w.metrics:
+                _put(&b, b',"metrics":{', 12)
+                first = True
+                for name in w.metrics:
+                    _comma(&b, first)
+                    first = False
+                    _put_b(&b, _name(names, name, dumps))
+                    at = _field(&b, b'{"count":', 9, q, at, end)
+                    at = _field(&b, b',"sum":', 7, q, at, end)
+                    at = _field(&b, b',"min":', 7, q, at, end)
+                    at = _field(&b, b',"max":', 7, q, at, end)
+                    at = _field(&b, b',"mean":', 8, q, at, end)
+                    _put(&b, b"}", 1)
+                _put(&b, b"}", 1)
+            _put(&b, b"}\n", 2)
+            out.append(PyBytes_FromStringAndSize(b.p, b.n))
+    finally:
+        free(b.p)
     return out

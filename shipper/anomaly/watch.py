@@ -29,7 +29,7 @@ from _fastparse.counters import LEVEL_NAMES, NO_EXTENSIONS, WindowCounts
 
 from ..metrics import Metrics
 from .detector import Change, ColdDetector, CompiledDetector, Detector, DetectorConfig, empty_state
-from .documents import DocumentWriter, anomaly_document, doc_id, index_name, window_document
+from .documents import DocumentWriter, anomaly_document, doc_id, index_name, window_document, window_lines
 from .notify import Notifier
 from .windows import MAX_SAMPLES, SourceWindows, Window, add_classes
 
@@ -403,8 +403,7 @@ class AnomalyWatch:
 
     def _forget(self, src: Source) -> None:
         self._flush_metrics()  # not after the series are removed: that would make them again
-        for w in src.windows.close_all():
-            self._close(src, w, judge=False)
+        self._close(src, src.windows.close_all())
         m = self.metrics
         for metric, labelsets in (
             (m.source_events, [(src.name,)]),
@@ -424,22 +423,36 @@ class AnomalyWatch:
         self._cache = None
         log.info("source %s forgotten", src.name)
 
-    def _close(self, src: Source, w: Window, judge: bool) -> None:
-        """Summarize a window (its document); ``judge``: a complete one, which `_judge`
-        then runs the detector on (a partial one, at shutdown or retirement, is no evidence)."""
+    def _close(self, src: Source, ws: list[Window]) -> None:
+        """Summarize windows (their documents), in order: complete ones, which `_judge`
+        then runs the detector on, or, at retirement, partial ones (no evidence)."""
         self._cache = None
-        if self.writer is not None and self.cfg.documents:
-            doc = window_document(w, src.name, self.host_name, self.cfg.window_ms, src.has_predictions)
-            self.writer.add(
-                index_name(self.cfg.metrics_index, w.start),
+        self._documents(src, ws)
+
+    def _documents(self, src: Source, ws: list[Window]) -> None:
+        """Queue the window documents of ``ws`` (as bulk lines in one go for the agent's
+        writer; as dicts, one by one, for any other)."""
+        writer = self.writer
+        if writer is None or not self.cfg.documents or not ws:
+            return
+        cfg = self.cfg
+        if isinstance(writer, DocumentWriter):
+            writer.add_lines(
+                window_lines(
+                    ws, src.name, self.host_name, self.host_id, cfg.window_ms, cfg.metrics_index, src.has_predictions
+                )
+            )
+            return
+        for w in ws:
+            writer.add(
+                index_name(cfg.metrics_index, w.start),
                 doc_id(self.host_id, src.name, w.start),
-                doc,
+                window_document(w, src.name, self.host_name, cfg.window_ms, src.has_predictions),
             )
 
     def _judge(self, src: Source, due: list[Window]) -> None:
         """Close windows in order and run the detector over all of them in one pass."""
-        for w in due:
-            self._close(src, w, judge=True)
+        self._close(src, due)
         if src.sampled:  # sampling bookkeeping of closed (and late) windows, once per tick
             last = due[-1].start
             src.sampled = {start: n for start, n in src.sampled.items() if start > last}
@@ -500,13 +513,7 @@ class AnomalyWatch:
         the next run completes them and replaces their documents."""
         self.tick(now)
         for src in self.sources.values():
-            for w in src.windows.close_all():
-                if self.writer is not None and self.cfg.documents:
-                    self.writer.add(
-                        index_name(self.cfg.metrics_index, w.start),
-                        doc_id(self.host_id, src.name, w.start),
-                        window_document(w, src.name, self.host_name, self.cfg.window_ms, src.has_predictions),
-                    )
+            self._documents(src, src.windows.close_all())
 
     # -- persistence -----------------------------------------------------------------
 
