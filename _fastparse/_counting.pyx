@@ -14,8 +14,8 @@ the caller then uses the twin, which sorts.
 
 from libc.math cimport INFINITY, NAN, asin, fabs, isfinite, sqrt
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t
-from libc.stdlib cimport calloc, free, malloc
-from libc.string cimport memset
+from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.string cimport memchr, memcmp, memcpy, memset
 
 
 cdef inline int64_t _floordiv(int64_t a, int64_t b) nogil:
@@ -458,3 +458,468 @@ def judge(
         free(ycnt)
         free(ymean)
         free(ystd)
+
+
+# -- error samples: the fields of a document a sample quotes, found without decoding it --
+
+cdef extern from "Python.h":
+    char* PyBytes_AS_STRING(object) nogil
+    Py_ssize_t PyBytes_GET_SIZE(object) nogil
+    object PyUnicode_DecodeUTF8(const char*, Py_ssize_t, const char*)
+    bytes PyBytes_FromStringAndSize(const char*, Py_ssize_t)
+
+cdef enum:
+    _MAX_DEPTH = 64
+
+
+cdef inline Py_ssize_t _ws(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) nogil:
+    while i < n and (p[i] == 32 or p[i] == 10 or p[i] == 13 or p[i] == 9):
+        i += 1
+    return i
+
+
+cdef inline bint _hex(unsigned char c) nogil:
+    return (48 <= c <= 57) or (65 <= c <= 70) or (97 <= c <= 102)
+
+
+cdef inline Py_ssize_t _utf8(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) nogil:
+    """The end of the UTF-8 sequence at ``p[i]`` (>= 0x80), or -1 when it is not valid."""
+    cdef unsigned char c = p[i], lo = 0x80, hi = 0xBF
+    cdef int k = 1 if c < 0xE0 else 2 if c < 0xF0 else 3  # continuation bytes
+    if c < 0xC2 or c > 0xF4:
+        return -1
+    if c == 0xE0:
+        lo = 0xA0  # no overlong 3-byte forms
+    elif c == 0xED:
+        hi = 0x9F  # no surrogates
+    elif c == 0xF0:
+        lo = 0x90  # no overlong 4-byte forms
+    elif c == 0xF4:
+        hi = 0x8F  # nothing past U+10FFFF
+    if i + k >= n:
+        return -1
+    if not (lo <= p[i + 1] <= hi):
+        return -1
+    if k >= 2 and not (0x80 <= p[i + 2] <= 0xBF):
+        return -1
+    if k == 3 and not (0x80 <= p[i + 3] <= 0xBF):
+        return -1
+    return i + k + 1
+
+
+cdef Py_ssize_t _string(const unsigned char* p, Py_ssize_t i, Py_ssize_t n, Py_ssize_t* nl) nogil:
+    """The end (after the closing quote) of the JSON string at ``p[i] == '"'``, or -1 when
+    it is not one orjson would take. ``nl`` (if not NULL): where its first ``\\n`` escape
+    is, when no ``\\u`` escape (which may be a newline too) comes before it; else -1."""
+    cdef unsigned char c, e
+    cdef bint u = False
+    if nl != NULL:
+        nl[0] = -1
+    i += 1
+    while i < n:
+        c = p[i]
+        if c == 34:  # "
+            return i + 1
+        if c == 92:  # backslash
+            if i + 1 >= n:
+                return -1
+            e = p[i + 1]
+            if e == 117:  # u
+                if i + 5 >= n or not (_hex(p[i + 2]) and _hex(p[i + 3]) and _hex(p[i + 4]) and _hex(p[i + 5])):
+                    return -1
+                if (p[i + 2] == 100 or p[i + 2] == 68) and not (48 <= p[i + 3] <= 55):
+                    return -1  # a surrogate: whether its pair makes it valid is orjson's to say
+                u = True
+                i += 6
+                continue
+            if e == 110:  # n
+                if nl != NULL and nl[0] < 0 and not u:
+                    nl[0] = i
+            elif not (e == 34 or e == 92 or e == 47 or e == 98 or e == 102 or e == 114 or e == 116):
+                return -1
+            i += 2
+            continue
+        if c < 32:
+            return -1
+        if c >= 128:  # UTF-8 as orjson takes it (RFC 3629: no overlong forms, no surrogates)
+            i = _utf8(p, i, n)
+            if i < 0:
+                return -1
+            continue
+        i += 1
+    return -1
+
+
+cdef Py_ssize_t _value(const unsigned char* p, Py_ssize_t i, Py_ssize_t n, int depth) nogil:
+    """The end of the JSON value at ``p[i]`` (no white space before it), or -1."""
+    cdef unsigned char c
+    if i >= n or depth > _MAX_DEPTH:
+        return -1
+    c = p[i]
+    if c == 34:
+        return _string(p, i, n, NULL)
+    if c == 123 or c == 91:  # { [
+        i = _ws(p, i + 1, n)
+        if i < n and p[i] == c + 2:  # } ]
+            return i + 1
+        while True:
+            if c == 123:
+                if i >= n or p[i] != 34:
+                    return -1
+                i = _string(p, i, n, NULL)
+                if i < 0:
+                    return -1
+                i = _ws(p, i, n)
+                if i >= n or p[i] != 58:  # :
+                    return -1
+                i = _ws(p, i + 1, n)
+            i = _value(p, i, n, depth + 1)
+            if i < 0:
+                return -1
+            i = _ws(p, i, n)
+            if i >= n:
+                return -1
+            if p[i] == c + 2:
+                return i + 1
+            if p[i] != 44:  # ,
+                return -1
+            i = _ws(p, i + 1, n)
+    if c == 116:  # true
+        return i + 4 if i + 4 <= n and memcmp(p + i, b"true", 4) == 0 else -1
+    if c == 102:
+        return i + 5 if i + 5 <= n and memcmp(p + i, b"false", 5) == 0 else -1
+    if c == 110:
+        return i + 4 if i + 4 <= n and memcmp(p + i, b"null", 4) == 0 else -1
+    if c == 45 or 48 <= c <= 57:  # -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+        if c == 45:
+            i += 1
+            if i >= n or not 48 <= p[i] <= 57:
+                return -1
+        if p[i] == 48:
+            i += 1
+        else:
+            while i < n and 48 <= p[i] <= 57:
+                i += 1
+        if i < n and p[i] == 46:
+            i += 1
+            if i >= n or not 48 <= p[i] <= 57:
+                return -1
+            while i < n and 48 <= p[i] <= 57:
+                i += 1
+        if i < n and (p[i] == 101 or p[i] == 69):
+            i += 1
+            if i < n and (p[i] == 43 or p[i] == 45):
+                i += 1
+            if i >= n or not 48 <= p[i] <= 57:
+                return -1
+            while i < n and 48 <= p[i] <= 57:
+                i += 1
+        return i
+    return -1
+
+
+cdef Py_ssize_t _fields(const unsigned char* p, Py_ssize_t i, Py_ssize_t n, bint top, Py_ssize_t* f) nogil:
+    """The end of the JSON object at ``p[i] == '{'`` (-1: not one this scan takes), noting
+    the last of each field's string token as orjson keeps it. ``top``: ``message`` in
+    f[0], f[1] and its first newline escape in f[2]; ``error``, an object, through
+    ``_fields(top=False, f + 3)``: its ``type`` in f[0], f[1], its ``message`` in f[2], f[3].
+    Keys with escapes, or those fields not strings: -1 (the caller decodes it all)."""
+    cdef Py_ssize_t ks, ke
+    cdef Py_ssize_t* slot
+    i = _ws(p, i + 1, n)
+    if i < n and p[i] == 125:
+        return i + 1
+    while True:
+        if i >= n or p[i] != 34:
+            return -1
+        ks = i
+        ke = _string(p, i, n, NULL)
+        if ke < 0 or memchr(p + ks, 92, ke - ks) != NULL:
+            return -1
+        i = _ws(p, ke, n)
+        if i >= n or p[i] != 58:
+            return -1
+        i = _ws(p, i + 1, n)
+        slot = NULL
+        if ke - ks == 9 and memcmp(p + ks, b'"message"', 9) == 0:
+            slot = f if top else f + 2
+        elif not top and ke - ks == 6 and memcmp(p + ks, b'"type"', 6) == 0:
+            slot = f
+        if slot != NULL:
+            if i >= n or p[i] != 34:
+                return -1
+            slot[0] = i
+            i = _string(p, i, n, f + 2 if top else NULL)
+            slot[1] = i
+        elif top and ke - ks == 7 and memcmp(p + ks, b'"error"', 7) == 0:
+            f[3] = f[4] = f[5] = f[6] = -1
+            i = _fields(p, i, n, False, f + 3) if i < n and p[i] == 123 else _value(p, i, n, 1)
+        else:
+            i = _value(p, i, n, 1 if top else 2)
+        if i < 0:
+            return -1
+        i = _ws(p, i, n)
+        if i >= n:
+            return -1
+        if p[i] == 125:
+            return i + 1
+        if p[i] != 44:
+            return -1
+        i = _ws(p, i + 1, n)
+
+
+cdef bint _scan(const unsigned char* p, Py_ssize_t start, Py_ssize_t end, Py_ssize_t* f) nogil:
+    """``f``: the fields of the document after the action line of ``p[start:end]`` (see
+    ``_fields``); False when the caller must decode the document itself."""
+    cdef const unsigned char* q = <const unsigned char*> memchr(p + start, 10, end - start)
+    cdef Py_ssize_t i, k
+    for k in range(7):
+        f[k] = -1
+    if q == NULL:
+        return False
+    i = _ws(p, (q - p) + 1, end)
+    if i >= end or p[i] != 123:
+        return False
+    i = _fields(p, i, end, True, f)
+    return i >= 0 and _ws(p, i, end) == end
+
+
+cdef object _token(object body, const unsigned char* p, Py_ssize_t s, Py_ssize_t e, bint closed, object loads):
+    """The string of the JSON token ``p[s:e]``, or (not ``closed``) of its start up to
+    ``e`` (a newline escape) as if closed there: its UTF-8 as it is when it has no escape."""
+    if memchr(p + s, 92, e - s) == NULL:
+        return PyUnicode_DecodeUTF8(<const char*> p + s + 1, e - s - (2 if closed else 1), NULL)
+    if closed:
+        return loads(body[s:e])
+    return loads(body[s:e] + b'"')
+
+
+def error_samples(
+    object body,
+    const int64_t[::1] ends,
+    list rows,
+    list items,
+    list starts,
+    dict sampled,
+    int max_samples,
+    object whole,
+    object loads,
+):
+    """``watch._error_messages`` in one call a batch: per sampled error event (``rows``,
+    ``items``) while its window (``starts[row]``) has fewer than ``max_samples`` taken
+    (``sampled``, updated), the first line (500 characters at most) of ``error.type:
+    error.message`` or of the message; the fields found by a scan of the document, only
+    they decoded. A document the scan does not take goes to ``whole(body, start, end)``
+    (the twin's decode: the message, or None to skip it). Returns {row: [line, ...]}."""
+    cdef dict out = {}
+    cdef Py_ssize_t j, item, s, e, cut
+    cdef Py_ssize_t f[7]
+    cdef const unsigned char* p = NULL
+    cdef bint is_bytes = type(body) is bytes
+    cdef object row, start_ms, msg, got
+    cdef int taken
+    if is_bytes:
+        p = <const unsigned char*> PyBytes_AS_STRING(body)
+    for j in range(len(rows)):
+        row = rows[j]
+        start_ms = starts[row]
+        taken = sampled.get(start_ms, 0)
+        if taken >= max_samples:
+            continue
+        sampled[start_ms] = taken + 1
+        item = items[j]
+        s = ends[item - 1] if item else 0
+        e = ends[item]
+        if is_bytes and 0 <= s < e <= PyBytes_GET_SIZE(body) and _scan(p, s, e, f):
+            if f[4] - f[3] > 2:  # error.type, not empty (a token longer than its quotes)
+                msg = _token(body, p, f[3], f[4], True, loads)
+                if f[6] - f[5] > 2:
+                    msg = msg + ": " + _token(body, p, f[5], f[6], True, loads)
+            elif f[0] >= 0:  # the message up to its first newline escape (all of it if none)
+                msg = _token(body, p, f[0], f[2], False, loads) if f[2] >= 0 else _token(body, p, f[0], f[1], True, loads)
+            else:
+                msg = ""
+        else:
+            msg = whole(body, s, e)
+            if msg is None:
+                continue
+        cut = msg.find("\n")
+        if cut >= 0:
+            msg = msg[:cut]
+        if len(msg) > 500:
+            msg = msg[:500]
+        got = out.get(row)
+        if got is None:
+            out[row] = [msg]
+        else:
+            got.append(msg)
+    return out
+
+
+# -- window documents as bytes in one go --
+
+cdef struct _Buf:
+    char* p
+    Py_ssize_t n
+    Py_ssize_t cap
+
+
+cdef int _put(_Buf* b, const char* s, Py_ssize_t n) except -1:
+    cdef char* q
+    if b.n + n > b.cap:
+        b.cap = (b.n + n) * 2 + 256
+        q = <char*> realloc(b.p, b.cap)
+        if q == NULL:
+            raise MemoryError()
+        b.p = q
+    memcpy(b.p + b.n, s, n)
+    b.n += n
+    return 0
+
+
+cdef inline int _put_b(_Buf* b, bytes s) except -1:
+    return _put(b, PyBytes_AS_STRING(s), PyBytes_GET_SIZE(s))
+
+
+cdef inline Py_ssize_t _put_num(_Buf* b, const char* nums, Py_ssize_t at, Py_ssize_t end) except -1:
+    """Copy the number at ``nums[at]`` (up to the next comma or ``end``); where the next starts."""
+    cdef const char* q = <const char*> memchr(nums + at, 44, end - at)
+    cdef Py_ssize_t stop = (q - nums) if q != NULL else end
+    _put(b, nums + at, stop - at)
+    return stop + 1
+
+
+cdef inline Py_ssize_t _field(_Buf* b, const char* key, Py_ssize_t n, const char* nums, Py_ssize_t at,
+                               Py_ssize_t end) except -1:
+    """``key`` (``n`` bytes), then the number at ``nums[at]``; where the next number starts."""
+    _put(b, key, n)
+    return _put_num(b, nums, at, end)
+
+
+cdef inline int _comma(_Buf* b, bint first) except -1:
+    """A comma before every member but the first."""
+    return 0 if first else _put(b, b",", 1)
+
+
+cdef inline Py_ssize_t _member(_Buf* b, bytes key, bint first, const char* nums, Py_ssize_t at,
+                                Py_ssize_t end) except -1:
+    """A comma unless ``first``, ``key`` (``"name":``), the number at ``nums[at]``."""
+    _comma(b, first)
+    _put_b(b, key)
+    return _put_num(b, nums, at, end)
+
+
+cdef bytes _name(dict names, object name, object dumps):
+    """``"name":`` (orjson's text of the name), once per name."""
+    cdef object got = names.get(name)
+    if got is None:
+        got = names[name] = dumps(name) + b":"
+    return got
+
+
+def window_docs(list ws, bytes head, Py_ssize_t window_ms, object iso, tuple level_keys, dict names, object dumps):
+    """The summary documents (``documents.window_document`` serialized by orjson, and a
+    newline) of the closed windows ``ws`` of one source, made as bytes in one buffer:
+    every number of the group through one ``dumps`` of a list (orjson's own text for
+    each: JSON numbers hold no comma, so the list's text splits into them), names through
+    ``dumps`` once (``names``: str -> ``"name":``, bounded by the caller), the rest
+    constant. ``head``: what comes between the timestamp and the window's start
+    (``","event":{"dataset":...,"kind":"metric"},"host":{"name":...},"window":{"start":"``);
+    ``iso``: ms -> its text; ``level_keys``: ``"name":`` per level. None in the list for a
+    window this leaves to the dict (one with prediction quality, a name not a str, more
+    levels than names)."""
+    cdef list vals = [], out = [], oks = []
+    cdef list levels
+    cdef object w, name, m, c, s, n
+    cdef dict classes, metrics
+    cdef bint ok, first
+    cdef Py_ssize_t nl = len(level_keys), j, at = 1, end, doc
+    cdef bytes nums, start
+    cdef const char* q
+    cdef _Buf b
+    for w in ws:  # the numbers, in the order the documents hold them
+        classes = w.classes
+        metrics = w.metrics
+        levels = w.levels
+        ok = (not w.scores) and len(levels) <= nl
+        if ok:
+            for n in w.confusion:
+                if n:
+                    ok = False
+            for name in classes:
+                if type(name) is not str:
+                    ok = False
+            for name in metrics:
+                if type(name) is not str:
+                    ok = False
+        oks.append(ok)
+        if not ok:
+            continue
+        vals.append(w.events)
+        vals.append(w.bytes)
+        vals.append(sum(classes.values()))
+        for n in levels:
+            if n:
+                vals.append(n)
+        vals.extend(classes.values())
+        for m in metrics.values():
+            c, s = m[0], m[1]
+            vals.append(c)
+            vals.append(s)
+            vals.append(m[2])
+            vals.append(m[3])
+            vals.append(s / c if c else None)
+    nums = dumps(vals)
+    q = PyBytes_AS_STRING(nums)
+    end = PyBytes_GET_SIZE(nums) - 1  # the closing bracket
+    b.p = NULL
+    b.n = b.cap = 0
+    try:
+        for j in range(len(ws)):
+            if not oks[j]:
+                out.append(None)
+                continue
+            w = ws[j]
+            b.n = 0
+            start = (<str> iso(w.start)).encode("ascii")
+            _put(&b, b'{"@timestamp":"', 15)
+            _put_b(&b, start)
+            _put_b(&b, head)
+            _put_b(&b, start)
+            _put(&b, b'","end":"', 9)
+            _put_b(&b, (<str> iso(w.start + window_ms)).encode("ascii"))
+            at = _field(&b, b'","events":', 11, q, at, end)
+            at = _field(&b, b',"bytes":', 9, q, at, end)
+            at = _field(&b, b',"errors":', 10, q, at, end)
+            _put(&b, b',"level":{', 10)
+            first = True
+            levels = w.levels
+            for doc in range(len(levels)):
+                if levels[doc]:
+                    at = _member(&b, level_keys[doc], first, q, at, end)
+                    first = False
+            _put(&b, b'},"error_class":{', 17)
+            first = True
+            for name in w.classes:
+                at = _member(&b, _name(names, name, dumps), first, q, at, end)
+                first = False
+            _put(&b, b"}}", 2)
+            if w.metrics:
+                _put(&b, b',"metrics":{', 12)
+                first = True
+                for name in w.metrics:
+                    _comma(&b, first)
+                    first = False
+                    _put_b(&b, _name(names, name, dumps))
+                    at = _field(&b, b'{"count":', 9, q, at, end)
+                    at = _field(&b, b',"sum":', 7, q, at, end)
+                    at = _field(&b, b',"min":', 7, q, at, end)
+                    at = _field(&b, b',"max":', 7, q, at, end)
+                    at = _field(&b, b',"mean":', 8, q, at, end)
+                    _put(&b, b"}", 1)
+                _put(&b, b"}", 1)
+            _put(&b, b"}\n", 2)
+            out.append(PyBytes_FromStringAndSize(b.p, b.n))
+    finally:
+        free(b.p)
+    return out

@@ -19,7 +19,8 @@ import orjson
 import pytest
 
 from _fastparse import counters
-from shipper.anomaly import detector, windows
+from shipper.anomaly import detector, documents, windows
+from shipper.anomaly import watch as watch_mod
 from shipper.anomaly.detector import DetectorConfig
 from shipper.anomaly.documents import DocumentWriter
 from shipper.anomaly.watch import AnomalyWatch, WatchConfig
@@ -176,12 +177,22 @@ def digest(out: dict[str, Any]) -> str:
     return h.hexdigest()
 
 
-@pytest.mark.parametrize("twin", ["none", "all", "fold", "window add", "detector"])
+@pytest.mark.parametrize("twin", ["none", "all", "fold", "window add", "detector", "error samples", "window documents"])
 def test_outputs_are_pinned(twin: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same bytes with every compiled step (``_counting``), with their Python/numpy
     twins, and with each twin alone."""
-    if twin != "all" and (counters._fold_c is None or windows._add_row is None or detector._judge_c is None):
+    if twin != "all" and (
+        counters._fold_c is None
+        or windows._add_row is None
+        or detector._judge_c is None
+        or watch_mod._error_samples is None
+        or documents._window_docs is None
+    ):
         pytest.skip("the compiled counting is not built")
+    if twin in ("all", "error samples"):
+        monkeypatch.setattr(watch_mod, "_error_samples", None)
+    if twin in ("all", "window documents"):
+        monkeypatch.setattr(documents, "_window_docs", None)
     if twin in ("all", "fold"):
         monkeypatch.setattr(counters, "_fold_c", None)
     if twin in ("all", "window add"):

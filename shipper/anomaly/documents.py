@@ -24,11 +24,18 @@ from typing import Any
 
 import orjson
 
-from _fastparse.counters import LEVEL_NAMES
+from _fastparse.counters import LEVEL_NAMES, NO_EXTENSIONS
 
 from .detector import Change
 from .outqueue import OutQueue
 from .windows import Window
+
+try:  # window documents as bytes in one go (the same bytes as orjson of window_document's dict)
+    if NO_EXTENSIONS:
+        raise ImportError("SHIPPER_NO_EXTENSIONS")
+    from _fastparse._counting import window_docs as _window_docs
+except ImportError:  # not built (no compiler, SHIPPER_NO_EXTENSIONS)
+    _window_docs = None
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +57,11 @@ _DAILY = frozenset("YmdyjCDFGgVuwUWaAbBeh%")
 def doc_id(host_id: str, source: str, start_ms: int, *extra: str) -> str:
     """BLAKE2b-128 (base64url) of host id, source, window start (and signal, state),
     joined by NUL bytes."""
+    return _doc_id(host_id, source, start_ms, *extra).decode()
+
+
+def _doc_id(host_id: str, source: str, start_ms: int, *extra: str) -> bytes:
+    """``doc_id`` as ASCII bytes."""
     base = _ID_PREFIX.get((host_id, source))
     if base is None:
         if len(_ID_PREFIX) >= 1024:
@@ -62,7 +74,7 @@ def doc_id(host_id: str, source: str, start_ms: int, *extra: str) -> str:
         str(start_ms).encode() if not extra else b"\0".join([str(start_ms).encode(), *(e.encode() for e in extra)])
     )
     # base64url of the 16 bytes without its "==" padding: 22 characters
-    return binascii.b2a_base64(h.digest(), newline=False)[:22].translate(_URLSAFE).decode()
+    return binascii.b2a_base64(h.digest(), newline=False)[:22].translate(_URLSAFE)
 
 
 def _day(day: int) -> str:
@@ -134,6 +146,58 @@ def window_document(w: Window, source: str, host_name: str, window_ms: int, qual
     return doc
 
 
+# (source, host name) -> the window document's constant part; str -> its JSON text
+_DOC_HEADS: dict[tuple[str, str], bytes] = {}
+_NAMES: dict[str, bytes] = {}
+_LEVEL_KEYS = tuple(orjson.dumps(name) + b":" for name in LEVEL_NAMES)
+_ACTIONS: dict[str, bytes] = {}  # index name -> the bulk action's start
+
+
+def _action(index: str) -> bytes:
+    """``{"index":{"_index":INDEX,"_id":``, once per index name."""
+    head = _ACTIONS.get(index)
+    if head is None:
+        if len(_ACTIONS) >= 64:
+            _ACTIONS.clear()
+        head = _ACTIONS[index] = b'{"index":{"_index":' + orjson.dumps(index) + b',"_id":'
+    return head
+
+
+def window_lines(
+    ws: list[Window], source: str, host_name: str, host_id: str, window_ms: int, pattern: str, quality: bool
+) -> list[bytes]:
+    """The bulk lines (action, then document) of closed windows of one source: what
+    ``DocumentWriter.add`` of ``window_document`` makes, byte for byte, the documents
+    made as bytes in one go (``_counting.window_docs``) when built; a window with
+    prediction quality goes through the dict."""
+    docs: list[bytes | None] | None = None
+    if _window_docs is not None and not quality:
+        head = _DOC_HEADS.get((source, host_name))
+        if head is None:
+            if len(_DOC_HEADS) >= 1024:
+                _DOC_HEADS.clear()
+            head = _DOC_HEADS[(source, host_name)] = (
+                b'","event":{"dataset":'
+                + orjson.dumps(source)
+                + b',"kind":"metric"},"host":{"name":'
+                + orjson.dumps(host_name)
+                + b'},"window":{"start":"'
+            )
+        if len(_NAMES) >= 4096:
+            _NAMES.clear()
+        docs = _window_docs(ws, head, window_ms, iso, _LEVEL_KEYS, _NAMES, orjson.dumps)
+    out = []
+    for i, w in enumerate(ws):
+        doc = docs[i] if docs is not None else None
+        if doc is None:
+            doc = orjson.dumps(window_document(w, source, host_name, window_ms, quality)) + b"\n"
+        start = w.start
+        out.append(
+            b"".join((_action(index_name(pattern, start)), b'"', _doc_id(host_id, source, start), b'"}}\n', doc))
+        )
+    return out
+
+
 def anomaly_document(
     change: Change, source: str, host_name: str, window_start: int, samples: list[str]
 ) -> dict[str, Any]:
@@ -179,17 +243,16 @@ class DocumentWriter(OutQueue[Doc]):
         self.failed_items = 0
         self._attempt = 0
         self._warned = -1e9
-        self._heads: dict[str, bytes] = {}
 
     def add(self, index: str, doc_id_: str, doc: dict[str, Any]) -> None:
         """Queue one document for ``index`` (op_type index, so a later one with the same
         ``_id`` replaces it)."""
-        head = self._heads.get(index)
-        if head is None:  # the action's start, once per index name
-            if len(self._heads) >= 64:
-                self._heads.clear()
-            head = self._heads[index] = b'{"index":{"_index":' + orjson.dumps(index) + b',"_id":'
-        self.put(b"".join((head, orjson.dumps(doc_id_), b"}}\n", orjson.dumps(doc), b"\n")))
+        self.put(b"".join((_action(index), orjson.dumps(doc_id_), b"}}\n", orjson.dumps(doc), b"\n")))
+
+    def add_lines(self, lines: list[bytes]) -> None:
+        """Queue documents made as bulk lines already (``window_lines``)."""
+        for line in lines:
+            self.put(line)
 
     async def _drain(self) -> None:
         take = [self._queue[i] for i in range(min(self.batch, len(self._queue)))]

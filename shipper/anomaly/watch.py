@@ -25,15 +25,22 @@ from typing import Any
 import orjson
 
 from _fastparse import counters
-from _fastparse.counters import LEVEL_NAMES, WindowCounts
+from _fastparse.counters import LEVEL_NAMES, NO_EXTENSIONS, WindowCounts
 
 from ..metrics import Metrics
 from .detector import Change, ColdDetector, CompiledDetector, Detector, DetectorConfig, empty_state
-from .documents import DocumentWriter, anomaly_document, doc_id, index_name, window_document
+from .documents import DocumentWriter, anomaly_document, doc_id, index_name, window_document, window_lines
 from .notify import Notifier
 from .windows import MAX_SAMPLES, SourceWindows, Window, add_classes
 
 log = logging.getLogger("shipper.anomaly")
+
+try:  # an error sample's fields found in C, only they decoded; the whole document decoded without it
+    if NO_EXTENSIONS:
+        raise ImportError("SHIPPER_NO_EXTENSIONS")
+    from _fastparse._counting import error_samples as _error_samples
+except ImportError:  # not built (no compiler, SHIPPER_NO_EXTENSIONS)
+    _error_samples = None
 
 STATE_VERSION = 1
 # anomaly starts (WARNING) and clears (INFO) written to the agent's log one by one, at most
@@ -396,8 +403,7 @@ class AnomalyWatch:
 
     def _forget(self, src: Source) -> None:
         self._flush_metrics()  # not after the series are removed: that would make them again
-        for w in src.windows.close_all():
-            self._close(src, w, judge=False)
+        self._close(src, src.windows.close_all())
         m = self.metrics
         for metric, labelsets in (
             (m.source_events, [(src.name,)]),
@@ -417,22 +423,36 @@ class AnomalyWatch:
         self._cache = None
         log.info("source %s forgotten", src.name)
 
-    def _close(self, src: Source, w: Window, judge: bool) -> None:
-        """Summarize a window (its document); ``judge``: a complete one, which `_judge`
-        then runs the detector on (a partial one, at shutdown or retirement, is no evidence)."""
+    def _close(self, src: Source, ws: list[Window]) -> None:
+        """Summarize windows (their documents), in order: complete ones, which `_judge`
+        then runs the detector on, or, at retirement, partial ones (no evidence)."""
         self._cache = None
-        if self.writer is not None and self.cfg.documents:
-            doc = window_document(w, src.name, self.host_name, self.cfg.window_ms, src.has_predictions)
-            self.writer.add(
-                index_name(self.cfg.metrics_index, w.start),
+        self._documents(src, ws)
+
+    def _documents(self, src: Source, ws: list[Window]) -> None:
+        """Queue the window documents of ``ws`` (as bulk lines in one go for the agent's
+        writer; as dicts, one by one, for any other)."""
+        writer = self.writer
+        if writer is None or not self.cfg.documents or not ws:
+            return
+        cfg = self.cfg
+        if isinstance(writer, DocumentWriter):
+            writer.add_lines(
+                window_lines(
+                    ws, src.name, self.host_name, self.host_id, cfg.window_ms, cfg.metrics_index, src.has_predictions
+                )
+            )
+            return
+        for w in ws:
+            writer.add(
+                index_name(cfg.metrics_index, w.start),
                 doc_id(self.host_id, src.name, w.start),
-                doc,
+                window_document(w, src.name, self.host_name, cfg.window_ms, src.has_predictions),
             )
 
     def _judge(self, src: Source, due: list[Window]) -> None:
         """Close windows in order and run the detector over all of them in one pass."""
-        for w in due:
-            self._close(src, w, judge=True)
+        self._close(src, due)
         if src.sampled:  # sampling bookkeeping of closed (and late) windows, once per tick
             last = due[-1].start
             src.sampled = {start: n for start, n in src.sampled.items() if start > last}
@@ -493,13 +513,7 @@ class AnomalyWatch:
         the next run completes them and replaces their documents."""
         self.tick(now)
         for src in self.sources.values():
-            for w in src.windows.close_all():
-                if self.writer is not None and self.cfg.documents:
-                    self.writer.add(
-                        index_name(self.cfg.metrics_index, w.start),
-                        doc_id(self.host_id, src.name, w.start),
-                        window_document(w, src.name, self.host_name, self.cfg.window_ms, src.has_predictions),
-                    )
+            self._documents(src, src.windows.close_all())
 
     # -- persistence -----------------------------------------------------------------
 
@@ -566,39 +580,53 @@ def _at_end(reader: Any) -> bool:
 def _error_messages(batch: Any, counts: WindowCounts, sampled: dict[int, int]) -> dict[int, list[str]]:
     """First lines of the sampled error events' messages, per window row: only until a
     window has MAX_SAMPLES of them, counting batches still in flight (``sampled``: window
-    start -> messages taken), so a burst of errors costs a few JSON decodes, not one per batch."""
-    ends: Any = None
-    out: dict[int, list[str]] = {}
-    starts = counts.starts
+    start -> messages taken), so a burst of errors costs a few JSON decodes, not one per batch.
+    Compiled (``_counting.error_samples``: the quoted fields found by a scan, only they
+    decoded; a document it does not take decoded whole, here) or this loop, its twin."""
+    ends = memoryview(batch.item_ends).cast("B").cast("q")
     body = batch.body
+    if _error_samples is not None:
+        out: dict[int, list[str]] = _error_samples(
+            body,
+            ends,
+            counts.error_rows,
+            counts.error_items,
+            counts.starts,
+            sampled,
+            MAX_SAMPLES,
+            _message,
+            orjson.loads,
+        )
+        return out
+    out = {}
+    starts = counts.starts
     for row, item in zip(counts.error_rows, counts.error_items, strict=True):
         start_ms = starts[row]
         taken = sampled.get(start_ms, 0)
         if taken >= MAX_SAMPLES:
             continue
         sampled[start_ms] = taken + 1
-        if ends is None:
-            ends = memoryview(batch.item_ends).cast("B").cast("q")
-        start = ends[item - 1] if item else 0
-        end = ends[item]
-        nl = body.find(b"\n", start, end)  # the bulk action line, then the document
-        try:
-            d = orjson.loads(memoryview(body)[nl + 1 : end] if nl >= 0 else b"")
-        except orjson.JSONDecodeError:
+        msg = _message(body, ends[item - 1] if item else 0, ends[item])
+        if msg is None:
             continue
-        msg: Any = ""
-        if type(d) is dict:  # what orjson makes (no subclass can come out)
-            msg = d.get("message", "")
-            err = d.get("error")
-            if type(err) is dict and err.get("type"):
-                msg = f"{err.get('type')}: {err.get('message', '')}" if err.get("message") else str(err["type"])
-        if type(msg) is not str:
-            msg = str(msg)
         cut = msg.find("\n")
-        first = (msg if cut < 0 else msg[:cut])[:500]
-        got = out.get(row)
-        if got is None:
-            out[row] = [first]
-        else:
-            got.append(first)
+        out.setdefault(row, []).append((msg if cut < 0 else msg[:cut])[:500])
     return out
+
+
+def _message(body: Any, start: int, end: int) -> str | None:
+    """What a sample quotes of the document in ``body[start:end]`` (the bulk action line,
+    then the document), decoded whole: ``error.type: error.message`` or the message;
+    None when it is not JSON (skipped)."""
+    nl = body.find(b"\n", start, end)
+    try:
+        d = orjson.loads(memoryview(body)[nl + 1 : end] if nl >= 0 else b"")
+    except orjson.JSONDecodeError:
+        return None
+    msg: Any = ""
+    if type(d) is dict:  # what orjson makes (no subclass can come out)
+        msg = d.get("message", "")
+        err = d.get("error")
+        if type(err) is dict and err.get("type"):
+            msg = f"{err.get('type')}: {err.get('message', '')}" if err.get("message") else str(err["type"])
+    return msg if type(msg) is str else str(msg)
