@@ -97,3 +97,62 @@ def test_acknowledged_chunks_are_forgotten(tmp_path: Path) -> None:
     os.close(r.fd)
     reg.close()
     _ = time
+
+
+def test_reads_ahead_share_one_record_and_replay_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file far ahead of its reader: one replay record (one registry write before a send)
+    for up to LEASE_READS reads, not one per read; the replay still rebuilds every byte."""
+    monkeypatch.setattr(reader_mod, "CHUNK", 64)
+    path = tmp_path / "a.log"
+    path.write_bytes(b"".join(b"line %d without a time\n" % i for i in range(400)))
+    clock = [1795651199_000]
+    monkeypatch.setattr(reader_mod.time, "time", lambda: clock[0] / 1000)
+    reg = Registry(tmp_path / "data")
+    state = reg.new_file("t", str(path), os.stat(path), "fp", 0, 0)
+    reg.save()
+    first = asyncio.run(read_all(state, reg, path))
+    reads = -(-path.stat().st_size // 64)
+    boundaries = [b for b, _, _ in state.replay]
+    assert boundaries == sorted(boundaries) and boundaries[-1] == path.stat().st_size
+    # a record per LEASE_READS reads, the last reads (less than a read ahead) one each, the flush
+    assert len(state.replay) <= reads // reader_mod.LEASE_READS + 4, state.replay
+    assert reg.version == len(state.replay)  # one durable version per record, not per read
+    reg.save()
+    reg.close()
+    clock[0] += 3_600_000
+    reg2 = Registry(tmp_path / "data")
+    again = asyncio.run(read_all(reg2.files[state.key], reg2, path))
+    assert again == first
+    reg2.close()
+
+
+def test_a_record_of_reads_ahead_is_cut_when_its_read_time_grows_old(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader held back (Elasticsearch slow) longer than LEASE_MS under one record: the
+    record is cut where the reader is, the next reads get the time they are read at, and a
+    replay rebuilds what was sent."""
+    monkeypatch.setattr(reader_mod, "CHUNK", 64)
+    path = tmp_path / "a.log"
+    path.write_bytes(b"".join(b"line %d without a time\n" % i for i in range(400)))
+    clock = [1795651199_000]
+
+    def now() -> float:
+        clock[0] += 300  # each read 300 ms after the one before
+        return clock[0] / 1000
+
+    monkeypatch.setattr(reader_mod.time, "time", now)
+    reg = Registry(tmp_path / "data")
+    state = reg.new_file("t", str(path), os.stat(path), "fp", 0, 0)
+    reg.save()
+    first = asyncio.run(read_all(state, reg, path))
+    boundaries = [b for b, _, _ in state.replay]
+    assert boundaries == sorted(boundaries) and boundaries[-1] == path.stat().st_size
+    times = [t for _, t, _ in state.replay]
+    assert len(set(times)) == len(times) > 5  # cut: no read time is stretched over more than LEASE_MS
+    reg.save()
+    reg.close()
+    reg2 = Registry(tmp_path / "data")
+    again = asyncio.run(read_all(reg2.files[state.key], reg2, path))
+    assert again == first
+    reg2.close()
