@@ -156,3 +156,53 @@ def test_a_record_of_reads_ahead_is_cut_when_its_read_time_grows_old(
     again = asyncio.run(read_all(reg2.files[state.key], reg2, path))
     assert again == first
     reg2.close()
+
+
+def test_a_crash_under_a_record_of_reads_ahead_replays_what_was_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILLed after a few reads of a record of reads ahead (the record durable, nothing
+    acknowledged): the restart, a day later, rebuilds the bytes that were sent and reads the
+    rest of the record with its read time (those lines were in the file at that time)."""
+    monkeypatch.setattr(reader_mod, "CHUNK", 64)
+    path = tmp_path / "a.log"
+    path.write_bytes(b"".join(b"line %d without a time\n" % i for i in range(400)))
+    clock = [1795651199_000]
+    monkeypatch.setattr(reader_mod.time, "time", lambda: clock[0] / 1000)
+    reg = Registry(tmp_path / "data")
+    state = reg.new_file("t", str(path), os.stat(path), "fp", 0, 0)
+    reg.save()
+    sent: list[bytes] = []
+    cfg = config.from_dict({"inputs": [{"id": "t", "paths": [str(path)]}]}, env={}).inputs[0]
+
+    class Dies(Capture):
+        async def submit(self, batch: Any, watermark: Any, generation: int, input_id: str, version: int = 0) -> None:
+            await super().submit(batch, watermark, generation, input_id, version)
+            sent.append(batch.body)
+            if len(sent) == 5:
+                reg.save()  # what the sender made durable before sending these
+                r.stopping = True
+
+    r = FileReader(
+        state=state,
+        fd=os.open(path, os.O_RDONLY),
+        cfg=cfg,
+        registry=reg,
+        pipeline=Dies(),  # type: ignore[arg-type]
+        metrics=Metrics(),
+        host_name="h",
+        on_close=lambda _: None,
+    )
+    asyncio.run(r.run())
+    assert len(state.replay) == 1 and state.replay[0][0] > 5 * 64  # one record, ahead of the reads
+    boundary = state.replay[0][0]
+    reg.close()
+    clock[0] += 86_400_000
+    reg2 = Registry(tmp_path / "data")
+    again = asyncio.run(read_all(reg2.files[state.key], reg2, path))
+    reg2.close()
+    assert again.startswith(b"".join(sent))
+    # the record's lines keep its read time and day; the lines after it are read now
+    before = path.read_bytes()[:boundary].count(b"\n")
+    assert again.count(b"shipper-logs-t-2026.11.25") == before
+    assert again.count(b"shipper-logs-t-2026.11.26") == 400 - before > 0
