@@ -31,10 +31,9 @@ class Capture:
             self.bodies.append(batch.body)
 
 
-async def read_all(state: Any, registry: Registry, path: Path, once: bool = True) -> bytes:
+def reader_of(state: Any, registry: Registry, path: Path, cap: Capture) -> FileReader:
     cfg = config.from_dict({"inputs": [{"id": "t", "paths": [str(path)]}]}, env={}).inputs[0]
-    cap = Capture()
-    r = FileReader(
+    return FileReader(
         state=state,
         fd=os.open(path, os.O_RDONLY),
         cfg=cfg,
@@ -44,6 +43,11 @@ async def read_all(state: Any, registry: Registry, path: Path, once: bool = True
         host_name="h",
         on_close=lambda _: None,
     )
+
+
+async def read_all(state: Any, registry: Registry, path: Path, once: bool = True) -> bytes:
+    cap = Capture()
+    r = reader_of(state, registry, path, cap)
     r.once = once
     await r.run()
     return b"".join(cap.bodies)
@@ -173,7 +177,6 @@ def test_a_crash_under_a_record_of_reads_ahead_replays_what_was_sent(
     state = reg.new_file("t", str(path), os.stat(path), "fp", 0, 0)
     reg.save()
     sent: list[bytes] = []
-    cfg = config.from_dict({"inputs": [{"id": "t", "paths": [str(path)]}]}, env={}).inputs[0]
 
     class Dies(Capture):
         async def submit(self, batch: Any, watermark: Any, generation: int, input_id: str, version: int = 0) -> None:
@@ -183,16 +186,7 @@ def test_a_crash_under_a_record_of_reads_ahead_replays_what_was_sent(
                 reg.save()  # what the sender made durable before sending these
                 r.stopping = True
 
-    r = FileReader(
-        state=state,
-        fd=os.open(path, os.O_RDONLY),
-        cfg=cfg,
-        registry=reg,
-        pipeline=Dies(),  # type: ignore[arg-type]
-        metrics=Metrics(),
-        host_name="h",
-        on_close=lambda _: None,
-    )
+    r = reader_of(state, reg, path, Dies())
     asyncio.run(r.run())
     assert len(state.replay) == 1 and state.replay[0][0] > 5 * 64  # one record, ahead of the reads
     boundary = state.replay[0][0]
