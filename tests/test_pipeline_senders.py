@@ -179,3 +179,35 @@ async def test_a_reader_woken_by_an_acknowledgement_no_longer_counts_as_waiting(
     await cap.release(400)
     await big
     assert cap.used == 650 and cap.waiting == 0
+
+
+async def test_an_answer_releases_its_segments_in_one_step() -> None:
+    """The segments of one answered request leave the budget together: the waiting readers
+    are woken once per answer (not once per segment), the watermark moves over all, and
+    the acknowledged-events counter counts them all."""
+    p = _pipeline(4 << 20, 0.01)
+    releases: list[int] = []
+    release = p.capacity.release
+
+    async def counted(n: int) -> None:
+        releases.append(n)
+        await release(n)
+
+    p.capacity.release = counted  # type: ignore[method-assign]
+    advanced: list[int] = []
+    wm = Watermark(0, lambda offset, gen: advanced.append(offset))
+    for i in range(5):
+        await p.submit(_Batch(i), wm, 0, "in")
+    requests: list[list[Part]] = []
+
+    async def deliver(parts: list[Part]) -> None:
+        requests.append(parts)
+        await p.settle_all((seg, 1) for seg, _ in parts)
+
+    p.start(deliver)
+    assert await p.drain(10)
+    await p.stop()
+    assert [len(r) for r in requests] == [5]
+    assert releases == [500] and p.capacity.used == 0
+    assert wm.acked == 500 and advanced[-1] == 500
+    assert [v for n, _, v in p._metrics.events_acked.series() if n.endswith("_total")] == [5.0]

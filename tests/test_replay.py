@@ -31,10 +31,9 @@ class Capture:
             self.bodies.append(batch.body)
 
 
-async def read_all(state: Any, registry: Registry, path: Path, once: bool = True) -> bytes:
+def reader_of(state: Any, registry: Registry, path: Path, cap: Capture) -> FileReader:
     cfg = config.from_dict({"inputs": [{"id": "t", "paths": [str(path)]}]}, env={}).inputs[0]
-    cap = Capture()
-    r = FileReader(
+    return FileReader(
         state=state,
         fd=os.open(path, os.O_RDONLY),
         cfg=cfg,
@@ -44,6 +43,11 @@ async def read_all(state: Any, registry: Registry, path: Path, once: bool = True
         host_name="h",
         on_close=lambda _: None,
     )
+
+
+async def read_all(state: Any, registry: Registry, path: Path, once: bool = True) -> bytes:
+    cap = Capture()
+    r = reader_of(state, registry, path, cap)
     r.once = once
     await r.run()
     return b"".join(cap.bodies)
@@ -97,3 +101,102 @@ def test_acknowledged_chunks_are_forgotten(tmp_path: Path) -> None:
     os.close(r.fd)
     reg.close()
     _ = time
+
+
+def test_reads_ahead_share_one_record_and_replay_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file far ahead of its reader: one replay record (one registry write before a send)
+    for up to LEASE_READS reads, not one per read; the replay still rebuilds every byte."""
+    monkeypatch.setattr(reader_mod, "CHUNK", 64)
+    path = tmp_path / "a.log"
+    path.write_bytes(b"".join(b"line %d without a time\n" % i for i in range(400)))
+    clock = [1795651199_000]
+    monkeypatch.setattr(reader_mod.time, "time", lambda: clock[0] / 1000)
+    reg = Registry(tmp_path / "data")
+    state = reg.new_file("t", str(path), os.stat(path), "fp", 0, 0)
+    reg.save()
+    first = asyncio.run(read_all(state, reg, path))
+    reads = -(-path.stat().st_size // 64)
+    boundaries = [b for b, _, _ in state.replay]
+    assert boundaries == sorted(boundaries) and boundaries[-1] == path.stat().st_size
+    # a record per LEASE_READS reads, the last reads (less than a read ahead) one each, the flush
+    assert len(state.replay) <= reads // reader_mod.LEASE_READS + 4, state.replay
+    assert reg.version == len(state.replay)  # one durable version per record, not per read
+    reg.save()
+    reg.close()
+    clock[0] += 3_600_000
+    reg2 = Registry(tmp_path / "data")
+    again = asyncio.run(read_all(reg2.files[state.key], reg2, path))
+    assert again == first
+    reg2.close()
+
+
+def test_a_record_of_reads_ahead_is_cut_when_its_read_time_grows_old(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader held back (Elasticsearch slow) longer than LEASE_MS under one record: the
+    record is cut where the reader is, the next reads get the time they are read at, and a
+    replay rebuilds what was sent."""
+    monkeypatch.setattr(reader_mod, "CHUNK", 64)
+    path = tmp_path / "a.log"
+    path.write_bytes(b"".join(b"line %d without a time\n" % i for i in range(400)))
+    clock = [1795651199_000]
+
+    def now() -> float:
+        clock[0] += 300  # each read 300 ms after the one before
+        return clock[0] / 1000
+
+    monkeypatch.setattr(reader_mod.time, "time", now)
+    reg = Registry(tmp_path / "data")
+    state = reg.new_file("t", str(path), os.stat(path), "fp", 0, 0)
+    reg.save()
+    first = asyncio.run(read_all(state, reg, path))
+    boundaries = [b for b, _, _ in state.replay]
+    assert boundaries == sorted(boundaries) and boundaries[-1] == path.stat().st_size
+    times = [t for _, t, _ in state.replay]
+    assert len(set(times)) == len(times) > 5  # cut: no read time is stretched over more than LEASE_MS
+    reg.save()
+    reg.close()
+    reg2 = Registry(tmp_path / "data")
+    again = asyncio.run(read_all(reg2.files[state.key], reg2, path))
+    assert again == first
+    reg2.close()
+
+
+def test_a_crash_under_a_record_of_reads_ahead_replays_what_was_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILLed after a few reads of a record of reads ahead (the record durable, nothing
+    acknowledged): the restart, a day later, rebuilds the bytes that were sent and reads the
+    rest of the record with its read time (those lines were in the file at that time)."""
+    monkeypatch.setattr(reader_mod, "CHUNK", 64)
+    path = tmp_path / "a.log"
+    path.write_bytes(b"".join(b"line %d without a time\n" % i for i in range(400)))
+    clock = [1795651199_000]
+    monkeypatch.setattr(reader_mod.time, "time", lambda: clock[0] / 1000)
+    reg = Registry(tmp_path / "data")
+    state = reg.new_file("t", str(path), os.stat(path), "fp", 0, 0)
+    reg.save()
+    sent: list[bytes] = []
+
+    class Dies(Capture):
+        async def submit(self, batch: Any, watermark: Any, generation: int, input_id: str, version: int = 0) -> None:
+            await super().submit(batch, watermark, generation, input_id, version)
+            sent.append(batch.body)
+            if len(sent) == 5:
+                reg.save()  # what the sender made durable before sending these
+                r.stopping = True
+
+    r = reader_of(state, reg, path, Dies())
+    asyncio.run(r.run())
+    assert len(state.replay) == 1 and state.replay[0][0] > 5 * 64  # one record, ahead of the reads
+    boundary = state.replay[0][0]
+    reg.close()
+    clock[0] += 86_400_000
+    reg2 = Registry(tmp_path / "data")
+    again = asyncio.run(read_all(reg2.files[state.key], reg2, path))
+    reg2.close()
+    assert again.startswith(b"".join(sent))
+    # the record's lines keep its read time and day; the lines after it are read now
+    before = path.read_bytes()[:boundary].count(b"\n")
+    assert again.count(b"shipper-logs-t-2026.11.25") == before
+    assert again.count(b"shipper-logs-t-2026.11.26") == 400 - before > 0

@@ -419,8 +419,9 @@ class ElasticsearchSink:
     async def _items(self, resp: Any, parts: list[Part]) -> list[Part]:
         """Settle what is done; return the items to retry (the rest of the request is done)."""
         if not resp.get("errors"):  # the common case: settle whole parts, no per-item work
-            for seg, items in parts:
-                await self.pipeline.settle(seg, seg.batch.count if items is None else len(items))
+            await self.pipeline.settle_all(
+                (seg, seg.batch.count if items is None else len(items)) for seg, items in parts
+            )
             return []
         index = [(seg, i) for seg, its in parts for i in (range(seg.batch.count) if its is None else its)]
         retry: dict[int, tuple[Segment, list[int]]] = {}
@@ -472,8 +473,7 @@ class ElasticsearchSink:
                 for seg, _, why in dead_items:
                     self.metrics.dlq_events.labels(why).inc()
                     _count(settled, seg)
-        for seg, n in settled.values():
-            await self.pipeline.settle(seg, n)
+        await self.pipeline.settle_all(settled.values())
         return [(seg, idx) for seg, idx in retry.values()]
 
     async def close(self) -> None:

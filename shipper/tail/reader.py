@@ -48,6 +48,17 @@ CHUNK = 128 * 1024
 # parser gives back what a large read grew
 WORKER_READS = 1
 IDLE_CHECK = 2.0  # seconds between checks of an idle file when no hint arrives
+# A file far ahead of its reader (a backfill) takes one replay record for many reads: the
+# record promises the bytes up to a boundary `LEASE_READS` reads ahead (those already in
+# the file) to be read with one read time, and is made durable once, before the first of
+# them is sent. Per read, each request waited for a registry write of its own (temporary
+# file, two fsyncs: ~0.6 ms of CPU and ~9 ms of the sender's wall time each): 250 writes
+# for 269 requests per 2 M lines; 59 with 32 reads a record, 37 with 64. The read time
+# of a line without a time of its own is then a time at which the line was in the file,
+# at most `LEASE_MS` before its actual read (after that, the record is cut where the
+# reader is and a new one begins).
+LEASE_READS = 64
+LEASE_MS = 1000
 
 
 def _advance(state: FileState, registry: Registry, offset: int, generation: int) -> None:
@@ -122,6 +133,9 @@ class FileReader:
         # chunks sent before a crash or stop and not acknowledged: read again exactly so
         state.replay = [e for e in state.replay if e[0] > state.offset]
         self._replay = [tuple(e) for e in state.replay]
+        # the replay record (in state.replay) of reads ahead under one read time, its
+        # boundary, read time and registry version, while the reader is under it
+        self._lease: tuple[list[int], int, int] | None = None
         # A generation not read from yet looks for copies of itself first (its bytes may
         # have been copied away and truncated before this reader's first read); not after
         # a crash that left chunks of it sent (those continue where they were).
@@ -145,6 +159,7 @@ class FileReader:
 
     def _record(self, boundary: int, read_ms: int, kind: int) -> int:
         """Remember a chunk's boundary and read time; the registry version to persist first."""
+        self._end_lease(boundary)  # records stay in the order of their boundaries
         self.state.replay.append([boundary, read_ms, kind])
         return self.registry.mark()
 
@@ -163,10 +178,48 @@ class FileReader:
                 self._replay.pop(0)
                 return 0, read_ms, kind
             if boundary <= size:
-                return boundary - pos, read_ms, 0
+                # a read's bytes at most: a record of reads ahead spans many (the parser's
+                # output does not depend on where the reads end, only on the read time)
+                chunk = CHUNK * WORKER_READS if self._threaded else CHUNK
+                return min(boundary - pos, chunk), read_ms, 0
             self._replay.clear()  # the file no longer has those bytes (truncated): nothing to replay
         chunk = CHUNK * WORKER_READS if self._threaded else CHUNK
-        return min(chunk, size - pos), int(time.time() * 1000), 0
+        now_ms = int(time.time() * 1000)
+        if self._lease is not None:
+            record, read_ms, _ = self._lease
+            if pos < record[0] and now_ms - read_ms <= LEASE_MS:
+                return min(chunk, record[0] - pos, size - pos), read_ms, 0
+            self._end_lease(pos)
+        return min(chunk, size - pos), now_ms, 0
+
+    def _end_lease(self, pos: int) -> None:
+        """Reads under the record of reads ahead stop at `pos`: the record is cut there (what
+        follows gets records of its own, durable before any of it is sent)."""
+        if self._lease is not None:
+            record = self._lease[0]
+            if pos < record[0]:
+                record[0] = pos
+                self.registry.dirty = True
+            self._lease = None
+
+    def _record_read(self, start: int, end: int, size: int, read_ms: int, fd: int | None) -> int:
+        """The replay record of the read of [start, end) (or of reads ahead, when the file
+        holds several reads' bytes more); the registry version to persist before sending it."""
+        if self._lease is not None:
+            record, lease_ms, version = self._lease
+            if read_ms == lease_ms and end <= record[0]:
+                if end == record[0]:
+                    self._lease = None
+                return version
+            self._end_lease(start)
+        chunk = CHUNK * WORKER_READS if self._threaded else CHUNK
+        ahead = (min(size - start, LEASE_READS * chunk + chunk) - chunk) // chunk * chunk
+        if fd is None and not self._replay and end - start == chunk and ahead > chunk:
+            boundary = start + ahead
+            version = self._record(boundary, read_ms, 0)
+            self._lease = (self.state.replay[-1], read_ms, version)
+            return version
+        return self._record(end, read_ms, 0)
 
     async def _act(self, kind: int, read_ms: int) -> None:
         if kind == 1:
@@ -330,7 +383,7 @@ class FileReader:
                 # at once, not at the end of the file: a generation begun empty is otherwise
                 # fingerprinted on 0 bytes, and a copytruncate copy is "matched" by any copy
                 self._grow_fingerprint(pos - len(data), data)
-            version = self._record(pos, read_ms, 0)
+            version = self._record_read(pos - len(data), pos, size, read_ms, fd)
             held = (batch, self.state.generation, version)
             if not self._threaded:
                 await self._submit(held)
@@ -556,6 +609,7 @@ class FileReader:
         self.state.offset = 0
         self.state.replay.clear()
         self._replay.clear()
+        self._lease = None
         self.state.fingerprint, self.state.fp_len = fp, fp_len
         self._head = b""
         self._note_head(fd)
