@@ -61,7 +61,7 @@ from ._formats import (
     days_from_civil,
     zone_table,
 )
-from ._ids import event_id_bytes
+from ._ids import event_id_bytes, id_batcher
 from ._metrics import MAX_NUMBER, METRIC_RE
 from ._multiline import (
     CHAIN,
@@ -661,8 +661,8 @@ class Parser:
     """Turns appended log bytes into ``_bulk`` items. See the package docstring."""
 
     __slots__ = ("_action_head", "_an", "_arr", "_cap", "_digit_keywords", "_doc_head", "_fast", "_fmt", "_frags",
-                 "_g", "_heads_ms", "_hold", "_id", "_id_v1", "_json_root", "_last_cr", "_lv_codes", "_max", "_ml",
-                 "_nline", "_offset", "_plans", "_prx", "_prx0", "_read_ms", "_sec_cache", "_sec_heads", "_secs",
+                 "_g", "_heads_ms", "_hold", "_id", "_id_v1", "_ids_of", "_json_root", "_last_cr", "_lv_codes", "_max",
+                 "_ml", "_nline", "_offset", "_plans", "_prx", "_prx0", "_read_ms", "_sec_cache", "_sec_heads", "_secs",
                  "_seen", "_shape_tr", "_skip", "_slot_json", "_tc_ms", "_tcache", "_time", "_times", "_tpl",
                  "_tpl_r", "_tpl_t", "_tslot", "_zone")
 
@@ -693,6 +693,8 @@ class Parser:
                                 id_prefix=id_prefix, labels=labels, id_key=id_key)
         # the `_id` after the action head's prefix: hex offset (contract v1) or hash (v2)
         self._id: Callable[[int], bytes] = _hex_id if id_key is None else partial(event_id_bytes, id_key)
+        # the same for many offsets at once (v2; the fast paths), None for v1
+        self._ids_of = None if id_key is None else id_batcher(id_key)
         self._time = EventTime(index_pattern)
         self._times: tuple[bytes, bytes] | None = None
         self._action_head = b""
@@ -1064,14 +1066,9 @@ class Parser:
         return self._nline if self._g is None else self._g.line
 
     def _ml_batch(self, items: list[tuple[bytes, int]], start: int, start_line: int) -> Batch:
-        ends = array("q")
-        size = 0
-        for item, _ in items:
-            size += len(item)
-            ends.append(size)
-        offs = array("q", [o for _, o in items])
-        return Batch(b"".join(i for i, _ in items), len(items), ends.tobytes(), offs.tobytes(),
-                     start, self.offset, self._ml_mark() - start_line, self._arr)
+        bodies, offs = zip(*items, strict=True) if items else ((), ())
+        return Batch(b"".join(bodies), len(items), array("q", accumulate(map(len, bodies))).tobytes(),
+                     array("q", offs).tobytes(), start, self.offset, self._ml_mark() - start_line, self._arr)
 
     def _complete_held(self, data: bytes) -> tuple[bytes, int, int, int] | None:
         """Finish the line held from earlier feeds with `data`: (its content, its length
@@ -1344,21 +1341,45 @@ class Parser:
         event = self._event
         direct = self._direct_lines
         action_r, doc_r = self._action_head, self._doc_head
-        v1 = self._id_v1
-        make_id = self._id
+        ids_of = self._ids_of
+        eids: Any = offs if ids_of is None else ids_of(offs)  # v1: the offset, the template has %x
         append = out.append
         oappend = out_offs.append
         ml: list[bytes] = []
         mo: list[int] = []
         mn: list[int] = []
+        # the planned events' array values, not yet in the batch's arrays (list appends are
+        # cheaper than array appends; flushed before any other path appends, and at the end)
+        l_time: list[int] = []
+        l_level: list[int] = []
+        l_class: list[int] = []
+        l_bytes: list[int] = []
+        l_off: list[int] = []
+        l_item: list[int] = []
+        l_id: list[int] = []
         mv: list[bytes] = []  # metric values (plain JSON numbers) not yet in m_value
 
         def flush_values() -> None:
+            if l_off:
+                ev_time.extend(l_time)
+                ev_level.extend(l_level)
+                ev_class.extend(l_class)
+                ev_bytes.extend(l_bytes)
+                out_offs.extend(l_off)
+                l_time.clear()
+                l_level.clear()
+                l_class.clear()
+                l_bytes.clear()
+                l_off.clear()
             if mv:
+                m_item.extend(l_item)
+                m_id.extend(l_id)
                 m_value.extend(_numbers(mv))
+                l_item.clear()
+                l_id.clear()
                 mv.clear()
 
-        for line, off, nb, plan, shape in zip(lines, offs, nbs, pls, shapes, strict=True):
+        for line, off, nb, plan, shape, eid in zip(lines, offs, nbs, pls, shapes, eids, strict=True):
             if plan is None:
                 plan = plans.get(shape)
                 if plan is None:
@@ -1422,22 +1443,20 @@ class Parser:
             msg = g[nt]
             if json_msg:
                 msg = dumps(msg.decode("utf-8"))
-            eid = off if v1 else make_id(off)
             if ms is None:
                 append(tpl_r % ((action_r, eid, doc_r, msg, off) + g[nt + 1:]))  # noqa: RUF005
-                ev_time.append(read_ms)
+                l_time.append(read_ms)
             else:
                 append(tpl_t % ((ah, eid, sp, frac, msg, off) + g[nt + 1:]))  # noqa: RUF005
-                ev_time.append(ms)
-            oappend(off)
+                l_time.append(ms)
+            l_off.append(off)
             if nm:
-                k = len(ev_level)  # the item's index (ev_time has it already)
-                m_item.extend([k] * nm)
-                m_id.extend(plan.ids)  # type: ignore[arg-type]
+                l_item.extend([len(ev_level) + len(l_level)] * nm)  # the item's index
+                l_id.extend(plan.ids)
                 mv.extend(g[mslice])
-            ev_level.append(level)
-            ev_class.append(cls)
-            ev_bytes.append(nb)
+            l_level.append(level)
+            l_class.append(cls)
+            l_bytes.append(nb)
         flush_values()
         if ml:
             direct(ml, mo, mn, out, out_offs)
@@ -1478,7 +1497,8 @@ class Parser:
         sec_head = self._sec_head
         tpl_t, tpl_r = self._tpl_t, self._tpl_r
         action_r, doc_r = self._action_head, self._doc_head
-        ids = [b"%x" % o for o in offs] if self._id is _hex_id else [self._id(o) for o in offs]
+        ids_of = self._ids_of
+        ids = [b"%x" % o for o in offs] if ids_of is None else ids_of(offs)
         append = out.append
         oappend = out_offs.append
         ws = WHITESPACE
