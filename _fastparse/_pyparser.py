@@ -629,6 +629,10 @@ _TB_STATES = (FRAMES, EXC, CHAIN, GROUP)
 #: Lines that continue a group in state NORMAL (multiline auto): a traceback header, an
 #: exception group header, a Java frame.
 _ML_STARTERS = re.compile(b"^(?:" + re.escape(TB_HEADER) + b"\r?$|" + re.escape(EG_HEADER) + b"\r?$|\tat )", re.M)
+#: The same after a newline: a literal first byte the regex engine looks for, not a ``^``
+#: tried at every byte of a chunk (the first line of a chunk: ``_ML_STARTERS.match``).
+_ML_STARTERS_NL = re.compile(b"\n(?:" + re.escape(TB_HEADER) + b"\r?(?=\n|\\Z)|" + re.escape(EG_HEADER)
+                             + b"\r?(?=\n|\\Z)|\tat )")
 
 
 class _Group:
@@ -1300,8 +1304,13 @@ class Parser:
         if len(self._secs) >= 4096:
             self._secs.clear()
         assert self._zone is not None
-        base = parse_time(t20 + b"000", self._zone, self._read_ms)
-        if base is None:
+        # parse_time(t20 + b"000") of a text _ISO_MS matches (digits where it says), in short
+        year, month, day = int(t20[:4]), int(t20[5:7]), int(t20[8:10])
+        hh, mi, ss = int(t20[11:13]), int(t20[14:16]), int(t20[17:19])
+        if not (1 <= month <= 12 and 1 <= day <= 31 and hh <= 23 and mi <= 59 and ss <= 60 and year >= _MIN_YEAR):
+            return None, b"", b""
+        base = self._zone.local_to_utc(days_from_civil(year, month, day) * 86400 + hh * 3600 + mi * 60 + ss) * 1000
+        if not 0 <= base <= _MAX_MS:
             return None, b"", b""
         return (base, *self._sec_head(base // 1000))
 
@@ -1627,7 +1636,9 @@ class Parser:
         elig = [0 < len(x) <= maxb for x in region]
         hits = [m.start() for m in _NOISE.finditer(whole)] if 27 in whole else []
         if grouping and (b"Traceback (" in whole or b"\tat " in whole):
-            hits += [m.start() for m in _ML_STARTERS.finditer(whole)]
+            hits += [m.start() + 1 for m in _ML_STARTERS_NL.finditer(whole)]
+            if _ML_STARTERS.match(whole) is not None:
+                hits.append(0)
         if hits:
             starts = list(accumulate(lens, initial=0))
             for h in hits:
