@@ -12,9 +12,10 @@ import math
 import re
 from array import array
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from itertools import accumulate
+from struct import pack as _pack
 from typing import Any
 
 from orjson import loads as _json_loads
@@ -119,6 +120,19 @@ def cut_point(content: bytes, limit: int) -> int:
             return p
         break
     return limit
+
+
+def _extend(arr: array[Any], values: list[Any]) -> None:
+    """``arr.extend(values)`` packed by ``struct`` in one call: ``array`` converts each item
+    with ``PyArg_Parse`` (a format string parsed per item), struct's native codes (the
+    sizes ``array`` uses) convert the same numbers the same way, several times cheaper."""
+    if values:
+        arr.frombytes(_pack(f"{len(values)}{arr.typecode}", *values))
+
+
+def _q(values: Sequence[int]) -> bytes:
+    """``array("q", values).tobytes()``, packed by ``struct`` (see ``_extend``)."""
+    return _pack(f"{len(values)}q", *values)
 
 
 def _hex_id(off: int) -> bytes:
@@ -1071,8 +1085,8 @@ class Parser:
 
     def _ml_batch(self, items: list[tuple[bytes, int]], start: int, start_line: int) -> Batch:
         bodies, offs = zip(*items, strict=True) if items else ((), ())
-        return Batch(b"".join(bodies), len(items), array("q", accumulate(map(len, bodies))).tobytes(),
-                     array("q", offs).tobytes(), start, self.offset, self._ml_mark() - start_line, self._arr)
+        return Batch(b"".join(bodies), len(items), _q(list(accumulate(map(len, bodies)))), _q(offs),
+                     start, self.offset, self._ml_mark() - start_line, self._arr)
 
     def _complete_held(self, data: bytes) -> tuple[bytes, int, int, int] | None:
         """Finish the line held from earlier feeds with `data`: (its content, its length
@@ -1152,7 +1166,7 @@ class Parser:
         self._prepare(read_time_ms)
         start = off = self._offset
         out: list[bytes] = []
-        offs = array("q")
+        offs: list[int] = []
         lines = 0
         pos = 0
         item: bytes | None
@@ -1237,8 +1251,7 @@ class Parser:
         if pos < len(data):
             self._hold_more(data[pos:])
         self._offset = off
-        ends = array("q", accumulate(map(len, out)))
-        return Batch(b"".join(out), len(ends), ends.tobytes(), offs.tobytes(), start, off, lines, arr)
+        return Batch(b"".join(out), len(out), _q(list(accumulate(map(len, out)))), _q(offs), start, off, lines, arr)
 
     def flush(self, read_time_ms: int) -> Batch:
         self._arr = Batch.collector()
@@ -1370,10 +1383,10 @@ class Parser:
 
         def flush_values() -> None:
             if l_off:
-                ev_time.extend(l_time)
-                ev_level.extend(l_level)
-                ev_class.extend(l_class)
-                ev_bytes.extend(l_bytes)
+                _extend(ev_time, l_time)
+                _extend(ev_level, l_level)
+                _extend(ev_class, l_class)
+                _extend(ev_bytes, l_bytes)
                 out_offs.extend(l_off)
                 l_time.clear()
                 l_level.clear()
@@ -1381,9 +1394,9 @@ class Parser:
                 l_bytes.clear()
                 l_off.clear()
             if mv:
-                m_item.extend(l_item)
-                m_id.extend(l_id)
-                m_value.extend(_numbers(mv))
+                _extend(m_item, l_item)
+                _extend(m_id, l_id)
+                _extend(m_value, _numbers(mv))
                 l_item.clear()
                 l_id.clear()
                 mv.clear()
