@@ -12,9 +12,10 @@ import math
 import re
 from array import array
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from itertools import accumulate
+from struct import pack as _pack
 from typing import Any
 
 from orjson import loads as _json_loads
@@ -61,7 +62,7 @@ from ._formats import (
     days_from_civil,
     zone_table,
 )
-from ._ids import event_id_bytes
+from ._ids import event_id_bytes, id_batcher
 from ._metrics import MAX_NUMBER, METRIC_RE
 from ._multiline import (
     CHAIN,
@@ -119,6 +120,19 @@ def cut_point(content: bytes, limit: int) -> int:
             return p
         break
     return limit
+
+
+def _extend(arr: array[Any], values: list[Any]) -> None:
+    """``arr.extend(values)`` packed by ``struct`` in one call: ``array`` converts each item
+    with ``PyArg_Parse`` (a format string parsed per item), struct's native codes (the
+    sizes ``array`` uses) convert the same numbers the same way, several times cheaper."""
+    if values:
+        arr.frombytes(_pack(f"{len(values)}{arr.typecode}", *values))
+
+
+def _q(values: Sequence[int]) -> bytes:
+    """``array("q", values).tobytes()``, packed by ``struct`` (see ``_extend``)."""
+    return _pack(f"{len(values)}q", *values)
 
 
 def _hex_id(off: int) -> bytes:
@@ -629,6 +643,10 @@ _TB_STATES = (FRAMES, EXC, CHAIN, GROUP)
 #: Lines that continue a group in state NORMAL (multiline auto): a traceback header, an
 #: exception group header, a Java frame.
 _ML_STARTERS = re.compile(b"^(?:" + re.escape(TB_HEADER) + b"\r?$|" + re.escape(EG_HEADER) + b"\r?$|\tat )", re.M)
+#: The same after a newline: a literal first byte the regex engine looks for, not a ``^``
+#: tried at every byte of a chunk (the first line of a chunk: ``_ML_STARTERS.match``).
+_ML_STARTERS_NL = re.compile(b"\n(?:" + re.escape(TB_HEADER) + b"\r?(?=\n|\\Z)|" + re.escape(EG_HEADER)
+                             + b"\r?(?=\n|\\Z)|\tat )")
 
 
 class _Group:
@@ -661,8 +679,8 @@ class Parser:
     """Turns appended log bytes into ``_bulk`` items. See the package docstring."""
 
     __slots__ = ("_action_head", "_an", "_arr", "_cap", "_digit_keywords", "_doc_head", "_fast", "_fmt", "_frags",
-                 "_g", "_heads_ms", "_hold", "_id", "_id_v1", "_json_root", "_last_cr", "_lv_codes", "_max", "_ml",
-                 "_nline", "_offset", "_plans", "_prx", "_prx0", "_read_ms", "_sec_cache", "_sec_heads", "_secs",
+                 "_g", "_heads_ms", "_hold", "_id", "_id_v1", "_ids_of", "_json_root", "_last_cr", "_lv_codes", "_max",
+                 "_ml", "_nline", "_offset", "_plans", "_prx", "_prx0", "_read_ms", "_sec_cache", "_sec_heads", "_secs",
                  "_seen", "_shape_tr", "_skip", "_slot_json", "_tc_ms", "_tcache", "_time", "_times", "_tpl",
                  "_tpl_r", "_tpl_t", "_tslot", "_zone")
 
@@ -693,6 +711,8 @@ class Parser:
                                 id_prefix=id_prefix, labels=labels, id_key=id_key)
         # the `_id` after the action head's prefix: hex offset (contract v1) or hash (v2)
         self._id: Callable[[int], bytes] = _hex_id if id_key is None else partial(event_id_bytes, id_key)
+        # the same for many offsets at once (v2; the fast paths), None for v1
+        self._ids_of = None if id_key is None else id_batcher(id_key)
         self._time = EventTime(index_pattern)
         self._times: tuple[bytes, bytes] | None = None
         self._action_head = b""
@@ -1064,13 +1084,8 @@ class Parser:
         return self._nline if self._g is None else self._g.line
 
     def _ml_batch(self, items: list[tuple[bytes, int]], start: int, start_line: int) -> Batch:
-        ends = array("q")
-        size = 0
-        for item, _ in items:
-            size += len(item)
-            ends.append(size)
-        offs = array("q", [o for _, o in items])
-        return Batch(b"".join(i for i, _ in items), len(items), ends.tobytes(), offs.tobytes(),
+        bodies, offs = zip(*items, strict=True) if items else ((), ())
+        return Batch(b"".join(bodies), len(items), _q(list(accumulate(map(len, bodies)))), _q(offs),
                      start, self.offset, self._ml_mark() - start_line, self._arr)
 
     def _complete_held(self, data: bytes) -> tuple[bytes, int, int, int] | None:
@@ -1151,7 +1166,7 @@ class Parser:
         self._prepare(read_time_ms)
         start = off = self._offset
         out: list[bytes] = []
-        offs = array("q")
+        offs: list[int] = []
         lines = 0
         pos = 0
         item: bytes | None
@@ -1236,8 +1251,7 @@ class Parser:
         if pos < len(data):
             self._hold_more(data[pos:])
         self._offset = off
-        ends = array("q", accumulate(map(len, out)))
-        return Batch(b"".join(out), len(ends), ends.tobytes(), offs.tobytes(), start, off, lines, arr)
+        return Batch(b"".join(out), len(out), _q(list(accumulate(map(len, out)))), _q(offs), start, off, lines, arr)
 
     def flush(self, read_time_ms: int) -> Batch:
         self._arr = Batch.collector()
@@ -1303,8 +1317,13 @@ class Parser:
         if len(self._secs) >= 4096:
             self._secs.clear()
         assert self._zone is not None
-        base = parse_time(t20 + b"000", self._zone, self._read_ms)
-        if base is None:
+        # parse_time(t20 + b"000") of a text _ISO_MS matches (digits where it says), in short
+        year, month, day = int(t20[:4]), int(t20[5:7]), int(t20[8:10])
+        hh, mi, ss = int(t20[11:13]), int(t20[14:16]), int(t20[17:19])
+        if not (1 <= month <= 12 and 1 <= day <= 31 and hh <= 23 and mi <= 59 and ss <= 60 and year >= _MIN_YEAR):
+            return None, b"", b""
+        base = self._zone.local_to_utc(days_from_civil(year, month, day) * 86400 + hh * 3600 + mi * 60 + ss) * 1000
+        if not 0 <= base <= _MAX_MS:
             return None, b"", b""
         return (base, *self._sec_head(base // 1000))
 
@@ -1344,21 +1363,45 @@ class Parser:
         event = self._event
         direct = self._direct_lines
         action_r, doc_r = self._action_head, self._doc_head
-        v1 = self._id_v1
-        make_id = self._id
+        ids_of = self._ids_of
+        eids: Any = offs if ids_of is None else ids_of(offs)  # v1: the offset, the template has %x
         append = out.append
         oappend = out_offs.append
         ml: list[bytes] = []
         mo: list[int] = []
         mn: list[int] = []
+        # the planned events' array values, not yet in the batch's arrays (list appends are
+        # cheaper than array appends; flushed before any other path appends, and at the end)
+        l_time: list[int] = []
+        l_level: list[int] = []
+        l_class: list[int] = []
+        l_bytes: list[int] = []
+        l_off: list[int] = []
+        l_item: list[int] = []
+        l_id: list[int] = []
         mv: list[bytes] = []  # metric values (plain JSON numbers) not yet in m_value
 
         def flush_values() -> None:
+            if l_off:
+                _extend(ev_time, l_time)
+                _extend(ev_level, l_level)
+                _extend(ev_class, l_class)
+                _extend(ev_bytes, l_bytes)
+                out_offs.extend(l_off)
+                l_time.clear()
+                l_level.clear()
+                l_class.clear()
+                l_bytes.clear()
+                l_off.clear()
             if mv:
-                m_value.extend(_numbers(mv))
+                _extend(m_item, l_item)
+                _extend(m_id, l_id)
+                _extend(m_value, _numbers(mv))
+                l_item.clear()
+                l_id.clear()
                 mv.clear()
 
-        for line, off, nb, plan, shape in zip(lines, offs, nbs, pls, shapes, strict=True):
+        for line, off, nb, plan, shape, eid in zip(lines, offs, nbs, pls, shapes, eids, strict=True):
             if plan is None:
                 plan = plans.get(shape)
                 if plan is None:
@@ -1422,22 +1465,20 @@ class Parser:
             msg = g[nt]
             if json_msg:
                 msg = dumps(msg.decode("utf-8"))
-            eid = off if v1 else make_id(off)
             if ms is None:
                 append(tpl_r % ((action_r, eid, doc_r, msg, off) + g[nt + 1:]))  # noqa: RUF005
-                ev_time.append(read_ms)
+                l_time.append(read_ms)
             else:
                 append(tpl_t % ((ah, eid, sp, frac, msg, off) + g[nt + 1:]))  # noqa: RUF005
-                ev_time.append(ms)
-            oappend(off)
+                l_time.append(ms)
+            l_off.append(off)
             if nm:
-                k = len(ev_level)  # the item's index (ev_time has it already)
-                m_item.extend([k] * nm)
-                m_id.extend(plan.ids)  # type: ignore[arg-type]
+                l_item.extend([len(ev_level) + len(l_level)] * nm)  # the item's index
+                l_id.extend(plan.ids)
                 mv.extend(g[mslice])
-            ev_level.append(level)
-            ev_class.append(cls)
-            ev_bytes.append(nb)
+            l_level.append(level)
+            l_class.append(cls)
+            l_bytes.append(nb)
         flush_values()
         if ml:
             direct(ml, mo, mn, out, out_offs)
@@ -1478,7 +1519,8 @@ class Parser:
         sec_head = self._sec_head
         tpl_t, tpl_r = self._tpl_t, self._tpl_r
         action_r, doc_r = self._action_head, self._doc_head
-        ids = [b"%x" % o for o in offs] if self._id is _hex_id else [self._id(o) for o in offs]
+        ids_of = self._ids_of
+        ids = [b"%x" % o for o in offs] if ids_of is None else ids_of(offs)
         append = out.append
         oappend = out_offs.append
         ws = WHITESPACE
@@ -1607,7 +1649,9 @@ class Parser:
         elig = [0 < len(x) <= maxb for x in region]
         hits = [m.start() for m in _NOISE.finditer(whole)] if 27 in whole else []
         if grouping and (b"Traceback (" in whole or b"\tat " in whole):
-            hits += [m.start() for m in _ML_STARTERS.finditer(whole)]
+            hits += [m.start() + 1 for m in _ML_STARTERS_NL.finditer(whole)]
+            if _ML_STARTERS.match(whole) is not None:
+                hits.append(0)
         if hits:
             starts = list(accumulate(lens, initial=0))
             for h in hits:

@@ -86,6 +86,13 @@ def test_distinct_per_field() -> None:
     assert _ids.event_ids(k, [0, 1, 97]) == [_ids.event_id_from_key(k, o) for o in (0, 1, 97)]
 
 
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.binary(min_size=1, max_size=200), st.lists(st.integers(0, 2**64 - 1), max_size=40))
+def test_id_batcher_is_event_id_bytes(key: bytes, offsets: list[int]) -> None:
+    """The twin's batched ids (one base64 pass, cut by struct) are the one-by-one ids."""
+    assert list(_ids.id_batcher(key)(offsets)) == [_ids.event_id_bytes(key, o) for o in offsets]
+
+
 def test_key_rejects_bad_input() -> None:
     with pytest.raises(ValueError):
         _ids.id_key("ab\0", "cd", 0)
