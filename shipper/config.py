@@ -9,7 +9,6 @@ data, so the config reference in the docs is generated from the same table
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import socket
@@ -551,6 +550,8 @@ def _validate(raw: Any, schema: Mapping[str, Key], path: str) -> dict[str, Any]:
         raise ConfigError(path, f"expected a mapping, got {type(raw).__name__}")
     for k in raw:
         if k not in schema:
+            import difflib  # only to word this error
+
             near = difflib.get_close_matches(str(k), list(schema), n=1, cutoff=0.6)
             hint = f"; did you mean {near[0]!r}?" if near else f"; known keys: {', '.join(schema)}"
             raise ConfigError(_join(path, str(k)), f"unknown key{hint}")
