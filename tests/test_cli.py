@@ -89,7 +89,7 @@ RUN_ONCE_MODULES = """
 import sys
 from shipper.cli import main
 code = main(["run", "-c", sys.argv[1], "--once"])
-print(" ".join(m for m in ("numpy", "watchdog", "aiohttp.web", "prometheus_client") if m in sys.modules))
+print(" ".join(m for m in ("numpy", "watchdog", "aiohttp.web", "prometheus_client", "argparse") if m in sys.modules))
 sys.exit(code)
 """
 
@@ -98,7 +98,8 @@ def test_a_plain_run_once_imports_only_what_it_needs(tmp_path: Path) -> None:
     """Start-up cost (issue 8): a `run --once` of a small file, anomaly watch on, no
     listener, judges fewer windows than min_history, so no numpy (~250 M instructions,
     ~12 MiB), no aiohttp.web (listener only), no watchdog (nothing to watch), no
-    prometheus_client (a scrape only: ~48 M instructions). With SHIPPER_NO_EXTENSIONS the
+    prometheus_client (a scrape only: ~48 M instructions), no argparse (the agent's own
+    command line is read without it: ~15 M). With SHIPPER_NO_EXTENSIONS the
     counting's twins are numpy's, so the compiled build is the one this holds for."""
     if os.environ.get("SHIPPER_NO_EXTENSIONS", "") not in ("", "0"):
         pytest.skip("the twins of the compiled counting are numpy's (SHIPPER_NO_EXTENSIONS)")
@@ -129,3 +130,28 @@ def test_a_plain_run_once_imports_only_what_it_needs(tmp_path: Path) -> None:
     finally:
         ep.terminate()
         ep.wait()
+
+
+def test_the_plain_run_command_line_reads_as_argparse_reads_it() -> None:
+    """`run -c FILE [--once]` is read without argparse (start-up cost, issue 8): for every
+    command line of these words up to five long, what the shortcut takes is what argparse
+    makes of it, and the rest is left to argparse."""
+    import contextlib
+    import io
+    import itertools
+
+    from shipper.cli import _plain_run, parser
+
+    words = ["run", "-c", "--config", "--once", "a.yml", "-x", "", "--conf"]
+    taken = 0
+    for n in range(6):
+        for argv in itertools.product(words, repeat=n):
+            got = _plain_run(list(argv))
+            if got is None:
+                continue
+            taken += 1
+            with contextlib.redirect_stderr(io.StringIO()):
+                args = parser().parse_args(list(argv))
+            assert (args.cmd, args.config, args.once) == ("run", *got), argv
+    files = [w for w in words if not w.startswith("-")]
+    assert taken == 2 * len(files) * 3  # -c or --config FILE, with --once before, after or not at all

@@ -180,3 +180,30 @@ def test_formats_accepted() -> None:
         assert (
             config.from_dict({"inputs": [{"id": "t", "paths": ["x"], "format": fmt}]}, env={}).inputs[0].format == fmt
         )
+
+
+def test_the_records_are_frozen_dataclasses_made_by_keyword() -> None:
+    """The config's records share one keyword-only ``__init__`` (start-up cost, issue 8);
+    the rest is dataclasses' own: frozen, equal by value, ``fields``/``replace``/``asdict``."""
+    import dataclasses
+
+    cfg = config.from_dict(BASE, env={}, base=Path("/etc/shipper"))
+    again = config.from_dict(BASE, env={}, base=Path("/etc/shipper"))
+    assert cfg == again and cfg is not again and cfg.inputs[0] == again.inputs[0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.log_level = "debug"  # type: ignore[misc]
+    a = config.AnomalyConfig(window=2.0)
+    assert (a.window, a.history, a.notify) == (2.0, 60, ())  # defaults
+    assert cfg.anomaly == config.AnomalyConfig() and hash(a) == hash(config.AnomalyConfig(window=2.0))
+    assert dataclasses.replace(a, sigma=4.0) == config.AnomalyConfig(window=2.0, sigma=4.0)
+    assert dataclasses.asdict(cfg.elasticsearch)["hosts"] == ["http://127.0.0.1:9200"]
+    assert dataclasses.replace(cfg, log_level="debug").inputs is cfg.inputs
+    assert [f.name for f in dataclasses.fields(cfg)][:3] == ["data_dir", "host_name", "inputs"]
+    assert repr(a).startswith("AnomalyConfig(enabled=True, window=2.0, ")
+    with pytest.raises(TypeError, match="missing keyword argument: 'data_dir'"):
+        config.Config(host_name="h")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword arguments: bogus"):
+        config.AnomalyConfig(bogus=1)  # type: ignore[call-arg]
+    assert config.Config(**{**cfg.__dict__, "parse_threads": 2}).anomaly is cfg.anomaly  # given: kept
+    no_anomaly = {k: v for k, v in cfg.__dict__.items() if k != "anomaly"}
+    assert config.Config(**no_anomaly).anomaly == config.AnomalyConfig()  # the default factory's
