@@ -128,7 +128,7 @@ cdef extern from *:
     }
     #endif
     static inline void fp_lines_fill(fp_lines* L, const uint8_t* p) {
-        Py_ssize_t room = L->end - p, i;
+        Py_ssize_t room = L->end - p, i = 0;
         uint64_t m = 0;
         L->base = p;
     #if defined(__SSE2__)
