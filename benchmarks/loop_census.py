@@ -1,7 +1,7 @@
 """What one agent run costs the event loop, counted: loop turns, callbacks run (by what they
 are), tasks made, registry writes, bulk requests, segments submitted.
 
-    python benchmarks/loop_census.py [--root TREE] [-n 2000000] [--top 25]
+    python benchmarks/loop_census.py [--root TREE] [-n 2000000] [--top 25] [--extra 'parse_threads: 1']
 
 `run --once` of the training corpus to the discarding endpoint (bench_e2e.Bench, the
 config of agent_ab.py), in a child that counts by wrapping asyncio's `_run_once`,
@@ -93,11 +93,12 @@ def main() -> None:
     ap.add_argument("--root", type=Path, default=HERE.parent, help="the tree whose agent runs")
     ap.add_argument("-n", type=int, default=2_000_000)
     ap.add_argument("--top", type=int, default=25, help="callbacks listed by what they are")
+    ap.add_argument("--extra", default="", help="more config lines (YAML, ';' between them)")
     a = ap.parse_args()
     root = a.root.resolve()
     compile_tree(root)
     with Bench("training", a.n, prefix="shipper-census-") as b:
-        cfg = agent_config(b.work, "census", b.log, b.url, "python", True)
+        cfg = agent_config(b.work, "census", b.log, b.url, "python", True, a.extra.replace(";", "\n"))
         p = subprocess.run(
             [sys.executable, "-c", CHILD, str(cfg)], cwd=root, capture_output=True, text=True,
             env={**os.environ, "PYTHONPATH": str(root)},
