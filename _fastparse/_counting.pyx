@@ -81,7 +81,7 @@ def fold(
     cdef double* m_hi = NULL
     cdef int* taken = NULL
     cdef int nw = 0, r, width, c, j, key
-    cdef int64_t w_lo, w_hi, slot
+    cdef int64_t w_lo, w_hi, slot, last
     cdef double x
     try:
         if slot_row == NULL or (span > 1 and item_row == NULL):
@@ -176,12 +176,14 @@ def fold(
                 m_lo[key] = INFINITY
                 m_hi[key] = -INFINITY
             r = 0
+            last = -1
             for k in range(nm_vals):
                 x = m_val[k]
                 if not isfinite(x):
                     continue
-                if item_row != NULL:
-                    r = item_row[m_item[k]]
+                if item_row != NULL and m_item[k] != last:  # an event's values are together: one look-up
+                    last = m_item[k]
+                    r = item_row[last]
                 key = r * nm + m_id[k]
                 if x < m_lo[key]:
                     m_lo[key] = x
