@@ -7,6 +7,7 @@ scripts/setup.sh
 .venv/bin/python scripts/es.py fetch
 .venv/bin/ruff check shipper _fastparse tests scripts benchmarks
 .venv/bin/mypy
+scripts/c_warnings.sh
 # The compiled parser must be the one loaded when it was built (the suite also runs the twin).
 export SHIPPER_REQUIRE_EXTENSIONS=1
 exec .venv/bin/python -m pytest "$@"
