@@ -233,6 +233,9 @@ def _isalpha(c: int) -> bool:
     return 65 <= c <= 90 or 97 <= c <= 122
 
 
+_TOKENS = re.compile(rb"[0-9]+|[A-Za-z]+").finditer
+
+
 def parse_time(s: bytes, zone: Zone, read_ms: int) -> int | None:
     """Milliseconds since the epoch of a time written in ``s``, or None. See the package
     docstring for the shapes; mirrored by ``parse_time`` in ``_cparser.pyx``."""
@@ -241,26 +244,17 @@ def parse_time(s: bytes, zone: Zone, read_ms: int) -> int | None:
         return None
     # tokens: (is_num, start, end, value)
     toks: list[tuple[bool, int, int, int]] = []
-    i = 0
-    while i < n:
-        c = s[i]
-        if _isdigit(c):
-            j = i
-            while j < n and _isdigit(s[j]):
-                j += 1
+    for m in _TOKENS(s):  # runs of digits, runs of letters; other bytes separate them
+        run = m.group()
+        i = m.start()
+        j = i + len(run)
+        if run[0] <= 57:
             if j - i > 18:
                 return None
-            toks.append((True, i, j, int(s[i:j])))
-            i = j
-        elif _isalpha(c):
-            j = i
-            while j < n and _isalpha(s[j]):
-                j += 1
-            word = s[i:j].lower()
-            toks.append((False, i, j, _MONTHS.get(word, 0) if j - i == 3 else (_T if word == b"t" else 0)))
-            i = j
+            toks.append((True, i, j, int(run)))
         else:
-            i += 1
+            word = run.lower()
+            toks.append((False, i, j, _MONTHS.get(word, 0) if j - i == 3 else (_T if word == b"t" else 0)))
         if len(toks) > 24:
             return None
     nt = len(toks)
@@ -1524,7 +1518,20 @@ class Parser:
         append = out.append
         oappend = out_offs.append
         ws = WHITESPACE
-        time_of = self._time_of
+        if self._tc_ms != read_ms:  # _fast_lines' cache of _time_of, shared
+            self._tc_ms = read_ms
+            self._secs.clear()
+            self._tcache.clear()
+        tcache = self._tcache
+
+        def time_of(text: bytes) -> int | None:
+            ms = tcache.get(text, -1)
+            if ms == -1:
+                if len(tcache) >= 65536:
+                    tcache.clear()
+                ms = tcache[text] = self._time_of(text)
+            return ms
+
         class_of = an.class_of
         for line, off, nb, eid in zip(lines, offs, nbs, ids, strict=True):
             item = None
