@@ -1636,10 +1636,10 @@ class Parser:
         """``whole`` (lines without the last ``\\n``) as lines without their ``\\r\\n``/``\\n``,
         and each line's length with them; None when a ``\\r`` is not at a line's end
         (terminal noise: the general path)."""
-        ncr = whole.count(b"\r")
-        if not ncr:
+        if b"\r" not in whole:  # (a memchr; counting looks at every byte)
             region = whole.split(b"\n")
             return region, [len(x) + 1 for x in region]
+        ncr = whole.count(b"\r")
         if ncr != whole.count(b"\r\n") + (whole[-1:] == b"\r"):
             return None
         if ncr == whole.count(b"\n") + 1:  # every line ends with \r\n
@@ -1653,7 +1653,8 @@ class Parser:
         take the fast path? Not empty, at most ``max_line_bytes``, no terminal noise;
         when ``grouping``, not a line that continues a multiline group."""
         maxb = self._max
-        elig = [0 < len(x) <= maxb for x in region]
+        sizes = list(map(len, region))
+        elig = [True] * len(sizes) if min(sizes) > 0 and max(sizes) <= maxb else [0 < k <= maxb for k in sizes]
         hits = [m.start() for m in _NOISE.finditer(whole)] if 27 in whole else []
         if grouping and (b"Traceback (" in whole or b"\tat " in whole):
             hits += [m.start() + 1 for m in _ML_STARTERS_NL.finditer(whole)]
