@@ -233,6 +233,9 @@ def _isalpha(c: int) -> bool:
     return 65 <= c <= 90 or 97 <= c <= 122
 
 
+_TOKENS = re.compile(rb"[0-9]+|[A-Za-z]+").finditer
+
+
 def parse_time(s: bytes, zone: Zone, read_ms: int) -> int | None:
     """Milliseconds since the epoch of a time written in ``s``, or None. See the package
     docstring for the shapes; mirrored by ``parse_time`` in ``_cparser.pyx``."""
@@ -241,26 +244,17 @@ def parse_time(s: bytes, zone: Zone, read_ms: int) -> int | None:
         return None
     # tokens: (is_num, start, end, value)
     toks: list[tuple[bool, int, int, int]] = []
-    i = 0
-    while i < n:
-        c = s[i]
-        if _isdigit(c):
-            j = i
-            while j < n and _isdigit(s[j]):
-                j += 1
+    for m in _TOKENS(s):  # runs of digits, runs of letters; other bytes separate them
+        run = m.group()
+        i = m.start()
+        j = i + len(run)
+        if run[0] <= 57:
             if j - i > 18:
                 return None
-            toks.append((True, i, j, int(s[i:j])))
-            i = j
-        elif _isalpha(c):
-            j = i
-            while j < n and _isalpha(s[j]):
-                j += 1
-            word = s[i:j].lower()
-            toks.append((False, i, j, _MONTHS.get(word, 0) if j - i == 3 else (_T if word == b"t" else 0)))
-            i = j
+            toks.append((True, i, j, int(run)))
         else:
-            i += 1
+            word = run.lower()
+            toks.append((False, i, j, _MONTHS.get(word, 0) if j - i == 3 else (_T if word == b"t" else 0)))
         if len(toks) > 24:
             return None
     nt = len(toks)
@@ -1524,7 +1518,20 @@ class Parser:
         append = out.append
         oappend = out_offs.append
         ws = WHITESPACE
-        time_of = self._time_of
+        if self._tc_ms != read_ms:  # _fast_lines' cache of _time_of, shared
+            self._tc_ms = read_ms
+            self._secs.clear()
+            self._tcache.clear()
+        tcache = self._tcache
+
+        def time_of(text: bytes) -> int | None:
+            ms = tcache.get(text, -1)
+            if ms == -1:
+                if len(tcache) >= 65536:
+                    tcache.clear()
+                ms = tcache[text] = self._time_of(text)
+            return ms
+
         class_of = an.class_of
         for line, off, nb, eid in zip(lines, offs, nbs, ids, strict=True):
             item = None
@@ -1629,10 +1636,10 @@ class Parser:
         """``whole`` (lines without the last ``\\n``) as lines without their ``\\r\\n``/``\\n``,
         and each line's length with them; None when a ``\\r`` is not at a line's end
         (terminal noise: the general path)."""
-        ncr = whole.count(b"\r")
-        if not ncr:
+        if b"\r" not in whole:  # (a memchr; counting looks at every byte)
             region = whole.split(b"\n")
             return region, [len(x) + 1 for x in region]
+        ncr = whole.count(b"\r")
         if ncr != whole.count(b"\r\n") + (whole[-1:] == b"\r"):
             return None
         if ncr == whole.count(b"\n") + 1:  # every line ends with \r\n
@@ -1646,7 +1653,8 @@ class Parser:
         take the fast path? Not empty, at most ``max_line_bytes``, no terminal noise;
         when ``grouping``, not a line that continues a multiline group."""
         maxb = self._max
-        elig = [0 < len(x) <= maxb for x in region]
+        sizes = list(map(len, region))
+        elig = [True] * len(sizes) if min(sizes) > 0 and max(sizes) <= maxb else [0 < k <= maxb for k in sizes]
         hits = [m.start() for m in _NOISE.finditer(whole)] if 27 in whole else []
         if grouping and (b"Traceback (" in whole or b"\tat " in whole):
             hits += [m.start() + 1 for m in _ML_STARTERS_NL.finditer(whole)]
