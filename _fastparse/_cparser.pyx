@@ -2340,7 +2340,7 @@ cdef class Parser:
     cdef Frag _h1, _h2, _h3, _h4, _h5, _h6  # constant runs of an event with its own time
     cdef uint8_t* _memo
     cdef Py_ssize_t _memo_cap
-    cdef int64_t _gran, _idx_period
+    cdef int64_t _gran, _idx_lo, _idx_hi  # the index's period: ms in [_idx_lo, _idx_hi)
     cdef list _idx_obj
     cdef Frag _idx, _action_open, _id_sep, _doc_open, _msg_key
     cdef bytes _idk_obj  # contract v2's per-generation key (empty: v1)
@@ -2571,7 +2571,8 @@ cdef class Parser:
         if self._caps == NULL or self._vals == NULL:
             raise MemoryError()
         self._gran = self._time.granularity
-        self._idx_period = -(1 << 62)
+        self._idx_lo = 1  # none yet: an empty range
+        self._idx_hi = 0
         f = self._frags_obj
         heads = (b'{"create":{"_index":"', f.id_sep, b'{"@timestamp":"', b'","message":')
         self._action_open = frag_of(keep, heads[0])
@@ -2675,7 +2676,8 @@ cdef class Parser:
             idx = self._time.index_for(ms)
             self._idx = frag_of(self._idx_obj, idx)
             self._h1 = frag_of(self._idx_obj, b'{"create":{"_index":"' + idx + self._frags_obj.id_sep)
-            self._idx_period = ms // self._gran
+            self._idx_lo = (ms // self._gran) * self._gran
+            self._idx_hi = self._idx_lo + self._gran
             return 0
         except BaseException:
             return -1
@@ -2879,7 +2881,7 @@ cdef class Parser:
                 ms = self._time_of(<const uint8_t*>tbuf, tot, c, &ok)
                 if ok:
                     break
-        if ok and ms // self._gran != self._idx_period:
+        if ok and not (self._idx_lo <= ms < self._idx_hi):  # a new period (no division a line)
             with gil:
                 if self._set_index(ms) < 0:
                     return -1
