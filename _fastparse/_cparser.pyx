@@ -149,7 +149,7 @@ cdef extern from *:
         L->m = m;
     }
     /* The first '\n' at or after p (< end; NULL: none) and whether the bytes from p to it
-       have a CR or an ESC (*noisy). */
+       have a CR (but the one of a CRLF, which _scan takes off the line) or an ESC (*noisy). */
     static inline const uint8_t* fp_lines_next(fp_lines* L, const uint8_t* p, int* noisy) {
         Py_ssize_t off = L->base == NULL ? 64 : p - L->base;  /* p never goes back */
         uint64_t m;
@@ -165,7 +165,8 @@ cdef extern from *:
                 q = p + __builtin_ctzll(m);
                 if (*q == 10)
                     return q;
-                *noisy = 1;
+                if (!(*q == 13 && q + 1 < L->end && q[1] == 10))  /* a CRLF's CR is no noise */
+                    *noisy = 1;
                 m &= m - 1;
             }
             p = L->base + 64;
