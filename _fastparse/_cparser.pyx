@@ -2686,6 +2686,13 @@ cdef class Parser:
     cdef int64_t _time_of(self, const uint8_t* t, Py_ssize_t n, int c, bint* ok) noexcept nogil:
         """``parse_time`` of ``t[:n]``; ``_pyparser.Parser._time_of``: a ``YYYY-mm-dd
         HH:MM:SS,mmm`` time is its second's time (cached) plus the milliseconds."""
+        if n == 23 and self._tc_valid and self._tc_read == self._read_ms and memcmp(self._tc_key, t, 20) == 0 \
+                and is_digit(t[20]) and is_digit(t[21]) and is_digit(t[22]):
+            # the last second's text again: its shape is the key's (kept only when it had it)
+            ok[0] = self._tc_ok
+            if not self._tc_ok:
+                return 0
+            return self._tc_ms + (t[20] - 48) * 100 + (t[21] - 48) * 10 + (t[22] - 48)
         if n == 23 and iso_ms_shape(t):
             if not (self._tc_valid and self._tc_read == self._read_ms and memcmp(self._tc_key, t, 20) == 0):
                 memcpy(self._tc_key, t, 20)
