@@ -149,7 +149,7 @@ cdef extern from *:
         L->m = m;
     }
     /* The first '\n' at or after p (< end; NULL: none) and whether the bytes from p to it
-       have a CR or an ESC (*noisy). */
+       have a CR (but the one of a CRLF, which _scan takes off the line) or an ESC (*noisy). */
     static inline const uint8_t* fp_lines_next(fp_lines* L, const uint8_t* p, int* noisy) {
         Py_ssize_t off = L->base == NULL ? 64 : p - L->base;  /* p never goes back */
         uint64_t m;
@@ -165,7 +165,8 @@ cdef extern from *:
                 q = p + __builtin_ctzll(m);
                 if (*q == 10)
                     return q;
-                *noisy = 1;
+                if (!(*q == 13 && q + 1 < L->end && q[1] == 10))  /* a CRLF's CR is no noise */
+                    *noisy = 1;
                 m &= m - 1;
             }
             p = L->base + 64;
@@ -2343,7 +2344,7 @@ cdef class Parser:
     cdef Frag _h1, _h2, _h3, _h4, _h5, _h6  # constant runs of an event with its own time
     cdef uint8_t* _memo
     cdef Py_ssize_t _memo_cap
-    cdef int64_t _gran, _idx_period
+    cdef int64_t _gran, _idx_lo, _idx_hi  # the index's period: ms in [_idx_lo, _idx_hi)
     cdef list _idx_obj
     cdef Frag _idx, _action_open, _id_sep, _doc_open, _msg_key
     cdef bytes _idk_obj  # contract v2's per-generation key (empty: v1)
@@ -2575,7 +2576,8 @@ cdef class Parser:
         if self._caps == NULL or self._vals == NULL:
             raise MemoryError()
         self._gran = self._time.granularity
-        self._idx_period = -(1 << 62)
+        self._idx_lo = 1  # none yet: an empty range
+        self._idx_hi = 0
         f = self._frags_obj
         heads = (b'{"create":{"_index":"', f.id_sep, b'{"@timestamp":"', b'","message":')
         self._action_open = frag_of(keep, heads[0])
@@ -2679,7 +2681,8 @@ cdef class Parser:
             idx = self._time.index_for(ms)
             self._idx = frag_of(self._idx_obj, idx)
             self._h1 = frag_of(self._idx_obj, b'{"create":{"_index":"' + idx + self._frags_obj.id_sep)
-            self._idx_period = ms // self._gran
+            self._idx_lo = (ms // self._gran) * self._gran
+            self._idx_hi = self._idx_lo + self._gran
             return 0
         except BaseException:
             return -1
@@ -2687,6 +2690,13 @@ cdef class Parser:
     cdef int64_t _time_of(self, const uint8_t* t, Py_ssize_t n, int c, bint* ok) noexcept nogil:
         """``parse_time`` of ``t[:n]``; ``_pyparser.Parser._time_of``: a ``YYYY-mm-dd
         HH:MM:SS,mmm`` time is its second's time (cached) plus the milliseconds."""
+        if n == 23 and self._tc_valid and self._tc_read == self._read_ms and memcmp(self._tc_key, t, 20) == 0 \
+                and is_digit(t[20]) and is_digit(t[21]) and is_digit(t[22]):
+            # the last second's text again: its shape is the key's (kept only when it had it)
+            ok[0] = self._tc_ok
+            if not self._tc_ok:
+                return 0
+            return self._tc_ms + (t[20] - 48) * 100 + (t[21] - 48) * 10 + (t[22] - 48)
         if n == 23 and iso_ms_shape(t):
             if not (self._tc_valid and self._tc_read == self._read_ms and memcmp(self._tc_key, t, 20) == 0):
                 memcpy(self._tc_key, t, 20)
@@ -2883,7 +2893,7 @@ cdef class Parser:
                 ms = self._time_of(<const uint8_t*>tbuf, tot, c, &ok)
                 if ok:
                     break
-        if ok and ms // self._gran != self._idx_period:
+        if ok and not (self._idx_lo <= ms < self._idx_hi):  # a new period (no division a line)
             with gil:
                 if self._set_index(ms) < 0:
                     return -1

@@ -771,6 +771,25 @@ def test_cython_equals_python_random_bytes(data: bytes, max_line: int) -> None:
 
 
 @needs_both
+def test_cython_equals_python_same_second_other_milliseconds() -> None:
+    """The compiled parser reuses the last second's time when a line's first 20 bytes are its
+    text: the milliseconds after it, digits or not, and another read time read as the twin
+    reads them."""
+    lines = []
+    for ms in ("006", "007", "0x7", "12a", "999", "000", " 12", "5555", "1", "0077"):
+        for sep in (",", "."):
+            lines.append(f"2026-11-25 07:30:01{sep}{ms} - trainer - INFO - step=1 loss=0.5".encode())
+    data = b"\n".join(lines) + b"\n"
+    for fmt in ("python", "plain"):
+        out = []
+        for m in (CPARSER, _pyparser):
+            p = make(m, format=fmt, timezone="UTC")
+            bs = [p.feed(data, T0), p.feed(data, T0 + 86_400_000), p.flush(T0)]
+            out.append([(b.body, b.item_ends, b.ev_time.tolist()) for b in bs])
+        assert out[0] == out[1], fmt
+
+
+@needs_both
 def test_cython_equals_python_noise_at_every_offset() -> None:
     """The compiled line split classifies a feed's bytes 64 at a time (line ends, CRs and
     ESCs: a line with neither skips the cleaning): a CR, a CRLF or an escape sequence at
