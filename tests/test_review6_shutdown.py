@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from .test_agent_e2e import agent_config
+
 
 @pytest.fixture
 def silent_es() -> Iterator[socket.socket]:
@@ -38,13 +40,9 @@ def _sigterm_while_starting(agent_factory: Any, tmp_path: Path, silent: socket.s
     logs = tmp_path / "logs"
     logs.mkdir()
     (logs / "a.log").write_text("".join(f"2026-11-25 07:30:01,123 - t - INFO - line {i}\n" for i in range(20_000)))
-    agent = agent_factory({
-        "data_dir": str(tmp_path / "data"),
-        "inputs": [{"id": "silent", "paths": [f"{logs}/*.log"], "format": "python"}],
-        "output": {"elasticsearch": {"hosts": [f"http://127.0.0.1:{silent.getsockname()[1]}"]}},
-        "shutdown_timeout": "2s",
-        "http": {"listen": None},
-    })
+    cfg = agent_config(f"http://127.0.0.1:{silent.getsockname()[1]}", logs, tmp_path / "data", "silent")
+    cfg["shutdown_timeout"] = "2s"
+    agent = agent_factory(cfg)
     agent.start()
     conn, _ = silent.accept()  # the health check waits: the signal handlers are set
     agent.signal(signal.SIGTERM)
