@@ -202,6 +202,8 @@ class InputTailer:
     async def run(self) -> None:
         """Scan on hints and on the timer until stopped (or, with --once, until all is read)."""
         self._loop = asyncio.get_running_loop()
+        if self.stopping:  # stopped before its first step: readers opened now would never be told
+            return
         stall.start()
         self.scan()
         self.first_start = False
