@@ -12,7 +12,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .config import Config
@@ -122,7 +122,8 @@ class Agent:
             except OSError as e:
                 log.error("cannot listen on %s: %s", self.cfg.http_listen, e.strerror)
                 return 1
-        await self.sink.setup()
+        if not await self._unless_stopped(self.sink.setup()):
+            return await self._stopped_before_start()
         now = time.gmtime()
         try:
             indices = [time.strftime(i.index, now) for i in self.cfg.inputs]
@@ -131,7 +132,8 @@ class Agent:
                     time.strftime(self.cfg.anomaly.metrics_index, now),
                     time.strftime(self.cfg.anomaly.anomalies_index, now),
                 ]
-            await check_targets(self.sink.client, indices)
+            if not await self._unless_stopped(check_targets(self.sink.client, indices)):
+                return await self._stopped_before_start()
         except DataStreamTarget as e:
             log.error("%s", e)
             await self.sink.close()
@@ -178,6 +180,35 @@ class Agent:
             if ticks is not None:
                 ticks.cancel()
             await self._shutdown(tails, checkpoints, notifier)
+        return self.exit_code
+
+    async def _unless_stopped(self, step: Awaitable[Any]) -> bool:
+        """A start-up step raced against the stop signal: False, the step cancelled, when the
+        signal came first. A node that accepts connections and never answers held SIGTERM
+        for ~10 s a step (sink setup, the target check), and the inputs started after it."""
+        task = asyncio.ensure_future(step)
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait([task, stop], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if task.done():
+            task.result()  # its errors (DataStreamTarget) as if awaited
+            return True
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return False
+
+    async def _stopped_before_start(self) -> int:
+        """The stop signal came while starting: nothing was read, so nothing to drain or save."""
+        self.parse_pool.close()
+        await self.sink.close()
+        self.dlq.close()
+        if self.http:
+            await self.http.stop()
+        self.hints.close()
+        self.registry.close()
+        log.info("stopped before shipping anything")
         return self.exit_code
 
     def _wake(self, path: str, structural: bool) -> None:

@@ -9,9 +9,9 @@ both have timed out; the agent then starts its inputs anyway. An input whose ``r
 its first step after ``stop()`` scanned and opened its files with readers that were never
 told to stop: with everything read and within the in-flight budget, the agent then waited
 for them forever (a file too big for the budget ended through the closed budget). Both were
-there at the session's start (a174564). The hang is fixed here (``InputTailer.run`` returns
-when stopped before its first step); the late reaction to the signal is left to the owner of
-``app.py`` (xfail below)."""
+there at the session's start (a174564). Both are fixed: ``InputTailer.run`` returns when stopped
+before its first step, and ``App.run`` races each start-up step against the stop signal
+(``App._unless_stopped``)."""
 
 from __future__ import annotations
 
@@ -61,8 +61,6 @@ def test_sigterm_while_starting_against_a_silent_elasticsearch_ends(
     _sigterm_while_starting(agent_factory, tmp_path, silent_es)
 
 
-@pytest.mark.xfail(strict=True, reason="App.run awaits sink.setup() and check_targets() without looking at its "
-                   "stop event (~20 s with a silent Elasticsearch), then starts its inputs; see review6's report")
 def test_sigterm_while_starting_starts_no_input(agent_factory: Any, tmp_path: Path, silent_es: socket.socket) -> None:
     log = _sigterm_while_starting(agent_factory, tmp_path, silent_es)
     assert "shipping 1 input(s)" not in log, log
