@@ -202,12 +202,7 @@ class Agent:
     async def _stopped_before_start(self) -> int:
         """The stop signal came while starting: nothing was read, so nothing to drain or save."""
         self.parse_pool.close()
-        await self.sink.close()
-        self.dlq.close()
-        if self.http:
-            await self.http.stop()
-        self.hints.close()
-        self.registry.close()
+        await self._close_outputs()
         log.info("stopped before shipping anything")
         return self.exit_code
 
@@ -287,13 +282,16 @@ class Agent:
         except OSError as e:
             log.error("cannot write the final checkpoint: %s", e)
             self.exit_code = 1
+        await self._close_outputs()
+        log.info("stopped; checkpoint written to %s", self.registry.path)
+
+    async def _close_outputs(self) -> None:
         await self.sink.close()
         self.dlq.close()
         if self.http:
             await self.http.stop()
         self.hints.close()
         self.registry.close()
-        log.info("stopped; checkpoint written to %s", self.registry.path)
 
 
 class HintCoalescer:
