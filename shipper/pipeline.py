@@ -256,6 +256,8 @@ class Pipeline:
 
     async def drain(self, timeout: float) -> bool:
         """Wait until everything submitted is acknowledged; False on timeout."""
+        if self.capacity.used == 0:  # wait_for with no time left fails even on nothing to wait for
+            return True
         try:
             await asyncio.wait_for(self.capacity.wait_empty(), timeout)
             return True

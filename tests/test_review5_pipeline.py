@@ -133,3 +133,17 @@ async def test_nothing_spins_while_nothing_is_answered_and_a_shutdown_frees_the_
     assert p.capacity.waiting == 0 and p.capacity.used == used
     await p.stop()
     assert all(t.done() for t in p._tasks)
+
+
+def test_drain_with_nothing_in_flight_is_done_even_with_no_time() -> None:
+    """A shutdown while the output is down drains with no time left (timeout 0): with nothing
+    in flight that is not a timeout (it warned "0 bytes were not acknowledged")."""
+
+    async def main() -> tuple[bool, bool]:
+        p = _pipeline(100, 0.01)
+        empty = await p.drain(0.0)
+        await p.capacity.acquire(10)
+        pending = await p.drain(0.0)
+        return empty, pending
+
+    assert asyncio.run(main()) == (True, False)
