@@ -103,17 +103,35 @@ def test_acknowledged_chunks_are_forgotten(tmp_path: Path) -> None:
     _ = time
 
 
-def test_reads_ahead_share_one_record_and_replay_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A file far ahead of its reader: one replay record (one registry write before a send)
-    for up to LEASE_READS reads, not one per read; the replay still rebuilds every byte."""
+def _reads_ahead_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Registry, Any]:
+    """400 lines without a time of their own, read 64 bytes at a time: many reads a record."""
     monkeypatch.setattr(reader_mod, "CHUNK", 64)
     path = tmp_path / "a.log"
     path.write_bytes(b"".join(b"line %d without a time\n" % i for i in range(400)))
-    clock = [1795651199_000]
-    monkeypatch.setattr(reader_mod.time, "time", lambda: clock[0] / 1000)
     reg = Registry(tmp_path / "data")
     state = reg.new_file("t", str(path), os.stat(path), "fp", 0, 0)
     reg.save()
+    return path, reg, state
+
+
+def _read_after_restart(tmp_path: Path, reg: Registry, state: Any, path: Path, save: bool = True) -> bytes:
+    """The registry closed (saved first unless the agent died), reopened, the file read again."""
+    if save:
+        reg.save()
+    reg.close()
+    reg2 = Registry(tmp_path / "data")
+    try:
+        return asyncio.run(read_all(reg2.files[state.key], reg2, path))
+    finally:
+        reg2.close()
+
+
+def test_reads_ahead_share_one_record_and_replay_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file far ahead of its reader: one replay record (one registry write before a send)
+    for up to LEASE_READS reads, not one per read; the replay still rebuilds every byte."""
+    clock = [1795651199_000]
+    monkeypatch.setattr(reader_mod.time, "time", lambda: clock[0] / 1000)
+    path, reg, state = _reads_ahead_file(tmp_path, monkeypatch)
     first = asyncio.run(read_all(state, reg, path))
     reads = -(-path.stat().st_size // 64)
     boundaries = [b for b, _, _ in state.replay]
@@ -121,13 +139,8 @@ def test_reads_ahead_share_one_record_and_replay_the_same(tmp_path: Path, monkey
     # a record per LEASE_READS reads, the last reads (less than a read ahead) one each, the flush
     assert len(state.replay) <= reads // reader_mod.LEASE_READS + 4, state.replay
     assert reg.version == len(state.replay)  # one durable version per record, not per read
-    reg.save()
-    reg.close()
     clock[0] += 3_600_000
-    reg2 = Registry(tmp_path / "data")
-    again = asyncio.run(read_all(reg2.files[state.key], reg2, path))
-    assert again == first
-    reg2.close()
+    assert _read_after_restart(tmp_path, reg, state, path) == first
 
 
 def test_a_record_of_reads_ahead_is_cut_when_its_read_time_grows_old(
@@ -136,9 +149,6 @@ def test_a_record_of_reads_ahead_is_cut_when_its_read_time_grows_old(
     """A reader held back (Elasticsearch slow) longer than LEASE_MS under one record: the
     record is cut where the reader is, the next reads get the time they are read at, and a
     replay rebuilds what was sent."""
-    monkeypatch.setattr(reader_mod, "CHUNK", 64)
-    path = tmp_path / "a.log"
-    path.write_bytes(b"".join(b"line %d without a time\n" % i for i in range(400)))
     clock = [1795651199_000]
 
     def now() -> float:
@@ -146,20 +156,13 @@ def test_a_record_of_reads_ahead_is_cut_when_its_read_time_grows_old(
         return clock[0] / 1000
 
     monkeypatch.setattr(reader_mod.time, "time", now)
-    reg = Registry(tmp_path / "data")
-    state = reg.new_file("t", str(path), os.stat(path), "fp", 0, 0)
-    reg.save()
+    path, reg, state = _reads_ahead_file(tmp_path, monkeypatch)
     first = asyncio.run(read_all(state, reg, path))
     boundaries = [b for b, _, _ in state.replay]
     assert boundaries == sorted(boundaries) and boundaries[-1] == path.stat().st_size
     times = [t for _, t, _ in state.replay]
     assert len(set(times)) == len(times) > 5  # cut: no read time is stretched over more than LEASE_MS
-    reg.save()
-    reg.close()
-    reg2 = Registry(tmp_path / "data")
-    again = asyncio.run(read_all(reg2.files[state.key], reg2, path))
-    assert again == first
-    reg2.close()
+    assert _read_after_restart(tmp_path, reg, state, path) == first
 
 
 def test_a_crash_under_a_record_of_reads_ahead_replays_what_was_sent(
@@ -168,14 +171,9 @@ def test_a_crash_under_a_record_of_reads_ahead_replays_what_was_sent(
     """SIGKILLed after a few reads of a record of reads ahead (the record durable, nothing
     acknowledged): the restart, a day later, rebuilds the bytes that were sent and reads the
     rest of the record with its read time (those lines were in the file at that time)."""
-    monkeypatch.setattr(reader_mod, "CHUNK", 64)
-    path = tmp_path / "a.log"
-    path.write_bytes(b"".join(b"line %d without a time\n" % i for i in range(400)))
     clock = [1795651199_000]
     monkeypatch.setattr(reader_mod.time, "time", lambda: clock[0] / 1000)
-    reg = Registry(tmp_path / "data")
-    state = reg.new_file("t", str(path), os.stat(path), "fp", 0, 0)
-    reg.save()
+    path, reg, state = _reads_ahead_file(tmp_path, monkeypatch)
     sent: list[bytes] = []
 
     class Dies(Capture):
@@ -190,11 +188,8 @@ def test_a_crash_under_a_record_of_reads_ahead_replays_what_was_sent(
     asyncio.run(r.run())
     assert len(state.replay) == 1 and state.replay[0][0] > 5 * 64  # one record, ahead of the reads
     boundary = state.replay[0][0]
-    reg.close()
     clock[0] += 86_400_000
-    reg2 = Registry(tmp_path / "data")
-    again = asyncio.run(read_all(reg2.files[state.key], reg2, path))
-    reg2.close()
+    again = _read_after_restart(tmp_path, reg, state, path, save=False)  # dies: no final save
     assert again.startswith(b"".join(sent))
     # the record's lines keep its read time and day; the lines after it are read now
     before = path.read_bytes()[:boundary].count(b"\n")
